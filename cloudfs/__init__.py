@@ -1,0 +1,1 @@
+"""cloudfs: mount a Cloudreve drive through FUSE."""

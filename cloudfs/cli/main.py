@@ -1,0 +1,42 @@
+"""The ``cloudfs`` command: parses the subcommand and hands over to its module.
+
+Each subcommand lives in a module of its own exposing ``add_arguments(parser)``
+and ``run(args) -> int``; they are imported lazily so that ``cloudfs server``
+does not load FUSE and ``cloudfs mount`` does not load the server stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "server": ("cloudfs.server.cli", "run the bundled Cloudreve-compatible server"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cloudfs", description="Mount a Cloudreve cloud drive as a local directory."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Plain data the client hands to the layers above: no HTTP, no dialect details.
+
+Every remote object is addressed by its absolute remote path (``"/"`` is the
+drive's root, ``"/docs/a.txt"`` a file), decoded, as ``str``.  ``file_id`` is
+the server's stable object id (kept across rename and move, new on copy).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Dialect = Literal["v4", "v3"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file or folder as the server describes it."""
+
+    file_id: str
+    path: str
+    is_dir: bool
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    #: Changes whenever the content changes (v4: the primary entity id).
+    #: Empty for a file that has no content yet and for folders.
+    version: str = ""
+    #: Public metadata (v4 only; ``dav:*`` keys hold cloudfs's own attributes).
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    #: An upload session is open on this object (a new file still uploading).
+    uploading: bool = False
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.path) if self.path != "/" else ""
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    total: int
+    used: int
+
+    @property
+    def free(self) -> int:
+        return max(self.total - self.used, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    dialect: Dialect
+    version: str
+    title: str = ""
