@@ -1,0 +1,289 @@
+"""BlockStore: the on-disk cache of clean file content, under a hard size cap.
+
+Each content version of a remote file (its *cache name* encodes file id,
+version, size and mtime, so a changed file never hits stale data) is one
+sparse file under ``<root>/data/``.  Content is cached in pages of
+``page_size`` bytes; which pages are present is tracked in memory and saved in
+``<root>/index.json`` at a clean shutdown.  Eviction is least-recently-used
+per page, by punching a hole in the sparse file, and happens *before* new
+pages are written, so the cap is never exceeded.
+
+Crash safety: the index is only trusted when ``<root>/clean`` exists, which is
+written after the index at shutdown and removed at startup.  After a crash
+the whole read cache is dropped; it is only a cache (dirty data lives in the
+staging area, never here).
+
+All methods are plain ``def`` and do local disk I/O only: each call is atomic
+with respect to other trio tasks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloudfs.cache.ranges import Span, pages_of
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 128 * 1024
+INDEX_VERSION = 1
+#: cached files kept open at once (each costs a file descriptor)
+MAX_OPEN_FILES = 64
+
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+
+
+def punch_hole(fd: int, off: int, length: int) -> None:
+    """Free the disk blocks of ``[off, off+length)`` (reads then return zeros)."""
+    if _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, off, length) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def cache_name(file_id: str, version: str, size: int, mtime_ns: int) -> str:
+    """Stable, filesystem-safe name of one content version."""
+    raw = f"{file_id}\0{version}\0{size}\0{mtime_ns}".encode()
+    return hashlib.sha256(raw).hexdigest()[:40]
+
+
+@dataclass
+class _CachedFile:
+    size: int
+    pages: set[int] = field(default_factory=set)
+    fd: int | None = None
+
+
+class BlockStore:
+    def __init__(self, root: Path, cap_bytes: int, page_size: int = DEFAULT_PAGE_SIZE) -> None:
+        self.root = Path(root)
+        self.page_size = page_size
+        self.cap_pages = max(cap_bytes // page_size, 0)
+        self._data_dir = self.root / "data"
+        self._files: dict[str, _CachedFile] = {}
+        #: (name, page) in least-recently-used-first order
+        self._lru: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._punch_supported = True
+        #: names whose ``fd`` is open, least recently used first
+        self._open: OrderedDict[str, None] = OrderedDict()
+
+    # ---- lifecycle -------------------------------------------------------
+    def open(self) -> None:
+        """Load the index of a clean previous run, or start empty."""
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        marker = self.root / "clean"
+        index_path = self.root / "index.json"
+        trusted = marker.exists()
+        if trusted:
+            marker.unlink()
+            try:
+                self._load_index(json.loads(index_path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("read cache index unreadable (%s); starting with an empty cache", exc)
+                trusted = False
+        if not trusted:
+            self._wipe()
+        # the index is stale from now on until close() rewrites it
+        index_path.unlink(missing_ok=True)
+        self._fsync_dir(self.root)
+
+    def close(self) -> None:
+        """Persist the index, then mark it trustworthy."""
+        for name in list(self._open):
+            self._close_fd(name)
+        index = {
+            "version": INDEX_VERSION,
+            "page_size": self.page_size,
+            # LRU order is kept by listing pages oldest first
+            "lru": [[name, page] for name, page in self._lru],
+            "sizes": {name: f.size for name, f in self._files.items()},
+        }
+        tmp = self.root / "index.json.tmp"
+        with open(tmp, "w") as fp:
+            json.dump(index, fp)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, self.root / "index.json")
+        (self.root / "clean").touch()
+        self._fsync_dir(self.root)
+
+    def _load_index(self, index: dict) -> None:
+        if index.get("version") != INDEX_VERSION or index.get("page_size") != self.page_size:
+            raise ValueError("index format or page size changed")
+        sizes = index["sizes"]
+        for name, size in sizes.items():
+            if (self._data_dir / name).exists():
+                self._files[name] = _CachedFile(size=int(size))
+        for name, page in index["lru"]:
+            cached = self._files.get(name)
+            if cached is not None:
+                cached.pages.add(int(page))
+                self._lru[(name, int(page))] = None
+        # a smaller cap than last time: trim now
+        self._evict(0)
+        for path in self._data_dir.iterdir():
+            if path.name not in self._files:
+                path.unlink()
+
+    def _wipe(self) -> None:
+        shutil.rmtree(self._data_dir, ignore_errors=True)
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        self._files.clear()
+        self._lru.clear()
+
+    @staticmethod
+    def _fsync_dir(path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # ---- queries -------------------------------------------------------------
+    @property
+    def used_bytes(self) -> int:
+        return len(self._lru) * self.page_size
+
+    @property
+    def cap_bytes(self) -> int:
+        return self.cap_pages * self.page_size
+
+    def has_page(self, name: str, page: int) -> bool:
+        cached = self._files.get(name)
+        return cached is not None and page in cached.pages
+
+    def missing_pages(self, name: str, size: int, span: Span) -> list[int]:
+        cached = self._files.get(name)
+        pages = pages_of((span[0], min(span[1], size)), self.page_size)
+        if cached is None:
+            return list(pages)
+        return [p for p in pages if p not in cached.pages]
+
+    def read_page(self, name: str, page: int) -> bytes | None:
+        """The whole page (shorter at end of file), or None if not cached."""
+        cached = self._files.get(name)
+        if cached is None or page not in cached.pages:
+            return None
+        off = page * self.page_size
+        length = min(self.page_size, cached.size - off)
+        try:
+            data = os.pread(self._fd(name, cached), length, off)
+        except OSError as exc:
+            log.warning("read cache: cannot read %s: %s; dropping it", name, exc)
+            self.discard(name)
+            return None
+        if len(data) != length:
+            log.warning("read cache: %s is shorter than recorded; dropping it", name)
+            self.discard(name)
+            return None
+        self._lru.move_to_end((name, page))
+        return data
+
+    # ---- updates -------------------------------------------------------------
+    def write_page(self, name: str, size: int, page: int, data: bytes) -> bool:
+        """Store one whole page (the last page of the file may be short).
+
+        Returns False when the page cannot be cached (cap of zero, cache disk
+        full...): the caller still has the bytes, nothing is lost.
+        """
+        expected = min(self.page_size, size - page * self.page_size)
+        if len(data) != expected or expected <= 0:
+            raise ValueError(f"page {page} of {name}: {len(data)} bytes, expected {expected}")
+        if self.cap_pages == 0:
+            return False
+        cached = self._files.get(name)
+        if cached is not None and page in cached.pages:
+            self._lru.move_to_end((name, page))
+            return True
+        self._evict(1)
+        if cached is None:
+            cached = self._files[name] = _CachedFile(size=size)
+        try:
+            os.pwrite(self._fd(name, cached), data, page * self.page_size)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                log.warning("read cache: cannot write %s: %s", name, exc)
+            if not cached.pages:
+                self.discard(name)
+            return False
+        cached.pages.add(page)
+        self._lru[(name, page)] = None
+        return True
+
+    def adopt(self, name: str, size: int, source: Path) -> bool:
+        """Take a complete local copy of a version (e.g. a file just uploaded
+        from the staging area) into the cache, if it fits under the cap."""
+        pages = len(pages_of((0, size), self.page_size))
+        if pages > self.cap_pages or size == 0:
+            return False
+        self.discard(name)
+        self._evict(pages)
+        target = self._data_dir / name
+        try:
+            shutil.copyfile(source, target)
+        except OSError as exc:
+            log.info("read cache: cannot adopt %s: %s", source, exc)
+            target.unlink(missing_ok=True)
+            return False
+        cached = self._files[name] = _CachedFile(size=size, pages=set(range(pages)))
+        for page in cached.pages:
+            self._lru[(name, page)] = None
+        return True
+
+    def discard(self, name: str) -> None:
+        """Forget one cached version entirely."""
+        cached = self._files.pop(name, None)
+        if cached is None:
+            return
+        for page in cached.pages:
+            self._lru.pop((name, page), None)
+        if cached.fd is not None:
+            os.close(cached.fd)
+            self._open.pop(name, None)
+        (self._data_dir / name).unlink(missing_ok=True)
+
+    def _fd(self, name: str, cached: _CachedFile) -> int:
+        if cached.fd is None:
+            while len(self._open) >= MAX_OPEN_FILES:
+                self._close_fd(next(iter(self._open)))
+            cached.fd = os.open(self._data_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
+        self._open[name] = None
+        self._open.move_to_end(name)
+        return cached.fd
+
+    def _close_fd(self, name: str) -> None:
+        self._open.pop(name, None)
+        cached = self._files.get(name)
+        if cached is not None and cached.fd is not None:
+            os.close(cached.fd)
+            cached.fd = None
+
+    def _evict(self, room_pages: int) -> None:
+        """Drop least-recently-used pages until ``room_pages`` more fit under the cap."""
+        while self._lru and len(self._lru) + room_pages > self.cap_pages:
+            (name, page), _ = self._lru.popitem(last=False)
+            cached = self._files[name]
+            cached.pages.discard(page)
+            if not cached.pages:
+                self.discard(name)
+                continue
+            if self._punch_supported:
+                try:
+                    punch_hole(self._fd(name, cached), page * self.page_size, self.page_size)
+                    continue
+                except OSError as exc:
+                    log.info("read cache: hole punching unsupported (%s); evicting whole files", exc)
+                    self._punch_supported = False
+            self.discard(name)

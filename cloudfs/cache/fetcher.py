@@ -1,0 +1,180 @@
+"""Fetcher: reads remote content through the BlockStore, sharing downloads.
+
+A read asks for a span of one content version.  Pages already in the store
+are served from disk; missing pages are downloaded as contiguous runs, each
+run one streamed HTTP range; pages already being downloaded (by read-ahead or
+another reader) are waited for instead of fetched twice.  Every in-flight page
+carries its bytes once it arrives, so a waiter never depends on the store
+keeping the page (it may have been evicted, or the cache disk may be full).
+
+The fetcher knows nothing about HTTP: it is given a ``stream(token, off,
+length)`` function yielding bytes.  Background downloads (read-ahead) run in a
+nursery owned by the mount, bounded by a capacity limiter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from cloudfs.cache.blocks import BlockStore
+from cloudfs.cache.ranges import Span, clamp, pages_of, runs
+from cloudfs.errors import ProtocolError
+
+log = logging.getLogger(__name__)
+
+StreamFn = Callable[[Any, int, int], AsyncIterator[bytes]]
+
+#: a read retries this many times when the downloads it waited for failed
+READ_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One content version: its cache name, its size, and the token the
+    stream function needs to download it (for cloudfs, the remote Entry)."""
+
+    name: str
+    size: int
+    token: Any = field(compare=False, hash=False)
+
+
+class _InFlight:
+    __slots__ = ("done", "data", "error")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.data: bytes | None = None
+        self.error: BaseException | None = None
+
+
+class Fetcher:
+    def __init__(
+        self,
+        store: BlockStore,
+        stream: StreamFn,
+        nursery: trio.Nursery,
+        *,
+        part_size: int = 8 << 20,
+        max_parallel: int = 4,
+    ) -> None:
+        self.store = store
+        self._stream = stream
+        self._nursery = nursery
+        self.page_size = store.page_size
+        # a part is a whole number of pages
+        self.part_size = max(part_size // self.page_size, 1) * self.page_size
+        self._prefetch_limit = trio.CapacityLimiter(max_parallel)
+        self._inflight: dict[tuple[str, int], _InFlight] = {}
+        #: bytes downloaded, for statistics and tests
+        self.bytes_fetched = 0
+
+    async def read(self, source: Source, span: Span) -> bytes:
+        """Bytes of ``span`` (short only at end of file)."""
+        start, end = clamp(span, source.size)
+        if start >= end:
+            return b""
+        wanted = pages_of((start, end), self.page_size)
+        got: dict[int, bytes] = {}
+        error: BaseException | None = None
+        for _ in range(READ_ATTEMPTS):
+            for page in wanted:
+                if page not in got:
+                    data = self.store.read_page(source.name, page)
+                    if data is not None:
+                        got[page] = data
+            need = [p for p in wanted if p not in got]
+            if not need:
+                break
+            self._start(source, [p for p in need if (source.name, p) not in self._inflight], limited=False)
+            for page in need:
+                flight = self._inflight.get((source.name, page))
+                if flight is None:
+                    continue
+                await flight.done.wait()
+                if flight.data is not None:
+                    got[page] = flight.data
+                elif flight.error is not None:
+                    error = flight.error
+        else:
+            if len(got) != len(wanted):
+                raise error or ProtocolError("download failed")
+        first = wanted[0] * self.page_size
+        blob = b"".join(got[p] for p in wanted)
+        return blob[start - first : end - first]
+
+    def prefetch(self, source: Source, span: Span) -> None:
+        """Start background downloads of the missing pages of ``span``."""
+        span = clamp(span, source.size)
+        missing = [
+            p
+            for p in self.store.missing_pages(source.name, source.size, span)
+            if (source.name, p) not in self._inflight
+        ]
+        self._start(source, missing, limited=True)
+
+    def _start(self, source: Source, pages: list[int], *, limited: bool) -> None:
+        """Register the pages as in flight (now, atomically) and download them
+        as runs of at most ``part_size`` bytes."""
+        per_part = self.part_size // self.page_size
+        for run in runs(sorted(pages)):
+            for i in range(0, len(run), per_part):
+                part = run[i : i + per_part]
+                flights = []
+                for page in part:
+                    flight = _InFlight()
+                    self._inflight[(source.name, page)] = flight
+                    flights.append(flight)
+                self._nursery.start_soon(self._download, source, part, flights, limited)
+
+    async def _download(self, source: Source, part: range, flights: list[_InFlight], limited: bool) -> None:
+        off = part.start * self.page_size
+        end = min(part.stop * self.page_size, source.size)
+        try:
+            if limited:
+                async with self._prefetch_limit:
+                    await self._stream_into(source, off, end, part, flights)
+            else:
+                await self._stream_into(source, off, end, part, flights)
+        except Exception as exc:
+            # waiters see the error and retry on their own; a read-ahead failure is not fatal
+            log.debug("download of %s [%d, %d) failed: %r", source.name, off, end, exc)
+            for flight in flights:
+                flight.error = flight.error or exc
+        except BaseException:
+            for flight in flights:
+                flight.error = flight.error or ProtocolError("download cancelled")
+            raise
+        finally:
+            for i, flight in enumerate(flights):
+                key = (source.name, part.start + i)
+                if self._inflight.get(key) is flight:
+                    del self._inflight[key]
+                flight.done.set()
+
+    async def _stream_into(
+        self, source: Source, off: int, end: int, part: range, flights: list[_InFlight]
+    ) -> None:
+        page_size = self.page_size
+        page = part.start
+        buffer = bytearray()
+        async for chunk in self._stream(source.token, off, end - off):
+            buffer += chunk
+            self.bytes_fetched += len(chunk)
+            while page < part.stop:
+                page_len = min(page_size, source.size - page * page_size)
+                if len(buffer) < page_len:
+                    break
+                data = bytes(buffer[:page_len])
+                del buffer[:page_len]
+                self.store.write_page(source.name, source.size, page, data)
+                flight = flights[page - part.start]
+                flight.data = data
+                flight.done.set()
+                page += 1
+        if page < part.stop:
+            raise ProtocolError(f"download ended early: {page * page_size} of {end} bytes")

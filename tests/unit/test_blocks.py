@@ -1,0 +1,95 @@
+import os
+
+import pytest
+
+from cloudfs.cache.blocks import BlockStore, cache_name
+
+PAGE = 4096
+
+
+def content(size: int, seed: int = 1) -> bytes:
+    return bytes((i * 7 + seed) % 251 for i in range(size))
+
+
+def fill(store: BlockStore, name: str, data: bytes) -> None:
+    for page in range(-(-len(data) // PAGE)):
+        store.write_page(name, len(data), page, data[page * PAGE : (page + 1) * PAGE])
+
+
+def disk_usage(store: BlockStore) -> int:
+    return sum(os.stat(p).st_blocks * 512 for p in (store.root / "data").iterdir())
+
+
+def test_blocks_round_trip_and_short_last_page(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=100 * PAGE, page_size=PAGE)
+    store.open()
+    data = content(3 * PAGE + 100)
+    fill(store, "a", data)
+    assert b"".join(store.read_page("a", p) for p in range(4)) == data
+    assert store.missing_pages("a", len(data), (0, len(data))) == []
+    assert store.read_page("b", 0) is None
+    with pytest.raises(ValueError):
+        store.write_page("a", len(data), 3, b"x")
+
+
+def test_blocks_never_exceed_the_cap_and_evict_least_recently_used(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=8 * PAGE, page_size=PAGE)
+    store.open()
+    fill(store, "old", content(4 * PAGE, 1))
+    fill(store, "hot", content(4 * PAGE, 2))
+    store.read_page("old", 0)  # page 0 of "old" becomes the most recently used
+    fill(store, "new", content(3 * PAGE, 3))
+    assert store.used_bytes <= store.cap_bytes
+    assert disk_usage(store) <= store.cap_bytes
+    assert store.has_page("old", 0)
+    assert not store.has_page("old", 1)
+    assert all(store.has_page("new", p) for p in range(3))
+    # pages that stay are intact after their neighbours' holes were punched
+    assert store.read_page("old", 0) == content(4 * PAGE, 1)[:PAGE]
+
+
+def test_blocks_survive_a_clean_restart_but_not_a_crash(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=16 * PAGE, page_size=PAGE)
+    store.open()
+    data = content(5 * PAGE)
+    fill(store, "a", data)
+    store.close()
+
+    again = BlockStore(tmp_path, cap_bytes=16 * PAGE, page_size=PAGE)
+    again.open()
+    assert again.read_page("a", 4) == data[4 * PAGE :]
+    # no close(): a crash.  The next start must not trust the index.
+    crashed = BlockStore(tmp_path, cap_bytes=16 * PAGE, page_size=PAGE)
+    crashed.open()
+    assert crashed.read_page("a", 0) is None
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_blocks_smaller_cap_on_restart_trims(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=16 * PAGE, page_size=PAGE)
+    store.open()
+    fill(store, "a", content(10 * PAGE))
+    store.close()
+    small = BlockStore(tmp_path, cap_bytes=4 * PAGE, page_size=PAGE)
+    small.open()
+    assert small.used_bytes == 4 * PAGE
+
+
+def test_blocks_adopt_and_zero_cap(tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(content(3 * PAGE))
+    store = BlockStore(tmp_path / "c", cap_bytes=8 * PAGE, page_size=PAGE)
+    store.open()
+    assert store.adopt("x", 3 * PAGE, src)
+    assert store.read_page("x", 2) == content(3 * PAGE)[2 * PAGE :]
+    none = BlockStore(tmp_path / "z", cap_bytes=0, page_size=PAGE)
+    none.open()
+    assert not none.write_page("x", PAGE, 0, b"\0" * PAGE)
+
+
+def test_cache_name_depends_on_every_part_of_the_version():
+    base = cache_name("id", "v1", 10, 5)
+    assert base != cache_name("id", "v2", 10, 5)
+    assert base != cache_name("id", "v1", 11, 5)
+    assert base != cache_name("id", "v1", 10, 6)
+    assert base == cache_name("id", "v1", 10, 5)

@@ -1,0 +1,91 @@
+"""The fetcher against an in-memory content source (no HTTP: this is the cache's logic)."""
+
+import trio
+
+from cloudfs.cache.blocks import BlockStore
+from cloudfs.cache.fetcher import Fetcher, Source
+
+PAGE = 4096
+
+
+class Remote:
+    """Serves bytes in small pieces and counts what it was asked for."""
+
+    def __init__(self, data: bytes, fail_times: int = 0) -> None:
+        self.data = data
+        self.requests: list[tuple[int, int]] = []
+        self.fail_times = fail_times
+        self.gate = trio.Event()
+        self.gate.set()
+
+    async def stream(self, token, off, length):
+        self.requests.append((off, length))
+        await self.gate.wait()
+        if self.fail_times:
+            self.fail_times -= 1
+            yield self.data[off : off + 10]
+            raise OSError("connection dropped")
+        for i in range(off, off + length, 1000):
+            await trio.sleep(0)
+            yield self.data[i : min(i + 1000, off + length)]
+
+
+def make(tmp_path, nursery, data, cap=64 * PAGE, **kw):
+    store = BlockStore(tmp_path, cap_bytes=cap, page_size=PAGE)
+    store.open()
+    remote = Remote(data, **kw)
+    fetcher = Fetcher(store, remote.stream, nursery, part_size=4 * PAGE, max_parallel=2)
+    return fetcher, remote, Source("f", len(data), None)
+
+
+DATA = bytes(range(256)) * 100  # 25600 bytes: 6.25 pages
+
+
+async def test_fetcher_reads_exact_spans_and_caches(tmp_path, nursery):
+    fetcher, remote, src = make(tmp_path, nursery, DATA)
+    assert await fetcher.read(src, (5000, 9000)) == DATA[5000:9000]
+    assert remote.requests == [(4096, 8192)]
+    assert await fetcher.read(src, (4096, 8000)) == DATA[4096:8000]
+    assert len(remote.requests) == 1  # served from the store
+    assert await fetcher.read(src, (25000, 99999)) == DATA[25000:]
+    assert await fetcher.read(src, (30000, 40000)) == b""
+
+
+async def test_fetcher_concurrent_readers_share_one_download(tmp_path, nursery):
+    fetcher, remote, src = make(tmp_path, nursery, DATA)
+    remote.gate = trio.Event()
+    results = []
+
+    async def reader():
+        results.append(await fetcher.read(src, (0, 8192)))
+
+    async with trio.open_nursery() as n:
+        for _ in range(5):
+            n.start_soon(reader)
+        await trio.sleep(0.01)
+        remote.gate.set()
+    assert results == [DATA[:8192]] * 5
+    assert remote.requests == [(0, 8192)]
+
+
+async def test_fetcher_prefetch_then_read_waits_instead_of_refetching(tmp_path, nursery):
+    fetcher, remote, src = make(tmp_path, nursery, DATA)
+    fetcher.prefetch(src, (0, len(DATA)))
+    assert await fetcher.read(src, (0, len(DATA))) == DATA
+    covered = sum(length for _, length in remote.requests)
+    assert covered == len(DATA)
+    # split into parts of at most 4 pages
+    assert all(length <= 4 * PAGE for _, length in remote.requests)
+
+
+async def test_fetcher_retries_after_a_failed_download(tmp_path, nursery):
+    fetcher, remote, src = make(tmp_path, nursery, DATA, fail_times=1)
+    assert await fetcher.read(src, (100, 5000)) == DATA[100:5000]
+    assert len(remote.requests) == 2
+
+
+async def test_fetcher_works_with_a_zero_cap_cache(tmp_path, nursery):
+    fetcher, remote, src = make(tmp_path, nursery, DATA, cap=0)
+    assert await fetcher.read(src, (0, 10000)) == DATA[:10000]
+    assert await fetcher.read(src, (0, 10000)) == DATA[:10000]
+    assert len(remote.requests) == 2
