@@ -1,7 +1,7 @@
 """BlockStore: the on-disk cache of clean file content, under a hard size cap.
 
 Each content version of a remote file (its *cache name* encodes file id,
-version, size and mtime, so a changed file never hits stale data) is one
+version and size, so a changed file never hits stale data) is one
 sparse file under ``<root>/data/``.  Content is cached in pages of
 ``page_size`` bytes; which pages are present is tracked in memory and saved in
 ``<root>/index.json`` at a clean shutdown.  Eviction is least-recently-used
@@ -53,9 +53,13 @@ def punch_hole(fd: int, off: int, length: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
-def cache_name(file_id: str, version: str, size: int, mtime_ns: int) -> str:
-    """Stable, filesystem-safe name of one content version."""
-    raw = f"{file_id}\0{version}\0{size}\0{mtime_ns}".encode()
+def cache_name(file_id: str, version: str, size: int) -> str:
+    """Stable, filesystem-safe name of one content version.
+
+    The version identifies the content (Cloudreve's entity id), so times are
+    left out on purpose: a rename bumps the server's updated time but keeps
+    the bytes."""
+    raw = f"{file_id}\0{version}\0{size}".encode()
     return hashlib.sha256(raw).hexdigest()[:40]
 
 

@@ -14,6 +14,17 @@ from typing import Literal
 
 Dialect = Literal["v4", "v3"]
 
+# cloudfs's own attributes, kept in Cloudreve's public metadata (WebDAV "dead
+# property" namespace, which Cloudreve stores verbatim and does not let bump
+# the object's updated time)
+MODE_KEY = "dav:cloudfs:mode"
+#: "<mtime in ns>:<content version it belongs to>"
+MTIME_KEY = "dav:cloudfs:mtime"
+
+
+def mtime_value(mtime_ns: int, version: str) -> str:
+    return f"{mtime_ns}:{version}"
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:

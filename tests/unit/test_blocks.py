@@ -88,8 +88,8 @@ def test_blocks_adopt_and_zero_cap(tmp_path):
 
 
 def test_cache_name_depends_on_every_part_of_the_version():
-    base = cache_name("id", "v1", 10, 5)
-    assert base != cache_name("id", "v2", 10, 5)
-    assert base != cache_name("id", "v1", 11, 5)
-    assert base != cache_name("id", "v1", 10, 6)
-    assert base == cache_name("id", "v1", 10, 5)
+    base = cache_name("id", "v1", 10)
+    assert base != cache_name("id", "v2", 10)
+    assert base != cache_name("id", "v1", 11)
+    assert base != cache_name("id2", "v1", 10)
+    assert base == cache_name("id", "v1", 10)

@@ -1,0 +1,92 @@
+"""The only place that builds ``EntryAttributes`` (what stat(2) shows).
+
+Cloudreve knows sizes and times but not POSIX owners or modes.  Owner and
+group are the mounting user's (or the ``uid``/``gid`` options), permission
+bits come from the ``umask`` option unless a ``chmod`` stored explicit bits in
+the object's ``dav:cloudfs:mode`` metadata.  The modification time is the
+server's ``updated_at``, except where cloudfs recorded an exact one in
+``dav:cloudfs:mtime`` for the current content version (Cloudreve resets
+``updated_at`` on rename and move, which would break ``rsync -a``).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+
+import pyfuse3
+
+from cloudfs.client.models import MODE_KEY, MTIME_KEY, Entry
+from cloudfs.fs.inodes import Node
+
+BLOCK_SIZE = 128 * 1024
+
+
+@dataclass(frozen=True)
+class Ownership:
+    uid: int = field(default_factory=os.getuid)
+    gid: int = field(default_factory=os.getgid)
+    umask: int = 0o022
+
+
+def stored_mode(entry: Entry) -> int | None:
+    raw = entry.metadata.get(MODE_KEY) if entry.metadata else None
+    if not raw:
+        return None
+    try:
+        return int(raw, 8) & 0o7777
+    except ValueError:
+        return None
+
+
+def stored_mtime_ns(entry: Entry) -> int | None:
+    """The exact mtime cloudfs recorded, if it belongs to the current content."""
+    raw = entry.metadata.get(MTIME_KEY) if entry.metadata else None
+    if not raw:
+        return None
+    value, _, version = raw.partition(":")
+    if version != entry.version:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def permission_bits(entry: Entry, owner: Ownership) -> int:
+    bits = stored_mode(entry)
+    if bits is None:
+        bits = (0o777 if entry.is_dir else 0o666) & ~owner.umask
+    return bits
+
+
+def build(node: Node, owner: Ownership, timeout_s: float) -> pyfuse3.EntryAttributes:
+    entry = node.entry
+    attrs = pyfuse3.EntryAttributes()
+    attrs.st_ino = node.ino
+    attrs.generation = 0
+    attrs.entry_timeout = timeout_s
+    attrs.attr_timeout = timeout_s
+    kind = stat.S_IFDIR if entry.is_dir else stat.S_IFREG
+    local = node.local
+    size = entry.size
+    mtime_ns = stored_mtime_ns(entry) or entry.mtime_ns
+    bits = permission_bits(entry, owner)
+    if local is not None:
+        size = local.size  # type: ignore[attr-defined]
+        mtime_ns = local.mtime_ns  # type: ignore[attr-defined]
+    attrs.st_mode = kind | bits
+    # folders report 1: "link count unknown", so tools never assume a leaf folder
+    attrs.st_nlink = 1
+    attrs.st_uid = owner.uid
+    attrs.st_gid = owner.gid
+    attrs.st_rdev = 0
+    attrs.st_size = 0 if entry.is_dir else size
+    attrs.st_blksize = BLOCK_SIZE
+    attrs.st_blocks = -(-attrs.st_size // 512)
+    attrs.st_mtime_ns = mtime_ns
+    attrs.st_atime_ns = mtime_ns
+    attrs.st_ctime_ns = max(mtime_ns, entry.mtime_ns)
+    attrs.st_birthtime_ns = entry.ctime_ns
+    return attrs

@@ -1,0 +1,191 @@
+"""File content: open, read, write, truncate, flush, fsync, release.
+
+Reads of a clean file go through the fetcher (block cache, shared downloads)
+with the handle's adaptive read-ahead.  The first write stages the file
+(``LocalFile``); from then on reads and writes go to the staging file and the
+write-back uploads it after the last writer closes.  ``close`` returns once
+the data is durable locally (journaled); ``fsync`` once it is on the server
+(or locally, with ``fsync=local``).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+
+import pyfuse3
+
+from cloudfs.cache.readahead import ReadAhead
+from cloudfs.errors import CloudfsError
+from cloudfs.fs.core import Core, fail, source_of
+from cloudfs.fs.handles import FileHandle
+from cloudfs.fs.inodes import Node
+from cloudfs.upload.staging import LocalFile
+from cloudfs.upload.writeback import SLOW_RETRY_ERRNOS
+
+log = logging.getLogger(__name__)
+
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR
+
+
+class Content:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    # ---- open / release ------------------------------------------------------
+    async def open(self, node: Node, flags: int) -> pyfuse3.FileInfo:
+        core = self.core
+        if node.is_dir:
+            raise fail(errno.EISDIR)
+        writer = bool(flags & WRITE_FLAGS)
+        if writer:
+            core.check_writable()
+        await core.refresh(node)
+        handle = self._new_handle(node, writer)
+        if writer:
+            local = self.stage(node)
+            local.writers += 1
+            if flags & os.O_TRUNC and local.size:
+                self.truncate(node, 0)
+        # the kernel may keep its cached pages only if the content is what it cached
+        version = node.entry.version if node.local is None else None
+        keep = version is not None and node.cached_version == version
+        node.cached_version = version
+        return pyfuse3.FileInfo(fh=handle.fh, keep_cache=keep)
+
+    def _new_handle(self, node: Node, writer: bool) -> FileHandle:
+        core = self.core
+        settings = core.settings
+        handle = FileHandle(
+            fh=core.handles.next_fh(),
+            node=node,
+            source=source_of(node.entry),
+            readahead=ReadAhead(initial=settings.readahead_initial, maximum=self._readahead_cap()),
+            writer=writer,
+        )
+        core.handles.files[handle.fh] = handle
+        node.opens += 1
+        return handle
+
+    def _readahead_cap(self) -> int:
+        # a window bigger than a quarter of the cache would evict itself before being read
+        store = self.core.fetcher.store
+        return max(min(self.core.settings.readahead_max, store.cap_bytes // 4), store.page_size)
+
+    def handle(self, fh: int) -> FileHandle:
+        handle = self.core.handles.files.get(fh)
+        if handle is None:
+            raise fail(errno.EBADF)
+        return handle
+
+    def release(self, fh: int) -> None:
+        core = self.core
+        handle = core.handles.files.pop(fh, None)
+        if handle is None:
+            return
+        node = handle.node
+        node.opens -= 1
+        local = node.local
+        if handle.writer and isinstance(local, LocalFile):
+            local.writers -= 1
+            if local.writers == 0:
+                local.close()
+                if not node.unlinked:
+                    core.writeback.schedule(local)
+        core.settle(node)
+
+    def created(self, node: Node) -> pyfuse3.FileInfo:
+        """A handle on a file just created (empty, staged, open for writing)."""
+        handle = self._new_handle(node, writer=True)
+        local = self.stage(node)
+        local.writers += 1
+        node.cached_version = None
+        return pyfuse3.FileInfo(fh=handle.fh)
+
+    def stage(self, node: Node) -> LocalFile:
+        """The node's LocalFile, created (nothing downloaded) if needed."""
+        local = node.local
+        if isinstance(local, LocalFile):
+            return local
+        core = self.core
+        core.staging_dir.mkdir(parents=True, exist_ok=True)
+        local = LocalFile.create(core.staging_dir, node.entry)
+        node.local = local
+        if not node.unlinked:
+            core.writeback.add(local)
+        return local
+
+    # ---- data ------------------------------------------------------------------
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        handle = self.handle(fh)
+        local = handle.node.local
+        if isinstance(local, LocalFile):
+            return await local.read(off, size, self.core.fetch_base)
+        source = handle.source
+        ahead = handle.readahead.on_read(off, size, source.size)
+        fetcher = self.core.fetcher
+        if ahead is not None:
+            fetcher.prefetch(source, ahead)
+        return await fetcher.read(source, (off, off + size))
+
+    def write(self, fh: int, off: int, data: bytes) -> int:
+        handle = self.handle(fh)
+        if not handle.writer:
+            raise fail(errno.EBADF)
+        node = handle.node
+        local = self.stage(node)
+        writeback = self.core.writeback
+        writeback.cancel(local)
+        written = local.write(off, data)
+        if local.size >= self.core.settings.dirty_threshold and not node.unlinked:
+            # a big file held open: upload once the writes pause
+            writeback.schedule(local)
+        return written
+
+    def truncate(self, node: Node, size: int) -> None:
+        self.core.check_writable()
+        local = self.stage(node)
+        self.core.writeback.cancel(local)
+        local.truncate(size)
+        if local.writers == 0 and not node.unlinked:
+            self.core.writeback.schedule(local)
+
+    # ---- durability ---------------------------------------------------------
+    async def flush(self, fh: int) -> None:
+        """close(2): the data written so far is durable locally before we return."""
+        handle = self.handle(fh)
+        local = handle.node.local
+        if not handle.writer or not isinstance(local, LocalFile) or handle.node.unlinked:
+            return
+        await self.core.writeback.persist(local)
+        error = local.error
+        if error is not None and getattr(error, "errno", None) in SLOW_RETRY_ERRNOS:
+            raise fail(error.errno)  # type: ignore[attr-defined]
+        await self._check_space(local)
+
+    async def _check_space(self, local: LocalFile) -> None:
+        """Fail close() at once when the file cannot fit the remaining quota
+        (the data stays staged and is retried, nothing is lost)."""
+        growth = local.size - (local.base.size if local.base else 0)
+        if not local.dirty or growth <= 0:
+            return
+        try:
+            capacity = await self.core.capacity()
+        except CloudfsError:
+            return  # the upload will tell
+        if capacity.total and growth > capacity.free:
+            log.error("%s does not fit in the remaining space (%d > %d bytes); its data is kept in %s",
+                      local.remote_path, growth, capacity.free, local.staging)
+            raise fail(errno.ENOSPC)
+
+    async def fsync(self, fh: int) -> None:
+        handle = self.handle(fh)
+        local = handle.node.local
+        if not isinstance(local, LocalFile) or not local.dirty or handle.node.unlinked:
+            return
+        writeback = self.core.writeback
+        if self.core.settings.fsync == "local":
+            await writeback.persist(local)
+        else:
+            await writeback.sync(local)

@@ -1,0 +1,183 @@
+"""Core: the state every filesystem operation shares, and the lookups they all need.
+
+Holds the inode table, the metadata cache, open handles, per-inode locks, the
+client, the read fetcher and the write-back, and answers the two questions
+every operation starts with: "which remote object is this name?" and "what
+are this node's attributes?".  Namespace changes live in ``namespace.py``,
+file content in ``content.py``; ``ops.py`` adapts all of it to pyfuse3.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import time
+from dataclasses import dataclass
+
+import pyfuse3
+
+from cloudfs.cache.blocks import cache_name
+from cloudfs.cache.fetcher import Fetcher, Source
+from cloudfs.cache.ranges import Span
+from cloudfs.client.api import CloudreveClient
+from cloudfs.client.models import Capacity, Entry
+from cloudfs.config import MountSettings
+from cloudfs.errors import CloudfsError
+from cloudfs.fs import attrs
+from cloudfs.fs.handles import HandleTable, InodeLocks
+from cloudfs.fs.inodes import InodeTable, Node
+from cloudfs.fs.meta import ABSENT, MetaCache, join
+from cloudfs.upload.staging import LocalFile
+from cloudfs.upload.writeback import WriteBack
+
+log = logging.getLogger(__name__)
+
+#: statfs asks the server at most this often
+CAPACITY_TTL_S = 5.0
+
+
+def fail(code: int) -> pyfuse3.FUSEError:
+    return pyfuse3.FUSEError(code)
+
+
+def source_of(entry: Entry) -> Source:
+    return Source(cache_name(entry.file_id, entry.version, entry.size), entry.size, entry)
+
+
+@dataclass
+class _CapacityCache:
+    value: Capacity | None = None
+    at: float = -1e9
+
+
+class Core:
+    def __init__(
+        self,
+        client: CloudreveClient,
+        settings: MountSettings,
+        table: InodeTable,
+        meta: MetaCache,
+        fetcher: Fetcher,
+        writeback: WriteBack,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.table = table
+        self.meta = meta
+        self.fetcher = fetcher
+        self.writeback = writeback
+        self.handles = HandleTable()
+        self.locks = InodeLocks()
+        self.owner = attrs.Ownership(settings.uid, settings.gid, settings.umask)
+        assert settings.cache_dir is not None
+        self.staging_dir = settings.cache_dir / "staging"
+        self._capacity = _CapacityCache()
+
+    # ---- nodes -------------------------------------------------------------
+    def node(self, ino: int) -> Node:
+        node = self.table.get(ino)
+        if node is None:
+            # the kernel asked about an inode we never handed out or already dropped
+            raise fail(errno.ESTALE)
+        return node
+
+    def remember(self, entry: Entry, *, lookup: bool = True) -> Node:
+        node = self.table.remember(entry, lookup=lookup)
+        if node.local is None:
+            # a replayed pending upload becomes visible through its inode
+            node.local = self.writeback.files.get(entry.file_id)
+        return node
+
+    def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+        return attrs.build(node, self.owner, self.settings.metadata_ttl_s)
+
+    def settle(self, node: Node) -> None:
+        """Drop a node's staged content once it is clean and nobody has it open,
+        then the node itself if the kernel no longer knows it."""
+        local = node.local
+        if isinstance(local, LocalFile) and node.opens == 0 and not local.dirty:
+            if node.unlinked or self.writeback.release(local):
+                local.discard()
+                node.local = None
+        self.table.drop_if_unused(node)
+
+    def check_writable(self) -> None:
+        if self.settings.read_only:
+            raise fail(errno.EROFS)
+
+    # ---- names ---------------------------------------------------------------
+    async def child(self, parent: Node, name: str) -> Entry:
+        """The remote object ``name`` in folder ``parent``; ENOENT if none."""
+        if not parent.is_dir:
+            raise fail(errno.ENOTDIR)
+        path = join(parent.path, name)
+        cached = self.meta.entry(path)
+        if cached is ABSENT:
+            raise fail(errno.ENOENT)
+        if isinstance(cached, Entry):
+            return cached
+        try:
+            entry = await self.client.stat(path)
+        except CloudfsError as exc:
+            if exc.errno == errno.ENOENT:
+                self.meta.put_absent(path)
+            raise
+        self.meta.put(entry)
+        return entry
+
+    async def child_or_none(self, parent: Node, name: str) -> Entry | None:
+        try:
+            return await self.child(parent, name)
+        except (CloudfsError, pyfuse3.FUSEError) as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+
+    async def refresh(self, node: Node) -> None:
+        """Bring a node's entry up to date within the metadata TTL."""
+        if node.unlinked or node.local is not None:
+            return
+        cached = self.meta.entry(node.path)
+        if isinstance(cached, Entry):
+            entry = cached
+        elif cached is ABSENT:
+            return
+        else:
+            try:
+                entry = await self.client.stat(node.path)
+            except CloudfsError as exc:
+                if exc.errno == errno.ENOENT:
+                    # gone remotely: the kernel learns it at its next lookup
+                    self.meta.put_absent(node.path)
+                    return
+                raise
+            self.meta.put(entry)
+        if entry.file_id == node.entry.file_id:
+            node.entry = entry
+
+    async def listing(self, folder: Node) -> list[Entry]:
+        """Every child of a folder, from the cache or one paged walk."""
+        cached = self.meta.listing(folder.path)
+        if cached is not None:
+            return list(cached.children.values())
+        parent, children = await self.client.list_all(folder.path)
+        if parent.file_id == folder.entry.file_id:
+            folder.entry = parent
+        self.meta.put_listing(parent, children)
+        return children
+
+    # ---- content ---------------------------------------------------------------
+    async def fetch_base(self, entry: Entry, span: Span) -> bytes:
+        """Bytes of a remote content version, through the read cache."""
+        return await self.fetcher.read(source_of(entry), span)
+
+    async def capacity(self) -> Capacity:
+        cache = self._capacity
+        now = time.monotonic()
+        if cache.value is None or now - cache.at > CAPACITY_TTL_S:
+            cache.value = await self.client.capacity()
+            cache.at = now
+        return cache.value
+
+    def forget_capacity(self) -> None:
+        self._capacity.at = -1e9

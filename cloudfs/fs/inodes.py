@@ -1,0 +1,130 @@
+"""InodeTable: kernel inode numbers <-> remote objects, with lookup counts.
+
+An inode stands for one remote object, keyed by its Cloudreve object id, so a
+rename keeps the inode.  Numbers come from a counter that never goes back, so
+a number is never reused for another object during the mount.
+
+The kernel holds a *lookup count* on every inode it was handed (by lookup,
+create, mkdir, readdirplus...).  ``forget`` lowers it; an inode leaves the
+table when the kernel has forgotten it, no handle has it open and it holds no
+unsaved data.  That bounds memory on a walk over millions of entries.
+
+Plain ``def`` only: every method is atomic with respect to other trio tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from cloudfs.client.models import Entry
+
+ROOT_INODE = 1
+
+
+@dataclass(eq=False)
+class Node:
+    ino: int
+    entry: Entry
+    lookups: int = 0
+    opens: int = 0
+    #: removed from the namespace while still open (or still dirty)
+    unlinked: bool = False
+    #: content version the kernel may still have cached pages of
+    cached_version: str | None = None
+    #: local content state (set by the write side while the file has staged data)
+    local: object | None = None
+
+    @property
+    def path(self) -> str:
+        return self.entry.path
+
+    @property
+    def is_dir(self) -> bool:
+        return self.entry.is_dir
+
+    @property
+    def pinned(self) -> bool:
+        """Must stay in the table even with no kernel reference."""
+        return self.ino == ROOT_INODE or self.opens > 0 or self.local is not None
+
+
+class InodeTable:
+    def __init__(self, root: Entry) -> None:
+        self._next_ino = ROOT_INODE + 1
+        self._by_ino: dict[int, Node] = {ROOT_INODE: Node(ROOT_INODE, root, lookups=1)}
+        self._by_id: dict[str, int] = {root.file_id: ROOT_INODE}
+
+    def __len__(self) -> int:
+        return len(self._by_ino)
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(list(self._by_ino.values()))
+
+    @property
+    def root(self) -> Node:
+        return self._by_ino[ROOT_INODE]
+
+    def get(self, ino: int) -> Node | None:
+        return self._by_ino.get(ino)
+
+    def by_file_id(self, file_id: str) -> Node | None:
+        ino = self._by_id.get(file_id)
+        return self._by_ino.get(ino) if ino is not None else None
+
+    def remember(self, entry: Entry, *, lookup: bool = True) -> Node:
+        """The node for ``entry`` (created if new), its entry refreshed, and
+        its lookup count raised by one when the kernel is handed the inode."""
+        node = self.by_file_id(entry.file_id)
+        if node is None:
+            node = Node(self._next_ino, entry)
+            self._next_ino += 1
+            self._by_ino[node.ino] = node
+            self._by_id[entry.file_id] = node.ino
+        else:
+            # always the latest remote state; staged local data lives in node.local
+            node.entry = entry
+        if lookup:
+            node.lookups += 1
+        return node
+
+    def forget(self, ino: int, count: int) -> None:
+        node = self._by_ino.get(ino)
+        if node is None:
+            return
+        node.lookups = max(node.lookups - count, 0)
+        self.drop_if_unused(node)
+
+    def drop_if_unused(self, node: Node) -> None:
+        if node.lookups == 0 and not node.pinned and self._by_ino.get(node.ino) is node:
+            del self._by_ino[node.ino]
+            if self._by_id.get(node.entry.file_id) == node.ino:
+                del self._by_id[node.entry.file_id]
+
+    def detach(self, node: Node) -> None:
+        """The object left the namespace (unlinked, or replaced by a rename):
+        a new object with the same id can no longer reach this node."""
+        node.unlinked = True
+        if self._by_id.get(node.entry.file_id) == node.ino:
+            del self._by_id[node.entry.file_id]
+        self.drop_if_unused(node)
+
+    def rebind(self, node: Node, entry: Entry) -> None:
+        """The node's object got a new id (e.g. re-created remotely)."""
+        if self._by_id.get(node.entry.file_id) == node.ino:
+            del self._by_id[node.entry.file_id]
+        node.entry = entry
+        self._by_id[entry.file_id] = node.ino
+
+    def move_subtree(self, old_path: str, new_path: str) -> None:
+        """Fix the paths of every known node at or below ``old_path``."""
+        prefix = old_path.rstrip("/") + "/"
+        for node in self._by_ino.values():
+            path = node.entry.path
+            if node.unlinked:
+                continue
+            if path == old_path:
+                node.entry = dataclasses.replace(node.entry, path=new_path)
+            elif path.startswith(prefix):
+                node.entry = dataclasses.replace(node.entry, path=new_path.rstrip("/") + "/" + path[len(prefix) :])

@@ -1,0 +1,151 @@
+"""MetaCache: remote metadata kept for a while, so the kernel's many lookups
+and getattrs do not each become an HTTP request.
+
+Three TTL caches (cachetools):
+
+* folder listings (path -> every child), filled by one paged walk; a lookup of
+  any child of a cached listing is answered from it, including "no such name";
+* single entries (path -> Entry), from stats;
+* negative entries (path -> absent), kept briefly.
+
+The filesystem's own changes (create, unlink, rename...) update the cache at
+once, so it never contradicts what this mount did.  Changes made by other
+clients show up when the entries expire.
+
+Plain ``def`` only: every method is atomic with respect to other trio tasks.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cachetools import TTLCache
+
+from cloudfs.client.models import Entry
+
+
+@dataclass
+class Listing:
+    folder: Entry
+    children: dict[str, Entry] = field(default_factory=dict)
+
+
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+#: returned by :meth:`MetaCache.child` when the name is known not to exist
+ABSENT = _Absent()
+
+
+def join(parent: str, name: str) -> str:
+    return posixpath.join(parent, name)
+
+
+def split(path: str) -> tuple[str, str]:
+    parent, name = posixpath.split(path)
+    return parent or "/", name
+
+
+class MetaCache:
+    def __init__(
+        self,
+        *,
+        ttl_s: float = 60.0,
+        negative_ttl_s: float = 5.0,
+        max_listed_entries: int = 200_000,
+        max_entries: int = 100_000,
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.negative_ttl_s = negative_ttl_s
+        # sized by the number of children, so one huge folder cannot pin memory forever
+        self._listings: TTLCache[str, Listing] = TTLCache(
+            maxsize=max_listed_entries, ttl=ttl_s, timer=timer, getsizeof=lambda l: len(l.children) + 1
+        )
+        self._entries: TTLCache[str, Entry] = TTLCache(maxsize=max_entries, ttl=ttl_s, timer=timer)
+        self._negative: TTLCache[str, bool] = TTLCache(
+            maxsize=max_entries, ttl=max(negative_ttl_s, 1e-9), timer=timer
+        )
+
+    # ---- reads -------------------------------------------------------------------
+    def listing(self, path: str) -> Listing | None:
+        return self._listings.get(path)
+
+    def entry(self, path: str) -> Entry | _Absent | None:
+        """The entry at ``path``, ABSENT if known missing, None if unknown."""
+        parent, name = split(path)
+        if not name:
+            cached = self._entries.get(path)
+            if cached is None and (listing := self._listings.get(path)) is not None:
+                return listing.folder
+            return cached
+        listing = self._listings.get(parent)
+        if listing is not None:
+            return listing.children.get(name, ABSENT)
+        found = self._entries.get(path)
+        if found is not None:
+            return found
+        if self.negative_ttl_s > 0 and path in self._negative:
+            return ABSENT
+        return None
+
+    # ---- fills ---------------------------------------------------------------------
+    def put_listing(self, folder: Entry, children: Iterable[Entry]) -> Listing:
+        listing = Listing(folder, {child.name: child for child in children})
+        if len(listing.children) + 1 <= self._listings.maxsize:
+            self._listings[folder.path] = listing
+        self._entries[folder.path] = folder
+        for name in listing.children:
+            self._negative.pop(join(folder.path, name), None)
+        return listing
+
+    def put(self, entry: Entry) -> None:
+        self._entries[entry.path] = entry
+        self._negative.pop(entry.path, None)
+        parent, name = split(entry.path)
+        listing = self._listings.get(parent)
+        if listing is not None and name:
+            listing.children[name] = entry
+
+    def put_absent(self, path: str) -> None:
+        if self.negative_ttl_s > 0:
+            self._negative[path] = True
+        self._entries.pop(path, None)
+
+    # ---- changes made by this mount ----------------------------------------
+    def remove(self, path: str) -> None:
+        """``path`` no longer exists (for a folder that was not empty, also
+        call :meth:`forget_subtree`)."""
+        self._listings.pop(path, None)
+        parent, name = split(path)
+        listing = self._listings.get(parent)
+        if listing is not None:
+            listing.children.pop(name, None)
+        self.put_absent(path)
+
+    def invalidate(self, path: str) -> None:
+        """Drop what is known about ``path`` itself; refetched on next use."""
+        self._entries.pop(path, None)
+        self._listings.pop(path, None)
+        self._negative.pop(path, None)
+
+    def invalidate_listing(self, path: str) -> None:
+        self._listings.pop(path, None)
+
+    def forget_subtree(self, path: str) -> None:
+        """Drop everything cached at or below ``path`` (a folder renamed or
+        removed with its contents).  Scans the caches: not for hot paths."""
+        prefix = path.rstrip("/") + "/"
+        for cache in (self._listings, self._entries, self._negative):
+            for key in [k for k in list(cache.keys()) if k == path or k.startswith(prefix)]:
+                cache.pop(key, None)
+
+    def clear(self) -> None:
+        self._listings.clear()
+        self._entries.clear()
+        self._negative.clear()

@@ -1,0 +1,365 @@
+"""Namespace changes: create, mkdir, unlink, rmdir, rename, and attribute changes.
+
+Every change is made on the server first and then mirrored in the caches, so
+the mount never shows what the server refused.  Cloudreve never overwrites on
+rename or move, so POSIX "rename over an existing target" is done as: move
+the target aside under a temporary name, put the source in place, delete the
+target; if placing the source fails, the target is moved back.  Cloudreve
+resets a file's updated time on rename, so the mtime is re-recorded in
+``dav:cloudfs:mtime`` afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import os
+import uuid
+from contextlib import aclosing
+
+import pyfuse3
+
+from cloudfs.client.models import MODE_KEY, MTIME_KEY, Entry, mtime_value
+from cloudfs.errors import CloudfsError
+from cloudfs.fs import attrs
+from cloudfs.fs.content import Content
+from cloudfs.fs.core import Core, fail
+from cloudfs.fs.inodes import Node
+from cloudfs.fs.meta import join, split
+from cloudfs.upload.staging import LocalFile
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".cloudfs-"
+
+
+def temp_name(purpose: str) -> str:
+    return f"{TEMP_PREFIX}{purpose}-{uuid.uuid4().hex[:12]}"
+
+
+class Namespace:
+    def __init__(self, core: Core, content: Content) -> None:
+        self.core = core
+        self.content = content
+
+    # ---- creation ------------------------------------------------------------
+    async def create(self, parent: Node, name: str, mode: int) -> tuple[pyfuse3.FileInfo, Node]:
+        core = self.core
+        core.check_writable()
+        entry = await core.client.create_file(join(parent.path, name))
+        entry = await self._store_mode(entry, mode)
+        core.meta.put(entry)
+        node = core.remember(entry)
+        return self.content.created(node), node
+
+    async def mkdir(self, parent: Node, name: str, mode: int) -> Node:
+        core = self.core
+        core.check_writable()
+        entry = await core.client.mkdir(join(parent.path, name))
+        entry = await self._store_mode(entry, mode)
+        core.meta.put(entry)
+        # a new folder is empty: its listing is known without asking
+        core.meta.put_listing(entry, [])
+        return core.remember(entry)
+
+    async def _store_mode(self, entry: Entry, mode: int) -> Entry:
+        bits = mode & 0o7777
+        if bits == attrs.permission_bits(entry, self.core.owner):
+            return entry
+        return await self._set_metadata(entry, {MODE_KEY: f"{bits:o}"})
+
+    async def _set_metadata(self, entry: Entry, values: dict[str, str]) -> Entry:
+        await self.core.client.set_metadata(entry.path, values)
+        return dataclasses.replace(entry, metadata={**(entry.metadata or {}), **values})
+
+    # ---- removal -------------------------------------------------------------
+    async def unlink(self, parent: Node, name: str) -> None:
+        core = self.core
+        core.check_writable()
+        entry = await core.child(parent, name)
+        if entry.is_dir:
+            raise fail(errno.EISDIR)
+        node = core.table.by_file_id(entry.file_id)
+        async with core.locks.hold(*([node.ino] if node else [])):
+            await self._before_removal(entry, node)
+            await self._delete(entry.path)
+            core.meta.remove(entry.path)
+            if node is not None:
+                self._removed(node)
+
+    async def rmdir(self, parent: Node, name: str) -> None:
+        core = self.core
+        core.check_writable()
+        entry = await core.child(parent, name)
+        if not entry.is_dir:
+            raise fail(errno.ENOTDIR)
+        if await self._has_children(entry.path):
+            raise fail(errno.ENOTEMPTY)
+        await self._delete(entry.path)
+        core.meta.remove(entry.path)
+        node = core.table.by_file_id(entry.file_id)
+        if node is not None:
+            self._removed(node)
+
+    async def _has_children(self, path: str) -> bool:
+        # ask the server, not the cache: another client may have added something
+        async with aclosing(self.core.client.list_dir(path)) as pages:
+            async for page in pages:
+                if page:
+                    return True
+        return False
+
+    async def _delete(self, path: str) -> None:
+        await self.core.client.delete([path], permanent=not self.core.settings.delete_to_trash)
+        self.core.forget_capacity()
+
+    async def _before_removal(self, entry: Entry, node: Node | None) -> None:
+        """Stop uploads of a file about to leave the namespace; keep its content
+        readable for processes that still have it open."""
+        core = self.core
+        local = node.local if node is not None else core.writeback.files.get(entry.file_id)
+        if isinstance(local, LocalFile):
+            await core.writeback.forget(local)
+        elif node is not None and node.opens and not core.settings.delete_to_trash and not node.is_dir:
+            # the blob disappears with a permanent delete: stage it for the open handles
+            local = self.content.stage(node)
+            await core.writeback.forget(local)
+            await local.fill(core.fetch_base)
+
+    def _removed(self, node: Node) -> None:
+        self.core.table.detach(node)
+        self.core.settle(node)
+
+    # ---- rename --------------------------------------------------------------
+    async def rename(self, old_parent: Node, old_name: str, new_parent: Node, new_name: str, flags: int) -> None:
+        core = self.core
+        core.check_writable()
+        src = await core.child(old_parent, old_name)
+        dst = await core.child_or_none(new_parent, new_name)
+        new_path = join(new_parent.path, new_name)
+        if src.is_dir and (new_path + "/").startswith(src.path.rstrip("/") + "/"):
+            raise fail(errno.EINVAL)  # into itself or its own subtree
+        if flags & pyfuse3.RENAME_EXCHANGE:
+            if dst is None:
+                raise fail(errno.ENOENT)
+            if dst.is_dir and (src.path + "/").startswith(dst.path.rstrip("/") + "/"):
+                raise fail(errno.EINVAL)
+            await self._exchange(src, dst)
+            return
+        if dst is not None:
+            if flags & pyfuse3.RENAME_NOREPLACE:
+                raise fail(errno.EEXIST)
+            if dst.file_id == src.file_id:
+                return
+            if src.is_dir and not dst.is_dir:
+                raise fail(errno.ENOTDIR)
+            if dst.is_dir and not src.is_dir:
+                raise fail(errno.EISDIR)
+            if dst.is_dir and await self._has_children(dst.path):
+                raise fail(errno.ENOTEMPTY)
+        src_node = core.table.by_file_id(src.file_id)
+        dst_node = core.table.by_file_id(dst.file_id) if dst is not None else None
+        inos = [n.ino for n in (src_node, dst_node) if n is not None]
+        async with core.locks.hold(*inos):
+            paused = await self._pause_uploads(src.path)
+            if dst is not None:
+                paused += await self._pause_uploads(dst.path)
+            try:
+                aside = None
+                if dst is not None:
+                    aside = await self._relocate(dst, split(dst.path)[0], temp_name("replaced"))
+                try:
+                    moved = await self._relocate(src, new_parent.path, new_name)
+                except BaseException:
+                    if aside is not None:
+                        await self._undo(aside, dst.path)  # type: ignore[union-attr]
+                    raise
+                if dst is not None and aside is not None:
+                    await self._before_removal(dst, dst_node)
+                    await self._delete_quietly(aside.path)
+                    core.meta.remove(dst.path)
+                    if dst_node is not None:
+                        self._removed(dst_node)
+                moved = await self._keep_mtime(src, moved)
+                self._recache(src, moved)
+                await self._remap(src.path, moved.path)
+                if src_node is not None:
+                    src_node.entry = moved
+            finally:
+                for local in paused:
+                    core.writeback.schedule(local)
+
+    async def _exchange(self, a: Entry, b: Entry) -> None:
+        """RENAME_EXCHANGE: swap two names (three renames through a temporary one)."""
+        core = self.core
+        nodes = [core.table.by_file_id(e.file_id) for e in (a, b)]
+        async with core.locks.hold(*[n.ino for n in nodes if n is not None]):
+            paused = await self._pause_uploads(a.path) + await self._pause_uploads(b.path)
+            try:
+                a_folder, a_name = split(a.path)
+                b_folder, b_name = split(b.path)
+                a_aside = await self._relocate(a, a_folder, temp_name("exchange"))
+                b_moved = await self._relocate(b, a_folder, a_name)
+                a_moved = await self._relocate(a_aside, b_folder, b_name)
+                a_moved = await self._keep_mtime(a, a_moved)
+                b_moved = await self._keep_mtime(b, b_moved)
+                # swap the paths of everything below, through a path that cannot exist
+                parked = "/\0exchange"
+                await self._remap(a.path, parked)
+                await self._remap(b.path, a.path)
+                await self._remap(parked, b.path)
+                for old in (a, b):
+                    core.meta.remove(old.path)
+                    if old.is_dir:
+                        core.meta.forget_subtree(old.path)
+                for node, moved in zip(nodes, (a_moved, b_moved)):
+                    core.meta.put(moved)
+                    if node is not None:
+                        node.entry = moved
+            finally:
+                for local in paused:
+                    core.writeback.schedule(local)
+
+    async def _relocate(self, entry: Entry, folder: str, name: str) -> Entry:
+        """Put ``entry`` at ``folder/name`` (which must be free) with rename/move."""
+        client = self.core.client
+        src_folder, src_name = split(entry.path)
+        if src_folder == folder:
+            if src_name == name:
+                return entry
+            return await client.rename(entry.path, name)
+        if src_name != name:
+            # rename first: it validates the new name before anything moved
+            try:
+                entry = await client.rename(entry.path, name)
+                staged_name = name
+            except CloudfsError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
+                staged_name = temp_name("rename")  # the name is taken in the source folder
+                entry = await client.rename(entry.path, staged_name)
+        else:
+            staged_name = name
+        try:
+            await client.move([entry.path], folder)
+        except BaseException:
+            if staged_name != src_name:
+                await self._undo(entry, join(src_folder, src_name))
+            raise
+        moved = dataclasses.replace(entry, path=join(folder, staged_name))
+        if staged_name != name:
+            moved = await client.rename(moved.path, name)
+        return moved
+
+    async def _undo(self, entry: Entry, original_path: str) -> None:
+        """Best effort to put ``entry`` back where it was after a failed step."""
+        try:
+            await self._relocate(entry, *split(original_path))
+        except (CloudfsError, OSError) as exc:
+            log.error("could not move %s back to %s after a failed rename: %s", entry.path, original_path, exc)
+
+    async def _delete_quietly(self, path: str) -> None:
+        try:
+            await self._delete(path)
+        except CloudfsError as exc:
+            log.warning("renamed over a target, but could not delete its old version %s: %s", path, exc)
+
+    async def _pause_uploads(self, path: str) -> list[LocalFile]:
+        """Cancel uploads at or below ``path`` (their server-side lock would
+        refuse the rename) and return them, to reschedule afterwards."""
+        prefix = path.rstrip("/") + "/"
+        paused = []
+        for local in list(self.core.writeback.files.values()):
+            if local.remote_path == path or local.remote_path.startswith(prefix):
+                if self.core.writeback.is_uploading(local):
+                    await self.core.writeback.cancel_and_wait(local)
+                paused.append(local)
+        return paused
+
+    def _recache(self, old: Entry, moved: Entry) -> None:
+        meta = self.core.meta
+        meta.remove(old.path)
+        if old.is_dir:
+            meta.forget_subtree(old.path)
+            meta.forget_subtree(moved.path)
+        meta.put(moved)
+
+    async def _remap(self, old_path: str, new_path: str) -> None:
+        """Paths at or below ``old_path`` now live below ``new_path``: fix inodes
+        and pending uploads (and their journal records)."""
+        core = self.core
+        core.table.move_subtree(old_path, new_path)
+        prefix = old_path.rstrip("/") + "/"
+        for local in list(core.writeback.files.values()):
+            path = local.remote_path
+            if path == old_path or path.startswith(prefix):
+                local.remote_path = new_path + path[len(old_path) :]
+                if local.dirty:
+                    await core.writeback.journal.move(local.file_id, local.remote_path)
+
+    async def _keep_mtime(self, old: Entry, moved: Entry) -> Entry:
+        if old.is_dir:
+            return moved
+        local = self.core.writeback.files.get(old.file_id)
+        if local is not None and local.dirty:
+            return moved  # the upload will carry the mtime
+        mtime_ns = attrs.stored_mtime_ns(old) or old.mtime_ns
+        if moved.mtime_ns == mtime_ns and attrs.stored_mtime_ns(moved) is None:
+            return moved
+        try:
+            return await self._set_metadata(moved, {MTIME_KEY: mtime_value(mtime_ns, moved.version)})
+        except CloudfsError as exc:
+            log.debug("cannot keep the mtime of %s across the rename: %s", moved.path, exc)
+            return moved
+
+    # ---- attributes ----------------------------------------------------------
+    async def setattr(self, node: Node, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields) -> None:
+        core = self.core
+        if fields.update_uid or fields.update_gid:
+            uid_ok = not fields.update_uid or attr.st_uid in (-1, core.owner.uid)
+            gid_ok = not fields.update_gid or attr.st_gid in (-1, core.owner.gid)
+            if not (uid_ok and gid_ok):
+                raise fail(errno.EPERM)  # Cloudreve has no owners; only the mount's own are kept
+        if fields.update_size or fields.update_mode or fields.update_mtime:
+            core.check_writable()
+        async with core.locks.hold(node.ino):
+            if fields.update_size:
+                if node.is_dir:
+                    raise fail(errno.EISDIR)
+                self.content.truncate(node, attr.st_size)
+            if fields.update_mode:
+                bits = attr.st_mode & 0o7777
+                if bits != attrs.permission_bits(node.entry, core.owner):
+                    node.entry = await self._set_metadata(node.entry, {MODE_KEY: f"{bits:o}"})
+                    core.meta.put(node.entry)
+            if fields.update_mtime:
+                await self._set_mtime(node, attr.st_mtime_ns)
+
+    async def _set_mtime(self, node: Node, mtime_ns: int) -> None:
+        local = node.local
+        if isinstance(local, LocalFile) and local.dirty:
+            local.set_mtime(mtime_ns)  # goes up with the content
+            return
+        if isinstance(local, LocalFile):
+            local.mtime_ns = mtime_ns
+        entry = node.entry
+        node.entry = await self._set_metadata(entry, {MTIME_KEY: mtime_value(mtime_ns, entry.version)})
+        self.core.meta.put(node.entry)
+
+
+def decode_name(name: bytes) -> str:
+    """A name from the kernel as the server wants it: UTF-8, at most 255 bytes."""
+    if len(name) > 255:
+        raise fail(errno.ENAMETOOLONG)
+    try:
+        return name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise fail(errno.EINVAL) from None
+
+
+def encode_name(name: str) -> bytes | None:
+    try:
+        return os.fsencode(name)
+    except UnicodeEncodeError:
+        return None

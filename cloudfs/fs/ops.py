@@ -1,0 +1,252 @@
+"""Operations: the pyfuse3 adapter.  Each handler decodes its arguments, calls
+the core, namespace or content layer, and builds the reply.
+
+Where a POSIX call becomes an HTTP request, in one step: handler here ->
+``namespace.py`` / ``content.py`` -> ``CloudreveClient`` method.
+
+No exception may escape a handler: ``@fuse_op`` turns every error into an
+errno reply (through THE table, ``cloudfs.errors.errno_for``) and logs the
+unexpected ones once, with context, so the daemon survives anything.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import pyfuse3
+import trio
+
+from cloudfs.errors import CloudfsError, errno_for
+from cloudfs.fs.content import Content
+from cloudfs.fs.core import Core, fail
+from cloudfs.fs.handles import DirHandle
+from cloudfs.fs.namespace import Namespace, decode_name, encode_name
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+#: a handler that waits on the server longer than this many timeouts is cut off
+DEADLINE_FACTOR = 3
+#: st_blocks unit, and what statfs reports capacity in
+STATFS_BLOCK = 4096
+#: what statfs shows for a drive without a quota
+UNLIMITED_BYTES = 1 << 50
+
+
+def fuse_op(*, bounded: bool = True) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+    """Run a handler under a deadline and turn any exception into an errno."""
+
+    def decorate(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+        name = handler.__name__
+
+        @functools.wraps(handler)
+        async def wrapper(self: "Operations", *args: Any) -> T:
+            try:
+                if bounded:
+                    with trio.fail_after(self.core.settings.timeout_s * DEADLINE_FACTOR):
+                        return await handler(self, *args)
+                return await handler(self, *args)
+            except pyfuse3.FUSEError:
+                raise
+            except trio.TooSlowError:
+                log.warning("%s%r: no answer from the server in time", name, _brief(args))
+                raise fail(errno.ETIMEDOUT) from None
+            except (CloudfsError, OSError) as exc:
+                code = errno_for(exc)
+                level = logging.DEBUG if code in (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY) else logging.INFO
+                log.log(level, "%s%r: %s", name, _brief(args), exc)
+                raise fail(code) from None
+            except Exception:
+                log.exception("internal error in %s%r", name, _brief(args))
+                raise fail(errno.EIO) from None
+
+        return wrapper
+
+    return decorate
+
+
+def _brief(args: tuple) -> tuple:
+    """Handler arguments fit for a log line (no file data)."""
+    return tuple(f"<{len(a)} bytes>" if isinstance(a, (bytes, bytearray)) and len(a) > 64 else a
+                 for a in args if not isinstance(a, pyfuse3.RequestContext))
+
+
+class Operations(pyfuse3.Operations):
+    # no NFS export: the kernel never looks up "." or ".."
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+
+    def __init__(self, core: Core) -> None:
+        super().__init__()
+        self.core = core
+        self.content = Content(core)
+        self.namespace = Namespace(core, self.content)
+
+    # ---- lookups and attributes ------------------------------------------------
+    @fuse_op()
+    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        core = self.core
+        parent = core.node(parent_inode)
+        entry = await core.child(parent, decode_name(name))
+        return core.attributes(core.remember(entry))
+
+    @fuse_op()
+    async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        core = self.core
+        for ino, count in inode_list:
+            core.table.forget(ino, count)
+            node = core.table.get(ino)
+            if node is not None:
+                core.settle(node)
+
+    @fuse_op()
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        node = self.core.node(inode)
+        await self.core.refresh(node)
+        return self.core.attributes(node)
+
+    @fuse_op()
+    async def setattr(
+        self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields, fh: int | None,
+        ctx: pyfuse3.RequestContext,
+    ) -> pyfuse3.EntryAttributes:
+        node = self.core.node(inode)
+        await self.namespace.setattr(node, attr, fields)
+        return self.core.attributes(node)
+
+    @fuse_op()
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        capacity = await self.core.capacity()
+        total = capacity.total if capacity.total > 0 else max(UNLIMITED_BYTES, capacity.used)
+        free = max(total - capacity.used, 0)
+        stats = pyfuse3.StatvfsData()
+        stats.f_bsize = STATFS_BLOCK
+        stats.f_frsize = STATFS_BLOCK
+        stats.f_blocks = total // STATFS_BLOCK
+        stats.f_bfree = free // STATFS_BLOCK
+        stats.f_bavail = free // STATFS_BLOCK
+        # Cloudreve has no inode limit; report plenty so tools do not refuse
+        stats.f_files = 1 << 32
+        stats.f_ffree = stats.f_favail = (1 << 32) - len(self.core.table)
+        stats.f_namemax = 255
+        return stats
+
+    # ---- folders ---------------------------------------------------------------
+    @fuse_op()
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        core = self.core
+        node = core.node(inode)
+        if not node.is_dir:
+            raise fail(errno.ENOTDIR)
+        handle = DirHandle(core.handles.next_fh(), node)
+        core.handles.dirs[handle.fh] = handle
+        node.opens += 1
+        return handle.fh
+
+    @fuse_op()
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        core = self.core
+        handle = core.handles.dirs.get(fh)
+        if handle is None:
+            raise fail(errno.EBADF)
+        if start_id == 0 or not handle.loaded:
+            # one snapshot per pass: offsets stay valid while the kernel pages through it
+            children = await core.listing(handle.node)
+            handle.entries = [(e.name, e) for e in children]
+            handle.loaded = True
+        for index in range(start_id, len(handle.entries)):
+            name, entry = handle.entries[index]
+            raw = encode_name(name)
+            if raw is None:
+                log.warning("skipping %s: its name cannot be represented", entry.path)
+                continue
+            node = core.remember(entry, lookup=False)
+            if not pyfuse3.readdir_reply(token, raw, core.attributes(node), index + 1):
+                core.table.drop_if_unused(node)
+                return
+            node.lookups += 1
+
+    @fuse_op()
+    async def releasedir(self, fh: int) -> None:
+        handle = self.core.handles.dirs.pop(fh, None)
+        if handle is not None:
+            handle.node.opens -= 1
+            self.core.settle(handle.node)
+
+    @fuse_op()
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        node = await self.namespace.mkdir(self.core.node(parent_inode), decode_name(name), mode)
+        return self.core.attributes(node)
+
+    @fuse_op()
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        await self.namespace.rmdir(self.core.node(parent_inode), decode_name(name))
+
+    # ---- names -------------------------------------------------------------------
+    @fuse_op()
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        await self.namespace.unlink(self.core.node(parent_inode), decode_name(name))
+
+    @fuse_op()
+    async def rename(
+        self, parent_inode_old: int, name_old: bytes, parent_inode_new: int, name_new: bytes, flags: int,
+        ctx: pyfuse3.RequestContext,
+    ) -> None:
+        core = self.core
+        await self.namespace.rename(
+            core.node(parent_inode_old), decode_name(name_old), core.node(parent_inode_new), decode_name(name_new),
+            flags,
+        )
+
+    @fuse_op()
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise fail(errno.EPERM)  # Cloudreve stores no symbolic links
+
+    @fuse_op()
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise fail(errno.EPERM)  # nor hard links
+
+    @fuse_op()
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        raise fail(errno.EPERM)  # nor devices, FIFOs or sockets
+
+    # ---- content -----------------------------------------------------------------
+    @fuse_op()
+    async def create(
+        self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
+    ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        info, node = await self.namespace.create(self.core.node(parent_inode), decode_name(name), mode)
+        return info, self.core.attributes(node)
+
+    @fuse_op()
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        return await self.content.open(self.core.node(inode), flags)
+
+    @fuse_op()
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        return await self.content.read(fh, off, size)
+
+    @fuse_op()
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        return self.content.write(fh, off, buf)
+
+    @fuse_op()
+    async def flush(self, fh: int) -> None:
+        await self.content.flush(fh)
+
+    @fuse_op(bounded=False)
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        await self.content.fsync(fh)
+
+    @fuse_op()
+    async def release(self, fh: int) -> None:
+        self.content.release(fh)
+
+    @fuse_op()
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        return None  # namespace changes are made on the server synchronously
+

@@ -1,0 +1,139 @@
+"""Journal: the durable record of every file whose data is not on the server yet.
+
+One SQLite database per account in the cache dir (WAL, ``synchronous=FULL``,
+so a commit survives power loss).  A row is written (after the staging file
+was fsync'd) before cloudfs acknowledges data by ``close`` or ``fsync``, and
+deleted once the upload landed.  The next mount replays whatever rows are
+left: that, not any in-memory state, is what is pending after a crash.
+
+SQLite calls block, so they run in a worker thread, one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+
+from cloudfs.cache.ranges import SpanSet
+from cloudfs.upload.staging import LocalFile
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (
+    file_id      TEXT PRIMARY KEY,
+    path         TEXT NOT NULL,
+    staging      TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    mtime_ns     INTEGER NOT NULL,
+    base_version TEXT,
+    base_size    INTEGER,
+    base_mtime_ns INTEGER,
+    base_limit   INTEGER NOT NULL,
+    present      TEXT NOT NULL,
+    updated_ns   INTEGER NOT NULL
+)
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    file_id: str
+    path: str
+    staging: Path
+    size: int
+    mtime_ns: int
+    base_version: str | None
+    base_size: int | None
+    base_mtime_ns: int | None
+    base_limit: int
+    present: SpanSet
+
+    @classmethod
+    def of(cls, local: LocalFile) -> "Record":
+        base = local.base
+        return cls(
+            file_id=local.file_id,
+            path=local.remote_path,
+            staging=local.staging,
+            size=local.size,
+            mtime_ns=local.mtime_ns,
+            base_version=base.version if base else None,
+            base_size=base.size if base else None,
+            base_mtime_ns=base.mtime_ns if base else None,
+            base_limit=local.base_limit,
+            present=SpanSet(local.present),
+        )
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
+        self._lock = trio.Lock()
+        # the connection is used from worker threads, one call at a time
+        self._thread_lock = threading.Lock()
+
+    def open(self) -> list[Record]:
+        """Open (creating if needed) and return what a previous run left pending."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(SCHEMA)
+        rows = self._db.execute(
+            "SELECT file_id, path, staging, size, mtime_ns, base_version, base_size,"
+            " base_mtime_ns, base_limit, present FROM pending ORDER BY updated_ns"
+        ).fetchall()
+        return [
+            Record(
+                file_id=r[0], path=r[1], staging=Path(r[2]), size=r[3], mtime_ns=r[4],
+                base_version=r[5], base_size=r[6], base_mtime_ns=r[7], base_limit=r[8],
+                present=SpanSet.from_list(json.loads(r[9])),
+            )
+            for r in rows
+        ]
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _run(self, sql: str, params: tuple) -> None:
+        assert self._db is not None, "journal not open"
+        with self._thread_lock:
+            self._db.execute(sql, params)
+
+    async def _execute(self, sql: str, params: tuple) -> None:
+        async with self._lock:
+            await trio.to_thread.run_sync(self._run, sql, params)
+
+    async def record(self, local: LocalFile) -> None:
+        """Durably record ``local`` as pending (its staging file must be synced first)."""
+        rec = Record.of(local)
+        await self._execute(
+            "INSERT OR REPLACE INTO pending (file_id, path, staging, size, mtime_ns, base_version,"
+            " base_size, base_mtime_ns, base_limit, present, updated_ns)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                rec.file_id, rec.path, str(rec.staging), rec.size, rec.mtime_ns,
+                rec.base_version, rec.base_size, rec.base_mtime_ns, rec.base_limit,
+                json.dumps(rec.present.to_list()), time.time_ns(),
+            ),
+        )
+
+    async def forget(self, file_id: str) -> None:
+        await self._execute("DELETE FROM pending WHERE file_id = ?", (file_id,))
+
+    async def rekey(self, old_file_id: str, new_file_id: str) -> None:
+        await self._execute("UPDATE pending SET file_id = ? WHERE file_id = ?", (new_file_id, old_file_id))
+
+    async def move(self, file_id: str, path: str) -> None:
+        await self._execute("UPDATE pending SET path = ? WHERE file_id = ?", (path, file_id))

@@ -1,0 +1,184 @@
+"""LocalFile: one file's content staged on local disk for writing.
+
+A file opened for writing gets a sparse *staging file* in the cache dir.  The
+bytes written land there; the bytes not written (yet) still come from the
+remote *base* version the file was opened on, and are downloaded only when
+needed: when read, or before the whole file is uploaded.  So appending to a
+large file, or rewriting a few bytes of it, costs no download until upload.
+
+Invariant: the content of the file is
+  * the staging file on every span in ``present``,
+  * the base version on ``[0, base_limit)`` outside ``present``,
+  * zeros everywhere else (holes of the sparse staging file).
+``base_limit`` only ever shrinks (a truncate below it), so bytes past a
+truncation never come back from the base.
+
+Every change bumps ``generation``; the uploader compares generations to know
+whether what it uploaded is still the current content.
+
+Plain ``def`` for the local I/O (page-cache speed); the only awaits are the
+base downloads, through a ``fetch(span) -> bytes`` callable.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cloudfs.cache.ranges import Span, SpanSet, clamp, split
+from cloudfs.client.models import Entry
+
+FetchFn = Callable[[Entry, Span], Awaitable[bytes]]
+
+#: base content is downloaded in pieces of this size when filling
+FILL_PART = 8 << 20
+
+
+def now_ns() -> int:
+    """Now, to the millisecond: what Cloudreve stores, so an upload does not
+    visibly change the mtime of what was written."""
+    return time.time_ns() // 1_000_000 * 1_000_000
+
+
+@dataclass(eq=False)
+class LocalFile:
+    file_id: str
+    remote_path: str
+    staging: Path
+    size: int
+    mtime_ns: int
+    #: the remote object this content replaces; its bytes fill what was not written
+    base: Entry | None = None
+    base_limit: int = 0
+    present: SpanSet = field(default_factory=SpanSet)
+    #: content differs from the server's
+    dirty: bool = False
+    generation: int = 0
+    #: generation already recorded in the journal (and the staging file fsync'd)
+    journaled_generation: int = -1
+    #: the last upload's failure, reported at the next close/fsync
+    error: BaseException | None = None
+    #: newest generation known to be on the server / to have failed to upload
+    uploaded_generation: int = -1
+    failed_generation: int = -1
+    #: open handles writing to it
+    writers: int = 0
+    fd: int | None = None
+
+    # ---- construction ------------------------------------------------------
+    @classmethod
+    def create(cls, staging_dir: Path, entry: Entry) -> "LocalFile":
+        """Stage an existing remote file (nothing is downloaded yet)."""
+        staging = staging_dir / uuid.uuid4().hex
+        local = cls(
+            file_id=entry.file_id,
+            remote_path=entry.path,
+            staging=staging,
+            size=entry.size,
+            mtime_ns=entry.mtime_ns,
+            base=entry,
+            base_limit=entry.size,
+        )
+        local._open(create=True)
+        os.ftruncate(local.fd, entry.size)  # type: ignore[arg-type]
+        return local
+
+    def _open(self, *, create: bool = False) -> int:
+        if self.fd is None:
+            flags = os.O_RDWR | (os.O_CREAT | os.O_EXCL if create else 0)
+            self.fd = os.open(self.staging, flags, 0o600)
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def discard(self) -> None:
+        """Remove the staging file (the content is on the server, or unwanted)."""
+        self.close()
+        self.staging.unlink(missing_ok=True)
+
+    # ---- changes -------------------------------------------------------------
+    def _changed(self) -> None:
+        self.dirty = True
+        self.generation += 1
+        self.mtime_ns = now_ns()
+
+    def write(self, off: int, data: bytes) -> int:
+        written = os.pwrite(self._open(), data, off)
+        self.present.add((off, off + written))
+        self.size = max(self.size, off + written)
+        self._changed()
+        return written
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._open(), size)
+        if size < self.size:
+            self.present.truncate(size)
+            self.base_limit = min(self.base_limit, size)
+        self.size = size
+        self._changed()
+
+    def set_mtime(self, mtime_ns: int) -> None:
+        self.mtime_ns = mtime_ns
+        self.generation += 1
+        self.dirty = True
+
+    # ---- reading ---------------------------------------------------------------
+    def missing(self, span: Span | None = None) -> list[Span]:
+        """Spans that must come from the base version."""
+        start, end = span if span is not None else (0, self.size)
+        return self.present.missing(clamp((start, min(end, self.base_limit)), self.size))
+
+    async def read(self, off: int, length: int, fetch: FetchFn) -> bytes:
+        start, end = clamp((off, off + length), self.size)
+        if start >= end:
+            return b""
+        holes = self.missing((start, end))
+        if holes:
+            # fetch the base bytes and keep them, so the next read is local
+            for hole in holes:
+                data = await fetch(self.base, hole)  # type: ignore[arg-type]
+                self._store_base(hole, data)
+        return os.pread(self._open(), end - start, start)
+
+    async def fill(self, fetch: FetchFn) -> None:
+        """Make the staging file hold the whole content (before an upload)."""
+        for hole in self.missing():
+            for part in split(hole, FILL_PART):
+                data = await fetch(self.base, part)  # type: ignore[arg-type]
+                self._store_base(part, data)
+
+    def _store_base(self, span: Span, data: bytes) -> None:
+        """Put downloaded base bytes in place, except where a write or a
+        truncate got there while we were downloading."""
+        if len(data) != span[1] - span[0]:
+            raise OSError(5, f"base content of {self.remote_path} is shorter than expected")
+        for start, end in self.present.missing(clamp(span, self.base_limit)):
+            piece = data[start - span[0] : end - span[0]]
+            os.pwrite(self._open(), piece, start)
+            self.present.add((start, end))
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing()
+
+    def sync(self) -> None:
+        """Make the staging file durable (before the journal promises it)."""
+        os.fdatasync(self._open())
+
+    # ---- after an upload ---------------------------------------------------
+    def uploaded(self, entry: Entry, generation: int) -> None:
+        """The content of ``generation`` is now ``entry`` on the server."""
+        self.base = entry
+        self.base_limit = min(entry.size, self.size)
+        self.file_id = entry.file_id
+        self.uploaded_generation = generation
+        if generation == self.generation:
+            self.dirty = False
+            self.error = None

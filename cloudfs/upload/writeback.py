@@ -1,0 +1,389 @@
+"""WriteBack: uploads staged files in the background, crash-safely.
+
+Each dirty :class:`LocalFile` gets a *due time*.  Closing a file (or, for a
+file held open, a pause in writing once it holds a lot of dirty data) sets it
+a short quiet delay ahead, so save-then-rename patterns and bursts of small
+writes coalesce into one upload; ``fsync`` makes it due at once.  A bounded
+number of uploads run in parallel.  A change to a file cancels its upload in
+flight (the session is cancelled, the old version stays intact) and the file
+becomes due again.
+
+Before an upload starts, and before any close/fsync is acknowledged, the file
+is in the journal; it leaves the journal only after its upload landed.  A
+failed upload is retried with a doubling delay; a file changed on the server
+meanwhile is never overwritten: its local content is uploaded beside it under
+a conflict name.
+
+The write-back knows files by object id and remote path, never inodes; it
+tells the filesystem about outcomes through ``on_uploaded``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import logging
+import math
+import posixpath
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from cloudfs.cache.blocks import BlockStore, cache_name
+from cloudfs.client.api import CloudreveClient
+from cloudfs.client.models import MTIME_KEY, Entry, mtime_value
+from cloudfs.errors import CloudfsError, CloudreveError
+from cloudfs.upload.journal import Journal, Record
+from cloudfs.upload.staging import FetchFn, LocalFile
+
+log = logging.getLogger(__name__)
+
+RETRY_MIN_S = 1.0
+RETRY_MAX_S = 300.0
+#: errors that another attempt will not fix soon: retried slowly
+SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errno.EACCES, errno.EPERM,
+                     errno.ENAMETOOLONG, errno.EOPNOTSUPP}
+STALE_VERSION = 40076
+
+UploadedFn = Callable[[LocalFile, Entry, str], None]
+
+
+@dataclass
+class _Active:
+    scope: trio.CancelScope
+    generation: int
+    total: int
+    done: int = 0
+    finished: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass(frozen=True)
+class UploadStatus:
+    path: str
+    size: int
+    state: str  # "waiting", "uploading", "retrying"
+    done: int
+    error: str | None
+
+
+class WriteBack:
+    def __init__(
+        self,
+        client: CloudreveClient,
+        journal: Journal,
+        store: BlockStore,
+        fetch_base: FetchFn,
+        *,
+        delay_s: float,
+        max_parallel: int,
+        on_uploaded: UploadedFn,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.store = store
+        self._fetch_base = fetch_base
+        self.delay_s = delay_s
+        self._limiter = trio.CapacityLimiter(max(max_parallel, 1))
+        self._on_uploaded = on_uploaded
+        #: every staged file, by object id (dirty or held open)
+        self.files: dict[str, LocalFile] = {}
+        self._due: dict[str, float] = {}
+        self._active: dict[str, _Active] = {}
+        self._retry_delay: dict[str, float] = {}
+        self._wakeup = trio.Event()
+        #: set after every upload outcome; waiters re-check their condition
+        self._outcome = trio.Event()
+        self.uploads_done = 0
+
+    # ---- bookkeeping ---------------------------------------------------------
+    def add(self, local: LocalFile) -> None:
+        self.files[local.file_id] = local
+
+    def rekey(self, local: LocalFile, old_file_id: str) -> None:
+        if self.files.get(old_file_id) is local:
+            del self.files[old_file_id]
+        self.files[local.file_id] = local
+        if old_file_id in self._due:
+            self._due[local.file_id] = self._due.pop(old_file_id)
+
+    def schedule(self, local: LocalFile, delay_s: float | None = None) -> None:
+        """Make ``local`` due for upload after ``delay_s`` (default: the quiet delay)."""
+        if not local.dirty:
+            return
+        delay = self.delay_s if delay_s is None else delay_s
+        self._due[local.file_id] = trio.current_time() + delay
+        self._wakeup.set()
+
+    def is_uploading(self, local: LocalFile) -> bool:
+        return local.file_id in self._active
+
+    def cancel(self, local: LocalFile) -> None:
+        """Stop the upload of ``local`` in flight, if any (it changed)."""
+        active = self._active.get(local.file_id)
+        if active is not None:
+            active.scope.cancel()
+
+    async def cancel_and_wait(self, local: LocalFile) -> None:
+        """Cancel and wait until the server has released the upload (its lock)."""
+        active = self._active.get(local.file_id)
+        if active is not None:
+            active.scope.cancel()
+            await active.finished.wait()
+
+    async def forget(self, local: LocalFile) -> None:
+        """The file is gone (unlinked): nothing of it is to be uploaded."""
+        await self.cancel_and_wait(local)
+        self._due.pop(local.file_id, None)
+        if self.files.get(local.file_id) is local:
+            del self.files[local.file_id]
+        local.dirty = False
+        await self.journal.forget(local.file_id)
+
+    def release(self, local: LocalFile) -> bool:
+        """Drop a clean file nobody writes; True if it left the write-back."""
+        if local.dirty or local.writers or local.file_id in self._active:
+            return False
+        if self.files.get(local.file_id) is local:
+            del self.files[local.file_id]
+        self._due.pop(local.file_id, None)
+        return True
+
+    async def persist(self, local: LocalFile) -> None:
+        """Make the current content durable locally: staging fsync'd, then journaled."""
+        if not local.dirty or local.journaled_generation == local.generation:
+            return
+        generation = local.generation
+        await trio.to_thread.run_sync(local.sync)
+        await self.journal.record(local)
+        local.journaled_generation = max(local.journaled_generation, generation)
+
+    async def sync(self, local: LocalFile) -> None:
+        """Return once the current content is on the server; raise the upload's error."""
+        target = local.generation
+        await self.persist(local)
+        # only an attempt made from now on answers this call
+        local.failed_generation = -1
+        self.schedule(local, 0)
+        while local.dirty and local.uploaded_generation < target:
+            if local.failed_generation >= target and local.error is not None:
+                raise local.error
+            outcome = self._outcome
+            await outcome.wait()
+
+    async def drain(self, on_progress: Callable[[list[UploadStatus]], None] | None = None) -> None:
+        """Upload everything now and wait until nothing is pending."""
+        for local in list(self.files.values()):
+            self.schedule(local, 0)
+        while any(local.dirty for local in self.files.values()):
+            if on_progress is not None:
+                on_progress(self.status())
+            with trio.move_on_after(0.5):
+                await self._outcome.wait()
+        if on_progress is not None:
+            on_progress(self.status())
+
+    def status(self) -> list[UploadStatus]:
+        out = []
+        for local in self.files.values():
+            if not local.dirty:
+                continue
+            active = self._active.get(local.file_id)
+            if active is not None:
+                state, done = "uploading", active.done
+            else:
+                state, done = ("retrying" if local.error else "waiting"), 0
+            out.append(UploadStatus(local.remote_path, local.size, state, done,
+                                    str(local.error) if local.error else None))
+        return out
+
+    # ---- the scheduler ---------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                now = trio.current_time()
+                for file_id, due in list(self._due.items()):
+                    if due > now or file_id in self._active:
+                        continue
+                    del self._due[file_id]
+                    local = self.files.get(file_id)
+                    if local is not None and local.dirty:
+                        self._active[file_id] = _Active(trio.CancelScope(), local.generation, local.size)
+                        nursery.start_soon(self._upload, local, name=f"upload {file_id}")
+                waiting = [d for f, d in self._due.items() if f not in self._active]
+                self._wakeup = trio.Event()
+                with trio.move_on_at(min(waiting, default=math.inf)):
+                    await self._wakeup.wait()
+
+    async def _upload(self, local: LocalFile) -> None:
+        file_id = local.file_id
+        active = self._active[file_id]
+        try:
+            with active.scope:
+                async with self._limiter:
+                    await self._attempt(local, active)
+        finally:
+            if self._active.get(file_id) is active:
+                del self._active[file_id]
+            active.finished.set()
+            if local.dirty and local.file_id not in self._due and local.error is None:
+                # cancelled by a change, or changed while uploading: again after the quiet delay
+                self.schedule(local)
+            self._notify()
+
+    async def _attempt(self, local: LocalFile, active: _Active) -> None:
+        generation = active.generation
+        try:
+            await self.persist(local)
+            await local.fill(self._fetch_base)
+            if local.generation != generation:
+                return  # changed while we were downloading: the next attempt takes it
+            active.total = local.size
+
+            def progress(n: int) -> None:
+                active.done += n
+
+            entry = await self._send(local, progress)
+            entry = await self._keep_exact_mtime(local, entry)
+        except CloudfsError as exc:
+            self._failed(local, generation, exc)
+            return
+        except OSError as exc:  # the staging file itself (cache disk trouble)
+            self._failed(local, generation, exc)
+            return
+        self._retry_delay.pop(local.file_id, None)
+        old_id = local.file_id
+        local.uploaded(entry, generation)
+        if old_id != entry.file_id:
+            self.rekey(local, old_id)
+            await self.journal.forget(old_id)
+        if not local.dirty:
+            await self.journal.forget(entry.file_id)
+            # the staging file is exactly this version: keep it as clean cache
+            self.store.adopt(cache_name(entry.file_id, entry.version, entry.size),
+                             entry.size, local.staging)
+        self.uploads_done += 1
+        log.info("uploaded %s (%d bytes)", local.remote_path, local.size)
+        self._on_uploaded(local, entry, old_id)
+
+    async def _keep_exact_mtime(self, local: LocalFile, entry: Entry) -> Entry:
+        """Cloudreve keeps upload times to the millisecond; record finer ones
+        (set by utimensat, e.g. ``cp -p``, ``rsync -a``) in metadata."""
+        if local.mtime_ns % 1_000_000 == 0:
+            return entry
+        value = mtime_value(local.mtime_ns, entry.version)
+        try:
+            await self.client.set_metadata(entry.path, {MTIME_KEY: value})
+        except CloudfsError as exc:
+            log.debug("cannot record the exact mtime of %s: %s", entry.path, exc)
+            return entry
+        return dataclasses.replace(entry, metadata={**entry.metadata, MTIME_KEY: value})
+
+    async def _send(self, local: LocalFile, progress: Callable[[int], None]) -> Entry:
+        """One upload, resolving a conflict with a changed or vanished remote file."""
+        try:
+            return await self.client.upload(
+                local.remote_path, local.staging, mtime_ns=local.mtime_ns, replace=local.base, progress=progress
+            )
+        except CloudreveError as exc:
+            if exc.code != STALE_VERSION:
+                raise
+        # the file changed on the server since we based our content on it: keep both
+        target = await self._conflict_path(local.remote_path)
+        log.warning(
+            "%s changed on the server while local changes were pending; "
+            "keeping the server's version and saving the local one as %s",
+            local.remote_path, target,
+        )
+        local.remote_path = target
+        local.base = None
+        await self.journal.move(local.file_id, target)
+        return await self.client.upload(target, local.staging, mtime_ns=local.mtime_ns, replace=None,
+                                        progress=progress)
+
+    async def _conflict_path(self, path: str) -> str:
+        folder, name = posixpath.split(path)
+        stem, ext = posixpath.splitext(name)
+        stamp = time.strftime("%Y-%m-%d %H%M%S")
+        for n in range(1, 100):
+            suffix = f" (conflict {stamp})" if n == 1 else f" (conflict {stamp} {n})"
+            candidate = posixpath.join(folder, f"{stem}{suffix}{ext}")
+            if await self._stat_or_none(candidate) is None:
+                return candidate
+        raise CloudfsError(f"no free conflict name for {path}", errno=errno.EEXIST)
+
+    def _failed(self, local: LocalFile, generation: int, exc: BaseException) -> None:
+        local.error = exc
+        local.failed_generation = max(local.failed_generation, generation)
+        code = getattr(exc, "errno", None)
+        delay = self._retry_delay.get(local.file_id, RETRY_MIN_S / 2) * 2
+        if code in SLOW_RETRY_ERRNOS:
+            delay = RETRY_MAX_S
+            log.error(
+                "upload of %s failed: %s; its data is kept in %s and will be retried",
+                local.remote_path, exc, local.staging,
+            )
+        else:
+            log.warning("upload of %s failed (%s); retrying in %.0f s", local.remote_path, exc, delay)
+        delay = min(delay, RETRY_MAX_S)
+        self._retry_delay[local.file_id] = delay
+        self._due[local.file_id] = trio.current_time() + delay
+        self._wakeup.set()
+
+    def _notify(self) -> None:
+        self._outcome.set()
+        self._outcome = trio.Event()
+
+    # ---- crash recovery ----------------------------------------------------------
+    async def replay(self, records: list[Record]) -> int:
+        """Re-stage what a previous run left pending, before the mount starts.
+
+        Returns how many files were re-queued; their uploads run once
+        :meth:`run` is going.  Content whose remote base changed or vanished
+        meanwhile is uploaded under a conflict name (or re-created), never
+        over someone else's version.
+        """
+        count = 0
+        for rec in records:
+            if not rec.staging.exists():
+                log.error("pending upload of %s lost its staging file %s; nothing to replay",
+                          rec.path, rec.staging)
+                await self.journal.forget(rec.file_id)
+                continue
+            local = LocalFile(
+                file_id=rec.file_id, remote_path=rec.path, staging=rec.staging, size=rec.size,
+                mtime_ns=rec.mtime_ns, base_limit=rec.base_limit, present=rec.present, dirty=True,
+            )
+            remote = await self._stat_or_none(rec.path)
+            if remote is not None and remote.file_id == rec.file_id and remote.version == (rec.base_version or ""):
+                local.base = remote  # nothing changed remotely: a plain new version
+            else:
+                # the version our bytes were based on is gone; bytes we never had read as zeros
+                local.present.add((0, local.size))
+                local.base_limit = 0
+                if remote is not None:
+                    local.remote_path = await self._conflict_path(rec.path)
+                    log.warning("%s changed on the server before pending changes could be uploaded; "
+                                "they will be saved as %s", rec.path, local.remote_path)
+                else:
+                    log.warning("%s vanished from the server before pending changes could be uploaded; "
+                                "re-creating it", rec.path)
+                local.file_id = f"pending:{rec.file_id}" if not rec.file_id.startswith("pending:") else rec.file_id
+                await self.journal.rekey(rec.file_id, local.file_id)
+                await self.journal.move(local.file_id, local.remote_path)
+            local.journaled_generation = local.generation
+            self.add(local)
+            self.schedule(local, 0)
+            count += 1
+            log.info("replaying pending upload of %s (%d bytes)", local.remote_path, rec.size)
+        return count
+
+    async def _stat_or_none(self, path: str) -> Entry | None:
+        try:
+            return await self.client.stat(path)
+        except CloudfsError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
