@@ -13,6 +13,10 @@ import sys
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "mount": ("cloudfs.cli.mount", "mount a Cloudreve drive"),
+    "umount": ("cloudfs.cli.umount", "unmount, after pending uploads finish"),
+    "status": ("cloudfs.cli.status", "show mounts, capacity, cache and pending uploads"),
+    "demo": ("cloudfs.cli.demo", "mount a demo drive served by the bundled server"),
     "server": ("cloudfs.server.cli", "run the bundled Cloudreve-compatible server"),
 }
 

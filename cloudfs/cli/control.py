@@ -1,0 +1,127 @@
+"""The control socket: how ``cloudfs status`` and ``cloudfs umount`` talk to a
+running mount.
+
+Each mount listens on a Unix socket in the user's runtime dir, named after
+its mountpoint.  The protocol is one JSON request line, answered by one or
+more JSON lines: ``{"cmd": "status"}`` gets one status object;
+``{"cmd": "drain"}`` uploads everything pending now and streams status
+objects until nothing is left, then ``{"done": true}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from cloudfs.config import runtime_dir
+
+log = logging.getLogger(__name__)
+
+StatusFn = Callable[[], Awaitable[dict[str, Any]]]
+DrainFn = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+
+
+def sockets_dir() -> Path:
+    return runtime_dir() / "mounts"
+
+
+def socket_path(mountpoint: Path | str) -> Path:
+    key = hashlib.sha256(os.path.realpath(mountpoint).encode()).hexdigest()[:16]
+    return sockets_dir() / f"{key}.sock"
+
+
+class ControlServer:
+    def __init__(self, mountpoint: Path, status: StatusFn, drain: DrainFn) -> None:
+        self.path = socket_path(mountpoint)
+        self._status = status
+        self._drain = drain
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.path.unlink(missing_ok=True)
+        sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        await sock.bind(str(self.path))
+        os.chmod(self.path, 0o600)
+        sock.listen(8)
+        listener = trio.SocketListener(sock)
+        try:
+            task_status.started()
+            await trio.serve_listeners(self._handle, [listener])
+        finally:
+            self.path.unlink(missing_ok=True)
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            try:
+                request = json.loads(await _read_line(stream))
+                cmd = request.get("cmd")
+
+                async def send(obj: dict[str, Any]) -> None:
+                    await stream.send_all(json.dumps(obj).encode() + b"\n")
+
+                if cmd == "status":
+                    await send(await self._status())
+                elif cmd == "drain":
+
+                    async def progress() -> None:
+                        await send(await self._status())
+
+                    await self._drain(progress)
+                    await send({"done": True})
+                else:
+                    await send({"error": f"unknown command {cmd!r}"})
+            except (trio.BrokenResourceError, trio.ClosedResourceError, ValueError, AttributeError) as exc:
+                log.debug("control connection ended: %r", exc)
+
+
+async def _read_line(stream: trio.SocketStream, limit: int = 65536) -> bytes:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > limit:
+            raise ValueError("request too long")
+    return data
+
+
+# ---- client side (plain blocking sockets: the CLI is not async) ---------------
+def request(path: Path, cmd: str, *, timeout_s: float | None = 10.0) -> Iterator[dict[str, Any]]:
+    """Send one command to a mount's control socket and yield its answers."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.connect(str(path))
+        sock.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
+        buffer = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                yield json.loads(line)
+
+
+def running_mounts() -> list[Path]:
+    """Control sockets of this user's mounts that answer."""
+    found = []
+    directory = sockets_dir()
+    if not directory.is_dir():
+        return found
+    for path in sorted(directory.glob("*.sock")):
+        try:
+            next(request(path, "status", timeout_s=2.0))
+        except (OSError, StopIteration, ValueError):
+            continue
+        found.append(path)
+    return found

@@ -1,0 +1,39 @@
+"""Logging setup for the CLI: stderr (journald-friendly, no timestamps when
+systemd adds its own) or a log file, with secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def setup_logging(verbosity: int, *, log_file: Path | None = None) -> None:
+    if verbosity >= 2:
+        level = logging.DEBUG
+    elif verbosity == 1 or log_file is not None or os.environ.get("INVOCATION_ID"):
+        level = logging.INFO  # a service or background mount keeps a record of uploads
+    else:
+        level = logging.WARNING
+    if log_file is not None:
+        handler: logging.Handler = logging.FileHandler(log_file)
+        fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        # under systemd (INVOCATION_ID set) journald timestamps every line itself
+        fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("INVOCATION_ID") else \
+            "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    try:
+        from cloudfs.client.auth import RedactingFilter
+    except ImportError:  # pragma: no cover
+        RedactingFilter = None  # type: ignore[assignment,misc]
+    if RedactingFilter is not None:
+        handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # third-party chatter stays quiet unless debugging
+    for name in ("httpx", "httpcore", "hpack", "hypercorn"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)

@@ -1,0 +1,228 @@
+"""``cloudfs mount URL MOUNTPOINT``: check, log in, mount, and (by default) go
+to the background once the mount is ready, as sshfs does.
+
+The background process is this same command re-run with ``--foreground``
+in a new session; it reports "ready" or the error that stopped it through a
+pipe, so the command the user typed fails with that error and a non-zero
+exit, before anything is mounted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cloudfs.config import MountSettings, parse_size, state_dir
+
+log = logging.getLogger(__name__)
+
+# -o options cloudfs understands (besides the plain FUSE ones below)
+_VALUE_OPTIONS = {
+    "uid": int, "gid": int, "umask": lambda v: int(v, 8),
+    "metadata_ttl": float, "negative_ttl": float, "timeout": float,
+    "cache_size": parse_size, "fsync": str, "upload_delay": float, "max_uploads": int,
+    "readahead_max": parse_size, "dirty_threshold": parse_size, "delete": str, "user": str,
+    "cache_dir": Path,
+}
+_FLAG_OPTIONS = {"ro", "rw", "allow_other", "nonempty", "default_permissions", "noatime", "atime",
+                 "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "_netdev", "user", "users"}
+#: options passed through to the kernel as they are
+_FUSE_PASSTHROUGH = {"dev", "nodev", "suid", "nosuid", "exec", "noexec"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="Cloudreve server URL, e.g. https://drive.example.com")
+    parser.add_argument("mountpoint", type=Path, help="empty directory to mount on")
+    add_mount_options(parser)
+
+
+def add_mount_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", metavar="EMAIL", help="account e-mail")
+    parser.add_argument("--password-file", type=Path, metavar="FILE",
+                        help="read the password from FILE (else CLOUDFS_PASSWORD, the token store, or a prompt)")
+    parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="cache and staging dir for this account")
+    parser.add_argument("--cache-size", type=parse_size, metavar="SIZE", help="read cache cap, e.g. 2G (default 2G)")
+    parser.add_argument("-f", "--foreground", action="store_true", help="stay attached and log to stderr")
+    parser.add_argument("--read-only", action="store_true", help="refuse every change (EROFS)")
+    parser.add_argument("--allow-other", action="store_true",
+                        help="let other users access the mount (needs user_allow_other in /etc/fuse.conf)")
+    parser.add_argument("-o", dest="options", action="append", default=[], metavar="OPTIONS",
+                        help="comma-separated: uid=,gid=,umask=,metadata_ttl=,timeout=,fsync=remote|local,"
+                             "delete=trash|permanent,upload_delay=,max_uploads=,nonempty,ro,allow_other")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    # internal: used by the background process
+    parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--password-stdin", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--log-file", type=Path, help=argparse.SUPPRESS)
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_options(option_args: list[str]) -> tuple[dict[str, object], set[str]]:
+    values: dict[str, object] = {}
+    flags: set[str] = set()
+    for group in option_args:
+        for item in filter(None, (part.strip() for part in group.split(","))):
+            key, sep, raw = item.partition("=")
+            if sep:
+                convert = _VALUE_OPTIONS.get(key)
+                if convert is None:
+                    raise UsageError(f"unknown mount option {key!r}")
+                try:
+                    values[key] = convert(raw)  # type: ignore[operator]
+                except ValueError as exc:
+                    raise UsageError(f"bad value for mount option {key}: {raw!r} ({exc})") from None
+            elif item in _FLAG_OPTIONS:
+                flags.add(item)
+            else:
+                raise UsageError(f"unknown mount option {item!r}")
+    return values, flags
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[MountSettings, set[str]]:
+    values, flags = parse_options(args.options)
+    delete = str(values.pop("delete", "trash"))
+    if delete not in ("trash", "permanent"):
+        raise UsageError("mount option delete must be 'trash' or 'permanent'")
+    renames = {"metadata_ttl": "metadata_ttl_s", "negative_ttl": "negative_ttl_s", "timeout": "timeout_s",
+               "upload_delay": "upload_delay_s"}
+    kwargs = {renames.get(k, k): v for k, v in values.items()}
+    if args.user:
+        kwargs["user"] = args.user
+    if args.cache_dir:
+        kwargs["cache_dir"] = args.cache_dir
+    if args.cache_size is not None:
+        kwargs["cache_size"] = args.cache_size
+    settings = MountSettings(
+        url=args.url.rstrip("/"),
+        mountpoint=args.mountpoint.expanduser().resolve(),
+        read_only=args.read_only or "ro" in flags,
+        allow_other=args.allow_other or "allow_other" in flags,
+        delete_to_trash=delete == "trash",
+        fuse_options=sorted(flags & _FUSE_PASSTHROUGH),
+        **kwargs,  # type: ignore[arg-type]
+    )
+    return settings, flags
+
+
+def read_password(args: argparse.Namespace, settings: MountSettings) -> str | None:
+    """The password if one is given or needed; None when a stored token will do."""
+    from cloudfs.client.auth import TokenStore
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n") or None
+    if args.password_file:
+        try:
+            return args.password_file.read_text().rstrip("\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read the password file: {exc}") from None
+    if os.environ.get("CLOUDFS_PASSWORD"):
+        return os.environ["CLOUDFS_PASSWORD"]
+    if TokenStore().load(settings.url, settings.user) is not None:
+        return None
+    if settings.user is None:
+        raise UsageError("no stored login for this server: pass --user EMAIL (or run: cloudfs login URL)")
+    if sys.stdin.isatty():
+        return getpass.getpass(f"Password for {settings.user} at {settings.url}: ")
+    raise UsageError("no password: set CLOUDFS_PASSWORD, use --password-file, or run: cloudfs login URL")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cloudfs.cli.logs import setup_logging
+    from cloudfs.cli.mountpoint import MountError, check_fuse, check_mountpoint
+
+    try:
+        settings, flags = settings_from_args(args)
+        if args.ready_fd is None:
+            check_fuse()
+            check_mountpoint(settings.mountpoint, allow_nonempty="nonempty" in flags)
+        password = read_password(args, settings)
+    except (UsageError, MountError, ValueError) as exc:
+        print(f"cloudfs: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    if not args.foreground:
+        return _start_background(args, password)
+    setup_logging(args.verbose, log_file=args.log_file)
+    return mount_foreground(settings, password, ready_fd=args.ready_fd)
+
+
+def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd: int | None = None) -> int:
+    import trio
+
+    from cloudfs.cli.serve import serve
+    from cloudfs.client.api import ClientSettings, CloudreveClient
+    from cloudfs.client.auth import TokenStore
+    from cloudfs.errors import CloudfsError
+
+    ready = False
+
+    def report(message: str) -> None:
+        if ready_fd is not None:
+            try:
+                os.write(ready_fd, message.encode() + b"\n")
+                os.close(ready_fd)
+            except OSError:
+                pass
+
+    def on_ready() -> None:
+        nonlocal ready
+        ready = True
+        report("ready")
+
+    async def connect() -> CloudreveClient:
+        return await CloudreveClient.connect(
+            settings.url,
+            email=settings.user,
+            password=password,
+            token_store=TokenStore(),
+            settings=ClientSettings(request_timeout_s=settings.timeout_s, deadline_s=settings.timeout_s),
+        )
+
+    try:
+        trio.run(serve, settings, connect, on_ready)
+    except (CloudfsError, RuntimeError, OSError) as exc:
+        message = str(exc) or exc.__class__.__name__
+        if not ready:
+            report(f"error: {message}")
+            print(f"cloudfs: {message}", file=sys.stderr)
+        else:
+            log.error("mount stopped: %s", message)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _start_background(args: argparse.Namespace, password: str | None) -> int:
+    """Re-run this command in the foreground, detached; wait for it to be ready."""
+    log_dir = state_dir() / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"mount-{os.path.basename(str(args.mountpoint)) or 'root'}.log"
+    argv = [a for a in sys.argv[1:] if a not in ("-f", "--foreground")]
+    read_end, write_end = os.pipe()
+    command = [sys.executable, "-m", "cloudfs", *argv, "--foreground", "--ready-fd", str(write_end),
+               "--password-stdin", "--log-file", str(log_file)]
+    env = {k: v for k, v in os.environ.items() if k != "CLOUDFS_PASSWORD"}
+    with open(os.devnull, "rb+") as devnull:
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=devnull, stderr=devnull,
+                                pass_fds=(write_end,), start_new_session=True, env=env)
+    os.close(write_end)
+    assert proc.stdin is not None
+    proc.stdin.write(((password or "") + "\n").encode())
+    proc.stdin.close()
+    with os.fdopen(read_end, "rb") as pipe:
+        message = pipe.read().decode(errors="replace").strip()
+    if message == "ready":
+        return 0
+    if not message:
+        proc.wait()
+        message = f"the mount process exited ({proc.returncode}) before the mount was ready; see {log_file}"
+    print(f"cloudfs: {message.removeprefix('error: ')}", file=sys.stderr)
+    return 1

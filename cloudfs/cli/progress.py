@@ -1,0 +1,41 @@
+"""Progress display of uploads for a person waiting (rich), silent otherwise."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+
+class UploadProgress:
+    def __init__(self, *, enabled: bool = True) -> None:
+        console = Console(stderr=True)
+        self.enabled = enabled and sys.stderr.isatty()
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            console=console, transient=True, disable=not self.enabled,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> "UploadProgress":
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.__exit__(*exc)
+
+    def update(self, uploads: list[dict[str, Any]]) -> None:
+        seen = set()
+        for upload in uploads:
+            path = upload["path"]
+            seen.add(path)
+            label = f"{path} ({upload['state']})" if upload.get("error") is None else f"{path}: {upload['error']}"
+            if path not in self._tasks:
+                self._tasks[path] = self._progress.add_task(label, total=upload["size"] or 1)
+            self._progress.update(self._tasks[path], description=label, completed=upload["done"],
+                                  total=upload["size"] or 1)
+        for path in list(self._tasks):
+            if path not in seen:
+                self._progress.remove_task(self._tasks.pop(path))

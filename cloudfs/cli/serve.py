@@ -1,0 +1,214 @@
+"""Run one mount: wire client, caches, write-back and FUSE together, and
+take it all down cleanly.
+
+Startup order matters: the journal is replayed before the kernel sees the
+filesystem, and the control socket and write-back run before ``READY``.
+On unmount (or SIGINT/SIGTERM) the filesystem leaves the kernel first, then
+pending uploads get a bounded time to finish (they stay journaled if not),
+then the caches are closed.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from dataclasses import asdict
+from typing import Any
+
+import pyfuse3
+import trio
+
+from cloudfs.cache.blocks import BlockStore
+from cloudfs.cache.fetcher import Fetcher
+from cloudfs.cli import sdnotify
+from cloudfs.cli.control import ControlServer
+from cloudfs.client.api import CloudreveClient
+from cloudfs.client.models import Entry
+from cloudfs.config import MountSettings
+from cloudfs.errors import CloudfsError
+from cloudfs.fs.core import Core, source_of
+from cloudfs.fs.inodes import InodeTable
+from cloudfs.fs.meta import MetaCache
+from cloudfs.fs.ops import Operations
+from cloudfs.upload.journal import Journal
+from cloudfs.upload.staging import LocalFile
+from cloudfs.upload.writeback import WriteBack
+
+log = logging.getLogger(__name__)
+
+#: after unmount, pending uploads get this long before the process exits (they stay journaled)
+SHUTDOWN_UPLOAD_S = 600.0
+
+
+def fuse_options(settings: MountSettings) -> set[str]:
+    options = set(pyfuse3.default_options)  # default_permissions: the kernel checks modes
+    options |= {f"fsname={settings.url}", "subtype=cloudfs", "noatime"}
+    if settings.allow_other:
+        options.add("allow_other")
+    if settings.read_only:
+        options.add("ro")
+    options |= set(settings.fuse_options)
+    return options
+
+
+def lock_cache_dir(settings: MountSettings, stack: ExitStack) -> None:
+    """One mount per account cache: two would race over the journal."""
+    assert settings.cache_dir is not None
+    settings.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(settings.cache_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    stack.callback(os.close, fd)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise CloudfsError(
+            f"the cache dir {settings.cache_dir} is in use by another cloudfs mount of the same account",
+            errno=errno.EBUSY,
+        ) from None
+
+
+async def serve(
+    settings: MountSettings,
+    connect: Callable[[], Awaitable[CloudreveClient]],
+    on_ready: Callable[[], None] = lambda: None,
+) -> None:
+    """Mount and serve until unmounted.  ``connect()`` detects the server and
+    logs in, so those errors come before anything is mounted."""
+    assert settings.cache_dir is not None
+    with ExitStack() as stack:
+        lock_cache_dir(settings, stack)
+        client = await connect()
+        async with client:
+            root = await client.stat("/")
+            store = BlockStore(settings.cache_dir / "blocks", settings.cache_size)
+            store.open()
+            stack.callback(store.close)
+            journal = Journal(settings.cache_dir / "journal.db")
+            pending = journal.open()
+            stack.callback(journal.close)
+            (settings.cache_dir / "staging").mkdir(exist_ok=True)
+            async with trio.open_nursery() as nursery:
+                mount = _Mount(settings, client, root, store, journal, nursery)
+                await mount.writeback.replay(pending)
+                await nursery.start(mount.writeback.run)
+                await nursery.start(mount.control.serve)
+                pyfuse3.init(mount.ops, str(settings.mountpoint), fuse_options(settings))
+                try:
+                    nursery.start_soon(_stop_on_signals)
+                    on_ready()
+                    sdnotify.notify("READY=1", f"STATUS=mounted {settings.url} on {settings.mountpoint}")
+                    log.info("mounted %s on %s", settings.url, settings.mountpoint)
+                    await pyfuse3.main()
+                finally:
+                    pyfuse3.close(unmount=True)
+                log.info("unmounted %s", settings.mountpoint)
+                sdnotify.notify("STOPPING=1")
+                await mount.finish_uploads()
+                nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signals() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async for signum in signals:
+            log.info("received %s: unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            return
+
+
+class _Mount:
+    """The parts of one mount, built in dependency order."""
+
+    def __init__(
+        self,
+        settings: MountSettings,
+        client: CloudreveClient,
+        root: Entry,
+        store: BlockStore,
+        journal: Journal,
+        nursery: trio.Nursery,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.fetcher = Fetcher(store, client.stream, nursery)
+        self.writeback = WriteBack(
+            client,
+            journal,
+            store,
+            lambda entry, span: self.fetcher.read(source_of(entry), span),
+            delay_s=settings.upload_delay_s,
+            max_parallel=settings.max_uploads,
+            on_uploaded=self._uploaded,
+        )
+        meta = MetaCache(ttl_s=settings.metadata_ttl_s, negative_ttl_s=settings.negative_ttl_s)
+        self.core = Core(client, settings, InodeTable(root), meta, self.fetcher, self.writeback)
+        self.ops = Operations(self.core)
+        self.control = ControlServer(settings.mountpoint, self.status, self.drain)
+
+    def _uploaded(self, local: LocalFile, entry: Entry, old_file_id: str) -> None:
+        core = self.core
+        core.meta.put(entry)
+        node = core.table.by_file_id(old_file_id)
+        if node is None:
+            return
+        if entry.file_id != old_file_id:
+            # the local content went to a new object (conflict copy): the node
+            # shows the server's version again once nobody writes to it
+            if node.local is local and local.writers == 0:
+                node.local = None
+            core.meta.invalidate(node.path)
+        else:
+            node.entry = entry
+            if not local.dirty:
+                # the kernel's pages were written through us: they are this version
+                node.cached_version = entry.version
+        core.settle(node)
+
+    async def status(self) -> dict[str, Any]:
+        settings = self.settings
+        store = self.fetcher.store
+        try:
+            with trio.move_on_after(5):
+                capacity = await self.core.capacity()
+            reachable = True
+        except CloudfsError:
+            capacity, reachable = None, False
+        return {
+            "mountpoint": str(settings.mountpoint),
+            "url": settings.url,
+            "user": settings.user,
+            "pid": os.getpid(),
+            "reachable": reachable,
+            "capacity": {"total": capacity.total, "used": capacity.used} if capacity else None,
+            "cache": {"used": store.used_bytes, "cap": store.cap_bytes, "dir": str(settings.cache_dir)},
+            "uploads": [asdict(s) for s in self.writeback.status()],
+            "uploaded": self.writeback.uploads_done,
+        }
+
+    async def drain(self, progress: Callable[[], Any]) -> None:
+        async with trio.open_nursery() as nursery:
+            done = trio.Event()
+
+            async def report() -> None:
+                while not done.is_set():
+                    await progress()
+                    with trio.move_on_after(0.5):
+                        await done.wait()
+
+            nursery.start_soon(report)
+            await self.writeback.drain()
+            done.set()
+
+    async def finish_uploads(self) -> None:
+        pending = [s for s in self.writeback.status()]
+        if not pending:
+            return
+        log.info("waiting for %d pending upload(s) before exiting", len(pending))
+        with trio.move_on_after(SHUTDOWN_UPLOAD_S) as scope:
+            await self.writeback.drain()
+        if scope.cancelled_caught:
+            log.warning("%d upload(s) still pending at exit; they stay journaled and resume at the next mount",
+                        len(self.writeback.status()))
