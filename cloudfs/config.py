@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,3 +91,117 @@ class MountSettings:
         self.cache_dir = Path(self.cache_dir)
         if self.fsync not in ("remote", "local"):
             raise ValueError(f"fsync must be 'remote' or 'local', not {self.fsync!r}")
+
+
+# ---- the config file ---------------------------------------------------------
+class ConfigError(Exception):
+    """A problem in the config file, naming the file and the key."""
+
+
+def config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP)) / "config.toml"
+
+
+def _octal(value: object) -> int:
+    if isinstance(value, int):
+        return value
+    return int(str(value), 8)
+
+
+def _choice(*allowed: str) -> Callable[[object], str]:
+    def convert(value: object) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return str(value)
+
+    return convert
+
+
+def _path(value: object) -> Path:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return Path(value).expanduser()
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    return float(value)
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _string(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _boolean(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+#: config key -> (MountSettings field, converter)
+REMOTE_KEYS: dict[str, tuple[str, Callable[[object], object]]] = {
+    "url": ("url", _string),
+    "user": ("user", _string),
+    "mountpoint": ("mountpoint", _path),
+    "cache_dir": ("cache_dir", _path),
+    "cache_size": ("cache_size", lambda v: parse_size(v if isinstance(v, int) else _string(v))),
+    "metadata_ttl": ("metadata_ttl_s", _number),
+    "negative_ttl": ("negative_ttl_s", _number),
+    "timeout": ("timeout_s", _number),
+    "fsync": ("fsync", _choice("remote", "local")),
+    "uid": ("uid", _integer),
+    "gid": ("gid", _integer),
+    "umask": ("umask", _octal),
+    "read_only": ("read_only", _boolean),
+    "allow_other": ("allow_other", _boolean),
+    "upload_delay": ("upload_delay_s", _number),
+    "max_uploads": ("max_uploads", _integer),
+    "readahead_max": ("readahead_max", lambda v: parse_size(v if isinstance(v, int) else _string(v))),
+    "delete": ("delete_to_trash", lambda v: _choice("trash", "permanent")(v) == "trash"),
+    "password_file": ("password_file", _path),
+}
+
+
+def load_remote(name: str, path: Path | None = None) -> dict[str, object]:
+    """The settings of remote ``name`` as MountSettings keyword arguments
+    (plus ``password_file``), validated; ConfigError names the file and key."""
+    path = path or config_path()
+    try:
+        with open(path, "rb") as fp:
+            document = tomllib.load(fp)
+    except FileNotFoundError:
+        raise ConfigError(f"{name!r} is not a URL, and there is no config file {path} defining it") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    remotes = document.get("remotes", {})
+    unknown_top = set(document) - {"remotes"}
+    if unknown_top:
+        raise ConfigError(f"{path}: unknown section or key {sorted(unknown_top)[0]!r} (expected [remotes.NAME])")
+    if not isinstance(remotes, dict) or name not in remotes:
+        known = ", ".join(sorted(remotes)) if isinstance(remotes, dict) else ""
+        raise ConfigError(f"{path}: no remote named {name!r}" + (f" (defined: {known})" if known else ""))
+    table = remotes[name]
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: remotes.{name} must be a table")
+    out: dict[str, object] = {}
+    for key, value in table.items():
+        spec = REMOTE_KEYS.get(key)
+        if spec is None:
+            raise ConfigError(f"{path}: remotes.{name}: unknown key {key!r}")
+        field_name, convert = spec
+        try:
+            out[field_name] = convert(value)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: remotes.{name}.{key} = {value!r}: {exc}") from None
+    if "url" not in out:
+        raise ConfigError(f"{path}: remotes.{name}: 'url' is required")
+    return out

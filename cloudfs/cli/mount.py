@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cloudfs.config import MountSettings, parse_size, state_dir
+from cloudfs.config import ConfigError, MountSettings, load_remote, parse_size, state_dir
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,10 @@ _FUSE_PASSTHROUGH = {"dev", "nodev", "suid", "nosuid", "exec", "noexec"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="Cloudreve server URL, e.g. https://drive.example.com")
-    parser.add_argument("mountpoint", type=Path, help="empty directory to mount on")
+    parser.add_argument("url", help="Cloudreve server URL (e.g. https://drive.example.com) or a remote "
+                                    "named in the config file")
+    parser.add_argument("mountpoint", type=Path, nargs="?",
+                        help="empty directory to mount on (default: the remote's configured mountpoint)")
     add_mount_options(parser)
 
 
@@ -87,29 +89,42 @@ def parse_options(option_args: list[str]) -> tuple[dict[str, object], set[str]]:
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[MountSettings, set[str]]:
+    """Config file remote (if URL names one) < ``-o`` options < explicit flags."""
+    kwargs: dict[str, object] = {}
+    if "://" not in args.url:
+        try:
+            kwargs.update(load_remote(args.url))
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+    password_file = kwargs.pop("password_file", None)
+    if args.password_file is None and password_file is not None:
+        args.password_file = password_file
     values, flags = parse_options(args.options)
-    delete = str(values.pop("delete", "trash"))
-    if delete not in ("trash", "permanent"):
-        raise UsageError("mount option delete must be 'trash' or 'permanent'")
+    delete = values.pop("delete", None)
+    if delete is not None:
+        if delete not in ("trash", "permanent"):
+            raise UsageError("mount option delete must be 'trash' or 'permanent'")
+        kwargs["delete_to_trash"] = delete == "trash"
     renames = {"metadata_ttl": "metadata_ttl_s", "negative_ttl": "negative_ttl_s", "timeout": "timeout_s",
                "upload_delay": "upload_delay_s"}
-    kwargs = {renames.get(k, k): v for k, v in values.items()}
-    if args.user:
-        kwargs["user"] = args.user
-    if args.cache_dir:
-        kwargs["cache_dir"] = args.cache_dir
-    if args.cache_size is not None:
-        kwargs["cache_size"] = args.cache_size
-    settings = MountSettings(
-        url=args.url.rstrip("/"),
-        mountpoint=args.mountpoint.expanduser().resolve(),
-        read_only=args.read_only or "ro" in flags,
-        allow_other=args.allow_other or "allow_other" in flags,
-        delete_to_trash=delete == "trash",
-        fuse_options=sorted(flags & _FUSE_PASSTHROUGH),
-        **kwargs,  # type: ignore[arg-type]
-    )
-    return settings, flags
+    kwargs.update({renames.get(k, k): v for k, v in values.items()})
+    if "ro" in flags or args.read_only:
+        kwargs["read_only"] = True
+    if "allow_other" in flags or args.allow_other:
+        kwargs["allow_other"] = True
+    for flag, field_name in (("user", "user"), ("cache_dir", "cache_dir"), ("cache_size", "cache_size"),
+                             ("mountpoint", "mountpoint")):
+        value = getattr(args, flag)
+        if value is not None:
+            kwargs[field_name] = value
+    if "url" not in kwargs:
+        kwargs["url"] = args.url
+    if kwargs.get("mountpoint") is None:
+        raise UsageError("no mountpoint given (and the remote configures none)")
+    kwargs["url"] = str(kwargs["url"]).rstrip("/")
+    kwargs["mountpoint"] = Path(kwargs["mountpoint"]).expanduser().resolve()  # type: ignore[arg-type]
+    kwargs["fuse_options"] = sorted(flags & _FUSE_PASSTHROUGH)
+    return MountSettings(**kwargs), flags  # type: ignore[arg-type]
 
 
 def read_password(args: argparse.Namespace, settings: MountSettings) -> str | None:
@@ -205,7 +220,7 @@ def _start_background(args: argparse.Namespace, password: str | None) -> int:
     log_dir = state_dir() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"mount-{os.path.basename(str(args.mountpoint)) or 'root'}.log"
-    argv = [a for a in sys.argv[1:] if a not in ("-f", "--foreground")]
+    argv = [a for a in args.argv if a not in ("-f", "--foreground")]
     read_end, write_end = os.pipe()
     command = [sys.executable, "-m", "cloudfs", *argv, "--foreground", "--ready-fd", str(write_end),
                "--password-stdin", "--log-file", str(log_file)]
