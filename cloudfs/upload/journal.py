@@ -83,11 +83,12 @@ class Journal:
 
     def open(self) -> list[Record]:
         """Open (creating if needed) and return what a previous run left pending."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(SCHEMA)
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(SCHEMA)
         rows = self._db.execute(
             "SELECT file_id, path, staging, size, mtime_ns, base_version, base_size,"
             " base_mtime_ns, base_limit, present FROM pending ORDER BY updated_ns"

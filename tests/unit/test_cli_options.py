@@ -1,0 +1,41 @@
+import argparse
+from pathlib import Path
+
+import pytest
+
+from cloudfs.cli import mount
+from cloudfs.cli.fstab import HelperError, translate
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    mount.add_arguments(parser)
+    args = parser.parse_args(list(argv))
+    args.argv = list(argv)
+    return args
+
+
+def test_fstab_helper_translates_options():
+    out = translate(["https://d.example.com", "/mnt/drive", "-o",
+                     "user=alice@example.com,_netdev,noauto,x-systemd.automount,rw,ro,uid=1000,umask=027"])
+    assert out == ["mount", "https://d.example.com", "/mnt/drive", "--user", "alice@example.com",
+                   "--read-only", "-o", "uid=1000,umask=027"]
+    assert translate(["work", "/mnt/w", "-s", "-n", "-v"]) == ["mount", "work", "/mnt/w", "-v"]
+    with pytest.raises(HelperError):
+        translate(["only-one"])
+
+
+def test_mount_options_become_settings(tmp_path):
+    args = parse("http://127.0.0.1:1/", str(tmp_path), "-o", "uid=5,umask=077,timeout=7,delete=permanent",
+                 "--read-only", "--cache-size", "64M")
+    settings, flags = mount.settings_from_args(args)
+    assert settings.url == "http://127.0.0.1:1"
+    assert settings.uid == 5 and settings.umask == 0o077 and settings.timeout_s == 7.0
+    assert settings.read_only and not settings.delete_to_trash and settings.cache_size == 64 << 20
+    assert settings.mountpoint == Path(tmp_path).resolve()
+
+
+@pytest.mark.parametrize("option", ["bogus", "uid=abc", "delete=maybe", "colour=red"])
+def test_mount_bad_options_are_refused(tmp_path, option):
+    with pytest.raises(mount.UsageError):
+        mount.settings_from_args(parse("http://x", str(tmp_path), "-o", option))

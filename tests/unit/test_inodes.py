@@ -1,0 +1,54 @@
+from cloudfs.client.models import Entry
+from cloudfs.fs.inodes import ROOT_INODE, InodeTable
+
+
+def entry(file_id: str, path: str, *, is_dir: bool = False) -> Entry:
+    return Entry(file_id=file_id, path=path, is_dir=is_dir, size=0, mtime_ns=0, ctime_ns=0)
+
+
+def test_inodes_are_keyed_by_object_id_and_survive_rename():
+    table = InodeTable(entry("root", "/", is_dir=True))
+    a = table.remember(entry("a", "/x.txt"))
+    again = table.remember(entry("a", "/renamed.txt"))
+    assert again is a and a.path == "/renamed.txt" and a.lookups == 2
+    b = table.remember(entry("b", "/x.txt"))
+    assert b.ino != a.ino and b.ino > a.ino
+
+
+def test_inodes_forget_drops_unreferenced_nodes_and_numbers_are_never_reused():
+    table = InodeTable(entry("root", "/", is_dir=True))
+    seen = set()
+    for i in range(1000):
+        node = table.remember(entry(f"id{i}", f"/f{i}"))
+        assert node.ino not in seen
+        seen.add(node.ino)
+        table.forget(node.ino, 1)
+    assert len(table) == 1  # only the root is left: memory does not grow on a tree walk
+    assert table.get(ROOT_INODE) is not None
+    table.forget(ROOT_INODE, 100)
+    assert table.get(ROOT_INODE) is not None
+
+
+def test_inodes_open_or_staged_nodes_stay_until_released():
+    table = InodeTable(entry("root", "/", is_dir=True))
+    node = table.remember(entry("a", "/a"))
+    node.opens = 1
+    table.forget(node.ino, 1)
+    assert table.get(node.ino) is node
+    node.opens = 0
+    table.drop_if_unused(node)
+    assert table.get(node.ino) is None
+
+
+def test_inodes_detach_and_move_subtree():
+    table = InodeTable(entry("root", "/", is_dir=True))
+    folder = table.remember(entry("d", "/d", is_dir=True))
+    child = table.remember(entry("c", "/d/sub/c.txt"))
+    other = table.remember(entry("o", "/dx/c.txt"))
+    table.move_subtree("/d", "/e/d2")
+    assert folder.path == "/e/d2" and child.path == "/e/d2/sub/c.txt" and other.path == "/dx/c.txt"
+    table.detach(child)
+    assert child.unlinked and table.by_file_id("c") is None
+    # a new object with the same path is a new inode
+    fresh = table.remember(entry("c2", "/e/d2/sub/c.txt"))
+    assert fresh is not child
