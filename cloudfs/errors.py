@@ -65,15 +65,43 @@ class CloudreveError(CloudfsError):
 
 
 class TransportError(CloudfsError):
-    """The server could not be reached or the connection broke (after retries)."""
+    """The server could not be reached or the connection broke (after retries).
+
+    ``maybe_delivered`` is False only when the request provably never reached
+    the server (the connection was never established), which makes even a
+    non-idempotent request safe to send again.
+    """
 
     errno = _errno.EIO
+
+    def __init__(self, message: str = "", *, errno: int | None = None, maybe_delivered: bool = True) -> None:
+        super().__init__(message, errno=errno)
+        self.maybe_delivered = maybe_delivered
+
+
+class TLSFailure(TransportError):
+    """The TLS handshake or certificate check failed: not transient, never retried."""
+
+    def __init__(self, message: str = "", *, errno: int | None = None) -> None:
+        super().__init__(message, errno=errno, maybe_delivered=False)
 
 
 class RequestTimeout(TransportError):
     """A request did not finish within its deadline (after retries)."""
 
     errno = _errno.ETIMEDOUT
+
+
+class ServerError(TransportError):
+    """An HTTP error status from the server or a proxy in front of it (5xx, 429...).
+
+    Cloudreve itself answers its API with HTTP 200, so these come from a proxy,
+    an overloaded server or a crashed handler: transient, possibly delivered.
+    """
+
+    def __init__(self, message: str = "", *, status: int, errno: int | None = None) -> None:
+        super().__init__(message, errno=errno if errno is not None else errno_for_status(status))
+        self.status = status
 
 
 class ProtocolError(CloudfsError):
@@ -153,7 +181,30 @@ CODE_ERRNO: dict[int, int] = {
     40082: _errno.EACCES,  # owner only
     40088: _errno.EACCES,  # anonymous access denied
     40089: _errno.EACCES,  # OAuth scope missing
+    # login flow (only met by connect(); a mount then reports EACCES)
+    40017: _errno.EACCES,  # user banned
+    40018: _errno.EACCES,  # user not activated
+    40022: _errno.EACCES,  # wrong two-factor code
+    40026: _errno.EACCES,  # captcha required / wrong
+    40027: _errno.EACCES,  # captcha refresh needed
+    40080: _errno.EACCES,  # wrong email or password
 }
+
+# HTTP status (outside the Cloudreve envelope: proxies, the content endpoint)
+# -> errno.  Anything not listed is EIO.
+HTTP_STATUS_ERRNO: dict[int, int] = {
+    401: _errno.EACCES,
+    403: _errno.EACCES,
+    404: _errno.ENOENT,  # content endpoint: the blob is gone
+    413: _errno.EFBIG,  # a proxy's body size limit
+    414: _errno.ENAMETOOLONG,
+    429: _errno.EAGAIN,  # rate limited (retried first)
+    504: _errno.ETIMEDOUT,  # gateway timeout
+    507: _errno.ENOSPC,
+}
+
+# Network failures -> errno: TransportError (refused, reset, TLS, DNS...) is
+# EIO and RequestTimeout is ETIMEDOUT; both set as class attributes above.
 
 BATCH_PARTIAL_FAILURE = 40081
 
@@ -163,6 +214,11 @@ def errno_for_code(code: int, aggregated: Mapping[str, CloudreveError] | None = 
     if code == BATCH_PARTIAL_FAILURE and aggregated:
         return next(iter(aggregated.values())).errno
     return CODE_ERRNO.get(code, _errno.EIO)
+
+
+def errno_for_status(status: int) -> int:
+    """errno for an HTTP status met outside a Cloudreve envelope."""
+    return HTTP_STATUS_ERRNO.get(status, _errno.EIO)
 
 
 def errno_for(exc: BaseException) -> int:

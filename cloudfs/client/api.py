@@ -1,8 +1,9 @@
 """CloudreveClient: the one interface the filesystem layer uses to talk to a server.
 
 THIS FILE IS THE CONTRACT between the client and the mount.  The public
-signatures below are fixed (the implementation may add private helpers and
-sibling modules: dialects, auth, retry, transfers).  Paths are absolute remote
+signatures below are fixed (the implementation lives in sibling modules:
+:mod:`http` (pool, retries, auth), :mod:`detect`, :mod:`login`, the dialect
+:mod:`v4`, :mod:`download`, :mod:`upload`).  Paths are absolute remote
 paths (``"/"`` = root), decoded ``str``.  Every method raises only
 :class:`cloudfs.errors.CloudfsError` subclasses, and finishes (or fails) within
 ``ClientSettings.deadline_s`` unless documented otherwise (bulk transfers are
@@ -11,41 +12,66 @@ bounded per chunk / per range instead).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+import errno
+import functools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import aclosing
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
+from cloudfs.client import paths
+from cloudfs.client.detect import detect
+from cloudfs.client.download import Downloader
+from cloudfs.client.http import Http
+from cloudfs.client.login import Store, token_login
 from cloudfs.client.models import Capacity, Entry, ServerInfo
+from cloudfs.client.settings import ClientSettings
+from cloudfs.client.upload import Uploader
+from cloudfs.client.v4 import V4Dialect
+from cloudfs.errors import CloudfsError, ProtocolError
+
+__all__ = ["ClientSettings", "CloudreveClient", "ProgressFn"]
+
+log = logging.getLogger(__name__)
 
 #: progress callback: called with the number of bytes newly transferred
 ProgressFn = Callable[[int], None]
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-@dataclass(frozen=True, slots=True)
-class ClientSettings:
-    #: one HTTP request (connect, each read, each write) may take at most this long
-    request_timeout_s: float = 30.0
-    #: a whole call, retries included, gives up after this long
-    deadline_s: float = 30.0
-    #: attempts for a retryable request (first try included)
-    max_attempts: int = 5
-    #: base and cap of the exponential backoff (full jitter)
-    backoff_base_s: float = 0.2
-    backoff_max_s: float = 5.0
-    #: parallel ranges when one read spans several download parts
-    read_parallelism: int = 4
-    #: upper bound on parallel chunks of one upload (the server may allow fewer)
-    upload_parallelism: int = 4
-    #: HTTP connection pool size
-    max_connections: int = 32
-    user_agent: str = "cloudfs"
+
+def _only_cloudfs_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Keep the contract's promise: a malformed answer that slipped past the
+    parsers (KeyError, TypeError...) becomes a ProtocolError, not a crash."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, UnicodeError) as exc:
+            log.error("unexpected %s in %s (malformed server answer or client bug)", type(exc).__name__,
+                      fn.__name__, exc_info=True)
+            raise ProtocolError(f"{fn.__name__}: unexpected answer from the server ({type(exc).__name__})") from exc
+
+    return wrapper
 
 
 class CloudreveClient:
-    """Signature reference; the implementation replaces the bodies."""
+    """A logged-in connection to one Cloudreve server.  Create with
+    :meth:`connect`; use as ``async with``."""
 
     # ---- lifecycle / auth ------------------------------------------------
     info: ServerInfo  # filled in by connect()
+
+    def __init__(self, http: Http, dialect: V4Dialect, settings: ClientSettings) -> None:
+        self._http = http
+        self._dialect = dialect
+        self.settings = settings
+        self.info = dialect.info
+        self._downloads = Downloader(http, dialect)
+        self._uploads = Uploader(dialect, settings, self.stat)
 
     @classmethod
     async def connect(
@@ -61,10 +87,24 @@ class CloudreveClient:
         """Detect the server (``NotCloudreveError`` names what was found), then
         log in: a stored refresh token first, else email + password (asking
         ``otp()`` when the server wants a 2FA code).  Raises
-        ``AuthenticationError`` if neither works.  Use as ``async with``."""
-        raise NotImplementedError
+        ``AuthenticationError`` if neither works.  Use as ``async with``.
 
-    async def aclose(self) -> None: ...
+        ``token_store`` is a :class:`cloudfs.client.auth.TokenStore` (or
+        anything with its ``load``/``save``); None keeps nothing on disk."""
+        url = url.strip().rstrip("/")
+        http = Http(url, settings)
+        try:
+            dialect = await detect(http)
+            store: Store | None = token_store  # type: ignore[assignment]
+            http.auth = await token_login(dialect, url, email=email, password=password, otp=otp, store=store)
+        except BaseException:
+            await http.aclose()
+            raise
+        log.info("connected to %s (Cloudreve %s)", url, dialect.info.version)
+        return cls(http, dialect, settings)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
     async def __aenter__(self) -> "CloudreveClient":
         return self
@@ -72,61 +112,107 @@ class CloudreveClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def client_id(self) -> str:
+        """The ``X-Cr-Client-Id`` this client sends (a UUID per instance)."""
+        return self._http.client_id
+
+    @property
+    def url(self) -> str:
+        return self._http.base_url
+
     # ---- metadata ------------------------------------------------------------
+    @_only_cloudfs_errors
     async def stat(self, path: str) -> Entry:
         """One object; works for the root too.  Missing -> ENOENT error."""
-        raise NotImplementedError
+        return await self._dialect.stat(paths.normalize(path))
 
-    def list_dir(self, path: str) -> AsyncIterator[list[Entry]]:
+    async def list_dir(self, path: str) -> AsyncIterator[list[Entry]]:
         """Children of a folder, page by page (all pages, in a stable order)."""
-        raise NotImplementedError
+        folder = paths.normalize(path)
+        try:
+            async with aclosing(self._dialect.list_pages(folder)) as pages:
+                async for _, children in pages:
+                    yield children
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ProtocolError(f"list {folder}: unexpected answer from the server ({type(exc).__name__})") from exc
 
+    @_only_cloudfs_errors
     async def list_all(self, path: str) -> tuple[Entry, list[Entry]]:
         """The folder itself and all its children (walks every page)."""
-        raise NotImplementedError
+        folder = paths.normalize(path)
+        parent: Entry | None = None
+        children: list[Entry] = []
+        async with aclosing(self._dialect.list_pages(folder)) as pages:
+            async for page_parent, page in pages:
+                parent = parent or page_parent
+                children.extend(page)
+        if parent is None:  # pragma: no cover - list_pages always yields once
+            raise ProtocolError(f"list {folder}: no answer")
+        return parent, children
 
+    @_only_cloudfs_errors
     async def mkdir(self, path: str) -> Entry:
         """Create a folder; EEXIST if anything already has that path."""
-        raise NotImplementedError
+        return await self._dialect.create(self._not_root(path), folder=True)
 
+    @_only_cloudfs_errors
     async def create_file(self, path: str) -> Entry:
         """Create an empty file; EEXIST if anything already has that path."""
-        raise NotImplementedError
+        return await self._dialect.create(self._not_root(path), folder=False)
 
+    @_only_cloudfs_errors
     async def rename(self, path: str, new_name: str) -> Entry:
         """Rename in place (never overwrites: EEXIST)."""
-        raise NotImplementedError
+        paths.check_name(new_name)
+        source = paths.normalize(path)
+        if source == "/":
+            raise CloudfsError("the root cannot be renamed", errno=errno.EBUSY)
+        return await self._dialect.rename(source, new_name)
 
-    async def move(self, paths: Sequence[str], dst_dir: str) -> None:
+    @_only_cloudfs_errors
+    async def move(self, paths_: Sequence[str], dst_dir: str) -> None:
         """Move objects into a folder, keeping names (never overwrites)."""
-        raise NotImplementedError
+        if paths_:
+            await self._dialect.move(paths.normalize_all(paths_), paths.normalize(dst_dir), copy=False)
 
-    async def copy(self, paths: Sequence[str], dst_dir: str) -> None:
-        raise NotImplementedError
+    @_only_cloudfs_errors
+    async def copy(self, paths_: Sequence[str], dst_dir: str) -> None:
+        """Copy objects into a folder, keeping names (never overwrites)."""
+        if paths_:
+            await self._dialect.move(paths.normalize_all(paths_), paths.normalize(dst_dir), copy=True)
 
-    async def delete(self, paths: Sequence[str], *, permanent: bool = False) -> None:
+    @_only_cloudfs_errors
+    async def delete(self, paths_: Sequence[str], *, permanent: bool = False) -> None:
         """Delete (recursively for folders); to the trash unless permanent."""
-        raise NotImplementedError
+        if paths_:
+            await self._dialect.delete(paths.normalize_all(paths_), permanent=permanent)
 
+    @_only_cloudfs_errors
     async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
         """Set (or remove, with None) public metadata keys such as ``dav:cloudfs:mtime``.
         EOPNOTSUPP on servers without metadata (v3)."""
-        raise NotImplementedError
+        await self._dialect.set_metadata(paths.normalize(path), values)
 
+    @_only_cloudfs_errors
     async def capacity(self) -> Capacity:
-        raise NotImplementedError
+        return await self._dialect.capacity()
 
     # ---- data ------------------------------------------------------------------
+    @_only_cloudfs_errors
     async def read(self, entry: Entry, off: int, length: int) -> bytes:
         """Bytes [off, off+length) of the content version ``entry.version``
         (short only at end of file).  Signed URLs are cached and renewed
         transparently; large spans are fetched as several parallel ranges."""
-        raise NotImplementedError
+        return await self._downloads.read(entry, off, length)
 
-    def stream(self, entry: Entry, off: int, length: int) -> AsyncIterator[bytes]:
+    async def stream(self, entry: Entry, off: int, length: int) -> AsyncIterator[bytes]:
         """Like read() but yields the bytes as they arrive (one HTTP range)."""
-        raise NotImplementedError
+        async with aclosing(self._downloads.stream(entry, off, length)) as pieces:
+            async for piece in pieces:
+                yield piece
 
+    @_only_cloudfs_errors
     async def upload(
         self,
         path: str,
@@ -144,4 +230,22 @@ class CloudreveClient:
         ``replace=None`` the path must not exist (EEXIST).  Chunks are retried;
         on cancellation or failure the upload session is cancelled.
         ``mtime_ns`` becomes the file's modification time."""
-        raise NotImplementedError
+        target = self._not_root(path)
+        return await self._uploads.upload(target, Path(source), mtime_ns=mtime_ns, replace=replace,
+                                          progress=progress)
+
+    # ---- helpers ------------------------------------------------------------------
+    @staticmethod
+    def _not_root(path: str) -> str:
+        target = paths.normalize(path)
+        if target == "/":
+            raise CloudfsError("the root already exists", errno=errno.EEXIST)
+        return target
+
+    def _debug_state(self) -> dict[str, Any]:
+        """Counters for tests and status output."""
+        auth = self._http.auth
+        return {
+            "urls_signed": self._downloads.urls.signed,
+            "token_renewals": getattr(auth, "renewals", 0),
+        }

@@ -1,0 +1,103 @@
+"""The internal protocol between the client facade and a server dialect.
+
+A dialect (``v4`` now, ``v3`` later) knows its endpoints, request and
+response shapes and addressing (v4: ``cloudreve://my/...`` URIs; v3: paths
+plus object ids).  Everything else (name checks, retries and deadlines in
+:mod:`http`, signed-URL caching, range and chunk planning, the transfer
+engines, the token store) is shared and lives outside the dialect.
+
+Paths given to a dialect are already normalised and checked
+(:mod:`cloudfs.client.paths`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import httpx
+
+from cloudfs.client.auth import Tokens
+from cloudfs.client.models import Capacity, Entry, ServerInfo
+from cloudfs.errors import CloudfsError
+
+
+class UrlRefused(CloudfsError):
+    """The content endpoint refused a signed URL (expired or bad signature):
+    sign a new one and try again."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignedUrl:
+    """A download URL and when it stops working (local-clock Unix seconds)."""
+
+    url: str = field(repr=False)
+    expires_at: float
+
+
+@dataclass(slots=True)
+class UploadSession:
+    """An open upload session, as far as the transfer engine cares."""
+
+    session_id: str
+    path: str
+    size: int
+    #: bytes per chunk; 0 = the whole file as chunk 0
+    chunk_size: int
+    #: chunks the server accepts in parallel (0/1 = one at a time)
+    concurrency: int
+    #: local-clock Unix seconds
+    expires_at: float
+    #: storage policy type ("local", "remote", "s3"...) and whether chunks
+    #: are relayed through the Cloudreve server
+    policy_type: str = "local"
+    relay: bool = False
+    #: dialect-specific details (e.g. v4's URI)
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def through_server(self) -> bool:
+        """Chunks go to Cloudreve itself (the only upload path supported)."""
+        return self.policy_type == "local" or self.relay
+
+
+class Dialect(Protocol):
+    """What the facade needs from a dialect.  Authentication is separate
+    (v4: :class:`TokenDialect` + :mod:`login`; v3 will bring cookies)."""
+
+    info: ServerInfo
+
+    # ---- metadata ------------------------------------------------------------
+    async def stat(self, path: str) -> Entry: ...
+    def list_pages(self, path: str) -> AsyncIterator[tuple[Entry, list[Entry]]]: ...
+    async def create(self, path: str, *, folder: bool) -> Entry: ...
+    async def rename(self, path: str, new_name: str) -> Entry: ...
+    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None: ...
+    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None: ...
+    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None: ...
+    async def capacity(self) -> Capacity: ...
+
+    # ---- downloads ---------------------------------------------------------------
+    async def sign_url(self, entry: Entry) -> SignedUrl: ...
+    def content_refused(self, response: httpx.Response, body: bytes) -> Exception | None:
+        """For a download answer: None if ``response`` is genuine content,
+        else the error it stands for (e.g. a refused signature)."""
+        ...
+
+    # ---- uploads -------------------------------------------------------------------
+    async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
+                          replace: Entry | None) -> UploadSession: ...
+    async def send_chunk(self, session: UploadSession, index: int, length: int,
+                         body: Callable[[], AsyncIterator[bytes]] | bytes, *, deadline: float) -> None:
+        """Send one chunk, retried (re-sending a chunk is safe); ``body``
+        makes a fresh iterator over the chunk's bytes for each try."""
+        ...
+    async def cancel_upload(self, session: UploadSession) -> None: ...
+
+
+class TokenDialect(Protocol):
+    """A dialect that logs in with a password and renews with refresh tokens."""
+
+    async def password_login(self, email: str, password: str, otp: Callable[[], str] | None) -> Tokens: ...
+    async def refresh(self, refresh_token: str) -> Tokens: ...

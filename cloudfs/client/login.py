@@ -1,0 +1,85 @@
+"""Logging in a token dialect (v4): a stored refresh token first, else the
+password (and a 2FA code if asked); the resulting :class:`BearerAuth`
+writes every new token pair back to the token store.
+
+The password, when given, is kept in memory for the client's lifetime so an
+unrecoverable refresh failure (revoked chain, expired refresh token) can log
+in again without bothering the user; it is registered for log redaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import trio
+
+from cloudfs.client.auth import BearerAuth, ReloginFn, Tokens
+from cloudfs.client.dialect import TokenDialect
+from cloudfs.client.redact import register_secret
+from cloudfs.client.tokenstore import StoredLogin
+from cloudfs.errors import AuthenticationError, CloudreveError
+
+log = logging.getLogger(__name__)
+
+
+class Store(Protocol):
+    """What login needs of a token store (:class:`TokenStore` or a stand-in)."""
+
+    def load(self, url: str, user: str | None = None) -> StoredLogin | None: ...
+    def save(self, login: StoredLogin) -> None: ...
+
+
+async def token_login(
+    dialect: TokenDialect,
+    url: str,
+    *,
+    email: str | None,
+    password: str | None,
+    otp: Callable[[], str] | None,
+    store: Store | None,
+) -> BearerAuth:
+    register_secret(password)
+    tokens: Tokens | None = None
+    user = email
+    if store is not None:
+        stored = await trio.to_thread.run_sync(store.load, url, email)
+        if stored is not None:
+            try:
+                tokens = await dialect.refresh(stored.refresh_token)
+                user = stored.user
+                log.info("resumed the stored login of %s at %s", stored.user, url)
+            except CloudreveError as exc:
+                log.info("the stored login of %s at %s is no longer valid (%s)", stored.user, url, exc)
+    if tokens is None:
+        if not email or not password:
+            raise AuthenticationError(
+                f"no valid stored login for {url}: an email and password are needed"
+                if store is not None else f"{url}: an email and password are needed")
+        tokens = await dialect.password_login(email, password, otp)
+    assert user is not None
+
+    async def persist(new: Tokens) -> None:
+        if store is None:
+            return
+        login = StoredLogin(url=url, user=user, refresh_token=new.refresh_token,
+                            refresh_expires=new.refresh_expires, access_token=new.access_token,
+                            access_expires=new.access_expires, saved_at=time.time())
+        await trio.to_thread.run_sync(store.save, login)
+
+    relogin: ReloginFn | None = None
+    if email and password:
+        login_email, login_password = email, password
+
+        async def password_again() -> Tokens:
+            return await dialect.password_login(login_email, login_password, otp)
+
+        relogin = password_again
+
+    try:
+        await persist(tokens)
+    except OSError as exc:
+        log.warning("could not save the login to the token store: %s", exc)
+    return BearerAuth(tokens, refresh=dialect.refresh, relogin=relogin, persist=persist, what=url)

@@ -1,0 +1,55 @@
+"""Remote path hygiene: normalising absolute paths and checking names
+before any request is sent.
+
+Owns the client-side name rules that must hold whatever the dialect: a
+component is at most 255 UTF-8 bytes (``NameTooLong``, ENAMETOOLONG) and never
+empty, ``.``, ``..`` or containing ``/`` (EINVAL).  The server checks the rest
+(forbidden characters, policy rules) and answers 40052.
+"""
+
+from __future__ import annotations
+
+import errno
+import posixpath
+from collections.abc import Iterable
+
+from cloudfs.errors import CloudfsError, NameTooLong
+
+#: Cloudreve's limit (Go ``len``: bytes, not characters)
+MAX_NAME_BYTES = 255
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if it is a valid single component, else raise."""
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise NameTooLong(f"name longer than {MAX_NAME_BYTES} bytes: {name[:40]!r}...")
+    if name in ("", ".", "..") or "/" in name:
+        raise CloudfsError(f"invalid name {name!r}", errno=errno.EINVAL)
+    return name
+
+
+def normalize(path: str) -> str:
+    """The canonical absolute form of ``path`` (``"/"`` for the root), with
+    every component checked; relative paths are taken from the root."""
+    parts = [p for p in path.split("/") if p]
+    for part in parts:
+        check_name(part)
+    return "/" + "/".join(parts)
+
+
+def normalize_all(paths: Iterable[str]) -> list[str]:
+    return [normalize(p) for p in paths]
+
+
+def split(path: str) -> tuple[str, str]:
+    """(parent, name) of a normalised path; the root has no name."""
+    parent, name = posixpath.split(path)
+    return parent or "/", name
+
+
+def join(folder: str, name: str) -> str:
+    return posixpath.join(folder, name) if folder != "/" else "/" + name
+
+
+def parts(path: str) -> list[str]:
+    return [p for p in path.split("/") if p]

@@ -1,0 +1,168 @@
+"""The upload engine: one local file -> one remote file, through an upload
+session, in chunks.
+
+* One session per upload.  Replacing a file uploads a new *version* (the
+  dialect sends the expected previous one), so a failure at any point leaves
+  the old content current: the new version only becomes visible when the
+  last chunk completes the session.
+* Chunks have the server's size and are streamed from the local file (never
+  the whole file in memory).  Up to ``chunk_concurrency`` (the policy's,
+  capped by ``upload_parallelism``) are in flight; the last chunk is always
+  sent alone after all the others succeeded, because Cloudreve < 4.18
+  completes a session when the last index arrives, whatever is missing.
+* Each chunk is retried by the dialect (re-sending is accepted).  An
+  expired session (40011) restarts the whole upload, a bounded number of
+  times.  On failure or cancellation the session is cancelled (shielded,
+  with its own short deadline) so the placeholder, lock and quota
+  reservation go away.
+* Direct-to-cloud storage policies are refused with
+  ``UnsupportedStoragePolicy``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import trio
+
+from cloudfs.client.dialect import Dialect, UploadSession
+from cloudfs.client.models import Entry
+from cloudfs.client.plan import Chunk, chunk_concurrency, plan_chunks, split_last
+from cloudfs.client.settings import ClientSettings
+from cloudfs.client.tasks import run_all
+from cloudfs.errors import CloudfsError, CloudreveError, UnsupportedStoragePolicy
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int], None]
+
+#: envelope code: the upload session is unknown or expired
+UPLOAD_SESSION_EXPIRED = 40011
+
+
+class _Restart(Exception):
+    """The session expired mid-upload: start again with a new one."""
+
+
+class Uploader:
+    def __init__(self, dialect: Dialect, settings: ClientSettings, stat: Callable[[str], Awaitable[Entry]]) -> None:
+        self.dialect = dialect
+        self.settings = settings
+        self._stat = stat
+
+    async def upload(self, path: str, source: Path, *, mtime_ns: int | None, replace: Entry | None,
+                     progress: ProgressFn | None) -> Entry:
+        try:
+            fd = await trio.to_thread.run_sync(os.open, os.fspath(source), os.O_RDONLY)
+        except OSError as exc:
+            raise CloudfsError(f"cannot read {source}: {exc.strerror}", errno=exc.errno or errno.EIO) from None
+        try:
+            size = os.fstat(fd).st_size
+            mtime_ms = mtime_ns // 1_000_000 if mtime_ns is not None else None
+            done: set[int] = set()  # chunk indexes already reported to progress
+            restarts = 0
+            while True:
+                try:
+                    session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms, replace=replace)
+                    await self._run_session(session, fd, replace, progress, done)
+                    break
+                except _Restart:
+                    restarts += 1
+                    if restarts > self.settings.max_upload_restarts:
+                        raise CloudfsError(f"upload of {path}: the upload session keeps expiring",
+                                           errno=errno.EIO) from None
+                    log.warning("upload session for %s expired mid-upload; starting again", path)
+        finally:
+            os.close(fd)
+        return await self._stat(path)
+
+    async def _run_session(self, session: UploadSession, fd: int, replace: Entry | None,
+                           progress: ProgressFn | None, done: set[int]) -> None:
+        try:
+            if not session.through_server:
+                raise UnsupportedStoragePolicy(
+                    f"{session.path}: the storage policy ({session.policy_type}) uploads directly to the "
+                    "cloud storage, which cloudfs does not support")
+            await self._send_chunks(session, fd, progress, done)
+        except CloudreveError as exc:
+            if exc.code != UPLOAD_SESSION_EXPIRED:
+                await self._cancel(session)
+                raise
+            if await self._completed(session, replace):
+                return  # the lost answer was the completing one
+            await self._cancel(session)  # releases what an expired session still holds
+            raise _Restart() from exc
+        except BaseException:
+            await self._cancel(session)
+            raise
+
+    async def _send_chunks(self, session: UploadSession, fd: int, progress: ProgressFn | None,
+                           done: set[int]) -> None:
+        chunks = plan_chunks(session.size, session.chunk_size)
+        head, last = split_last(chunks)
+        parallel = chunk_concurrency(session.concurrency, self.settings.upload_parallelism)
+
+        async def send(chunk: Chunk) -> None:
+            await self.dialect.send_chunk(session, chunk.index, chunk.length, self._body(fd, chunk),
+                                          deadline=self.settings.transfer_deadline(chunk.length))
+            if chunk.index not in done:
+                done.add(chunk.index)
+                if progress is not None and chunk.length:
+                    progress(chunk.length)
+
+        if head:
+            queue: Iterator[Chunk] = iter(head)
+
+            async def worker() -> None:
+                # workers take chunks in order, so the file is written mostly front to back
+                for chunk in queue:
+                    await send(chunk)
+
+            await run_all([worker] * min(parallel, len(head)))
+        await send(last)  # alone and last: it completes the session
+        log.debug("uploaded %d chunk(s) of %s", len(chunks), session.path)
+
+    def _body(self, fd: int, chunk: Chunk) -> Callable[[], AsyncIterator[bytes]] | bytes:
+        if chunk.length == 0:
+            return b""
+        piece_size = max(self.settings.upload_read_size, 64 << 10)
+
+        async def pieces() -> AsyncIterator[bytes]:
+            pos, remaining = chunk.offset, chunk.length
+            while remaining > 0:
+                data = await trio.to_thread.run_sync(os.pread, fd, min(piece_size, remaining), pos)
+                if not data:
+                    raise CloudfsError(f"the local file shrank while uploading chunk {chunk.index}",
+                                       errno=errno.EIO)
+                pos += len(data)
+                remaining -= len(data)
+                yield data
+
+        return pieces
+
+    async def _completed(self, session: UploadSession, replace: Entry | None) -> bool:
+        """Whether the session completed although its last answer was lost
+        (a re-sent last chunk then finds the session gone: 40011)."""
+        try:
+            entry = await self._stat(session.path)
+        except CloudfsError:
+            return False
+        if entry.uploading or entry.is_dir or entry.size != session.size:
+            return False
+        return replace is None or entry.version != replace.version
+
+    async def _cancel(self, session: UploadSession) -> None:
+        # shielded: this also runs when the upload itself was cancelled
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + self.settings.deadline_s
+            try:
+                await self.dialect.cancel_upload(session)
+                log.debug("cancelled the upload session for %s", session.path)
+            except CloudfsError as exc:
+                log.warning("could not cancel the upload session for %s: %s", session.path, exc)
+        if scope.cancelled_caught:
+            log.warning("cancelling the upload session for %s timed out", session.path)

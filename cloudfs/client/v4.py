@@ -1,0 +1,411 @@
+"""The Cloudreve v4 dialect (``/api/v4``): endpoints, request bodies and
+their retry reasoning.  Shapes (URIs, JSON -> models) are in
+:mod:`v4_shapes`.
+
+Retry reasoning, per call (see :mod:`retry` for the machinery):
+
+* reads (``GET /file``, ``/file/info``, ``/user/capacity``, ``POST
+  /file/url``), ``PATCH /file/metadata`` (setting the same values twice is
+  the same), token refresh (the old refresh token stays valid, so a lost
+  answer costs nothing) and password login (a second session is harmless)
+  are idempotent;
+* create, rename, move and delete are not, but a second try can tell what
+  the first did: when an earlier attempt may have been delivered
+  (``state.maybe_delivered``) and the retry meets exactly the state the
+  first attempt would have left (create: the object exists with the asked
+  type; rename/move: the source is gone and the target exists; delete: the
+  path is gone), that is success;
+* copy and the 2FA step are retried only when the request never left
+  (copying twice makes a second copy; a 2FA session is single use);
+* chunk upload: re-sending a chunk is accepted and rewrites the same bytes;
+* upload session creation: a lost answer leaves a session holding the path
+  (placeholder or lock), so the retry first cancels the session recorded in
+  the path's ``sys:upload_session_id``;
+* cancel: once gone, gone (404 / 40011 on a retry is success).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+import trio
+
+from cloudfs.client import envelope
+from cloudfs.client.auth import Tokens
+from cloudfs.client.dialect import SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.http import Http
+from cloudfs.client.models import Capacity, Entry, ServerInfo
+from cloudfs.client.paths import join, split
+from cloudfs.client.retry import AttemptState
+from cloudfs.client.v4_shapes import (
+    UPLOAD_SESSION_KEY,
+    entry_from,
+    parse_time_s,
+    session_from,
+    to_uri,
+    tokens_from,
+)
+from cloudfs.errors import (
+    AuthenticationError,
+    CloudfsError,
+    CloudreveError,
+    ProtocolError,
+    ServerError,
+    TwoFactorRequired,
+)
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v4"
+
+# envelope codes this module reacts to
+NOT_FOUND = 404
+OBJECT_EXIST = 40004
+SIGN_EXPIRED = 40005
+UPLOAD_SESSION_EXPIRED = 40011
+PATH_NOT_EXIST = 40016
+CREDENTIAL_INVALID = 40020
+LOCK_CONFLICT = 40073
+INVALID_SIGN = 40071
+BATCH_PARTIAL = 40081
+PARAM_ERR = 40001
+
+#: URIs per batch call (Cloudreve refuses more than max_batched_file, 3000 by default)
+BATCH = 1000
+
+
+def _codes(exc: CloudreveError) -> set[int]:
+    """The codes an error stands for (a batch's inner codes, else its own)."""
+    if exc.code == BATCH_PARTIAL and exc.aggregated:
+        return {e.code for e in exc.aggregated.values()}
+    return {exc.code}
+
+
+class V4Dialect:
+    def __init__(self, http: Http, version: str, title: str = "") -> None:
+        self.http = http
+        http.prefix = PREFIX
+        self.info = ServerInfo(dialect="v4", version=version, title=title)
+
+    # ---- auth -------------------------------------------------------------------------
+    async def password_login(self, email: str, password: str, otp: Callable[[], str] | None) -> Tokens:
+        """Email + password (+ a 2FA code when the server answers 203)."""
+        body = {"email": email, "password": password}
+
+        async def op(_: AttemptState) -> envelope.Envelope:
+            return await self.http.call_once("POST", "/session/token", json=body, auth=False, what="login")
+
+        env = await self.http.retrying(op, idempotent=True, what="login")
+        if env.code == envelope.CONTINUE_2FA:
+            session_id = str(env.data or "")
+            if otp is None:
+                raise TwoFactorRequired(session_id=session_id)
+            code = (await trio.to_thread.run_sync(otp)).strip()
+
+            async def op2(_: AttemptState) -> envelope.Envelope:
+                return await self.http.call_once("POST", "/session/token/2fa", auth=False, what="2FA login",
+                                                 json={"otp": code, "session_id": session_id})
+
+            env = await self.http.retrying(op2, idempotent=False, what="2FA login")
+        if not env.ok:
+            error = env.error()
+            raise AuthenticationError(f"login as {email} refused: {error}") from None
+        data = env.data if isinstance(env.data, dict) else {}
+        return tokens_from(data.get("token"))
+
+    async def refresh(self, refresh_token: str) -> Tokens:
+        data = await self.http.call("POST", "/session/token/refresh", idempotent=True, auth=False,
+                                    what="token refresh", json={"refresh_token": refresh_token})
+        return tokens_from(data)
+
+    async def logout(self, refresh_token: str) -> None:
+        await self.http.call("DELETE", "/session/token", idempotent=True, auth=False, what="logout",
+                             json={"refresh_token": refresh_token})
+
+    # ---- metadata ------------------------------------------------------------------------
+    async def stat(self, path: str) -> Entry:
+        if path == "/":
+            # /file/info refuses the root (403); the listing's parent is it
+            async with _aclosing(self.list_pages(path, page_size=1)) as pages:
+                async for parent, _ in pages:
+                    return parent
+            raise ProtocolError("empty listing")  # pragma: no cover
+        data = await self.http.call("GET", "/file/info", idempotent=True, what=f"stat {path}",
+                                    params={"uri": to_uri(path)})
+        return entry_from(data, path)
+
+    async def list_pages(self, path: str, *, page_size: int | None = None) -> AsyncIterator[tuple[Entry, list[Entry]]]:
+        """(the folder, one page of children) per page, following
+        ``next_token`` (cursor mode) or page numbers (offset mode)."""
+        size = page_size or self.http.settings.page_size
+        params: dict[str, Any] = {
+            "uri": to_uri(path),
+            "page_size": size,
+            # never leave these to the folder's saved view
+            "order_by": "name",
+            "order_direction": "asc",
+        }
+        page = 0
+        first = True
+        while True:
+            try:
+                data = await self.http.call("GET", "/file", idempotent=True, what=f"list {path}", params=params)
+            except CloudreveError as exc:
+                if first and exc.code == PATH_NOT_EXIST and path != "/":
+                    await self._raise_if_file(path)
+                raise
+            first = False
+            if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+                raise ProtocolError(f"list {path}: malformed listing")
+            parent = entry_from(data.get("parent"), path)
+            children = [entry_from(item, parent=path) for item in data["files"]]
+            yield parent, children
+            pagination = data.get("pagination") or {}
+            token = pagination.get("next_token") if isinstance(pagination, dict) else None
+            if token:
+                params["next_page_token"] = token
+                continue
+            total = pagination.get("total_items") if isinstance(pagination, dict) else None
+            if pagination.get("is_cursor") or not isinstance(total, int):
+                return
+            # offset mode (use_cursor_pagination off)
+            served = pagination.get("page_size") or size
+            page += 1
+            if not children or page * served >= total:
+                return
+            params["page"] = page
+
+    async def _raise_if_file(self, path: str) -> None:
+        """Listing a file answers 40016 like a missing path; say ENOTDIR."""
+        try:
+            entry = await self.stat(path)
+        except CloudfsError:
+            return
+        if not entry.is_dir:
+            raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
+
+    async def create(self, path: str, *, folder: bool) -> Entry:
+        kind = "folder" if folder else "file"
+        body = {"uri": to_uri(path), "type": kind, "err_on_conflict": True}
+
+        async def op(state: AttemptState) -> Entry:
+            try:
+                data = await self._call_once("POST", "/file/create", json=body, what=f"create {kind} {path}")
+            except CloudreveError as exc:
+                if exc.code == OBJECT_EXIST and state.maybe_delivered:
+                    # our first attempt may have created it: the same kind,
+                    # and for a file still empty, is what we asked for
+                    entry = await self.stat(path)
+                    if entry.is_dir == folder and (folder or (entry.size == 0 and not entry.version)):
+                        return entry
+                raise
+            return entry_from(data, path)
+
+        return await self.http.retrying(op, idempotent=True, what=f"create {kind} {path}")
+
+    async def rename(self, path: str, new_name: str) -> Entry:
+        target = join(split(path)[0], new_name)
+        body = {"uri": to_uri(path), "new_name": new_name}
+
+        async def op(state: AttemptState) -> Entry:
+            try:
+                data = await self._call_once("POST", "/file/rename", json=body, what=f"rename {path}")
+            except CloudreveError as exc:
+                if state.maybe_delivered and PATH_NOT_EXIST in _codes(exc):
+                    return await self.stat(target)  # done by the first attempt (ENOENT if not)
+                raise
+            return entry_from(data, target)
+
+        return await self.http.retrying(op, idempotent=True, what=f"rename {path}")
+
+    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
+        for start in range(0, len(paths), BATCH):
+            await self._move_batch(paths[start:start + BATCH], dst_dir, copy=copy)
+
+    async def _move_batch(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
+        verb = "copy" if copy else "move"
+        body = {"uris": [to_uri(p) for p in paths], "dst": to_uri(dst_dir), "copy": copy}
+
+        async def op(state: AttemptState) -> None:
+            try:
+                await self._call_once("POST", "/file/move", json=body, what=f"{verb} to {dst_dir}")
+            except CloudreveError as exc:
+                if not copy and state.maybe_delivered and _codes(exc) == {PATH_NOT_EXIST}:
+                    # sources gone: moved by the first attempt if they are all at the destination
+                    for p in paths:
+                        await self.stat(join(dst_dir, split(p)[1]))
+                    return
+                raise
+
+        # a repeated copy would make a second copy: only unsent copies are retried
+        await self.http.retrying(op, idempotent=not copy, what=f"{verb} to {dst_dir}")
+
+    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None:
+        for start in range(0, len(paths), BATCH):
+            batch = paths[start:start + BATCH]
+            body = {"uris": [to_uri(p) for p in batch], "skip_soft_delete": permanent}
+
+            async def op(state: AttemptState, body: dict[str, Any] = body) -> None:
+                try:
+                    await self._call_once("DELETE", "/file", json=body, what="delete")
+                except CloudreveError as exc:
+                    if state.maybe_delivered and _codes(exc) == {PATH_NOT_EXIST}:
+                        return  # already gone: the first attempt did it
+                    raise
+
+            await self.http.retrying(op, idempotent=True, what=f"delete {batch[0]}")
+
+    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
+        patches = [{"key": k, "remove": True} if v is None else {"key": k, "value": v} for k, v in values.items()]
+        if not patches:
+            return
+        await self.http.call("PATCH", "/file/metadata", idempotent=True, what=f"set metadata of {path}",
+                             json={"uris": [to_uri(path)], "patches": patches})
+
+    async def capacity(self) -> Capacity:
+        data = await self.http.call("GET", "/user/capacity", idempotent=True, what="capacity")
+        if not isinstance(data, dict) or not isinstance(data.get("total"), int) or not isinstance(data.get("used"), int):
+            raise ProtocolError("capacity: malformed answer")
+        return Capacity(total=data["total"], used=data["used"])
+
+    async def _call_once(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
+        env = await self.http.call_once(method, path, what=what, **kwargs)
+        return env.unwrap()
+
+    # ---- downloads ----------------------------------------------------------------------
+    async def sign_url(self, entry: Entry) -> SignedUrl:
+        body: dict[str, Any] = {"uris": [to_uri(entry.path)]}
+        if entry.version:
+            body["entity"] = entry.version  # exactly the version the caller has
+        data = await self.http.call("POST", "/file/url", idempotent=True, what=f"download URL of {entry.path}",
+                                    json=body)
+        try:
+            url = data["urls"][0]["url"]
+            expires = parse_time_s(data["expires"])
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ProtocolError(f"download URL of {entry.path}: malformed answer") from exc
+        if not isinstance(url, str) or not url:
+            raise ProtocolError(f"download URL of {entry.path}: empty URL")
+        if url.startswith("/"):
+            url = self.http.base_url + url
+        return SignedUrl(url=url, expires_at=expires)
+
+    def content_refused(self, response: httpx.Response, body: bytes) -> Exception | None:
+        """Cloudreve answers a refused signature with HTTP 200 and a JSON
+        envelope; genuine content always carries an ETag."""
+        status = response.status_code
+        if status in (200, 206) and "etag" in response.headers:
+            return None
+        what = "download"
+        if status >= 500 or status == 429:
+            return ServerError(f"{what}: HTTP {status}", status=status)
+        if status == 404:
+            return CloudfsError("download: the content no longer exists on the server", errno=errno.ESTALE)
+        if status == 200:
+            try:
+                env = envelope.parse(body, what)
+            except ProtocolError as exc:
+                return exc
+            if env.code in (SIGN_EXPIRED, INVALID_SIGN, 403):
+                return UrlRefused(f"download URL refused ({env.code} {env.msg})".rstrip())
+            return env.error()
+        return ProtocolError(f"{what}: unexpected HTTP {status}")
+
+    # ---- uploads --------------------------------------------------------------------------
+    async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
+                          replace: Entry | None) -> UploadSession:
+        body: dict[str, Any] = {"uri": to_uri(path), "size": size}
+        if mtime_ms is not None and mtime_ms > 0:
+            body["last_modified"] = mtime_ms
+        if replace is not None:
+            body["entity_type"] = "version"  # a new version: the old one stays until completion
+            if replace.version:
+                body["previous"] = replace.version  # 40076 if someone else overwrote it meanwhile
+        what = f"upload session for {path}"
+
+        async def op(state: AttemptState) -> UploadSession:
+            try:
+                data = await self._call_once("PUT", "/file/upload", json=body, what=what)
+            except CloudreveError as exc:
+                if state.maybe_delivered and exc.code in (OBJECT_EXIST, LOCK_CONFLICT):
+                    if await self._cancel_orphan(path):
+                        data = await self._call_once("PUT", "/file/upload", json=body, what=what)
+                        return session_from(data, path, size)
+                if exc.code == PARAM_ERR and "policy" in exc.message.lower() and "policy_id" not in body:
+                    # Cloudreve < 4.11 insists on the folder's policy id
+                    body["policy_id"] = await self._policy_id(path)
+                    data = await self._call_once("PUT", "/file/upload", json=body, what=what)
+                    return session_from(data, path, size)
+                raise
+            return session_from(data, path, size)
+
+        # not idempotent as such (see the module docstring), hence the orphan clean-up
+        return await self.http.retrying(op, idempotent=True, what=what)
+
+    async def _cancel_orphan(self, path: str) -> bool:
+        """Cancel the session a lost answer left open on ``path``."""
+        try:
+            entry = await self.stat(path)
+        except CloudfsError:
+            return False
+        session_id = entry.metadata.get(UPLOAD_SESSION_KEY)
+        if not session_id:
+            return False
+        log.info("cancelling the upload session left behind by a lost answer on %s", path)
+        await self._cancel(session_id, to_uri(path))
+        return True
+
+    async def _policy_id(self, path: str) -> str:
+        folder = split(path)[0]
+        data = await self.http.call("GET", "/file", idempotent=True, what=f"storage policy of {folder}",
+                                    params={"uri": to_uri(folder), "page_size": 1, "order_by": "name",
+                                            "order_direction": "asc"})
+        policy = data.get("storage_policy") if isinstance(data, dict) else None
+        if not isinstance(policy, dict) or not policy.get("id"):
+            raise ProtocolError(f"no storage policy for {folder}")
+        return str(policy["id"])
+
+    async def send_chunk(self, session: UploadSession, index: int, length: int,
+                         body: Callable[[], AsyncIterator[bytes]] | bytes, *, deadline: float) -> None:
+        url_path = f"/file/upload/{session.session_id}/{index}"
+        what = f"chunk {index} of {session.path}"
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+
+        async def op(_: AttemptState) -> None:
+            # a fresh body per try; re-sending a chunk is accepted (same offset, same bytes)
+            await self._call_once("POST", url_path, what=what, headers=headers, content=body)
+
+        await self.http.retrying(op, idempotent=True, what=what, deadline=deadline)
+
+    async def cancel_upload(self, session: UploadSession) -> None:
+        await self._cancel(session.session_id, str(session.extra.get("uri") or to_uri(session.path)))
+
+    async def _cancel(self, session_id: str, uri: str) -> None:
+        async def op(state: AttemptState) -> None:
+            try:
+                await self._call_once("DELETE", "/file/upload", what="cancel upload",
+                                      json={"id": session_id, "uri": uri})
+            except CloudreveError as exc:
+                if state.maybe_delivered and exc.code in (NOT_FOUND, UPLOAD_SESSION_EXPIRED):
+                    return  # cancelled by the first attempt
+                raise
+
+        await self.http.retrying(op, idempotent=True, what="cancel upload")
+
+
+class _aclosing:
+    """contextlib.aclosing for an async generator typed as AsyncIterator."""
+
+    def __init__(self, gen: AsyncIterator[Any]) -> None:
+        self.gen = gen
+
+    async def __aenter__(self) -> AsyncIterator[Any]:
+        return self.gen
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.gen.aclose()  # type: ignore[attr-defined]
+
