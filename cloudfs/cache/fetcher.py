@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,19 +163,20 @@ class Fetcher:
         page_size = self.page_size
         page = part.start
         buffer = bytearray()
-        async for chunk in self._stream(source.token, off, end - off):
-            buffer += chunk
-            self.bytes_fetched += len(chunk)
-            while page < part.stop:
-                page_len = min(page_size, source.size - page * page_size)
-                if len(buffer) < page_len:
-                    break
-                data = bytes(buffer[:page_len])
-                del buffer[:page_len]
-                self.store.write_page(source.name, source.size, page, data)
-                flight = flights[page - part.start]
-                flight.data = data
-                flight.done.set()
-                page += 1
+        async with aclosing(self._stream(source.token, off, end - off)) as chunks:
+            async for chunk in chunks:
+                buffer += chunk
+                self.bytes_fetched += len(chunk)
+                while page < part.stop:
+                    page_len = min(page_size, source.size - page * page_size)
+                    if len(buffer) < page_len:
+                        break
+                    data = bytes(buffer[:page_len])
+                    del buffer[:page_len]
+                    self.store.write_page(source.name, source.size, page, data)
+                    flight = flights[page - part.start]
+                    flight.data = data
+                    flight.done.set()
+                    page += 1
         if page < part.stop:
             raise ProtocolError(f"download ended early: {page * page_size} of {end} bytes")

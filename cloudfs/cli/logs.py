@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from cloudfs.client.redact import RedactingFilter
+
 
 def setup_logging(verbosity: int, *, log_file: Path | None = None) -> None:
     if verbosity >= 2:
@@ -25,12 +27,7 @@ def setup_logging(verbosity: int, *, log_file: Path | None = None) -> None:
         fmt = "%(levelname)s %(name)s: %(message)s" if os.environ.get("INVOCATION_ID") else \
             "%(asctime)s %(levelname)s %(name)s: %(message)s"
     handler.setFormatter(logging.Formatter(fmt))
-    try:
-        from cloudfs.client.auth import RedactingFilter
-    except ImportError:  # pragma: no cover
-        RedactingFilter = None  # type: ignore[assignment,misc]
-    if RedactingFilter is not None:
-        handler.addFilter(RedactingFilter())
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

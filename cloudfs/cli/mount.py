@@ -129,7 +129,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MountSettings, set[str
 
 def read_password(args: argparse.Namespace, settings: MountSettings) -> str | None:
     """The password if one is given or needed; None when a stored token will do."""
-    from cloudfs.client.auth import TokenStore
+    from cloudfs.client.tokenstore import TokenStore
 
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\n") or None
@@ -173,7 +173,7 @@ def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd:
 
     from cloudfs.cli.serve import serve
     from cloudfs.client.api import ClientSettings, CloudreveClient
-    from cloudfs.client.auth import TokenStore
+    from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
     ready = False
