@@ -1,0 +1,258 @@
+"""Fault injection for tests: latency, HTTP 5xx, dropped connections, forced
+token expiry and a low capacity.  Only present with ``--faults``.
+
+A *rule* applies to requests whose path matches ``path_regex`` (all API
+paths when unset), optionally only to the next ``count`` matching requests.
+For each such request: sleep ``latency_s``; with probability ``error_rate``
+answer ``error_status`` (plain text) instead of calling the API; else with
+probability ``drop_rate`` drop the connection after ``drop_after_bytes``:
+either the response body is cut (the client sees a short read) or the
+request body is aborted (the server sees a client disconnect, the client a
+reset/short response).  ``drop_target`` picks which; ``auto`` aborts the
+request body when there is one.  Randomness comes from ``seed`` if given.
+
+Control channel (outside ``/api``, never subject to faults):
+``GET /_cloudfs/faults`` (state + counters), ``POST`` (set the rule),
+``DELETE`` (clear everything, counters included),
+``POST /_cloudfs/faults/expire-tokens``, ``POST /_cloudfs/faults/capacity``
+with ``{"total": bytes|null}``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
+
+import trio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+if TYPE_CHECKING:
+    from .state import ServerState
+
+CONTROL_PREFIX = "/_cloudfs/"
+
+
+@dataclass
+class FaultRule:
+    latency_s: float = 0.0
+    error_rate: float = 0.0
+    error_status: int = 500
+    drop_rate: float = 0.0
+    drop_after_bytes: int = 0
+    drop_target: str = "auto"  # auto | response | request
+    path_regex: str | None = None
+    count: int | None = None
+    seed: int | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "FaultRule":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault settings: {sorted(unknown)}")
+        rule = cls(**data)
+        if rule.drop_target not in ("auto", "response", "request"):
+            raise ValueError("drop_target must be auto, response or request")
+        if not 100 <= int(rule.error_status) <= 599:
+            raise ValueError("error_status must be an HTTP status")
+        if rule.path_regex is not None:
+            re.compile(rule.path_regex)
+        return rule
+
+
+@dataclass
+class Decision:
+    latency: float
+    error_status: int | None
+    drop: str | None  # "request" | "response" | None
+    drop_after: int
+
+
+class FaultState:
+    def __init__(self) -> None:
+        self.rule: FaultRule | None = None
+        self.remaining: int | None = None
+        self.rng = random.Random()
+        self._pattern: re.Pattern[str] | None = None
+        self.stats: Counter[str] = Counter()
+
+    def set(self, rule: FaultRule) -> None:
+        self.rule = rule
+        self.remaining = rule.count
+        self._pattern = re.compile(rule.path_regex) if rule.path_regex else None
+        self.rng = random.Random(rule.seed)
+
+    def clear_rule(self) -> None:
+        self.rule = None
+        self.remaining = None
+        self._pattern = None
+
+    def decide(self, path: str, has_body: bool) -> Decision | None:
+        rule = self.rule
+        if rule is None:
+            return None
+        if self._pattern is not None and not self._pattern.search(path):
+            return None
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return None
+            self.remaining -= 1
+        self.stats["matched"] += 1
+        error = rule.error_status if rule.error_rate > 0 and self.rng.random() < rule.error_rate else None
+        drop = None
+        if error is None and rule.drop_rate > 0 and self.rng.random() < rule.drop_rate:
+            drop = rule.drop_target
+            if drop == "auto":
+                drop = "request" if has_body else "response"
+        return Decision(float(rule.latency_s), error, drop, int(rule.drop_after_bytes))
+
+    def snapshot(self, state: "ServerState") -> dict[str, Any]:
+        return {"rule": asdict(self.rule) if self.rule else None, "remaining": self.remaining,
+                "stats": dict(self.stats), "capacity_override": state.capacity_override}
+
+
+class _Dropped(Exception):
+    pass
+
+
+class FaultMiddleware:
+    """ASGI wrapper applying the current rule to every non-control request."""
+
+    def __init__(self, app: Any, state: "ServerState") -> None:
+        self.app = app
+        self.state = state
+        assert state.faults is not None
+        self.faults: FaultState = state.faults
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin1").lower(): v.decode("latin1") for k, v in scope.get("headers", [])}
+        has_body = headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers
+        decision = self.faults.decide(scope["path"], has_body)
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        if decision.latency > 0:
+            self.faults.stats["latency"] += 1
+            await trio.sleep(decision.latency)
+        if decision.error_status is not None:
+            self.faults.stats["error"] += 1
+            await _drain(receive)
+            await Response("injected fault\n", status_code=decision.error_status,
+                           media_type="text/plain")(scope, receive, send)
+            return
+        if decision.drop == "request":
+            await self._drop_request(scope, receive, send, decision.drop_after)
+        elif decision.drop == "response":
+            await self._drop_response(scope, receive, send, decision.drop_after)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _drop_request(self, scope: Any, receive: Any, send: Any, after: int) -> None:
+        seen = 0
+        cut = False
+
+        async def cut_receive() -> dict[str, Any]:
+            nonlocal seen, cut
+            if cut:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                if seen + len(body) > after or not message.get("more_body", False) and after == 0:
+                    cut = True
+                    self.faults.stats["drop_request"] += 1
+                    return {"type": "http.request", "body": body[:max(after - seen, 0)], "more_body": True} \
+                        if after > seen else {"type": "http.disconnect"}
+                seen += len(body)
+            return message
+
+        async def swallow(message: dict[str, Any]) -> None:
+            if not cut:
+                await send(message)
+
+        await self.app(scope, cut_receive, swallow)
+        if cut:
+            # headers promising a body that never comes: the server closes the connection
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-length", b"1")]})
+
+    async def _drop_response(self, scope: Any, receive: Any, send: Any, after: int) -> None:
+        sent = 0
+
+        async def cut_send(message: dict[str, Any]) -> None:
+            nonlocal sent
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            body = message.get("body", b"")
+            if sent + len(body) > after or (not message.get("more_body", False) and after == 0):
+                part = body[:max(after - sent, 0)]
+                if part:
+                    await send({"type": "http.response.body", "body": part, "more_body": True})
+                self.faults.stats["drop_response"] += 1
+                raise _Dropped
+            sent += len(body)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, cut_send)
+        except _Dropped:
+            return  # returning mid-body makes the server close the connection
+
+
+async def _drain(receive: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
+def control_routes(state: "ServerState") -> list[Route]:
+    assert state.faults is not None
+    faults = state.faults
+
+    async def faults_endpoint(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse(faults.snapshot(state))
+        if request.method == "DELETE":
+            faults.clear_rule()
+            faults.stats.clear()
+            state.capacity_override = None
+            state.tokens.clear_expiry()
+            return JSONResponse(faults.snapshot(state))
+        try:
+            rule = FaultRule.from_json(json.loads(await request.body() or b"{}"))
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        faults.set(rule)
+        return JSONResponse(faults.snapshot(state))
+
+    async def expire_tokens(request: Request) -> Response:
+        state.tokens.expire_all()
+        faults.stats["token_expiry"] += 1
+        return JSONResponse(faults.snapshot(state))
+
+    async def capacity(request: Request) -> Response:
+        try:
+            total = json.loads(await request.body() or b"{}").get("total")
+            if total is not None and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+                raise ValueError("total must be a non-negative integer or null")
+        except (ValueError, AttributeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        state.capacity_override = total
+        if total is not None:
+            faults.stats["capacity"] += 1
+        return JSONResponse(faults.snapshot(state))
+
+    return [Route("/_cloudfs/faults", faults_endpoint, methods=["GET", "POST", "DELETE"]),
+            Route("/_cloudfs/faults/expire-tokens", expire_tokens, methods=["POST"]),
+            Route("/_cloudfs/faults/capacity", capacity, methods=["POST"])]

@@ -1,0 +1,43 @@
+"""Shared pytest fixtures for the whole test suite.
+
+Server fixtures (``cloudfs.server.testing``):
+
+* ``server``: one ``cloudfs server`` subprocess per test module, in a temp
+  data dir, fault injection enabled; faults are cleared after every test that
+  used it (autouse ``_clear_server_faults``).
+* ``fresh_server``: a new server per test (for restarts, quotas, state checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cloudfs.server.testing import RunningServer, start_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("server"), faults=True)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("fresh-server"), faults=True)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clear_server_faults(request: pytest.FixtureRequest) -> Iterator[None]:
+    srv = request.getfixturevalue("server") if "server" in request.fixturenames else None
+    yield
+    if srv is not None:
+        srv.faults.clear()
