@@ -184,6 +184,7 @@ class _Mount:
             "reachable": reachable,
             "capacity": {"total": capacity.total, "used": capacity.used} if capacity else None,
             "cache": {"used": store.used_bytes, "cap": store.cap_bytes, "dir": str(settings.cache_dir)},
+            "inodes": len(self.core.table),
             "uploads": [asdict(s) for s in self.writeback.status()],
             "uploaded": self.writeback.uploads_done,
         }

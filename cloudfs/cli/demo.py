@@ -1,0 +1,80 @@
+"""``cloudfs demo [MOUNTPOINT]``: the bundled server with a sample tree, mounted.
+
+Starts ``cloudfs server`` on a free local port with a data dir of its own
+(kept between runs), fills it with sample files the first time, mounts it,
+prints what to try, and on Ctrl-C unmounts (after pending uploads) and stops
+the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cloudfs.config import state_dir
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("mountpoint", type=Path, nargs="?", help="where to mount (default ~/cloudfs-demo)")
+    parser.add_argument("--data", type=Path, help="server data dir (default: in cloudfs's state dir)")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="mount and return, leaving the server and the mount running (for scripts)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cloudfs.cli.mountpoint import MountError, check_fuse
+    from cloudfs.server.demo_tree import seed_demo_tree
+    from cloudfs.server.testing import DEFAULT_PASSWORD, DEFAULT_USER, start_server
+
+    mountpoint = (args.mountpoint or Path.home() / "cloudfs-demo").expanduser().resolve()
+    data = (args.data or state_dir() / "demo" / "server").expanduser()
+    try:
+        check_fuse()
+    except MountError as exc:
+        print(f"cloudfs: {exc}", file=sys.stderr)
+        return 1
+    mountpoint.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    seeded = data / ".demo-seeded"
+    if not seeded.exists():
+        # the server creates the account on its first start; the tree goes in while it is stopped
+        start_server(data, faults=False).stop()
+        seed_demo_tree(data, DEFAULT_USER)
+        seeded.touch()
+    server = start_server(data, faults=False)
+    print(f"cloudfs demo server: {server.url}  (user {DEFAULT_USER}, password {DEFAULT_PASSWORD})")
+    mount = [sys.executable, "-m", "cloudfs", "mount", server.url, str(mountpoint), "--user", DEFAULT_USER,
+             "--cache-dir", str(data.parent / "cache")]
+    env = dict(os.environ, CLOUDFS_PASSWORD=DEFAULT_PASSWORD)
+    if subprocess.run(mount, env=env).returncode != 0:
+        server.stop()
+        return 1
+    print(f"""
+Mounted on {mountpoint}. Try, in another terminal:
+
+    ls -la {mountpoint}
+    cat "{mountpoint}/README.txt"
+    sha256sum {mountpoint}/Large/large-64MiB.bin
+    cp -r /etc/default {mountpoint}/copied && ls {mountpoint}/copied
+    df -h {mountpoint}
+    {sys.executable} -m cloudfs status
+""")
+    if args.no_wait:
+        print(f"Left running. Stop with: cloudfs umount {mountpoint} && kill {server.pid}")
+        return 0
+    print("Press Ctrl-C to unmount and stop the server.")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nunmounting...")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        subprocess.run([sys.executable, "-m", "cloudfs", "umount", str(mountpoint)])
+        server.stop()
+    return 0
