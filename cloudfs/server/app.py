@@ -101,11 +101,42 @@ def build_app(state: ServerState) -> Starlette:
     return app
 
 
+class DrainBody:
+    """Read what is left of a request body once the app is done with it.
+
+    Hypercorn hands body chunks to the app through a bounded queue; if an app
+    answers without reading a large body, hypercorn blocks on that queue and the
+    connection hangs (Cloudreve drains such bodies too: ``request.BlackHole``).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        finished = False
+
+        async def tracked() -> dict[str, Any]:
+            nonlocal finished
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                finished = True
+            return message
+
+        try:
+            await self.app(scope, tracked, send)
+        finally:
+            while not finished:
+                await tracked()
+
+
 def wrap_app(state: ServerState) -> Any:
-    """The ASGI app to serve: the Starlette app, behind the fault injector if enabled."""
-    app = build_app(state)
+    """The ASGI app to serve: the Starlette app (behind the fault injector if enabled)."""
+    app: Any = build_app(state)
     if state.config.faults:
         from .faults import FaultMiddleware
 
-        return FaultMiddleware(app, state)
-    return app
+        app = FaultMiddleware(app, state)
+    return DrainBody(app)

@@ -163,7 +163,7 @@ class FaultMiddleware:
         async def cut_receive() -> dict[str, Any]:
             nonlocal seen, cut
             if cut:
-                return {"type": "http.disconnect"}
+                return {"type": "http.disconnect"}  # what the app sees of a dropped client
             message = await receive()
             if message["type"] == "http.request":
                 body = message.get("body", b"")
@@ -181,7 +181,9 @@ class FaultMiddleware:
 
         await self.app(scope, cut_receive, swallow)
         if cut:
-            # headers promising a body that never comes: the server closes the connection
+            # Headers promising a body that never comes: the connection is closed
+            # without a complete response.  (The unread rest of the request body is
+            # consumed by app.DrainBody first: hypercorn cannot drop it unread.)
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-length", b"1")]})
 
@@ -231,7 +233,7 @@ def control_routes(state: "ServerState") -> list[Route]:
             return JSONResponse(faults.snapshot(state))
         try:
             rule = FaultRule.from_json(json.loads(await request.body() or b"{}"))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, re.error) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         faults.set(rule)
         return JSONResponse(faults.snapshot(state))

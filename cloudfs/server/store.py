@@ -161,7 +161,8 @@ class Store:
         sql += (f" ORDER BY {column} {direction}, id {direction}" if column != "id"
                 else f" ORDER BY id {direction}") + " LIMIT ?"
         args.append(limit)
-        return [FileRow(**dict(r)) for r in self.conn.execute(sql, args)]
+        # column order of ``files`` matches FileRow's fields
+        return [FileRow(*r) for r in self.conn.execute(sql, args)]
 
     def metadata(self, ids: Sequence[int], public_only: bool = True) -> dict[int, dict[str, str]]:
         out: dict[int, dict[str, str]] = {i: {} for i in ids}

@@ -95,8 +95,13 @@ def _valid_encoded(s: str, mode: int) -> bool:
     return True
 
 
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9\-_.!~*'()]*")
+
+
 def path_escape(s: str) -> str:
     """Cloudreve's ``fs.PathEscape`` (JS encodeURIComponent)."""
+    if _PLAIN_SEGMENT.fullmatch(s):
+        return s
     keep = _UNRESERVED | set("!*'()")
     return "".join(chr(b) if chr(b) in keep and b < 0x80 else "%%%02X" % b
                    for b in s.encode("utf-8"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import time
 from typing import Any
 
 from . import ids
@@ -41,22 +42,29 @@ MY_CAPABILITY = boolset(_MY_CAPS)  # "w8edAQ=="
 TRASH_CAPABILITY = boolset(_TRASH_CAPS)
 
 
+_last_second: list[Any] = [None, "", ""]
+
+
 def go_time(us: int | float | None) -> str:
     """time.Time JSON (RFC 3339 with trimmed fraction, local offset)."""
     if us is None:
         return "0001-01-01T00:00:00Z"
     secs, micros = divmod(int(us), 1_000_000)
-    t = dt.datetime.fromtimestamp(secs, dt.timezone.utc).astimezone()
-    base = t.strftime("%Y-%m-%dT%H:%M:%S")
+    if _last_second[0] != secs:  # listings repeat the same second a lot
+        t = time.localtime(secs)
+        offset = t.tm_gmtoff or 0
+        if offset:
+            sign = "+" if offset >= 0 else "-"
+            offset = abs(offset)
+            zone = f"{sign}{offset // 3600:02d}:{offset % 3600 // 60:02d}"
+        else:
+            zone = "Z"
+        _last_second[:] = [secs, f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
+                                 f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}", zone]
+    base, zone = _last_second[1], _last_second[2]
     if micros:
-        base += "." + f"{micros:06d}".rstrip("0")
-    offset = t.utcoffset() or dt.timedelta(0)
-    if not offset:
-        return base + "Z"
-    total = int(offset.total_seconds())
-    sign = "+" if total >= 0 else "-"
-    total = abs(total)
-    return f"{base}{sign}{total // 3600:02d}:{total % 3600 // 60:02d}"
+        return f"{base}.{micros:06d}".rstrip("0") + zone
+    return base + zone
 
 
 def parse_go_time(text: str) -> int:
