@@ -89,9 +89,9 @@ class Dialect(Protocol):
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None) -> UploadSession: ...
     async def send_chunk(self, session: UploadSession, index: int, length: int,
-                         body: Callable[[], AsyncIterator[bytes]] | bytes, *, deadline: float) -> None:
+                         body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:
         """Send one chunk, retried (re-sending a chunk is safe); ``body``
-        makes a fresh iterator over the chunk's bytes for each try."""
+        makes a fresh stream of the chunk's bytes for each try."""
         ...
     async def cancel_upload(self, session: UploadSession) -> None: ...
 

@@ -15,6 +15,7 @@ range by ``deadline_s + length / min_transfer_rate``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import re
@@ -24,6 +25,7 @@ from contextlib import aclosing
 import httpx
 import trio
 
+from cloudfs.client.bodies import ResponseBody
 from cloudfs.client.dialect import Dialect, UrlRefused
 from cloudfs.client.http import Http, map_error
 from cloudfs.client.models import Entry
@@ -51,7 +53,7 @@ class Downloader:
         self.urls = UrlCache(dialect.sign_url)
 
     async def read(self, entry: Entry, off: int, length: int) -> bytes:
-        span = clamp_read(off, length, entry.size) if not entry.is_dir else None
+        span = _span(entry, off, length)
         if span is None:
             return b""
         parts = plan_ranges(span, self.settings.read_part_size)
@@ -78,7 +80,7 @@ class Downloader:
         return bytes(buf)
 
     async def stream(self, entry: Entry, off: int, length: int) -> AsyncIterator[bytes]:
-        span = clamp_read(off, length, entry.size) if not entry.is_dir else None
+        span = _span(entry, off, length)
         if span is None:
             return  # empty file, past EOF or nothing asked: no request
         pos, end = span.start, span.end
@@ -127,24 +129,24 @@ class Downloader:
         what = f"download of {entry.path}"
         headers = {"Range": want.header(), "Accept-Encoding": "identity"}
         with trio.move_on_at(deadline) as scope:
-            cm = self.http.stream("GET", url, what=what, headers=headers)
-            response = await cm.__aenter__()
+            response = await self.http.open_stream("GET", url, what=what, headers=headers)
         if scope.cancelled_caught:
             raise RequestTimeout(f"{what}: no answer within the deadline")
+        body = ResponseBody(response)
+        complete = False
         try:
-            skip = await self._check(entry, response, want, what, deadline)
-            chunks = response.aiter_raw(self.settings.download_read_size)
+            skip = await self._check(entry, response, body, want, what, deadline)
             remaining = want.length
             while remaining > 0:
                 with trio.move_on_at(deadline) as scope:
                     try:
-                        piece = await chunks.__anext__()
-                    except StopAsyncIteration:
-                        return
+                        piece = await body.next()
                     except httpx.HTTPError as exc:
                         raise map_error(exc, what) from None
                 if scope.cancelled_caught:
                     raise RequestTimeout(f"{what}: too slow (deadline passed)")
+                if piece is None:
+                    return  # short body: the caller resumes from here
                 if skip:
                     # a server that ignored Range sent the file from byte 0
                     cut = min(skip, len(piece))
@@ -155,25 +157,31 @@ class Downloader:
                     piece = piece[:remaining]
                 remaining -= len(piece)
                 yield piece
+            with trio.move_on_at(deadline):
+                with contextlib.suppress(httpx.HTTPError):
+                    complete = await body.finish()  # normally just the end of the message
         finally:
-            with trio.CancelScope(shield=True):
-                await cm.__aexit__(None, None, None)
+            if not complete:
+                await body.abort()
+            else:
+                with trio.CancelScope(shield=True):
+                    await response.aclose()
 
-    async def _check(self, entry: Entry, response: httpx.Response, want: ByteRange, what: str,
-                     deadline: float) -> int:
+    async def _check(self, entry: Entry, response: httpx.Response, body: ResponseBody, want: ByteRange,
+                     what: str, deadline: float) -> int:
         """Validate a download answer; return how many leading bytes to skip."""
         status = response.status_code
         if status == 416:
             raise CloudfsError(f"{what}: the server's content is shorter than {entry.size} bytes "
                                "(it changed since it was listed)", errno=errno.ESTALE)
-        body = b""
+        data = b""
         if not (status in (200, 206) and "etag" in response.headers):
             with trio.move_on_at(deadline):
                 try:
-                    body = await _read_some(response, MAX_ERROR_BODY)
+                    data = await body.read_at_most(MAX_ERROR_BODY)
                 except httpx.HTTPError as exc:
                     raise map_error(exc, what) from None
-        refused = self.dialect.content_refused(response, body)
+        refused = self.dialect.content_refused(response, data)
         if refused is not None:
             raise refused
         if status == 200:
@@ -185,10 +193,9 @@ class Downloader:
         return 0
 
 
-async def _read_some(response: httpx.Response, limit: int) -> bytes:
-    data = bytearray()
-    async for piece in response.aiter_raw():
-        data += piece
-        if len(data) >= limit:
-            break
-    return bytes(data)
+def _span(entry: Entry, off: int, length: int) -> ByteRange | None:
+    if off < 0 or length < 0:
+        raise CloudfsError(f"negative offset or length ({off}, {length})", errno=errno.EINVAL)
+    if entry.is_dir:
+        raise CloudfsError(f"{entry.path} is a folder", errno=errno.EISDIR)
+    return clamp_read(off, length, entry.size)

@@ -23,8 +23,7 @@ import errno
 import logging
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -144,10 +143,17 @@ class Http:
         return f"{self.base_url}{self.prefix}{path}"
 
     # ---- one attempt -------------------------------------------------------
-    async def request_once(self, method: str, url: str, *, what: str, **kwargs: Any) -> httpx.Response:
-        """One HTTP exchange with the body read, failures as cloudfs errors."""
+    async def request_once(self, method: str, url: str, *, what: str, content: Any = None,
+                           **kwargs: Any) -> httpx.Response:
+        """One HTTP exchange with the body read, failures as cloudfs errors.
+        ``content`` may be an ``httpx.AsyncByteStream`` (streamed as is, with
+        the Content-Length the caller put in the headers)."""
         try:
-            return await self.client.request(method, url, **kwargs)
+            if isinstance(content, httpx.AsyncByteStream):
+                request = self.client.build_request(method, url, **kwargs)
+                request.stream = content  # not wrapped in httpx's generator (see bodies.py)
+                return await self.client.send(request)
+            return await self.client.request(method, url, content=content, **kwargs)
         except httpx.HTTPError as exc:
             raise map_error(exc, what) from None  # httpx errors hold the request (and its headers)
 
@@ -223,17 +229,12 @@ class Http:
         return await self.retrying(op, idempotent=idempotent, what=label, deadline=deadline)
 
     # ---- streaming (downloads) -------------------------------------------------
-    @asynccontextmanager
-    async def stream(self, method: str, url: str, *, what: str,
-                     headers: Mapping[str, str] | None = None) -> AsyncIterator[httpx.Response]:
-        """A response whose body is read by the caller (errors while reading
-        it are mapped with :func:`map_error` by the caller)."""
+    async def open_stream(self, method: str, url: str, *, what: str,
+                          headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """A response whose body the caller reads (and closes) itself:
+        see :class:`cloudfs.client.bodies.ResponseBody`."""
         request = self.client.build_request(method, url, headers=headers)
         try:
-            response = await self.client.send(request, stream=True)
+            return await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise map_error(exc, what) from None
-        try:
-            yield response
-        finally:
-            await response.aclose()

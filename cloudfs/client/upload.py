@@ -24,11 +24,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import trio
 
+from cloudfs.client.bodies import FileSlice
 from cloudfs.client.dialect import Dialect, UploadSession
 from cloudfs.client.models import Entry
 from cloudfs.client.plan import Chunk, chunk_concurrency, plan_chunks, split_last
@@ -126,23 +127,11 @@ class Uploader:
         await send(last)  # alone and last: it completes the session
         log.debug("uploaded %d chunk(s) of %s", len(chunks), session.path)
 
-    def _body(self, fd: int, chunk: Chunk) -> Callable[[], AsyncIterator[bytes]] | bytes:
+    def _body(self, fd: int, chunk: Chunk) -> Callable[[], FileSlice] | bytes:
         if chunk.length == 0:
             return b""
         piece_size = max(self.settings.upload_read_size, 64 << 10)
-
-        async def pieces() -> AsyncIterator[bytes]:
-            pos, remaining = chunk.offset, chunk.length
-            while remaining > 0:
-                data = await trio.to_thread.run_sync(os.pread, fd, min(piece_size, remaining), pos)
-                if not data:
-                    raise CloudfsError(f"the local file shrank while uploading chunk {chunk.index}",
-                                       errno=errno.EIO)
-                pos += len(data)
-                remaining -= len(data)
-                yield data
-
-        return pieces
+        return lambda: FileSlice(fd, chunk.offset, chunk.length, piece_size)
 
     async def _completed(self, session: UploadSession, replace: Entry | None) -> bool:
         """Whether the session completed although its last answer was lost

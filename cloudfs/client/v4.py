@@ -370,7 +370,7 @@ class V4Dialect:
         return str(policy["id"])
 
     async def send_chunk(self, session: UploadSession, index: int, length: int,
-                         body: Callable[[], AsyncIterator[bytes]] | bytes, *, deadline: float) -> None:
+                         body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:
         url_path = f"/file/upload/{session.session_id}/{index}"
         what = f"chunk {index} of {session.path}"
         headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}

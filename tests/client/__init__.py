@@ -1,0 +1,1 @@
+"""Client tests: CloudreveClient against the real bundled server."""

@@ -1,0 +1,151 @@
+"""Detection, login, token store and redaction against the real server."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import logging
+import socket
+import stat
+import traceback
+import uuid
+
+import pytest
+import trio
+
+from cloudfs.client.api import ClientSettings, CloudreveClient
+from cloudfs.client.auth import RedactingFilter, TokenStore
+from cloudfs.errors import AuthenticationError, NotCloudreveError, TLSFailure, TransportError
+
+from .conftest import FAST
+
+
+async def test_connect_detects_v4(client, server):
+    assert client.info.dialect == "v4"
+    assert client.info.version.startswith("4.")
+    uuid.UUID(client.client_id)  # X-Cr-Client-Id is a UUID per instance
+    root = await client.stat("/")
+    assert root.is_dir and root.path == "/"
+
+
+async def test_each_client_has_its_own_client_id(connect):
+    a, b = await connect(), await connect()
+    assert a.client_id != b.client_id
+
+
+async def test_wrong_password_is_refused_without_echoing_it(server, tmp_path):
+    secret = "definitely-wrong-pw-7319"
+    with pytest.raises(AuthenticationError) as info:
+        await CloudreveClient.connect(server.url, email=server.email, password=secret, settings=FAST)
+    assert info.value.errno == errno.EACCES
+    assert secret not in str(info.value)
+    assert secret not in "".join(traceback.format_exception(info.value))
+
+
+async def test_no_credentials_at_all(server, tmp_path):
+    with pytest.raises(AuthenticationError):
+        await CloudreveClient.connect(server.url, token_store=TokenStore(tmp_path / "t.json"), settings=FAST)
+
+
+async def test_not_a_cloudreve_server(server):
+    url = server.url + "/not/cloudreve"
+    with pytest.raises(NotCloudreveError) as info:
+        await CloudreveClient.connect(url, email="a@b.c", password="xxxx", settings=FAST)
+    message = str(info.value)
+    assert url in message and "HTTP 404" in message and "/api/v4/site/ping" in message
+    assert "not a Cloudreve server" in message
+    assert info.value.errno == errno.EPROTONOSUPPORT
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_connection_refused_fails_within_deadline():
+    settings = ClientSettings(deadline_s=2.0, request_timeout_s=1.0, backoff_base_s=0.05)
+    start = trio.current_time()
+    with pytest.raises(TransportError) as info:
+        await CloudreveClient.connect(f"http://127.0.0.1:{_free_port()}", email="a@b.c", password="xxxx",
+                                      settings=settings)
+    assert trio.current_time() - start < 3.0
+    assert info.value.errno == errno.EIO
+    assert "refused" in str(info.value)
+
+
+async def test_tls_error_is_named(server):
+    https = server.url.replace("http://", "https://")
+    start = trio.current_time()
+    with pytest.raises(TLSFailure) as info:
+        await CloudreveClient.connect(https, email="a@b.c", password="xxxx", settings=FAST)
+    assert "TLS" in str(info.value)
+    assert trio.current_time() - start < 2.0  # not retried: it cannot get better
+
+
+async def test_token_store_resumes_without_password(connect, token_store, server):
+    first = await connect()
+    await first.stat("/")
+    path = token_store.path
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    raw = path.read_text()
+    assert server.password not in raw
+    doc = json.loads(raw)
+    (record,) = doc["logins"].values()
+    assert record["user"] == server.email and record["url"] == server.url.rstrip("/").lower()
+    # a restarted mount: no password, not even the email
+    resumed = await connect(email="", password="")
+    assert (await resumed.stat("/")).is_dir
+
+
+async def test_revoked_stored_login_falls_back_to_password(connect, token_store, server):
+    await connect()
+    login = token_store.load(server.url, server.email)
+    from dataclasses import replace
+
+    token_store.save(replace(login, refresh_token="not-a-valid-refresh-token"))
+    with pytest.raises(AuthenticationError):
+        await connect(email="", password="")
+    fresh = await connect()  # the password still works and rewrites the store
+    assert (await fresh.stat("/")).is_dir
+    assert token_store.load(server.url, server.email).refresh_token != "not-a-valid-refresh-token"
+
+
+async def test_access_token_renewed_on_401(client, server):
+    await client.stat("/")
+    server.faults.expire_tokens()
+    assert (await client.stat("/")).is_dir
+    assert client._debug_state()["token_renewals"] == 1
+
+
+async def test_secrets_never_reach_logs_or_errors(server, tmp_path, local_file):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    store = TokenStore(tmp_path / "tokens.json")
+    try:
+        async with await CloudreveClient.connect(server.url, email=server.email, password=server.password,
+                                                 token_store=store, settings=FAST) as client:
+            src, _ = local_file(1000)
+            entry = await client.upload(f"/redact-{uuid.uuid4().hex[:8]}.bin", src)
+            await client.read(entry, 0, 100)
+            server.faults.expire_tokens()
+            await client.stat("/")
+            logging.getLogger("cloudfs.test").info("the password is %s", server.password)
+            url = client._downloads.urls.cached(entry)
+            assert url and "sign=" in url
+            logging.getLogger("cloudfs.test").info("fetched %s", url)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    out = stream.getvalue()
+    login = store.load(server.url, server.email)
+    assert "HTTP Request" in out  # httpx did log requests (through the filter)
+    for secret in (server.password, login.refresh_token, login.access_token, url.split("sign=")[1]):
+        assert secret not in out

@@ -1,0 +1,305 @@
+"""Fault injection against the real server: 5xx, latency, dropped
+connections (mid-download, mid-chunk, lost answers of non-idempotent calls),
+forced token expiry, low capacity, a dead server.  Every test checks the
+outcome and that stored content is intact (sha256)."""
+
+from __future__ import annotations
+
+import errno
+import uuid
+from dataclasses import replace
+
+import pytest
+import trio
+
+from cloudfs.errors import CloudfsError, CloudreveError, RequestTimeout, ServerError, TransportError
+
+from .conftest import FAST, remote_sha256
+
+CHUNK = 128 << 10
+CHUNK_PATH = r"/api/v4/file/upload/[^/]+/\d+$"
+CONTENT_PATH = r"/api/v4/file/content/"
+
+
+def name(prefix: str) -> str:
+    return f"/{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def chunky(tmp_path_factory):
+    from cloudfs.server.testing import start_server
+
+    with start_server(tmp_path_factory.mktemp("chunky-faults"), chunk_size=CHUNK) as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _clear_chunky_faults(request):
+    yield
+    if "chunky" in request.fixturenames:
+        request.getfixturevalue("chunky").faults.clear()
+
+
+@pytest.fixture
+async def cclient(connect, chunky):
+    return await connect(srv=chunky)
+
+
+# ---- metadata calls ----------------------------------------------------------------------
+async def test_5xx_is_retried(client, server, folder):
+    server.faults.set(error_rate=1.0, error_status=503, path_regex=r"/file/info$", count=3)
+    entry = await client.stat(folder)
+    assert entry.is_dir
+    assert server.faults.stats()["error"] == 3
+
+
+async def test_persistent_5xx_gives_eio_within_deadline(connect, server, folder):
+    client = await connect(settings=replace(FAST, max_attempts=3, deadline_s=5.0))
+    server.faults.set(error_rate=1.0, error_status=502, path_regex=r"/file/info$")
+    start = trio.current_time()
+    with pytest.raises(ServerError) as info:
+        await client.stat(folder)
+    assert info.value.errno == errno.EIO and info.value.status == 502
+    assert trio.current_time() - start < 5.0
+    assert server.faults.stats()["error"] == 3  # max_attempts
+
+
+async def test_slow_server_times_out(connect, server, folder):
+    client = await connect(settings=replace(FAST, request_timeout_s=0.3, deadline_s=1.5))
+    server.faults.set(latency_s=5.0, path_regex=r"/file/info$")
+    start = trio.current_time()
+    with pytest.raises(RequestTimeout) as info:
+        await client.stat(folder)
+    assert info.value.errno == errno.ETIMEDOUT
+    assert trio.current_time() - start < 2.0
+
+
+async def test_one_slow_answer_is_retried(connect, server, folder):
+    client = await connect(settings=replace(FAST, request_timeout_s=0.5, deadline_s=5.0))
+    server.faults.set(latency_s=2.0, path_regex=r"/file/info$", count=1)
+    assert (await client.stat(folder)).is_dir
+
+
+async def test_truncated_api_answer_is_retried(client, server):
+    server.faults.set(drop_rate=1.0, drop_after_bytes=10, drop_target="response", path_regex=r"/user/capacity$",
+                      count=2)
+    cap = await client.capacity()
+    assert cap.total > 0
+    assert server.faults.stats()["drop_response"] == 2
+
+
+async def test_always_truncated_answer_is_eio(connect, server):
+    client = await connect(settings=replace(FAST, max_attempts=2))
+    server.faults.set(drop_rate=1.0, drop_after_bytes=5, drop_target="response", path_regex=r"/user/capacity$")
+    with pytest.raises(CloudfsError) as info:
+        await client.capacity()
+    assert info.value.errno == errno.EIO
+
+
+async def test_lost_mkdir_answer_is_reconciled(client, server, folder):
+    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/file/create$", count=1)
+    entry = await client.mkdir(f"{folder}/made")  # created by the first try, answer lost
+    assert entry.is_dir and entry.path == f"{folder}/made"
+    assert server.faults.stats()["drop_response"] == 1
+    with pytest.raises(CloudfsError) as info:  # a genuine clash still is EEXIST
+        await client.mkdir(f"{folder}/made")
+    assert info.value.errno == errno.EEXIST
+
+
+async def test_lost_rename_and_move_and_delete_answers(client, server, folder):
+    await client.create_file(f"{folder}/a")
+    await client.mkdir(f"{folder}/d")
+    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/file/rename$", count=1)
+    renamed = await client.rename(f"{folder}/a", "b")
+    assert renamed.path == f"{folder}/b"
+    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/file/move$", count=1)
+    await client.move([f"{folder}/b"], f"{folder}/d")
+    assert (await client.stat(f"{folder}/d/b")).file_id == renamed.file_id
+    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/api/v4/file$", count=1)
+    await client.delete([f"{folder}/d"])
+    with pytest.raises(CloudfsError) as info:
+        await client.stat(f"{folder}/d")
+    assert info.value.errno == errno.ENOENT
+    assert server.faults.stats()["drop_response"] == 3
+
+
+async def test_dead_server_fails_within_deadline(connect, fresh_server):
+    client = await connect(srv=fresh_server, settings=replace(FAST, deadline_s=2.0, request_timeout_s=1.0))
+    await client.stat("/")
+    fresh_server.kill()
+    start = trio.current_time()
+    with pytest.raises(TransportError) as info:
+        await client.stat("/")
+    assert trio.current_time() - start < 2.5
+    assert info.value.errno in (errno.EIO, errno.ETIMEDOUT)
+    fresh_server.restart()
+    assert (await client.stat("/")).is_dir  # the pool reconnects
+
+
+# ---- downloads ------------------------------------------------------------------------------
+async def test_download_survives_dropped_connections(cclient, chunky, local_file):
+    src, digest = local_file(3 << 20, seed=11)
+    entry = await cclient.upload(name("dl-drop"), src)
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=300_000, path_regex=CONTENT_PATH, count=3)
+    data = await cclient.read(entry, 0, entry.size)
+    assert len(data) == entry.size
+    from hashlib import sha256
+
+    assert sha256(data).hexdigest() == digest
+    assert chunky.faults.stats()["drop_response"] == 3
+
+
+async def test_download_survives_5xx(cclient, chunky, local_file):
+    src, digest = local_file(500_000, seed=12)
+    entry = await cclient.upload(name("dl-5xx"), src)
+    chunky.faults.set(error_rate=1.0, error_status=500, path_regex=CONTENT_PATH, count=2)
+    assert await remote_sha256(cclient, entry.path) == digest
+
+
+async def test_download_resumes_through_many_cuts(cclient, chunky, local_file):
+    src, digest = local_file(400_000, seed=14)
+    entry = await cclient.upload(name("dl-cuts"), src)
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=50_000, path_regex=CONTENT_PATH)
+    # every answer is cut, but each brings 50 000 more bytes: the read resumes to the end
+    assert await remote_sha256(cclient, entry.path) == digest
+    assert chunky.faults.stats()["drop_response"] >= 7
+
+
+async def test_download_gives_up_without_progress(connect, chunky, local_file):
+    client = await connect(srv=chunky, settings=replace(FAST, max_attempts=3))
+    src, _ = local_file(400_000, seed=13)
+    entry = await client.upload(name("dl-dead"), src)
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=0, path_regex=CONTENT_PATH)
+    with pytest.raises(TransportError) as info:
+        await client.read(entry, 0, entry.size)
+    assert info.value.errno == errno.EIO
+    assert chunky.faults.stats()["drop_response"] == 3
+
+
+async def test_expired_url_is_renewed(connect, tmp_path_factory, local_file):
+    from cloudfs.server.testing import start_server
+
+    with start_server(tmp_path_factory.mktemp("url-ttl"), extra_args=["--url-ttl", "2"]) as srv:
+        client = await connect(srv=srv)
+        src, digest = local_file(200_000)
+        entry = await client.upload(name("url"), src)
+        assert await remote_sha256(client, entry.path) == digest
+        signed = client._debug_state()["urls_signed"]
+        await trio.sleep(2.1)
+        assert await remote_sha256(client, entry.path) == digest
+        assert client._debug_state()["urls_signed"] == signed + 1
+
+
+# ---- uploads ----------------------------------------------------------------------------------
+async def test_upload_survives_dropped_chunks(cclient, chunky, local_file):
+    src, digest = local_file(6 * CHUNK + 77, seed=21)
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=50_000, path_regex=CHUNK_PATH, count=3)
+    entry = await cclient.upload(name("up-drop"), src)
+    assert entry.size == 6 * CHUNK + 77
+    assert await remote_sha256(cclient, entry.path) == digest
+    assert chunky.faults.stats()["drop_request"] == 3
+
+
+async def test_upload_survives_lost_chunk_answers(cclient, chunky, local_file):
+    """The chunk was stored but its answer lost: re-sending it is safe, even
+    for the last, completing chunk."""
+    src, digest = local_file(3 * CHUNK + 5, seed=22)
+    path = name("up-lost")
+    chunky.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/api/v4/file/upload/[^/]+/3$",
+                      count=1)
+    entry = await cclient.upload(path, src)
+    assert entry.size == 3 * CHUNK + 5 and not entry.uploading
+    assert await remote_sha256(cclient, path) == digest
+
+
+async def test_lost_session_answer_is_cleaned_up(cclient, chunky, local_file):
+    src, digest = local_file(2 * CHUNK, seed=23)
+    chunky.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/api/v4/file/upload$", count=1)
+    entry = await cclient.upload(name("up-session"), src)
+    assert await remote_sha256(cclient, entry.path) == digest
+
+
+async def test_upload_survives_5xx_chunks(cclient, chunky, local_file):
+    src, digest = local_file(4 * CHUNK + 1, seed=24)
+    chunky.faults.set(error_rate=0.5, error_status=503, path_regex=CHUNK_PATH, seed=7, count=8)
+    entry = await cclient.upload(name("up-5xx"), src)
+    assert await remote_sha256(cclient, entry.path) == digest
+
+
+async def test_token_expiry_mid_upload(cclient, chunky, local_file):
+    src, digest = local_file(5 * CHUNK, seed=25)
+    expired = []
+
+    def progress(n: int) -> None:
+        if not expired:
+            chunky.faults.expire_tokens()
+            expired.append(n)
+
+    entry = await cclient.upload(name("up-token"), src, progress=progress)
+    assert expired and cclient._debug_state()["token_renewals"] >= 1
+    assert await remote_sha256(cclient, entry.path) == digest
+
+
+async def test_failed_overwrite_keeps_old_content(connect, chunky, local_file):
+    client = await connect(srv=chunky, settings=replace(FAST, max_attempts=2))
+    path = name("keep")
+    v1_src, v1 = local_file(3 * CHUNK + 3, seed=31)
+    v2_src, _ = local_file(4 * CHUNK, seed=32)
+    old = await client.upload(path, v1_src)
+    chunky.faults.set(error_rate=1.0, error_status=500, path_regex=r"/api/v4/file/upload/[^/]+/2$")
+    with pytest.raises(ServerError):
+        await client.upload(path, v2_src, replace=old)
+    chunky.faults.clear()
+    now = await client.stat(path)
+    assert now.version == old.version and now.size == old.size and not now.uploading
+    assert await remote_sha256(client, path) == v1
+    # the cancelled session released the lock: a new overwrite works
+    assert (await client.upload(path, v2_src, replace=now)).size == 4 * CHUNK
+
+
+async def test_failed_new_upload_leaves_no_placeholder(connect, chunky, local_file):
+    client = await connect(srv=chunky, settings=replace(FAST, max_attempts=2))
+    path = name("gone")
+    src, _ = local_file(3 * CHUNK, seed=33)
+    before = await client.capacity()
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=10, path_regex=r"/api/v4/file/upload/[^/]+/1$")
+    with pytest.raises(TransportError):
+        await client.upload(path, src)
+    chunky.faults.clear()
+    with pytest.raises(CloudfsError) as info:
+        await client.stat(path)
+    assert info.value.errno == errno.ENOENT
+    assert (await client.capacity()).used == before.used  # reservation refunded
+
+
+async def test_low_capacity(cclient, chunky, local_file):
+    path = name("full")
+    small_src, small = local_file(1000, seed=41)
+    big_src, _ = local_file(2 * CHUNK, seed=42)
+    old = await cclient.upload(path, small_src)
+    cap = await cclient.capacity()
+    chunky.faults.set_capacity(cap.used + 10_000)
+    with pytest.raises(CloudreveError) as info:
+        await cclient.upload(name("new-full"), big_src)
+    assert info.value.errno == errno.ENOSPC and info.value.code == 40051
+    with pytest.raises(CloudfsError) as info:
+        await cclient.upload(path, big_src, replace=old)
+    assert info.value.errno == errno.ENOSPC
+    chunky.faults.set_capacity(None)
+    assert (await cclient.stat(path)).version == old.version
+    assert await remote_sha256(cclient, path) == small
+
+
+async def test_expired_session_restarts_upload(connect, tmp_path_factory, local_file):
+    from cloudfs.server.testing import start_server
+
+    with start_server(tmp_path_factory.mktemp("short-session"), chunk_size=CHUNK,
+                      extra_args=["--upload-session-ttl", "1.5"]) as srv:
+        client = await connect(srv=srv)
+        src, digest = local_file(3 * CHUNK, seed=51)
+        # the second chunk arrives after the session expired: 40011, restart
+        srv.faults.set(latency_s=2.0, path_regex=r"/api/v4/file/upload/[^/]+/1$", count=1)
+        seen: list[int] = []
+        entry = await client.upload(name("restart"), src, progress=seen.append)
+        assert await remote_sha256(client, entry.path) == digest
+        assert sum(seen) == 3 * CHUNK  # progress counts each chunk once

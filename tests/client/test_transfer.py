@@ -1,0 +1,161 @@
+"""Uploads and downloads against the real server, content checked by sha256."""
+
+from __future__ import annotations
+
+import errno
+import os
+import uuid
+from contextlib import aclosing
+from dataclasses import replace
+
+import pytest
+import trio
+
+from cloudfs.errors import CloudfsError, CloudreveError
+
+from .conftest import FAST, remote_sha256, sha256
+
+CHUNK = 256 << 10
+
+
+@pytest.fixture(scope="module")
+def chunky(tmp_path_factory):
+    """A server with small chunks, so small files make many chunks."""
+    from cloudfs.server.testing import start_server
+
+    with start_server(tmp_path_factory.mktemp("chunky"), chunk_size=CHUNK) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def cclient(connect, chunky):
+    return await connect(srv=chunky, settings=replace(FAST, read_part_size=100_000))
+
+
+async def test_multi_chunk_roundtrip(cclient, local_file):
+    size = 5 * CHUNK + 12345
+    src, digest = local_file(size)
+    seen: list[int] = []
+    mtime_ns = 1_600_000_000_123_456_789
+    entry = await cclient.upload(f"/rt-{uuid.uuid4().hex[:8]}/deep/file.bin", src, mtime_ns=mtime_ns,
+                                 progress=seen.append)
+    assert entry.size == size and entry.version and not entry.uploading and not entry.is_dir
+    assert sum(seen) == size and len(seen) == 6
+    assert entry.mtime_ns == mtime_ns // 1_000_000 * 1_000_000  # kept to the millisecond
+    assert await remote_sha256(cclient, entry.path) == digest
+    pieces = []
+    async with aclosing(cclient.stream(entry, 0, size)) as it:
+        async for piece in it:
+            pieces.append(piece)
+    assert sha256(b"".join(pieces)) == digest
+
+
+async def test_ranges_and_eof(cclient, local_file):
+    size = 3 * CHUNK + 7
+    src, _ = local_file(size, seed=3)
+    data = src.read_bytes()
+    entry = await cclient.upload(f"/ranges-{uuid.uuid4().hex[:8]}", src)
+    for off, length in ((0, 1), (1, 10), (CHUNK - 3, 6), (size - 5, 5), (size - 5, 100), (123, 550_000)):
+        assert await cclient.read(entry, off, length) == data[off:off + length]
+    assert await cclient.read(entry, size, 10) == b""
+    assert await cclient.read(entry, size + 100, 10) == b""
+    assert await cclient.read(entry, 0, 0) == b""
+    # one large read fetched as several parallel ranges (read_part_size 100 000)
+    assert await cclient.read(entry, 50, size) == data[50:]
+
+
+async def test_zero_byte_file(cclient, tmp_path):
+    src = tmp_path / "empty"
+    src.write_bytes(b"")
+    entry = await cclient.upload(f"/zero-{uuid.uuid4().hex[:8]}", src)
+    assert entry.size == 0 and not entry.uploading
+    signed = cclient._debug_state()["urls_signed"]
+    assert await cclient.read(entry, 0, 100) == b""
+    assert [p async for p in cclient.stream(entry, 0, 100)] == []
+    assert cclient._debug_state()["urls_signed"] == signed  # no download at all
+    created = await cclient.create_file(f"/zero-created-{uuid.uuid4().hex[:8]}")
+    assert await cclient.read(created, 0, 10) == b""
+
+
+async def test_overwrite_is_a_new_version(cclient, local_file):
+    path = f"/ow-{uuid.uuid4().hex[:8]}"
+    v1_src, v1 = local_file(2 * CHUNK + 1, seed=1)
+    v2_src, v2 = local_file(CHUNK + 99, seed=2)
+    first = await cclient.upload(path, v1_src)
+    with pytest.raises(CloudfsError) as info:
+        await cclient.upload(path, v2_src)  # replace=None: must not exist
+    assert info.value.errno == errno.EEXIST
+    second = await cclient.upload(path, v2_src, replace=first)
+    assert second.file_id == first.file_id and second.version != first.version
+    assert second.size == CHUNK + 99
+    assert await remote_sha256(cclient, path) == v2
+    # replacing a version that is no longer current: ESTALE, content untouched
+    with pytest.raises(CloudreveError) as info:
+        await cclient.upload(path, v1_src, replace=first)
+    assert info.value.errno == errno.ESTALE and info.value.code == 40076
+    assert await remote_sha256(cclient, path) == v2
+    assert v1 != v2
+
+
+async def test_replacing_an_empty_created_file(cclient, local_file):
+    path = f"/fill-{uuid.uuid4().hex[:8]}"
+    empty = await cclient.create_file(path)
+    src, digest = local_file(1000)
+    filled = await cclient.upload(path, src, replace=empty)
+    assert filled.size == 1000 and await remote_sha256(cclient, path) == digest
+
+
+async def test_parallel_chunks(connect, chunky, local_file):
+    client = await connect(srv=chunky, settings=replace(FAST, upload_parallelism=4))
+    src, digest = local_file(9 * CHUNK + 5, seed=9)
+    entry = await client.upload(f"/par-{uuid.uuid4().hex[:8]}", src)
+    assert await remote_sha256(client, entry.path) == digest
+
+
+async def test_refused_url_is_signed_again(cclient, local_file):
+    src, digest = local_file(CHUNK + 10)
+    entry = await cclient.upload(f"/resign-{uuid.uuid4().hex[:8]}", src)
+    assert await remote_sha256(cclient, entry.path) == digest
+    cache = cclient._downloads.urls
+    url = cache.cached(entry)
+    forged = url.split("sign=")[0] + "sign=AAAA" + url.split("sign=")[1][4:]
+    cache._urls[cache.key(entry)] = (forged, float("inf"))  # the server will refuse it (200 + 40071)
+    signed = cache.signed
+    assert sha256(await cclient.read(entry, 0, entry.size)) == digest
+    assert cache.signed == signed + 1 and cache.cached(entry) != forged
+
+
+async def test_cancelled_upload_leaves_nothing(cclient, local_file):
+    src, _ = local_file(20 * CHUNK)
+    path = f"/cancel-{uuid.uuid4().hex[:8]}"
+    before = await cclient.capacity()
+    with trio.CancelScope() as scope:
+        # cancelled once the first chunk is in: the session must be cancelled too
+        await cclient.upload(path, src, progress=lambda n: scope.cancel())
+    assert scope.cancelled_caught
+    with pytest.raises(CloudfsError) as info:
+        await cclient.stat(path)
+    assert info.value.errno == errno.ENOENT
+    assert (await cclient.capacity()).used == before.used
+
+
+async def test_missing_source_file(cclient, tmp_path):
+    with pytest.raises(CloudfsError) as info:
+        await cclient.upload("/never", tmp_path / "does-not-exist")
+    assert info.value.errno == errno.ENOENT
+
+
+async def test_upload_respects_name_limit(cclient, tmp_path):
+    src = tmp_path / "f"
+    src.write_bytes(b"x")
+    with pytest.raises(CloudfsError) as info:
+        await cclient.upload("/" + "n" * 256, src)
+    assert info.value.errno == errno.ENAMETOOLONG
+
+
+async def test_large_file_parallel_read_matches(cclient, tmp_path):
+    size = 6 << 20
+    src = tmp_path / "big"
+    src.write_bytes(os.urandom(size))
+    entry = await cclient.upload(f"/big-{uuid.uuid4().hex[:8]}", src)
+    assert sha256(await cclient.read(entry, 0, size)) == sha256(src.read_bytes())
