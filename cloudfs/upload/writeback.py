@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 RETRY_MIN_S = 1.0
 RETRY_MAX_S = 300.0
+#: while draining (umount, shutdown), a failed upload is retried this soon...
+DRAIN_RETRY_S = 2.0
+#: ...and the drain gives up on a file after this many failures in a row
+DRAIN_ATTEMPTS = 3
 #: errors that another attempt will not fix soon: retried slowly
 SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errno.EACCES, errno.EPERM,
                      errno.ENAMETOOLONG, errno.EOPNOTSUPP}
@@ -96,6 +100,8 @@ class WriteBack:
         #: set after every upload outcome; waiters re-check their condition
         self._outcome = trio.Event()
         self.uploads_done = 0
+        #: failures per file since the current drain started (None: not draining)
+        self._drain_failures: dict[str, int] | None = None
 
     # ---- bookkeeping ---------------------------------------------------------
     def add(self, local: LocalFile) -> None:
@@ -172,17 +178,35 @@ class WriteBack:
             outcome = self._outcome
             await outcome.wait()
 
-    async def drain(self, on_progress: Callable[[list[UploadStatus]], None] | None = None) -> None:
-        """Upload everything now and wait until nothing is pending."""
-        for local in list(self.files.values()):
-            self.schedule(local, 0)
-        while any(local.dirty for local in self.files.values()):
-            if on_progress is not None:
-                on_progress(self.status())
-            with trio.move_on_after(0.5):
-                await self._outcome.wait()
-        if on_progress is not None:
-            on_progress(self.status())
+    async def drain(self, on_progress: Callable[[list[UploadStatus]], None] | None = None) -> list[UploadStatus]:
+        """Upload everything now and wait until nothing is pending, or until
+        what is left keeps failing (a full drive, a server that is down);
+        that stays journaled.  Returns what is left."""
+        self._drain_failures = {}
+        try:
+            for local in list(self.files.values()):
+                self.schedule(local, 0)
+            while True:
+                if on_progress is not None:
+                    on_progress(self.status())
+                left = [local for local in self.files.values() if local.dirty]
+                if not left or all(self._given_up(local) for local in left):
+                    break
+                with trio.move_on_after(0.5):
+                    await self._outcome.wait()
+        finally:
+            self._drain_failures = None
+        left_over = self.status()
+        if left_over:
+            log.warning("%d upload(s) keep failing; their data stays staged and journaled", len(left_over))
+        return left_over
+
+    def _given_up(self, local: LocalFile) -> bool:
+        failures = (self._drain_failures or {}).get(local.file_id, 0)
+        if local.file_id in self._active or failures == 0:
+            return False
+        code = getattr(local.error, "errno", None)
+        return failures >= DRAIN_ATTEMPTS or code in SLOW_RETRY_ERRNOS
 
     def status(self) -> list[UploadStatus]:
         out = []
@@ -329,6 +353,9 @@ class WriteBack:
             log.warning("upload of %s failed (%s); retrying in %.0f s", local.remote_path, exc, delay)
         delay = min(delay, RETRY_MAX_S)
         self._retry_delay[local.file_id] = delay
+        if self._drain_failures is not None:
+            self._drain_failures[local.file_id] = self._drain_failures.get(local.file_id, 0) + 1
+            delay = min(delay, DRAIN_RETRY_S)
         self._due[local.file_id] = trio.current_time() + delay
         self._wakeup.set()
 
