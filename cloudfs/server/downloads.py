@@ -25,13 +25,12 @@ import mimetypes
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import trio
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from . import errors as E
 from . import ids, signing, views
@@ -39,7 +38,7 @@ from .navigator import DOWNLOAD, get_target
 from .state import Ctx
 from .uris import CloudreveURI, go_path_escape
 
-READ_SIZE = 2 << 20
+READ_SIZE = 4 << 20
 CONTENT_PREFIX = "/api/v4/file/content/"
 _BINARY = set(range(0x00, 0x09)) | {0x0B} | set(range(0x0E, 0x1B)) | set(range(0x1C, 0x20))
 
@@ -237,31 +236,61 @@ def content_type(name: str, path: str | None) -> str:
     return "text/plain; charset=utf-8"
 
 
-async def _read_ranges(path: str, parts: list[tuple[bytes, int, int]], tail: bytes,
-                       speed: int) -> AsyncIterator[bytes]:
-    fd = await trio.to_thread.run_sync(os.open, path, os.O_RDONLY)
-    started = time.monotonic()
-    sent = 0
-    try:
-        for prefix, start, length in parts:
-            if prefix:
-                yield prefix
-            pos, end = start, start + length
-            while pos < end:
-                data = await trio.to_thread.run_sync(os.pread, fd, min(READ_SIZE, end - pos), pos)
-                if not data:
-                    return  # file shrank under us: cut the response short
-                pos += len(data)
-                sent += len(data)
-                yield data
-                if speed > 0:
-                    ahead = sent / speed - (time.monotonic() - started)
-                    if ahead > 0:
-                        await trio.sleep(ahead)
-        if tail:
-            yield tail
-    finally:
-        await trio.to_thread.run_sync(os.close, fd)
+class BlobResponse(Response):
+    """Streams byte ranges of a blob: a reader task prefetches the next piece
+    (worker thread) while the current one is being sent, and a client
+    disconnect cancels both.  Memory use is a few pieces, whatever the size."""
+
+    def __init__(self, path: str, parts: list[tuple[bytes, int, int]], tail: bytes, speed: int,
+                 status_code: int, headers: dict[str, str]) -> None:
+        super().__init__(status_code=status_code, headers=headers)
+        self.path, self.parts, self.tail, self.speed = path, parts, tail, speed
+
+    async def _produce(self, out: trio.MemorySendChannel[bytes]) -> None:
+        fd = await trio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
+        try:
+            async with out:
+                for prefix, start, length in self.parts:
+                    if prefix:
+                        await out.send(prefix)
+                    pos, end = start, start + length
+                    while pos < end:
+                        data = await trio.to_thread.run_sync(os.pread, fd, min(READ_SIZE, end - pos), pos)
+                        if not data:
+                            return  # the file shrank under us: the response ends short
+                        pos += len(data)
+                        await out.send(data)
+                if self.tail:
+                    await out.send(self.tail)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(os.close, fd)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        complete = False
+        async with trio.open_nursery() as nursery:
+            async def watch_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_disconnect)
+            out, incoming = trio.open_memory_channel[bytes](1)
+            nursery.start_soon(self._produce, out)
+            started, sent = time.monotonic(), 0
+            async with incoming:
+                async for data in incoming:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                    sent += len(data)
+                    if self.speed > 0:  # the signed URL's speed limit, bytes/s
+                        ahead = sent / self.speed - (time.monotonic() - started)
+                        if ahead > 0:
+                            await trio.sleep(ahead)
+            complete = True
+            nursery.cancel_scope.cancel()
+        if complete:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def serve_content(ctx: Ctx, request: Request, entity_hash: str, speed: int, name: str) -> Response:
@@ -330,7 +359,7 @@ async def serve_content(ctx: Ctx, request: Request, entity_hash: str, speed: int
     headers["Content-Length"] = str(send_size)
     if request.method == "HEAD" or path is None or send_size == 0:
         return Response(status_code=code, headers=headers)
-    return StreamingResponse(_read_ranges(path, parts, tail, speed), status_code=code, headers=headers)
+    return BlobResponse(path, parts, tail, speed, code, headers)
 
 
 def _disposition(name: str) -> str:
