@@ -38,8 +38,8 @@ class ClientSettings:
     max_upload_restarts: int = 2
     #: bytes read from the local file per piece of an upload chunk body
     upload_read_size: int = 1 << 20
-    #: bytes per piece of a download read from the socket
-    download_read_size: int = 1 << 20
+    #: bytes per socket read of a download (see http._raise_socket_read_size)
+    download_read_size: int = 256 << 10
     #: verify TLS certificates (False only for test servers)
     verify_tls: bool = True
 

@@ -149,3 +149,71 @@ async def test_secrets_never_reach_logs_or_errors(server, tmp_path, local_file):
     assert "HTTP Request" in out  # httpx did log requests (through the filter)
     for secret in (server.password, login.refresh_token, login.access_token, url.split("sign=")[1]):
         assert secret not in out
+
+
+OTP_SECRET = "JBSWY3DPEHPK3PXP"
+
+
+def totp(secret: str, when: float | None = None) -> str:
+    """RFC 6238 code (what an authenticator app shows)."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+    import time
+
+    counter = int((time.time() if when is None else when) // 30)
+    mac = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return str((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000).zfill(6)
+
+
+@pytest.fixture(scope="module")
+def otp_server(tmp_path_factory):
+    from cloudfs.server.testing import start_server
+
+    with start_server(tmp_path_factory.mktemp("otp"), extra_args=["--otp-secret", OTP_SECRET]) as srv:
+        yield srv
+
+
+async def test_two_factor_login(otp_server, tmp_path):
+    from cloudfs.errors import TwoFactorRequired
+
+    asked = []
+
+    def otp() -> str:
+        asked.append(True)
+        return totp(OTP_SECRET)
+
+    store = TokenStore(tmp_path / "tokens.json")
+    async with await CloudreveClient.connect(otp_server.url, email=otp_server.email, password=otp_server.password,
+                                             otp=otp, token_store=store, settings=FAST) as client:
+        assert (await client.stat("/")).is_dir
+    assert asked == [True]
+    # without a code callback: a clear "2FA needed" (EACCES)
+    with pytest.raises(TwoFactorRequired) as info:
+        await CloudreveClient.connect(otp_server.url, email=otp_server.email, password=otp_server.password,
+                                      settings=FAST)
+    assert info.value.errno == errno.EACCES and info.value.session_id
+    # a wrong code is refused
+    with pytest.raises(AuthenticationError):
+        await CloudreveClient.connect(otp_server.url, email=otp_server.email, password=otp_server.password,
+                                      otp=lambda: "000000" if totp(OTP_SECRET) != "000000" else "111111",
+                                      settings=FAST)
+    # the stored login needs no second factor
+    async with await CloudreveClient.connect(otp_server.url, token_store=store, settings=FAST) as client:
+        assert (await client.stat("/")).is_dir
+
+
+async def test_access_token_refreshed_before_expiry(tmp_path_factory, tmp_path):
+    from cloudfs.server.testing import start_server
+
+    with start_server(tmp_path_factory.mktemp("short-token"), access_ttl=3) as srv:
+        async with await CloudreveClient.connect(srv.url, email=srv.email, password=srv.password,
+                                                 token_store=TokenStore(tmp_path / "t.json"),
+                                                 settings=FAST) as client:
+            await client.stat("/")
+            await trio.sleep(2.6)  # inside the last 20% of the token's life, still valid
+            assert (await client.stat("/")).is_dir
+            # renewed up front: the old token would still have been accepted
+            assert client._debug_state()["token_renewals"] == 1

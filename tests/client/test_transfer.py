@@ -159,3 +159,26 @@ async def test_large_file_parallel_read_matches(cclient, tmp_path):
     src.write_bytes(os.urandom(size))
     entry = await cclient.upload(f"/big-{uuid.uuid4().hex[:8]}", src)
     assert sha256(await cclient.read(entry, 0, size)) == sha256(src.read_bytes())
+
+
+async def test_last_chunk_goes_last(connect, tmp_path_factory, local_file):
+    """Portability with Cloudreve < 4.18: the completing chunk is sent only
+    after every other chunk succeeded (checked in the server's access log)."""
+    import re
+
+    from cloudfs.server.testing import start_server
+
+    with start_server(tmp_path_factory.mktemp("order"), chunk_size=64 << 10,
+                      extra_args=["--access-log", "--chunk-concurrency", "3"]) as srv:
+        client = await connect(srv=srv, settings=replace(FAST, upload_parallelism=8))
+        src, digest = local_file(10 * (64 << 10) + 3, seed=77)
+        entry = await client.upload("/ordered.bin", src)
+        assert await remote_sha256(client, entry.path) == digest
+        pattern = re.compile(r"POST /api/v4/file/upload/[^/ ]+/(\d+)")
+        for _ in range(50):
+            indexes = [int(m.group(1)) for m in map(pattern.search, srv.stderr().splitlines()) if m]
+            if len(indexes) >= 11:
+                break
+            await trio.sleep(0.05)
+        assert sorted(indexes) == list(range(11))
+        assert indexes[-1] == 10
