@@ -36,6 +36,7 @@ def _hypercorn_config(config: ServerConfig, access_log: bool) -> Any:
     hconf.keep_alive_timeout = 30.0
     hconf.h2_max_concurrent_streams = 128
     hconf.backlog = 256
+    hconf.include_server_header = False  # Cloudreve (Go net/http) sends no Server header
     return hconf
 
 

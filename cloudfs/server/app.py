@@ -48,7 +48,7 @@ def _current_user(state: ServerState, request: Request, cid: str) -> tuple[Any, 
     header = request.headers.get("authorization", "")
     if header.startswith("Bearer Cr "):
         return None, None  # node-to-node HMAC credential, not a user token
-    token = header[7:] if header.startswith("Bearer ") else header
+    token = header.removeprefix("Bearer ")
     if not token:
         return None, None
     claims = state.tokens.verify_access(token)

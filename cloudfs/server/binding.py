@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import AppError, PARAM_ERR
+from .errors import PARAM_ERR, AppError
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _FIELD_MAP = {"UserName": "Email", "Password": "Password", "Path": "Path",
@@ -51,7 +51,7 @@ class F:
     oneof: tuple[str, ...] | None = None
     email: bool = False
     ne_true: bool = False
-    sub: list["F"] = field(default_factory=list)
+    sub: list[F] = field(default_factory=list)
 
     def zero(self) -> Any:
         return {"str": "", "int": 0, "bool": False}.get(self.kind)

@@ -40,7 +40,7 @@ from .uris import CloudreveURI, go_path_escape
 
 READ_SIZE = 4 << 20
 CONTENT_PREFIX = "/api/v4/file/content/"
-_BINARY = set(range(0x00, 0x09)) | {0x0B} | set(range(0x0E, 0x1B)) | set(range(0x1C, 0x20))
+_BINARY = set(range(0x09)) | {0x0B} | set(range(0x0E, 0x1B)) | set(range(0x1C, 0x20))
 
 
 # --- POST /file/url ---------------------------------------------------------------
@@ -60,8 +60,11 @@ def entity_urls(ctx: Ctx, uris: list[CloudreveURI], args: dict[str, Any]) -> dic
                 raise E.entity_not_exist()
             entity_id = node.row.primary_entity
             if args["entity"]:
+                # fs.FindDesiredEntity: any linked entity; "entity 0" of a file without versions
                 wanted = state.codec.decode(args["entity"], ids.ENTITY)
-                if wanted is None or all(e.id != wanted for e in state.store.entities_of(node.row.id)):
+                entities = state.store.entities_of(node.row.id)
+                if wanted is None or (all(e.id != wanted for e in entities)
+                                      and not (wanted == 0 and not entities)):
                     raise E.entity_not_exist()
                 entity_id = wanted
         except (E.AppError, E.Wrapped, E.PlainError) as exc:

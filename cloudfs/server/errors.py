@@ -68,7 +68,7 @@ class AppError(Exception):
         #: extra payload for the envelope's ``data`` (lock conflicts)
         self.data = data
 
-    def with_error(self, raw: BaseException | str | None) -> "AppError":
+    def with_error(self, raw: BaseException | str | None) -> AppError:
         """Same code and message, new cause (``AppError.WithError``)."""
         return AppError(self.code, self.msg, raw, self.data)
 

@@ -51,7 +51,7 @@ class FaultRule:
     seed: int | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FaultRule":
+    def from_json(cls, data: dict[str, Any]) -> FaultRule:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -112,7 +112,7 @@ class FaultState:
                 drop = "request" if has_body else "response"
         return Decision(float(rule.latency_s), error, drop, int(rule.drop_after_bytes))
 
-    def snapshot(self, state: "ServerState") -> dict[str, Any]:
+    def snapshot(self, state: ServerState) -> dict[str, Any]:
         return {"rule": asdict(self.rule) if self.rule else None, "remaining": self.remaining,
                 "stats": dict(self.stats), "capacity_override": state.capacity_override}
 
@@ -124,7 +124,7 @@ class _Dropped(Exception):
 class FaultMiddleware:
     """ASGI wrapper applying the current rule to every non-control request."""
 
-    def __init__(self, app: Any, state: "ServerState") -> None:
+    def __init__(self, app: Any, state: ServerState) -> None:
         self.app = app
         self.state = state
         assert state.faults is not None
@@ -218,7 +218,7 @@ async def _drain(receive: Any) -> None:
             return
 
 
-def control_routes(state: "ServerState") -> list[Route]:
+def control_routes(state: ServerState) -> list[Route]:
     assert state.faults is not None
     faults = state.faults
 

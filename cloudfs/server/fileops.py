@@ -22,10 +22,25 @@ import uuid
 from typing import Any
 
 from . import errors as E
-from . import ids, metadata, views
+from . import ids, metadata, search, views
 from .locks import LockRequest, LockSession
-from .navigator import (CREATE, DELETE, LIST, LOCK, RENAME, RESTORE, SOFT_DELETE, UPDATE_METADATA,
-                        Node, WalkError, check_fs, get_target, lock_ns, render, walk)
+from .navigator import (
+    CREATE,
+    DELETE,
+    LIST,
+    LOCK,
+    RENAME,
+    RESTORE,
+    SOFT_DELETE,
+    UPDATE_METADATA,
+    Node,
+    WalkError,
+    check_fs,
+    get_target,
+    lock_ns,
+    render,
+    walk,
+)
 from .state import Ctx
 from .store import Cursor, FileRow
 from .uris import CloudreveURI, URIError, join_uri, validate_name
@@ -72,7 +87,7 @@ def decode_token(ctx: Ctx, raw: str, order_by: str) -> Cursor:
     try:
         data = json.loads(base64.b64decode(raw, validate=True))
         if not isinstance(data, dict):
-            raise ValueError("not an object")
+            raise TypeError("not an object")
         fid = ctx.state.codec.decode(str(data.get("id", "")), ids.FILE)
         if fid is None:
             raise ValueError("failed to decode id")
@@ -101,19 +116,29 @@ def list_files(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     page_size = args["page_size"] if args["page_size"] > 0 else DEFAULT_PAGE_SIZE
     page_size = min(page_size, cfg.max_page_size)
     order_by, direction = args["order_by"], args["order_direction"]
-    cursor = decode_token(ctx, args["next_page_token"], order_by) if args["next_page_token"] else None
     assert ctx.user is not None
-    rows, next_cursor = ctx.state.store.list_page(parent.row.id if parent else None, ctx.user.id, order_by,
-                                                  direction == "desc", page_size, cursor)
-    meta = ctx.state.store.metadata([r.id for r in rows])
+    spec = search.parse(uri.url.raw_query) if uri.url.raw_query else None
     caps = views.navigator_props(fs == "trash", cfg.max_page_size)
-    files = []
-    for row in rows:
-        node = parent.child(row) if parent is not None else Node(row, "trash", "cloudreve://trash", [row.name])
-        files.append(render(ctx, node, meta[row.id], capability=caps["capability"]))
+    limited = False
+    if spec is not None:
+        nodes, next_token, limited = search.run(ctx, parent, spec, page_size, order_by,
+                                                direction == "desc", args["next_page_token"])
+        if fs == "my":  # the "my" navigator offers no ordering options while searching
+            caps["order_by_options"] = caps["order_direction_options"] = None
+        else:
+            caps["order_by_options"] = ["created_at"]
+    else:
+        cursor = decode_token(ctx, args["next_page_token"], order_by) if args["next_page_token"] else None
+        rows, next_cursor = ctx.state.store.list_page(parent.row.id if parent else None, ctx.user.id,
+                                                      order_by, direction == "desc", page_size, cursor)
+        nodes = [parent.child(r) if parent is not None else Node(r, "trash", "cloudreve://trash", [r.name])
+                 for r in rows]
+        next_token = encode_token(ctx, next_cursor, order_by) if next_cursor is not None else None
+    meta = ctx.state.store.metadata([n.row.id for n in nodes])
+    files = [render(ctx, node, meta[node.row.id], capability=caps["capability"]) for node in nodes]
     pagination: dict[str, Any] = {"page": 0, "page_size": page_size}
-    if next_cursor is not None:
-        pagination["next_token"] = encode_token(ctx, next_cursor, order_by)
+    if next_token:
+        pagination["next_token"] = next_token
     pagination["is_cursor"] = True
     out: dict[str, Any] = {
         "files": files,
@@ -122,8 +147,10 @@ def list_files(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         "pagination": pagination,
         "props": caps,
         "context_hint": str(uuid.uuid4()),
-        "mixed_type": False,
     }
+    if limited:
+        out["recursion_limit_reached"] = True
+    out["mixed_type"] = spec is not None
     if parent is not None:
         out["storage_policy"] = views.storage_policy(ctx.state.codec, cfg.max_file_size, cfg.chunk_concurrency)
     view: dict[str, Any] = {"page_size": page_size}

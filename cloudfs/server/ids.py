@@ -19,8 +19,8 @@ class IdCodec:
     def __init__(self, salt: str) -> None:
         self._h = Hashids(salt=salt)
         self._salt = salt
-        self._alphabet: str = self._h._alphabet  # noqa: SLF001 - same algorithm, cached below
-        self._separators: str = self._h._separators  # noqa: SLF001
+        self._alphabet: str = self._h._alphabet
+        self._separators: str = self._h._separators
         self._shuffles: dict[tuple[str, str], str] = {}
         self._zero: dict[int, str] = {}
 
@@ -30,7 +30,7 @@ class IdCodec:
         key = (alphabet, salt)
         shuffled = self._shuffles.get(key)
         if shuffled is None:
-            shuffled = self._shuffles[key] = hashids._reorder(alphabet, salt)  # noqa: SLF001
+            shuffled = self._shuffles[key] = hashids._reorder(alphabet, salt)
         return shuffled
 
     def encode(self, value: int, kind: int) -> str:
@@ -50,7 +50,7 @@ class IdCodec:
         encoded = lottery
         for i, number in enumerate((value, kind)):
             alphabet = self._reorder(alphabet, (lottery + self._salt + alphabet)[:size])
-            last = hashids._hash(number, alphabet)  # noqa: SLF001
+            last = hashids._hash(number, alphabet)
             encoded += last
             encoded += self._separators[(number % (ord(last[0]) + i)) % len(self._separators)]
         return encoded[:-1]
@@ -61,7 +61,7 @@ class IdCodec:
             return None
         try:
             values = self._h.decode(raw)
-        except Exception:  # malformed input: hashids may raise on odd alphabets
+        except (ValueError, TypeError, IndexError):  # malformed input
             return None
         if len(values) != 2 or values[1] != kind:
             return None

@@ -70,11 +70,7 @@ class LockSystem:
         for lk in self._locks.values():
             if lk.ns != req.ns:
                 continue
-            if lk.path == req.path:
-                hits.append(lk)
-            elif _is_below(req.path, lk.path) and not lk.zero_depth:
-                hits.append(lk)
-            elif not req.zero_depth and _is_below(lk.path, req.path):
+            if lk.path == req.path or _is_below(req.path, lk.path) and not lk.zero_depth or not req.zero_depth and _is_below(lk.path, req.path):
                 hits.append(lk)
         return hits
 

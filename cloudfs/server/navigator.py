@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import errors as E
-from . import ids
+from . import ids, views
 from .store import FileRow
 from .uris import CloudreveURI, go_quote, join_uri, path_escape
-from . import views
 
 if TYPE_CHECKING:
     from .state import Ctx
@@ -58,7 +57,7 @@ class Node:
     def lock_path(self) -> str:
         return "/" + "/".join(self.elements)
 
-    def child(self, row: FileRow) -> "Node":
+    def child(self, row: FileRow) -> Node:
         return Node(row, self.fs, self.prefix, self.elements + [row.name], self.caps)
 
 
@@ -83,12 +82,12 @@ def check_fs(uri: CloudreveURI, *needed: int) -> str:
     return fs
 
 
-def lock_ns(ctx: "Ctx", fs: str) -> str:
+def lock_ns(ctx: Ctx, fs: str) -> str:
     assert ctx.user is not None
     return f"{ctx.user.id}/{fs}"
 
 
-def walk(ctx: "Ctx", uri: CloudreveURI) -> Node | None:
+def walk(ctx: Ctx, uri: CloudreveURI) -> Node | None:
     """``navigator.To``: the node (None = trash root) or raise WalkError/AppError."""
     fs = uri.filesystem
     if ctx.user is None:
@@ -125,7 +124,7 @@ def walk(ctx: "Ctx", uri: CloudreveURI) -> Node | None:
     return node
 
 
-def get_target(ctx: "Ctx", uri: CloudreveURI, *needed: int, prefix: str = "failed to get target file") -> Node | None:
+def get_target(ctx: Ctx, uri: CloudreveURI, *needed: int, prefix: str = "failed to get target file") -> Node | None:
     """Navigator check + walk; missing paths become the wrapped 40016."""
     check_fs(uri, *needed)
     try:
@@ -144,7 +143,7 @@ def display_name(node: Node, metadata: dict[str, str] | None) -> str:
     return node.row.name
 
 
-def render(ctx: "Ctx", node: Node, metadata: dict[str, str] | None, *,
+def render(ctx: Ctx, node: Node, metadata: dict[str, str] | None, *,
            capability: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """BuildFileResponse for a node; ``metadata`` None renders as JSON null."""
     meta_for_name = metadata

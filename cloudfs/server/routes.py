@@ -18,9 +18,8 @@ import trio
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from . import downloads, fileops, metadata, views
+from . import downloads, fileops, ids, metadata, views
 from . import errors as E
-from . import ids
 from .auth import TokenError, check_password, totp_verify
 from .binding import F, bind_form, bind_json
 from .envelope import api_response, envelope, ok
@@ -45,7 +44,7 @@ async def _json(request: Request, fields: list[F]) -> dict[str, Any]:
 
 def _query(request: Request, fields: list[F]) -> dict[str, Any]:
     # url.Values.Get: the first value of a repeated key
-    params = {k: request.query_params.getlist(k)[0] for k in request.query_params.keys()}
+    params = {k: request.query_params.getlist(k)[0] for k in request.query_params}
     return bind_form(params, fields)
 
 
@@ -254,6 +253,12 @@ async def force_unlock(ctx: Ctx, request: Request) -> Response:
     return ok()
 
 
+@login_required
+async def feature_disabled(ctx: Ctx, request: Request) -> Response:
+    """Event push (SSE) and full-text search exist in 4.11+ but are switched off here."""
+    raise E.AppError(E.FEATURE_NOT_ENABLED, "This feature is not enabled")
+
+
 async def empty_trash(ctx: Ctx, request: Request) -> Response:
     if ctx.user is None:
         raise E.wrap("failed to empty trash", E.login_required())
@@ -335,6 +340,8 @@ ROUTES: list[tuple[str, dict[str, Handler]]] = [
     ("/api/v4/user/capacity", {"GET": user_capacity}),
     ("/api/v4/file", {"GET": list_files, "DELETE": delete_files}),
     ("/api/v4/file/info", {"GET": file_info}),
+    ("/api/v4/file/events", {"GET": feature_disabled}),
+    ("/api/v4/file/search", {"GET": feature_disabled}),
     ("/api/v4/file/create", {"POST": create_file}),
     ("/api/v4/file/rename", {"POST": rename_file}),
     ("/api/v4/file/move", {"POST": move_files}),

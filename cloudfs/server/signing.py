@@ -15,7 +15,7 @@ import hmac
 import re
 import time
 
-from .errors import AppError, INVALID_SIGN, NO_PERMISSION, SIGN_EXPIRED
+from .errors import INVALID_SIGN, NO_PERMISSION, SIGN_EXPIRED, AppError
 
 
 def sign(secret: bytes, body: str, expires: int) -> str:

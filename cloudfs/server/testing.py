@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 DEFAULT_USER = "demo@cloudfs.local"
 DEFAULT_PASSWORD = "cloudfs-demo"
@@ -226,7 +226,7 @@ class RunningServer:
                 time.sleep(0.1)
         raise RuntimeError(f"restart failed: {last}")
 
-    def __enter__(self) -> "RunningServer":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

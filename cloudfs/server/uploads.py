@@ -38,7 +38,17 @@ from starlette.requests import ClientDisconnect, Request
 from . import errors as E
 from . import ids, metadata, views
 from .locks import LockRequest, LockSession
-from .navigator import LOCK, UPLOAD, Node, WalkError, check_fs, get_target, lock_ns, render, walk
+from .navigator import (
+    LOCK,
+    UPLOAD,
+    Node,
+    WalkError,
+    check_fs,
+    get_target,
+    lock_ns,
+    render,
+    walk,
+)
 from .store import FILE, new_blob_name
 from .uris import CloudreveURI, validate_name
 
@@ -115,7 +125,7 @@ async def write_body(request: Request, path: str, offset: int, expected: int) ->
 
 
 class UploadManager:
-    def __init__(self, state: "ServerState") -> None:
+    def __init__(self, state: ServerState) -> None:
         self.state = state
         self.sessions: dict[str, UploadSession] = {}
         now = time.time()
@@ -142,7 +152,7 @@ class UploadManager:
         self.state.db.delete_session(session.id)
 
     # --- PUT /file/upload --------------------------------------------------------
-    def create(self, ctx: "Ctx", args: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         from .fileops import parse_uri
 
         state, cfg = self.state, self.state.config
@@ -180,7 +190,7 @@ class UploadManager:
                 return e.id
         raise E.AppError(E.DB_ERROR, "Failed to create entity")
 
-    def prepare(self, ctx: "Ctx", uri: CloudreveURI, size: int, entity_type: str | None, previous: str,
+    def prepare(self, ctx: Ctx, uri: CloudreveURI, size: int, entity_type: str | None, previous: str,
                 sid: str, last_modified: int | None, lock_ttl: float | None) -> tuple[Node, str, bool]:
         """``DBFS.PrepareUpload``: (target node, held lock token, whether it existed)."""
         state, cfg, store = self.state, self.state.config, self.state.store
@@ -242,7 +252,7 @@ class UploadManager:
         return node, token, exists
 
     # --- POST /file/upload/{id}/{index} --------------------------------------------
-    async def upload_chunk(self, ctx: "Ctx", sid: str, index: int, request: Request) -> None:
+    async def upload_chunk(self, ctx: Ctx, sid: str, index: int, request: Request) -> None:
         session = self.get(sid)
         if session is None or ctx.user is None or session.uid != ctx.user.id:
             raise E.AppError(E.UPLOAD_SESSION_EXPIRED, "")
@@ -282,7 +292,7 @@ class UploadManager:
             except (E.AppError, E.Wrapped, E.PlainError) as exc:
                 raise E.wrap("failed to complete upload", exc) from None
 
-    def _confirm(self, ctx: "Ctx", session: UploadSession) -> Node:
+    def _confirm(self, ctx: Ctx, session: UploadSession) -> Node:
         uri = CloudreveURI.parse(session.uri)
         node = get_target(ctx, uri, prefix="failed to get placeholder file")
         assert node is not None
@@ -291,7 +301,7 @@ class UploadManager:
             raise E.lock_expired("memlock: confirmation failed")
         return node
 
-    def complete(self, ctx: "Ctx", session: UploadSession) -> Node:
+    def complete(self, ctx: Ctx, session: UploadSession) -> Node:
         state, store = self.state, self.state.store
         node = self._confirm(ctx, session)
         entity = store.entity(session.entity_id)
@@ -314,7 +324,7 @@ class UploadManager:
         return Node(final, node.fs, node.prefix, node.elements, node.caps)
 
     # --- DELETE /file/upload ------------------------------------------------------
-    def cancel(self, ctx: "Ctx", uri: CloudreveURI, sid: str) -> None:
+    def cancel(self, ctx: Ctx, uri: CloudreveURI, sid: str) -> None:
         from .fileops import hard_delete_rows
 
         state, store = self.state, self.state.store
@@ -353,7 +363,7 @@ class UploadManager:
             state.locks.release(own)
 
     # --- PUT /file/content ---------------------------------------------------------
-    async def put_content(self, ctx: "Ctx", uri: CloudreveURI, previous: str, length: int,
+    async def put_content(self, ctx: Ctx, uri: CloudreveURI, previous: str, length: int,
                           request: Request) -> dict[str, Any]:
         sid = str(uuid.uuid4())
         try:
@@ -374,12 +384,11 @@ class UploadManager:
                                  f"uploaded data({written}) does not match purposed size({length})")
             done = self.complete(ctx, session)
         except BaseException:
-            with trio.CancelScope(shield=True):
-                self._failed(ctx, session)
+            self._failed(ctx, session)  # synchronous: runs even when we are being cancelled
             raise
         return render(ctx, done, None)
 
-    def _failed(self, ctx: "Ctx", session: UploadSession) -> None:
+    def _failed(self, ctx: Ctx, session: UploadSession) -> None:
         """OnUploadFailed: unlock, then drop the placeholder or the pending version."""
         from .fileops import hard_delete_rows
 

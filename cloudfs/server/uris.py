@@ -45,12 +45,8 @@ def _go_should_escape(c: str, mode: int) -> bool:
             return c in "/;,?"
         if mode == _ENC_USER:
             return c in "@/?:"
-        if mode == _ENC_FRAGMENT:
-            return False
-        return True
-    if mode == _ENC_FRAGMENT and c in "!()*":
-        return False
-    return True
+        return mode != _ENC_FRAGMENT
+    return not (mode == _ENC_FRAGMENT and c in "!()*")
 
 
 def _go_escape(s: str, mode: int) -> str:
@@ -60,7 +56,7 @@ def _go_escape(s: str, mode: int) -> str:
         if b < 0x80 and not _go_should_escape(c, mode):
             out.append(c)
         else:
-            out.append("%%%02X" % b)
+            out.append(f"%{b:02X}")
     return "".join(out)
 
 
@@ -103,7 +99,7 @@ def path_escape(s: str) -> str:
     if _PLAIN_SEGMENT.fullmatch(s):
         return s
     keep = _UNRESERVED | set("!*'()")
-    return "".join(chr(b) if chr(b) in keep and b < 0x80 else "%%%02X" % b
+    return "".join(chr(b) if chr(b) in keep and b < 0x80 else f"%{b:02X}"
                    for b in s.encode("utf-8"))
 
 
@@ -233,13 +229,11 @@ class CloudreveURI:
     _elements: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, raw: str) -> "CloudreveURI":
+    def parse(cls, raw: str) -> CloudreveURI:
         u = go_url_parse(raw)
         if u.scheme != SCHEME:
             raise URIError(f"unknown scheme: {u.scheme}")
-        if u.path.endswith("/"):
-            # fs.NewUriFromString drops one trailing slash (RawPath goes stale)
-            u.path = u.path[:-1]
+        u.path = u.path.removesuffix("/")
         uri = cls(u)
         trimmed = uri.path().lstrip("/")
         uri._elements = trimmed.split("/") if trimmed else []
@@ -312,7 +306,7 @@ def go_quote(s: str) -> str:
         elif ch == "\t":
             out.append("\\t")
         elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append("\\x%02x" % ord(ch))
+            out.append(f"\\x{ord(ch):02x}")
         else:
             out.append(ch)
     out.append('"')

@@ -45,7 +45,7 @@ TRASH_CAPABILITY = boolset(_TRASH_CAPS)
 _last_second: list[Any] = [None, "", ""]
 
 
-def go_time(us: int | float | None) -> str:
+def go_time(us: float | None) -> str:
     """time.Time JSON (RFC 3339 with trimmed fraction, local offset)."""
     if us is None:
         return "0001-01-01T00:00:00Z"
@@ -59,8 +59,8 @@ def go_time(us: int | float | None) -> str:
             zone = f"{sign}{offset // 3600:02d}:{offset % 3600 // 60:02d}"
         else:
             zone = "Z"
-        _last_second[:] = [secs, f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T"
-                                 f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}", zone]
+        stamp = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        _last_second[:] = [secs, stamp, zone]
     base, zone = _last_second[1], _last_second[2]
     if micros:
         return f"{base}.{micros:06d}".rstrip("0") + zone

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
@@ -36,7 +36,7 @@ class Api:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "Api":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

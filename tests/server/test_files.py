@@ -9,7 +9,7 @@ from contextlib import closing
 import pytest
 from hashids import Hashids
 
-from .helpers import Api, enc, uri
+from .helpers import enc, uri
 
 
 @pytest.fixture
@@ -211,7 +211,7 @@ def _user_hashid(server, uid: int) -> str:
 def test_percent_encoding_roundtrip(api, base):
     name = "a b%c#d+e&f=.txt"
     api.put(f"{base}/{name}", b"data")
-    item = [f for f in api.ls(base)["files"] if f["name"] == name][0]
+    item = next(f for f in api.ls(base)["files"] if f["name"] == name)
     assert item["path"] == f"cloudreve://my{base}/{enc(name)}"
     assert api.get("/file/info", {"uri": item["path"]})["data"]["name"] == name
 
@@ -309,7 +309,7 @@ def test_metadata_patch(api, base):
     api.ok("PATCH", "/file/metadata", json={"uris": [uri(f"{base}/m.txt")],
                                              "patches": [{"key": "dav:cloudfs:mode", "remove": True}]})
     assert "dav:cloudfs:mode" not in api.info(f"{base}/m.txt")["data"]["metadata"]
-    listed = [f for f in api.ls(base)["files"] if f["id"] == made["id"]][0]
+    listed = next(f for f in api.ls(base)["files"] if f["id"] == made["id"])
     assert listed["metadata"]["tag:red"] == "#ff0000"
     for patch in ({"key": "nonamespace", "value": "x"}, {"key": "evil:x", "value": "x"},
                   {"key": "tag:blue", "value": "not-a-color"}, {"key": "sys:upload_session_id", "value": "x"},
@@ -334,3 +334,46 @@ def test_force_unlock_unknown_token(api):
     body = api.call("DELETE", "/file/lock", json={"tokens": ["nope"]})
     assert body["code"] == 40001 and body["msg"] == "failed to unlock file"
     assert api.call("DELETE", "/file/lock", json={}) == {"code": 40001, "msg": "Tokens cannot be empty"}
+
+
+# --- search -------------------------------------------------------------------------------
+def test_search_listing(api, base):
+    api.mkdir(f"{base}/s/deep/deeper")
+    api.put(f"{base}/s/Report.PDF", b"1")
+    api.put(f"{base}/s/deep/notes.txt", b"22")
+    api.put(f"{base}/s/deep/deeper/report-final.txt", b"333")
+    api.put(f"{base}/s/photo.jpg", b"4444")
+    api.ok("PATCH", "/file/metadata", json={"uris": [uri(f"{base}/s/photo.jpg")],
+                                             "patches": [{"key": "tag:holiday", "value": ""}]})
+
+    def search(query: str, **params) -> dict:
+        return api.ok("GET", "/file", params={"uri": uri(f"{base}/s") + "?" + query, "page_size": 100, **params})
+
+    found = search("name=report")
+    assert sorted(f["name"] for f in found["files"]) == ["Report.PDF", "report-final.txt"]
+    assert found["mixed_type"] is True and found["props"]["order_by_options"] is None
+    deep = [f for f in found["files"] if f["name"] == "report-final.txt"][0]
+    assert deep["path"] == f"cloudreve://my{base}/s/deep/deeper/report-final.txt"
+    assert [f["name"] for f in search("name=*.txt&type=file")["files"]] == ["notes.txt", "report-final.txt"]
+    assert [f["name"] for f in search("type=folder")["files"]] == ["deep", "deeper"]
+    assert [f["name"] for f in search("category=image")["files"]] == ["photo.jpg"]
+    assert [f["name"] for f in search("meta_tag:holiday=")["files"]] == ["photo.jpg"]
+    assert [f["name"] for f in search("size_gte=2&size_lte=3")["files"]] == ["notes.txt", "report-final.txt"]
+    assert [f["name"] for f in search("name=notes&name=photo&use_or")["files"]] == ["photo.jpg", "notes.txt"]
+    # paging through a search with a level token
+    names, token = [], None
+    while True:
+        extra = {"next_page_token": token} if token else {}
+        page = search("name=", page_size=2, **extra)
+        names += [f["name"] for f in page["files"]]
+        token = page["pagination"].get("next_token")
+        if not token:
+            break
+    assert sorted(names) == sorted(["Report.PDF", "deep", "photo.jpg", "notes.txt", "deeper", "report-final.txt"])
+    assert api.get("/file", {"uri": uri(f"{base}/s") + "?category=nope"})["code"] == -1
+
+
+def test_disabled_features(api, server):
+    assert api.get("/file/events", {"uri": "cloudreve://my/"})["code"] == 40019
+    import httpx
+    assert httpx.get(server.url + "/api/v4/file/search").json()["code"] == 401

@@ -8,7 +8,13 @@ import httpx
 import trio
 
 from cloudfs.server import ServerConfig, serve
-from cloudfs.server.demo_tree import DEMO_FILES, LARGE_NAME, LARGE_SIZE, demo_bytes, seed_demo_tree
+from cloudfs.server.demo_tree import (
+    DEMO_FILES,
+    LARGE_NAME,
+    LARGE_SIZE,
+    demo_bytes,
+    seed_demo_tree,
+)
 
 from .helpers import API, Api, uri
 

@@ -10,7 +10,7 @@ import pytest
 
 from cloudfs.server.testing import start_server
 
-from .helpers import API, Api
+from .helpers import Api
 
 CHUNK = 25 << 20
 RSS_LIMIT = 150 << 20

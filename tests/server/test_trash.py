@@ -56,7 +56,7 @@ def test_restore_clash_and_missing_parent(fresh_api):
     api.put("/gone/x/f.txt", b"1")
     api.delete("/gone/x/f.txt")
     api.delete("/gone", hard=True)
-    lost = [i for i in _trash(api) if i["name"] == "f.txt"][0]["path"]
+    lost = next(i for i in _trash(api) if i["name"] == "f.txt")["path"]
     body = api.post("/file/restore", {"uris": [lost]})
     assert body["code"] == 40081 and body["aggregated_error"][lost]["code"] == 40016
     # restoring a "my" URI is not supported there
