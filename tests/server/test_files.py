@@ -352,7 +352,7 @@ def test_search_listing(api, base):
     found = search("name=report")
     assert sorted(f["name"] for f in found["files"]) == ["Report.PDF", "report-final.txt"]
     assert found["mixed_type"] is True and found["props"]["order_by_options"] is None
-    deep = [f for f in found["files"] if f["name"] == "report-final.txt"][0]
+    deep = next(f for f in found["files"] if f["name"] == "report-final.txt")
     assert deep["path"] == f"cloudreve://my{base}/s/deep/deeper/report-final.txt"
     assert [f["name"] for f in search("name=*.txt&type=file")["files"]] == ["notes.txt", "report-final.txt"]
     assert [f["name"] for f in search("type=folder")["files"]] == ["deep", "deeper"]
