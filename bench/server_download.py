@@ -30,9 +30,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cloudfs.server.db import Database  # noqa: E402
-from cloudfs.server.store import Store, new_blob_name  # noqa: E402
-from cloudfs.server.testing import start_server  # noqa: E402
+from cloudfs.server.db import Database
+from cloudfs.server.store import Store, new_blob_name
+from cloudfs.server.testing import start_server
 
 
 def put_file(data_dir: Path, name: str, size: int) -> Path:
