@@ -161,65 +161,55 @@ class Namespace:
         src_node = core.table.by_file_id(src.file_id)
         dst_node = core.table.by_file_id(dst.file_id) if dst is not None else None
         inos = [n.ino for n in (src_node, dst_node) if n is not None]
-        async with core.locks.hold(*inos):
-            paused = await self._pause_uploads(src.path)
+        moving = self._pending_under(src.path) + (self._pending_under(dst.path) if dst is not None else [])
+        async with core.locks.hold(*inos), core.writeback.paused(moving):
+            aside = None
             if dst is not None:
-                paused += await self._pause_uploads(dst.path)
+                aside = await self._relocate(dst, split(dst.path)[0], temp_name("replaced"))
             try:
-                aside = None
-                if dst is not None:
-                    aside = await self._relocate(dst, split(dst.path)[0], temp_name("replaced"))
-                try:
-                    moved = await self._relocate(src, new_parent.path, new_name)
-                except BaseException:
-                    if aside is not None:
-                        await self._undo(aside, dst.path)  # type: ignore[union-attr]
-                    raise
-                if dst is not None and aside is not None:
-                    await self._before_removal(dst, dst_node)
-                    await self._delete_quietly(aside.path)
-                    core.meta.remove(dst.path)
-                    if dst_node is not None:
-                        self._removed(dst_node)
-                moved = await self._keep_mtime(src, moved)
-                self._recache(src, moved)
-                await self._remap(src.path, moved.path)
-                if src_node is not None:
-                    src_node.entry = moved
-            finally:
-                for local in paused:
-                    core.writeback.schedule(local)
+                moved = await self._relocate(src, new_parent.path, new_name)
+            except BaseException:
+                if aside is not None:
+                    await self._undo(aside, dst.path)  # type: ignore[union-attr]
+                raise
+            if dst is not None and aside is not None:
+                await self._before_removal(dst, dst_node)
+                await self._delete_quietly(aside.path)
+                core.meta.remove(dst.path)
+                if dst_node is not None:
+                    self._removed(dst_node)
+            moved = await self._keep_mtime(src, moved)
+            self._recache(src, moved)
+            await self._remap(src.path, moved.path)
+            if src_node is not None:
+                src_node.entry = moved
 
     async def _exchange(self, a: Entry, b: Entry) -> None:
         """RENAME_EXCHANGE: swap two names (three renames through a temporary one)."""
         core = self.core
         nodes = [core.table.by_file_id(e.file_id) for e in (a, b)]
-        async with core.locks.hold(*[n.ino for n in nodes if n is not None]):
-            paused = await self._pause_uploads(a.path) + await self._pause_uploads(b.path)
-            try:
-                a_folder, a_name = split(a.path)
-                b_folder, b_name = split(b.path)
-                a_aside = await self._relocate(a, a_folder, temp_name("exchange"))
-                b_moved = await self._relocate(b, a_folder, a_name)
-                a_moved = await self._relocate(a_aside, b_folder, b_name)
-                a_moved = await self._keep_mtime(a, a_moved)
-                b_moved = await self._keep_mtime(b, b_moved)
-                # swap the paths of everything below, through a path that cannot exist
-                parked = "/\0exchange"
-                await self._remap(a.path, parked)
-                await self._remap(b.path, a.path)
-                await self._remap(parked, b.path)
-                for old in (a, b):
-                    core.meta.remove(old.path)
-                    if old.is_dir:
-                        core.meta.forget_subtree(old.path)
-                for node, moved in zip(nodes, (a_moved, b_moved)):
-                    core.meta.put(moved)
-                    if node is not None:
-                        node.entry = moved
-            finally:
-                for local in paused:
-                    core.writeback.schedule(local)
+        moving = self._pending_under(a.path) + self._pending_under(b.path)
+        async with core.locks.hold(*[n.ino for n in nodes if n is not None]), core.writeback.paused(moving):
+            a_folder, a_name = split(a.path)
+            b_folder, b_name = split(b.path)
+            a_aside = await self._relocate(a, a_folder, temp_name("exchange"))
+            b_moved = await self._relocate(b, a_folder, a_name)
+            a_moved = await self._relocate(a_aside, b_folder, b_name)
+            a_moved = await self._keep_mtime(a, a_moved)
+            b_moved = await self._keep_mtime(b, b_moved)
+            # swap the paths of everything below, through a path that cannot exist
+            parked = "/\0exchange"
+            await self._remap(a.path, parked)
+            await self._remap(b.path, a.path)
+            await self._remap(parked, b.path)
+            for old in (a, b):
+                core.meta.remove(old.path)
+                if old.is_dir:
+                    core.meta.forget_subtree(old.path)
+            for node, moved in zip(nodes, (a_moved, b_moved)):
+                core.meta.put(moved)
+                if node is not None:
+                    node.entry = moved
 
     async def _relocate(self, entry: Entry, folder: str, name: str) -> Entry:
         """Put ``entry`` at ``folder/name`` (which must be free) with rename/move."""
@@ -265,17 +255,11 @@ class Namespace:
         except CloudfsError as exc:
             log.warning("renamed over a target, but could not delete its old version %s: %s", path, exc)
 
-    async def _pause_uploads(self, path: str) -> list[LocalFile]:
-        """Cancel uploads at or below ``path`` (their server-side lock would
-        refuse the rename) and return them, to reschedule afterwards."""
+    def _pending_under(self, path: str) -> list[LocalFile]:
+        """Staged files at or below ``path``."""
         prefix = path.rstrip("/") + "/"
-        paused = []
-        for local in list(self.core.writeback.files.values()):
-            if local.remote_path == path or local.remote_path.startswith(prefix):
-                if self.core.writeback.is_uploading(local):
-                    await self.core.writeback.cancel_and_wait(local)
-                paused.append(local)
-        return paused
+        return [local for local in self.core.writeback.files.values()
+                if local.remote_path == path or local.remote_path.startswith(prefix)]
 
     def _recache(self, old: Entry, moved: Entry) -> None:
         meta = self.core.meta

@@ -26,7 +26,8 @@ import logging
 import math
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
@@ -100,6 +101,8 @@ class WriteBack:
         #: set after every upload outcome; waiters re-check their condition
         self._outcome = trio.Event()
         self.uploads_done = 0
+        #: files whose uploads must not start (a rename is moving them), with hold counts
+        self._held: dict[str, int] = {}
         #: failures per file since the current drain started (None: not draining)
         self._drain_failures: dict[str, int] | None = None
 
@@ -137,6 +140,27 @@ class WriteBack:
         if active is not None:
             active.scope.cancel()
             await active.finished.wait()
+
+    @asynccontextmanager
+    async def paused(self, files: list[LocalFile]) -> AsyncIterator[None]:
+        """No upload of ``files`` runs inside this block (those in flight are
+        cancelled first); afterwards they are due again.  Namespace changes
+        use it: an upload session locks its path on the server, and an
+        upload started mid-rename would target the old path."""
+        for local in files:
+            self._held[local.file_id] = self._held.get(local.file_id, 0) + 1
+        try:
+            for local in files:
+                await self.cancel_and_wait(local)
+            yield
+        finally:
+            for local in files:
+                count = self._held.get(local.file_id, 1) - 1
+                if count > 0:
+                    self._held[local.file_id] = count
+                else:
+                    self._held.pop(local.file_id, None)
+                self.schedule(local)
 
     async def forget(self, local: LocalFile) -> None:
         """The file is gone (unlinked): nothing of it is to be uploaded."""
@@ -229,14 +253,14 @@ class WriteBack:
             while True:
                 now = trio.current_time()
                 for file_id, due in list(self._due.items()):
-                    if due > now or file_id in self._active:
+                    if due > now or file_id in self._active or file_id in self._held:
                         continue
                     del self._due[file_id]
                     local = self.files.get(file_id)
                     if local is not None and local.dirty:
                         self._active[file_id] = _Active(trio.CancelScope(), local.generation, local.size)
                         nursery.start_soon(self._upload, local, name=f"upload {file_id}")
-                waiting = [d for f, d in self._due.items() if f not in self._active]
+                waiting = [d for f, d in self._due.items() if f not in self._active and f not in self._held]
                 self._wakeup = trio.Event()
                 with trio.move_on_at(min(waiting, default=math.inf)):
                     await self._wakeup.wait()
