@@ -119,5 +119,14 @@ def run(args: argparse.Namespace) -> int:
                 print("cloudfs server: fault injection enabled at /_cloudfs/faults", flush=True)
             print(f"cloudfs server: listening on {url}", flush=True)
 
-    trio.run(main)
+    from .state import DataDirBusy
+
+    busy: list[str] = []
+    try:
+        trio.run(main)
+    except* DataDirBusy as group:  # raised from inside the nursery
+        busy += [str(exc) for exc in group.exceptions]
+    if busy:
+        print(f"cloudfs server: {busy[0]}", file=sys.stderr)
+        return 1
     return 0

@@ -9,6 +9,7 @@ correlation id, current user (None = anonymous), base URL.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,10 @@ MIB = 1 << 20
 DEFAULT_USER = "demo@cloudfs.local"
 DEFAULT_PASSWORD = "cloudfs-demo"
 VERSION = "4.14.0"  # what a source build of Cloudreve 4.18.0 reports from /site/ping
+
+
+class DataDirBusy(RuntimeError):
+    """Another server process holds the data directory."""
 
 
 @dataclass
@@ -65,6 +70,14 @@ class ServerConfig:
 class ServerState:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
+        Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+        # one server per data dir: upload sessions and locks live in its memory
+        self._lock_file = open(Path(config.data_dir) / "server.lock", "a+")  # noqa: SIM115 - held for life
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            raise DataDirBusy(f"{config.data_dir} is used by another running server") from None
         self.db = Database(Path(config.data_dir))
         self.store = Store(self.db)
         salt = self.db.get_meta("hashid_salt") or ""
@@ -106,6 +119,7 @@ class ServerState:
 
     def close(self) -> None:
         self.db.close()
+        self._lock_file.close()  # releases the flock
 
 
 @dataclass

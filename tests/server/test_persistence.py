@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 
 import httpx
+import pytest
+
+from cloudfs.server.testing import start_server
 
 from .helpers import API, Api, uri
 
@@ -60,3 +63,8 @@ def test_kill_does_not_corrupt(fresh_server):
         assert api.download("/k7.txt") == b"7"
         # ids are stable
         assert httpx.get(srv.url + API + "/site/ping").json()["code"] == 0
+
+
+def test_one_server_per_data_dir(fresh_server):
+    with pytest.raises(RuntimeError, match="used by another running server"):
+        start_server(fresh_server.data_dir)
