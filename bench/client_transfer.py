@@ -120,6 +120,25 @@ def mibps(size: int, seconds: float) -> float:
     return size / MiB / seconds
 
 
+def proc_cpu(pid: int | None) -> float:
+    """CPU seconds used so far by process ``pid`` (0 if unknown)."""
+    if pid is None:
+        return 0.0
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(fn, server_pid: int | None) -> tuple[float, float, float]:
+    """(wall s, this process's CPU s, the server's CPU s) of one run; a curl
+    run's own CPU is in a child process and not counted."""
+    # start each run with no dirty page cache from the previous one: the
+    # server writing back a GiB would slow whichever run comes next
+    await trio.to_thread.run_sync(os.sync)
+    cpu, srv = time.process_time(), proc_cpu(server_pid)
+    wall = await fn()
+    return wall, time.process_time() - cpu, proc_cpu(server_pid) - srv
+
+
 async def main(args: argparse.Namespace) -> None:
     size = args.size_mib * MiB
     work = Path(tempfile.mkdtemp(prefix="cloudfs-bench-", dir=args.tmp))
@@ -145,19 +164,35 @@ async def main(args: argparse.Namespace) -> None:
             print(f"server chunk size {probe.chunk_size / MiB:g} MiB ({len(chunk_files)} chunks), "
                   f"chunk concurrency {probe.concurrency or 1}", flush=True)
 
-            times: dict[str, list[float]] = {k: [] for k in
-                                             ("client up", "curl up", "client down", "client down x4", "curl down")}
+            names = ("client up", "curl up", "client down", "client down x4", "curl down")
+            times: dict[str, list[float]] = {k: [] for k in names}
+            cpus: dict[str, list[float]] = {k: [] for k in names}
+            server_cpus: dict[str, list[float]] = {k: [] for k in names}
             mine: Entry | None = None
             theirs: Entry | None = None
-            for rep in range(args.reps):
+            pid = server.pid
+
+            async def up_client() -> float:
+                nonlocal mine
                 t, mine = await client_upload(client, "/bench-client.bin", src, mine)
-                times["client up"].append(t)
+                return t
+
+            async def up_curl() -> float:
+                nonlocal theirs
                 t = await curl_upload(client, "/bench-curl.bin", chunk_files, size, theirs)
-                times["curl up"].append(t)
                 theirs = await client.stat("/bench-curl.bin")
-                times["client down"].append(await client_stream(client, mine))
-                times["client down x4"].append(await client_parallel(client, mine))
-                times["curl down"].append(await curl_download(client, mine))
+                return t
+
+            for rep in range(args.reps):
+                runs = (("client up", up_client), ("curl up", up_curl),
+                        ("client down", lambda: client_stream(client, mine)),
+                        ("client down x4", lambda: client_parallel(client, mine)),
+                        ("curl down", lambda: curl_download(client, mine)))
+                for label, fn in runs:
+                    wall, cpu, srv_cpu = await measured(fn, pid)
+                    times[label].append(wall)
+                    cpus[label].append(cpu)
+                    server_cpus[label].append(srv_cpu)
                 print(f"rep {rep + 1}: " + ", ".join(f"{k} {mibps(size, v[-1]):.0f} MiB/s" for k, v in times.items()),
                       flush=True)
             # content check, outside the timings
@@ -169,9 +204,13 @@ async def main(args: argparse.Namespace) -> None:
                         h.update(piece)
                 assert h.hexdigest() == digest, f"{entry.path}: content differs"
     med = {k: statistics.median(v) for k, v in times.items()}
+    gib = size / (1 << 30)
     print(f"\n{args.size_mib} MiB, {args.reps} repetitions, medians:")
+    print(f"  {'':15s} {'wall':>7s}    {'MiB/s':>7s}   client CPU s/GiB   server CPU s/GiB")
     for k, v in med.items():
-        print(f"  {k:15s} {v:7.2f} s  {mibps(size, v):7.0f} MiB/s")
+        client_cpu = f"{statistics.median(cpus[k]) / gib:6.2f}" if k.startswith("client") else "  (curl)"
+        print(f"  {k:15s} {v:7.2f} s  {mibps(size, v):7.0f}   {client_cpu:>16s}   "
+              f"{statistics.median(server_cpus[k]) / gib:16.2f}")
     print(f"  upload ratio   client/curl = {med['curl up'] / med['client up']:.2f}")
     print(f"  download ratio client/curl = {med['curl down'] / med['client down']:.2f} "
           f"(parallel ranges: {med['curl down'] / med['client down x4']:.2f})")

@@ -221,6 +221,7 @@ class CloudreveClient:
         mtime_ns: int | None = None,
         replace: Entry | None = None,
         progress: ProgressFn | None = None,
+        on_session: Callable[[str], Awaitable[None]] | None = None,
     ) -> Entry:
         """Upload the whole local file ``source`` to ``path`` and return the new Entry.
 
@@ -229,10 +230,23 @@ class CloudreveClient:
         adds a new version, so a failure leaves the old content intact.  With
         ``replace=None`` the path must not exist (EEXIST).  Chunks are retried;
         on cancellation or failure the upload session is cancelled.
-        ``mtime_ns`` becomes the file's modification time."""
+        ``mtime_ns`` becomes the file's modification time.  ``on_session`` is
+        awaited with each upload session's id before its first chunk, so a
+        caller can record it and cancel a session a crash left behind
+        (:meth:`cancel_upload`)."""
         target = self._not_root(path)
         return await self._uploads.upload(target, Path(source), mtime_ns=mtime_ns, replace=replace,
-                                          progress=progress)
+                                          progress=progress, on_session=on_session)
+
+    @_only_cloudfs_errors
+    async def cancel_upload(self, path: str, session_id: str) -> None:
+        """Cancel an upload session by id: releases its lock, placeholder and
+        quota reservation.  An unknown or finished session is not an error."""
+        try:
+            await self._dialect.cancel_session(paths.normalize(path), session_id)
+        except CloudfsError as exc:
+            if exc.errno != errno.ENOENT and getattr(exc, "code", None) != 40011:
+                raise
 
     # ---- helpers ------------------------------------------------------------------
     @staticmethod

@@ -184,6 +184,10 @@ class Downloader:
         refused = self.dialect.content_refused(response, data)
         if refused is not None:
             raise refused
+        tag = response.headers.get("etag", "").removeprefix("W/").strip('"')
+        if entry.version and tag and tag != entry.version:
+            # the content is some other version: never mix versions in one read
+            raise CloudfsError(f"{what}: the server sent version {tag}, not {entry.version}", errno=errno.ESTALE)
         if status == 200:
             return want.start  # the whole content: skip to our offset
         match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))

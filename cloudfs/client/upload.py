@@ -40,6 +40,8 @@ from cloudfs.errors import CloudfsError, CloudreveError, UnsupportedStoragePolic
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int], None]
+#: told each new session's id before any chunk is sent (so a crash can cancel it later)
+SessionFn = Callable[[str], Awaitable[None]]
 
 #: envelope code: the upload session is unknown or expired
 UPLOAD_SESSION_EXPIRED = 40011
@@ -56,7 +58,7 @@ class Uploader:
         self._stat = stat
 
     async def upload(self, path: str, source: Path, *, mtime_ns: int | None, replace: Entry | None,
-                     progress: ProgressFn | None) -> Entry:
+                     progress: ProgressFn | None, on_session: SessionFn | None = None) -> Entry:
         try:
             fd = await trio.to_thread.run_sync(os.open, os.fspath(source), os.O_RDONLY)
         except OSError as exc:
@@ -69,7 +71,7 @@ class Uploader:
             while True:
                 try:
                     session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms, replace=replace)
-                    await self._run_session(session, fd, replace, progress, done)
+                    await self._run_session(session, fd, replace, progress, done, on_session)
                     break
                 except _Restart:
                     restarts += 1
@@ -82,8 +84,10 @@ class Uploader:
         return await self._stat(path)
 
     async def _run_session(self, session: UploadSession, fd: int, replace: Entry | None,
-                           progress: ProgressFn | None, done: set[int]) -> None:
+                           progress: ProgressFn | None, done: set[int], on_session: SessionFn | None) -> None:
         try:
+            if on_session is not None:
+                await on_session(session.session_id)
             if not session.through_server:
                 raise UnsupportedStoragePolicy(
                     f"{session.path}: the storage policy ({session.policy_type}) uploads directly to the "

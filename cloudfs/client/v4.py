@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -68,7 +69,6 @@ OBJECT_EXIST = 40004
 SIGN_EXPIRED = 40005
 UPLOAD_SESSION_EXPIRED = 40011
 PATH_NOT_EXIST = 40016
-CREDENTIAL_INVALID = 40020
 LOCK_CONFLICT = 40073
 INVALID_SIGN = 40071
 BATCH_PARTIAL = 40081
@@ -130,7 +130,7 @@ class V4Dialect:
     async def stat(self, path: str) -> Entry:
         if path == "/":
             # /file/info refuses the root (403); the listing's parent is it
-            async with _aclosing(self.list_pages(path, page_size=1)) as pages:
+            async with aclosing(self.list_pages(path, page_size=1)) as pages:
                 async for parent, _ in pages:
                     return parent
             raise ProtocolError("empty listing")  # pragma: no cover
@@ -200,12 +200,35 @@ class V4Dialect:
                     # our first attempt may have created it: the same kind,
                     # and for a file still empty, is what we asked for
                     entry = await self.stat(path)
-                    if entry.is_dir == folder and (folder or (entry.size == 0 and not entry.version)):
+                    if entry.is_dir == folder and (folder or entry.size == 0):
                         return entry
                 raise
             return entry_from(data, path)
 
-        return await self.http.retrying(op, idempotent=True, what=f"create {kind} {path}")
+        entry = await self.http.retrying(op, idempotent=True, what=f"create {kind} {path}")
+        if folder:
+            return entry
+        return await self._give_content(entry)
+
+    async def _give_content(self, entry: Entry) -> Entry:
+        """Give a file made by /file/create (which has no content entity) an
+        empty one.  Cloudreve treats a version upload onto an entity-less
+        file as a placeholder: cancelling or failing it deletes the whole
+        file.  With a real (empty) entity, a failed upload only drops itself."""
+        what = f"empty content of {entry.path}"
+
+        async def op(_: AttemptState) -> Entry:
+            data = await self._call_once("PUT", "/file/content", what=what, content=b"",
+                                         params={"uri": to_uri(entry.path), "previous": entry.version},
+                                         headers={"Content-Length": "0"})
+            return entry_from(data, entry.path)
+
+        try:
+            # idempotent: a second empty version of an empty file changes nothing visible
+            return await self.http.retrying(op, idempotent=True, what=what)
+        except CloudreveError as exc:
+            log.warning("could not give %s an empty content version: %s", entry.path, exc)
+            return entry
 
     async def rename(self, path: str, new_name: str) -> Entry:
         target = join(split(path)[0], new_name)
@@ -384,6 +407,10 @@ class V4Dialect:
     async def cancel_upload(self, session: UploadSession) -> None:
         await self._cancel(session.session_id, str(session.extra.get("uri") or to_uri(session.path)))
 
+    async def cancel_session(self, path: str, session_id: str) -> None:
+        """Cancel a session known only by its id (e.g. one left by a crash)."""
+        await self._cancel(session_id, to_uri(path))
+
     async def _cancel(self, session_id: str, uri: str) -> None:
         async def op(state: AttemptState) -> None:
             try:
@@ -395,17 +422,3 @@ class V4Dialect:
                 raise
 
         await self.http.retrying(op, idempotent=True, what="cancel upload")
-
-
-class _aclosing:
-    """contextlib.aclosing for an async generator typed as AsyncIterator."""
-
-    def __init__(self, gen: AsyncIterator[Any]) -> None:
-        self.gen = gen
-
-    async def __aenter__(self) -> AsyncIterator[Any]:
-        return self.gen
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.gen.aclose()  # type: ignore[attr-defined]
-

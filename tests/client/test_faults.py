@@ -96,6 +96,28 @@ async def test_always_truncated_answer_is_eio(connect, server):
     assert info.value.errno == errno.EIO
 
 
+async def test_non_json_answer_is_retried_then_protocol_error(connect, server):
+    """HTTP 200 with a body that is not a Cloudreve envelope (a captive
+    portal, a misconfigured proxy): ProtocolError (EIO), never a crash."""
+    from cloudfs.errors import ProtocolError
+
+    client = await connect(settings=replace(FAST, max_attempts=3))
+    server.faults.set(error_rate=1.0, error_status=200, path_regex=r"/user/capacity$", count=2)
+    assert (await client.capacity()).total > 0  # two garbled answers, then a good one
+    server.faults.set(error_rate=1.0, error_status=200, path_regex=r"/user/capacity$")
+    with pytest.raises(ProtocolError) as info:
+        await client.capacity()
+    assert info.value.errno == errno.EIO and "not JSON" in str(info.value)
+
+
+async def test_non_content_download_answer_is_retried(cclient, chunky, local_file):
+    src, digest = local_file(300_000, seed=15)
+    entry = await cclient.upload(name("dl-garbled"), src)
+    # 200 without an ETag and without an envelope: not content
+    chunky.faults.set(error_rate=1.0, error_status=200, path_regex=CONTENT_PATH, count=2)
+    assert await remote_sha256(cclient, entry.path) == digest
+
+
 async def test_lost_mkdir_answer_is_reconciled(client, server, folder):
     server.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/file/create$", count=1)
     entry = await client.mkdir(f"{folder}/made")  # created by the first try, answer lost

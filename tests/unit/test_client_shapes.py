@@ -163,3 +163,13 @@ def test_path_checks():
         with pytest.raises(CloudfsError) as info2:
             check_name(bad)
         assert info2.value.errno == errno.EINVAL
+
+
+def test_detection_messages():
+    from cloudfs.client.detect import Probe, describe
+
+    url = "http://x"
+    assert describe(url, "/api/v4/site/ping", Probe(404, "text/plain", "", None)) == \
+        "http://x answered HTTP 404 for /api/v4/site/ping: not a Cloudreve server"
+    assert "with text/html, not a Cloudreve response" in describe(url, "/p", Probe(200, "text/html", "", None))
+    assert "(redirect to https://x/login)" in describe(url, "/p", Probe(302, "text/html", "https://x/login", None))
