@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="storage policy max file size, 0 = unlimited (default)")
     parser.add_argument("--access-ttl", type=float, default=3600.0, help="access token lifetime, s (3600)")
     parser.add_argument("--refresh-ttl", type=float, default=14 * 86400.0, help="refresh token lifetime, s (14 d)")
-    parser.add_argument("--upload-session-ttl", type=float, default=86400.0, help="upload session lifetime, s")
+    parser.add_argument("--upload-session-ttl", type=float, default=86400.0, help="upload session lifetime, s (86400)")
     parser.add_argument("--url-ttl", type=float, default=3600.0, help="signed download URL lifetime, s (3600)")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
     faults = parser.add_argument_group("fault injection (tests only; needs --faults)")

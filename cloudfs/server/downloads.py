@@ -95,6 +95,9 @@ def _signed_url(ctx: Ctx, entity_id: int, name: str, download: bool, expire: int
     url = f"{ctx.base_url}{CONTENT_PREFIX}{eid}/0/{go_path_escape(name)}?{query}"
     valid_for = (expire - now) - state.config.url_cache_margin
     if valid_for > 0:
+        if len(state.url_cache) > 10_000:  # keep the cache bounded: drop stale entries
+            for stale in [k for k, v in state.url_cache.items() if v[2] <= now]:
+                del state.url_cache[stale]
         state.url_cache[key] = (url, float(expire), now + valid_for)
     return url, float(expire)
 
