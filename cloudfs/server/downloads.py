@@ -13,10 +13,12 @@ multi-range requests (206, ``multipart/byteranges``), 416 with
 ``If-None-Match`` (304) and ``If-Range``.  Signature failures are JSON
 envelopes with HTTP 200 (40005 expired, 40071 bad, 403 missing).
 
-Version pruning: an upload completion unlinks the previous entity and, once
-unreferenced, deletes its blob, so an old URL then answers 40077 "Entity not
-exist" (as Cloudreve does once the entity's reference count is 0).  A download
-already streaming keeps its open file and finishes.
+Version pruning (our choice, matching Cloudreve's reference counting): an
+upload completion unlinks the previous entity; when no other file shares it
+(copies share entities) its row and blob are deleted at once, so its old URL
+answers 40077 "Entity not exist"; while a copy still references it, the old
+URL keeps serving it.  A download already streaming keeps its open file
+descriptor and finishes with the old bytes.
 """
 
 from __future__ import annotations
@@ -314,7 +316,10 @@ async def serve_content(ctx: Ctx, request: Request, entity_hash: str, speed: int
         size = entity.size
         path = str(state.store.blob_path(entity.blob))
         if not os.path.exists(path):
-            return http_error("Entity data does not exist.", 404, base_headers)
+            gone = dict(base_headers, **{"Cache-Control": "public, max-age=86400"})
+            if request.method == "GET":
+                gone["Content-Security-Policy"] = "sandbox"
+            return http_error("Entity data does not exist.", 404, gone)
     etag = f'"{entity_hash}"'
     headers = dict(base_headers)
     headers["Cache-Control"] = "public, max-age=86400"

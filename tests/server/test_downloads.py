@@ -201,3 +201,25 @@ def test_expired_url(tmp_path):
         assert body["code"] == 40005 and body["msg"] == "signature expired"
         fresh = api.url("/x.txt")
         assert fresh != url and httpx.get(fresh).content == b"x"
+
+
+def test_replaced_version_urls(api):
+    api.mkdir("/ver")
+    old = os.urandom(3 << 20)
+    api.put("/ver/a.bin", old)
+    old_url = api.url("/ver/a.bin")
+    # a download already streaming finishes with the old content even if replaced meanwhile
+    with api.http.stream("GET", old_url) as resp:
+        stream = resp.iter_bytes(1 << 16)
+        first = next(stream)
+        api.put("/ver/a.bin", b"new content")
+        rest = b"".join(stream)
+    assert first + rest == old
+    assert httpx.get(old_url).json()["code"] == 40077  # pruned, nothing else references it
+    # while another file still shares the old entity (a copy), its URL keeps working
+    api.put("/ver/b.bin", b"version one")
+    api.ok("POST", "/file/move", json={"uris": [uri("/ver/b.bin")], "dst": uri("/"), "copy": True})
+    shared_url = api.url("/ver/b.bin")
+    api.put("/ver/b.bin", b"version two")
+    assert httpx.get(shared_url).content == b"version one"
+    assert api.download("/b.bin") == b"version one" and api.download("/ver/b.bin") == b"version two"
