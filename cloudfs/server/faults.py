@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .state import ServerState
 
 CONTROL_PREFIX = "/_cloudfs/"
+COUNTERS = ("matched", "latency", "error", "drop_request", "drop_response", "token_expiry", "capacity")
 
 
 @dataclass
@@ -113,8 +114,9 @@ class FaultState:
         return Decision(float(rule.latency_s), error, drop, int(rule.drop_after_bytes))
 
     def snapshot(self, state: ServerState) -> dict[str, Any]:
+        stats = {key: self.stats.get(key, 0) for key in COUNTERS}
         return {"rule": asdict(self.rule) if self.rule else None, "remaining": self.remaining,
-                "stats": dict(self.stats), "capacity_override": state.capacity_override}
+                "stats": stats, "capacity_override": state.capacity_override}
 
 
 class _Dropped(Exception):

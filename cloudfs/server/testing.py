@@ -78,7 +78,7 @@ class FaultControl:
 
     def stats(self) -> dict[str, int]:
         """Counters of injected faults: matched, latency, error, drop_request,
-        drop_response, token_expiry, capacity (absent keys are 0)."""
+        drop_response, token_expiry, capacity (all present, 0 when none)."""
         return dict(self.state()["stats"])
 
 

@@ -120,7 +120,9 @@ def test_clear_resets_everything(server, api):
     server.faults.expire_tokens()
     server.faults.clear()
     state = server.faults.state()
-    assert state["rule"] is None and state["capacity_override"] is None and state["stats"] == {}
+    assert state["rule"] is None and state["capacity_override"] is None
+    assert state["stats"] == dict.fromkeys(("matched", "latency", "error", "drop_request", "drop_response",
+                                            "token_expiry", "capacity"), 0)
     assert httpx.get(server.url + API + "/site/ping").status_code == 200
     assert api.get("/user/me")["code"] == 0
 
