@@ -247,12 +247,13 @@ class Store:
         return row
 
     def create_entity(self, file: FileRow, size: int, blob: str, session_id: str | None,
-                      created_by: int | None, updated_at: int | None = None) -> EntityRow:
+                      created_by: int | None, updated_at: int | None = None,
+                      etype: int = VERSION_ENTITY) -> EntityRow:
         now = now_us()
         cur = self.conn.execute(
             "INSERT INTO entities(type, size, blob, ref_count, upload_session_id, created_by, created_at, "
-            "updated_at) VALUES(0,?,?,1,?,?,?,?)",
-            (size, blob, session_id, created_by, now, updated_at or now))
+            "updated_at) VALUES(?,?,?,1,?,?,?,?)",
+            (etype, size, blob, session_id, created_by, now, updated_at or now))
         eid = int(cur.lastrowid or 0)
         self.conn.execute("INSERT INTO file_entities(file_id, entity_id) VALUES(?,?)", (file.id, eid))
         self.db.add_storage(file.owner_id, size)
@@ -355,18 +356,19 @@ class Store:
             self.conn.execute("DELETE FROM metadata WHERE file_id=? AND name=?", (fid, key))
 
     def upgrade_placeholder(self, file: FileRow, entity: EntityRow, modified_at: int | None) -> None:
-        """Upload completion: the pending entity becomes the current version."""
+        """Upload completion: the pending entity is final; a version becomes current."""
         self.conn.execute("UPDATE entities SET upload_session_id=NULL, updated_at=? WHERE id=?",
                           (modified_at or entity.updated_at, entity.id))
+        if entity.type != VERSION_ENTITY:
+            return  # e.g. the video part of a live photo: attached, not the file's content
         self.conn.execute("UPDATE files SET size=?, primary_entity=?, updated_at=? WHERE id=?",
                           (entity.size, entity.id, modified_at or now_us(), file.id))
 
-    def cap_versions(self, file: FileRow, keep: int = 1) -> list[str]:
-        """Unlink all but the newest ``keep`` version entities (CapEntities)."""
+    def cap_versions(self, file: FileRow, keep: int = 1, etype: int = VERSION_ENTITY) -> list[str]:
+        """Unlink all but the newest ``keep`` entities of one type (CapEntities)."""
         stale: list[str] = []
-        for e in self.entities_of(file.id)[keep:]:
-            if e.type == VERSION_ENTITY:
-                stale += self.unlink_entity(file, e)
+        for e in [e for e in self.entities_of(file.id) if e.type == etype][keep:]:
+            stale += self.unlink_entity(file, e)
         return stale
 
     def remove_stale_pending(self, file: FileRow) -> list[str]:

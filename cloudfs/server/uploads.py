@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cloudfs.server")
 WRITE_BATCH = 4 << 20  # bytes buffered before one positional write
+LIVE_PHOTO = 2  # types.EntityTypeLivePhoto
 
 
 @dataclass
@@ -77,6 +78,7 @@ class UploadSession:
     callback_secret: str
     blob: str
     received: list[int] = field(default_factory=list)
+    entity_type: int = 0  # 0 version, 2 live photo
 
     def chunk_count(self) -> int:
         if self.chunk_size <= 0 or self.size == 0:
@@ -177,7 +179,7 @@ class UploadManager:
             lock_path=uri.path(), size=args["size"], chunk_size=cfg.chunk_size, expires=expires,
             last_modified=last_modified, metadata=args["metadata"], new_file=not existed,
             lock_token=session_lock,
-            callback_secret=secrets.token_urlsafe(24)[:32], blob=entity.blob)
+            callback_secret=secrets.token_urlsafe(24)[:32], blob=entity.blob, entity_type=entity.type)
         self.sessions[sid] = session
         self._save(session)
         return {"session_id": sid, "upload_id": "", "chunk_size": cfg.chunk_size, "expires": int(expires),
@@ -231,7 +233,8 @@ class UploadManager:
                         if node.row.primary_entity != eid:
                             raise E.wrap("failed to create new entity", E.stale_version())
                     stale = store.remove_stale_pending(node.row)
-                    store.create_entity(node.row, size, blob, sid, ctx.user.id, last_modified)
+                    store.create_entity(node.row, size, blob, sid, ctx.user.id, last_modified,
+                                        LIVE_PHOTO if entity_type == "live_photo" else 0)
                 else:
                     from .fileops import create_chain
 
@@ -315,7 +318,7 @@ class UploadManager:
                 store.upsert_metadata(node.row.id, session.metadata)
             refreshed = store.get(node.row.id)
             assert refreshed is not None
-            stale = store.cap_versions(refreshed)
+            stale = store.cap_versions(refreshed, 1, session.entity_type)
         state.locks.drop(session.lock_token)
         self._forget(session)
         store.unlink_blobs(stale)

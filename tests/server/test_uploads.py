@@ -257,3 +257,18 @@ def test_expired_session(tmp_path):
         marker = api.info("/late.bin")["data"]["metadata"]["sys:upload_session_id"]
         assert api.call("DELETE", "/file/upload", json={"id": marker, "uri": uri("/late.bin")})["code"] == 0
         assert api.names("/") == [] and api.ok("GET", "/user/capacity")["used"] == 0
+
+
+def test_live_photo_entity(up, base):
+    assert up.call("PUT", "/file/upload", json={"uri": uri(f"{base}/missing.heic"), "size": 3,
+                                                "entity_type": "live_photo"})["code"] == 40016
+    photo = up.put(f"{base}/p.heic", b"still")
+    sess = up.session(f"{base}/p.heic", 5, entity_type="live_photo")
+    up.chunk(sess["session_id"], 0, b"video")
+    info = up.ok("GET", "/file/info", params={"uri": uri(f"{base}/p.heic"), "extended": "true"})
+    assert info["primary_entity"] == photo["primary_entity"] and info["size"] == 5
+    live = [e for e in info["extended_info"]["entities"] if e["type"] == 2]
+    assert len(live) == 1 and live[0]["size"] == 5
+    assert up.download(f"{base}/p.heic") == b"still"
+    url = up.url(f"{base}/p.heic", entity=live[0]["id"])
+    assert httpx.get(url).content == b"video"
