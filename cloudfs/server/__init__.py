@@ -12,7 +12,6 @@ cannot agree with the client by accident.
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any
 
 import trio
@@ -40,6 +39,18 @@ def _hypercorn_config(config: ServerConfig, access_log: bool) -> Any:
     return hconf
 
 
+async def _collect_trash_forever(state: ServerState, period: float = 600.0) -> None:
+    """Cloudreve's trash collector cron: purge items past their retention (7 days)."""
+    from .fileops import collect_trash
+
+    while True:
+        try:
+            collect_trash(state)
+        except Exception:  # a failed sweep must not take the server down
+            log.exception("trash collection failed")
+        await trio.sleep(period)
+
+
 async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED,
                 shutdown_trigger: Any = None, access_log: bool = False) -> None:
     """Run the server until cancelled (or ``shutdown_trigger`` returns).
@@ -63,8 +74,13 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
     app = wrap_app(state)
     try:
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(hypercorn_serve, app, _hypercorn_config(config, access_log),
-                                                shutdown_trigger=shutdown_trigger))
+            async def run_http(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                await hypercorn_serve(app, _hypercorn_config(config, access_log),
+                                      shutdown_trigger=shutdown_trigger, task_status=task_status)
+                nursery.cancel_scope.cancel()  # HTTP side shut down: stop the housekeeping too
+
+            nursery.start_soon(_collect_trash_forever, state)
+            binds = await nursery.start(run_http)
             url = binds[0] if binds else f"http://{config.host}:{config.port}"
             task_status.started(url)
     finally:

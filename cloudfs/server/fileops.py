@@ -466,6 +466,22 @@ def hard_delete_rows(ctx: Ctx, rows: list[FileRow]) -> None:
     with ctx.state.db.tx():
         stale = store.delete_files(store.descendants(rows))
     _after_commit(ctx, stale)
+    if stale:
+        ctx.state.uploads.forget_orphans()
+
+
+def collect_trash(state: Any, now: float | None = None) -> int:
+    """CronCollectTrashBin: hard-delete trash items past sys:expected_collect_time."""
+    now = time.time() if now is None else now
+    rows = [FileRow(*r) for r in state.db.conn.execute(
+        "SELECT f.* FROM files f JOIN metadata m ON m.file_id=f.id AND m.name='sys:expected_collect_time' "
+        "WHERE f.parent_id IS NULL AND f.name != '' AND CAST(m.value AS INTEGER) < ?", (int(now),))]
+    if rows:
+        with state.db.tx():
+            stale = state.store.delete_files(state.store.descendants(rows))
+        state.store.unlink_blobs(stale)
+        state.uploads.forget_orphans()
+    return len(rows)
 
 
 def restore(ctx: Ctx, uris: list[CloudreveURI]) -> None:

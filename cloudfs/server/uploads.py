@@ -153,6 +153,14 @@ class UploadManager:
         self.sessions.pop(session.id, None)
         self.state.db.delete_session(session.id)
 
+    def forget_orphans(self) -> None:
+        """Drop sessions whose pending entity was recycled (as Cloudreve's entity
+        recycler does): their next chunk then gets 40011."""
+        for session in list(self.sessions.values()):
+            if self.state.store.entity(session.entity_id) is None:
+                self.state.locks.drop(session.lock_token)
+                self._forget(session)
+
     # --- PUT /file/upload --------------------------------------------------------
     def create(self, ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         from .fileops import parse_uri

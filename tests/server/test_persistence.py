@@ -68,3 +68,12 @@ def test_kill_does_not_corrupt(fresh_server):
 def test_one_server_per_data_dir(fresh_server):
     with pytest.raises(RuntimeError, match="used by another running server"):
         start_server(fresh_server.data_dir)
+
+
+def test_graceful_stop_is_prompt(fresh_server):
+    import time
+
+    start = time.monotonic()
+    fresh_server.stop()
+    assert time.monotonic() - start < 5.0
+    assert fresh_server._proc is not None and fresh_server._proc.returncode == 0

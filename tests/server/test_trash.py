@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .helpers import uri
+from .helpers import Api, uri
 
 
 def _trash(api):
@@ -110,3 +110,34 @@ def test_delete_folder_and_child_in_one_batch_conflicts(api):
     assert body["code"] == 40073
     assert body["data"][0]["owner"]["application"]["type"] == "softDelete"
     assert "pair" in api.names("/")
+
+
+def test_trash_retention_collector(fresh_server):
+    # the collector runs every 10 minutes; call it directly with a clock 8 days ahead
+    import time
+
+    from cloudfs.server.fileops import collect_trash
+    from cloudfs.server.state import ServerConfig, ServerState
+
+    with Api(fresh_server) as api:
+        api.put("/old.txt", b"x" * 10)
+        api.delete("/old.txt")
+    fresh_server.stop()
+    state = ServerState(ServerConfig(data_dir=fresh_server.data_dir))
+    try:
+        assert collect_trash(state, time.time()) == 0
+        assert collect_trash(state, time.time() + 8 * 86400) == 1
+        assert state.db.storage_used(1) == 0
+    finally:
+        state.close()
+    fresh_server.restart()
+    with Api(fresh_server) as api:
+        assert _trash(api) == []
+
+
+def test_deleting_a_placeholder_ends_its_session(fresh_api):
+    sess = fresh_api.session("/pending.bin", 10)
+    token = fresh_api.post("/file/rename", {"uri": uri("/pending.bin"), "new_name": "x"})["data"][0]["token"]
+    fresh_api.call("DELETE", "/file/lock", json={"tokens": [token]})
+    assert fresh_api.delete("/pending.bin", hard=True)["code"] == 0
+    assert fresh_api.chunk(sess["session_id"], 0, b"x" * 10)["code"] == 40011
