@@ -22,13 +22,13 @@ from typing import Any, ParamSpec, TypeVar
 
 from cloudfs.client import paths
 from cloudfs.client.detect import detect
+from cloudfs.client.dialect import Dialect
 from cloudfs.client.download import Downloader
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store, token_login
 from cloudfs.client.models import Capacity, Entry, ServerInfo
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
-from cloudfs.client.v4 import V4Dialect
 from cloudfs.errors import CloudfsError, ProtocolError
 
 __all__ = ["ClientSettings", "CloudreveClient", "ProgressFn"]
@@ -65,7 +65,7 @@ class CloudreveClient:
     # ---- lifecycle / auth ------------------------------------------------
     info: ServerInfo  # filled in by connect()
 
-    def __init__(self, http: Http, dialect: V4Dialect, settings: ClientSettings) -> None:
+    def __init__(self, http: Http, dialect: Dialect, settings: ClientSettings) -> None:
         self._http = http
         self._dialect = dialect
         self.settings = settings
