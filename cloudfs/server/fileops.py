@@ -110,7 +110,8 @@ def list_files(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         parent = walk(ctx, uri)
     except WalkError as exc:
         raise E.wrap("parent not exist", exc.err) from None
-    if parent is not None and not parent.row.is_folder:
+    if parent is not None and (not parent.row.is_folder or fs == "trash"):
+        # the trash is flat: its items cannot be entered
         raise E.wrap("failed to get children", E.wrap("failed to get children", E.path_not_exist()))
     cfg = ctx.state.config
     page_size = args["page_size"] if args["page_size"] > 0 else DEFAULT_PAGE_SIZE

@@ -32,6 +32,7 @@ def test_soft_delete_to_trash_and_restore(fresh_api):
     info = api.get("/file/info", {"uri": item["path"]})["data"]
     assert info["name"] == "docs" and "capability" not in info
     assert api.get("/file", {"uri": item["path"] + "/sub"})["code"] == 40016
+    assert api.get("/file", {"uri": item["path"]})["code"] == 40016
     # trash refuses actions it has no capability for
     assert api.post("/file/rename", {"uri": item["path"], "new_name": "x"})["code"] == 403
     body = api.call("DELETE", "/file", json={"uris": [item["path"]]})
