@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS pending (
     base_mtime_ns INTEGER,
     base_limit   INTEGER NOT NULL,
     present      TEXT NOT NULL,
-    updated_ns   INTEGER NOT NULL
+    updated_ns   INTEGER NOT NULL,
+    session_id   TEXT
 )
 """
 
@@ -55,6 +56,8 @@ class Record:
     base_mtime_ns: int | None
     base_limit: int
     present: SpanSet
+    #: the upload session last opened for it (a crash may leave it holding a lock)
+    session_id: str | None = None
 
     @classmethod
     def of(cls, local: LocalFile) -> "Record":
@@ -91,13 +94,13 @@ class Journal:
             self._db.execute(SCHEMA)
         rows = self._db.execute(
             "SELECT file_id, path, staging, size, mtime_ns, base_version, base_size,"
-            " base_mtime_ns, base_limit, present FROM pending ORDER BY updated_ns"
+            " base_mtime_ns, base_limit, present, session_id FROM pending ORDER BY updated_ns"
         ).fetchall()
         return [
             Record(
                 file_id=r[0], path=r[1], staging=Path(r[2]), size=r[3], mtime_ns=r[4],
                 base_version=r[5], base_size=r[6], base_mtime_ns=r[7], base_limit=r[8],
-                present=SpanSet.from_list(json.loads(r[9])),
+                present=SpanSet.from_list(json.loads(r[9])), session_id=r[10],
             )
             for r in rows
         ]
@@ -120,15 +123,22 @@ class Journal:
         """Durably record ``local`` as pending (its staging file must be synced first)."""
         rec = Record.of(local)
         await self._execute(
-            "INSERT OR REPLACE INTO pending (file_id, path, staging, size, mtime_ns, base_version,"
+            "INSERT INTO pending (file_id, path, staging, size, mtime_ns, base_version,"
             " base_size, base_mtime_ns, base_limit, present, updated_ns)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(file_id) DO UPDATE SET path=excluded.path, staging=excluded.staging,"
+            " size=excluded.size, mtime_ns=excluded.mtime_ns, base_version=excluded.base_version,"
+            " base_size=excluded.base_size, base_mtime_ns=excluded.base_mtime_ns,"
+            " base_limit=excluded.base_limit, present=excluded.present, updated_ns=excluded.updated_ns",
             (
                 rec.file_id, rec.path, str(rec.staging), rec.size, rec.mtime_ns,
                 rec.base_version, rec.base_size, rec.base_mtime_ns, rec.base_limit,
                 json.dumps(rec.present.to_list()), time.time_ns(),
             ),
         )
+
+    async def set_session(self, file_id: str, session_id: str) -> None:
+        await self._execute("UPDATE pending SET session_id = ? WHERE file_id = ?", (session_id, file_id))
 
     async def forget(self, file_id: str) -> None:
         await self._execute("DELETE FROM pending WHERE file_id = ?", (file_id,))

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import logging
 import math
 import posixpath
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
 
@@ -53,6 +55,14 @@ SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errn
 STALE_VERSION = 40076
 
 UploadedFn = Callable[[LocalFile, Entry, str], None]
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fp:
+        while chunk := fp.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 @dataclass
@@ -331,9 +341,13 @@ class WriteBack:
 
     async def _send(self, local: LocalFile, progress: Callable[[int], None]) -> Entry:
         """One upload, resolving a conflict with a changed or vanished remote file."""
+        async def record_session(session_id: str) -> None:
+            await self.journal.set_session(local.file_id, session_id)
+
         try:
             return await self.client.upload(
-                local.remote_path, local.staging, mtime_ns=local.mtime_ns, replace=local.base, progress=progress
+                local.remote_path, local.staging, mtime_ns=local.mtime_ns, replace=local.base, progress=progress,
+                on_session=record_session,
             )
         except CloudreveError as exc:
             if exc.code != STALE_VERSION:
@@ -349,7 +363,7 @@ class WriteBack:
         local.base = None
         await self.journal.move(local.file_id, target)
         return await self.client.upload(target, local.staging, mtime_ns=local.mtime_ns, replace=None,
-                                        progress=progress)
+                                        progress=progress, on_session=record_session)
 
     async def _conflict_path(self, path: str) -> str:
         folder, name = posixpath.split(path)
@@ -403,6 +417,12 @@ class WriteBack:
                           rec.path, rec.staging)
                 await self.journal.forget(rec.file_id)
                 continue
+            if rec.session_id:
+                # the previous run died mid-upload: its session still locks the file
+                try:
+                    await self.client.cancel_upload(rec.path, rec.session_id)
+                except CloudfsError as exc:
+                    log.warning("could not cancel the interrupted upload of %s: %s", rec.path, exc)
             local = LocalFile(
                 file_id=rec.file_id, remote_path=rec.path, staging=rec.staging, size=rec.size,
                 mtime_ns=rec.mtime_ns, base_limit=rec.base_limit, present=rec.present, dirty=True,
@@ -410,6 +430,12 @@ class WriteBack:
             remote = await self._stat_or_none(rec.path)
             if remote is not None and remote.file_id == rec.file_id and remote.version == (rec.base_version or ""):
                 local.base = remote  # nothing changed remotely: a plain new version
+            elif remote is not None and await self._already_there(remote, rec):
+                # the previous run died after its last chunk landed: nothing to redo
+                log.info("%s was already uploaded before the previous run stopped", rec.path)
+                await self.journal.forget(rec.file_id)
+                rec.staging.unlink(missing_ok=True)
+                continue
             else:
                 # the version our bytes were based on is gone; bytes we never had read as zeros
                 local.present.add((0, local.size))
@@ -430,6 +456,20 @@ class WriteBack:
             count += 1
             log.info("replaying pending upload of %s (%d bytes)", local.remote_path, rec.size)
         return count
+
+    async def _already_there(self, remote: Entry, rec: Record) -> bool:
+        """Whether the server's current content of the file is exactly the
+        staged bytes (compared by SHA-256; only done after a crash)."""
+        if remote.file_id != rec.file_id or remote.size != rec.size or remote.uploading:
+            return False
+        if rec.present.missing((0, rec.size)):
+            return False  # parts of our content were never local: it cannot be ours alone
+        local_hash = await trio.to_thread.run_sync(_sha256_of, rec.staging)
+        digest = hashlib.sha256()
+        async with aclosing(self.client.stream(remote, 0, remote.size)) as pieces:
+            async for piece in pieces:
+                digest.update(piece)
+        return digest.hexdigest() == local_hash
 
     async def _stat_or_none(self, path: str) -> Entry | None:
         try:

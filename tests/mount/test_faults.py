@@ -1,0 +1,152 @@
+"""Data safety under faults: server errors, dropped connections, token expiry,
+restarts, a killed mount, a full drive.  Every file must end complete and
+byte-identical on the server; nothing acknowledged may be lost."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloudfs.server.testing import RunningServer, start_server
+from tests.mount.conftest import Drive, Remote, force_unmount, run_cloudfs, sha256, wait_until
+
+CHUNK = 1 << 20
+MULTI = random.Random(5).randbytes(6 * CHUNK + 333)
+
+
+@pytest.fixture
+def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("server"), faults=True, chunk_size=CHUNK)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def drive(fresh_server: RunningServer, tmp_path: Path) -> Iterator[Drive]:
+    d = Drive(fresh_server, tmp_path / "mnt", tmp_path / "cache", options="upload_delay=0.2,timeout=5")
+    d.mount()
+    try:
+        yield d
+    finally:
+        try:
+            d.umount()
+        finally:
+            force_unmount(d.path)
+
+
+def write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fp:
+        fp.write(data)
+
+
+def pending(d: Drive) -> list[dict]:
+    out = run_cloudfs("status", str(d.path), "--json", check=True)
+    return json.loads(out.stdout)[0]["uploads"]
+
+
+def assert_on_server(server: RunningServer, files: dict[str, bytes], timeout: float = 60) -> None:
+    remote = Remote(server)
+    wait_until(lambda: all(remote.exists(p) and remote.stat(p).size == len(d) for p, d in files.items()),
+               timeout=timeout)
+    for path, data in files.items():
+        assert sha256(remote.get(path)) == sha256(data), path
+
+
+@pytest.mark.parametrize("fault", [
+    {"error_rate": 0.4, "error_status": 502},
+    {"drop_rate": 0.4, "drop_after_bytes": 300_000},
+])
+def test_faults_chunk_uploads_recover(drive: Drive, fresh_server: RunningServer, fault: dict):
+    fresh_server.faults.set(path_regex="/file/upload/", seed=1, **fault)
+    files = {f"/f{i}.bin": random.Random(i).randbytes(2 * CHUNK + i) for i in range(3)}
+    files["/multi.bin"] = MULTI
+    for path, data in files.items():
+        write(drive.path / path.lstrip("/"), data)
+    drive.umount()  # waits for every upload, through the faults
+    assert fresh_server.faults.stats().get("matched", 0) > 0
+    fresh_server.faults.clear()
+    assert_on_server(fresh_server, files)
+
+
+def test_faults_token_expiry_mid_upload(drive: Drive, fresh_server: RunningServer):
+    fresh_server.faults.set(path_regex="/file/upload/", latency_s=0.2)
+    write(drive / "multi.bin", MULTI)
+    wait_until(lambda: any(u["state"] == "uploading" for u in pending(drive)), timeout=20)
+    fresh_server.faults.expire_tokens()
+    drive.umount()
+    fresh_server.faults.clear()
+    assert_on_server(fresh_server, {"/multi.bin": MULTI})
+
+
+def test_faults_server_restart_mid_upload(drive: Drive, fresh_server: RunningServer):
+    fresh_server.faults.set(path_regex="/file/upload/", latency_s=1.5)
+    write(drive / "multi.bin", MULTI)
+    wait_until(lambda: any(u["state"] == "uploading" for u in pending(drive)), timeout=20)
+    fresh_server.kill()
+    time.sleep(1)
+    fresh_server.restart()
+    drive.umount()
+    assert_on_server(fresh_server, {"/multi.bin": MULTI})
+
+
+def test_faults_mount_killed_mid_upload_replays_at_next_mount(drive: Drive, fresh_server: RunningServer):
+    files = {"/multi.bin": MULTI, "/small.txt": b"acknowledged by close\n"}
+    # the first version is on the server; the second is being uploaded when the mount dies
+    Remote(fresh_server).put("/multi.bin", b"old version")
+    fresh_server.faults.set(path_regex="/file/upload/", latency_s=2.0)
+    for path, data in files.items():
+        write(drive.path / path.lstrip("/"), data)
+    status = json.loads(run_cloudfs("status", str(drive.path), "--json", check=True).stdout)[0]
+    wait_until(lambda: any(u["state"] == "uploading" for u in pending(drive)), timeout=20)
+    os.kill(status["pid"], signal.SIGKILL)
+    force_unmount(drive.path)
+    drive.mounted = False
+    fresh_server.faults.clear()
+    # a failed upload leaves the previous version intact
+    assert Remote(fresh_server).get("/multi.bin") == b"old version"
+    drive.mount()  # replays the journal
+    drive.umount()
+    assert_on_server(fresh_server, files)
+    assert sorted(Remote(fresh_server).names("/")) == ["multi.bin", "small.txt"]  # nothing duplicated
+
+
+def test_faults_full_drive_gives_enospc_and_keeps_the_data(drive: Drive, fresh_server: RunningServer):
+    fresh_server.faults.set_capacity(1 * CHUNK)
+    data = random.Random(9).randbytes(3 * CHUNK)
+    fd = os.open(drive / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, data)
+    with pytest.raises(OSError) as info:
+        os.fsync(fd)
+    assert info.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as info:
+        os.close(fd)  # close reports it too (the descriptor is released all the same)
+    assert info.value.errno == errno.ENOSPC
+    assert (drive / "big.bin").read_bytes() == data  # still there, staged
+    fresh_server.faults.set_capacity(None)  # space freed
+    drive.umount()
+    assert_on_server(fresh_server, {"/big.bin": data})
+
+
+def test_faults_changed_on_server_keeps_both(drive: Drive, fresh_server: RunningServer):
+    remote = Remote(fresh_server)
+    remote.put("/shared.txt", b"base")
+    assert (drive / "shared.txt").read_text() == "base"
+    # another client changes it; the mount still believes "base" (metadata TTL) and edits on top of it
+    remote.put("/shared.txt", b"edited elsewhere")
+    with open(drive / "shared.txt", "a") as fp:
+        fp.write(" + local edit")
+    drive.umount()
+    names = remote.names("/")
+    conflict = [n for n in names if n.startswith("shared (conflict")]
+    assert remote.get("/shared.txt") == b"edited elsewhere"
+    assert len(conflict) == 1 and remote.get(f"/{conflict[0]}") == b"base + local edit"
