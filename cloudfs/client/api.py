@@ -106,6 +106,14 @@ class CloudreveClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @_only_cloudfs_errors
+    async def logout(self) -> None:
+        """Revoke this login's refresh token on the server, so a stolen copy
+        is useless (access tokens already issued expire on their own)."""
+        tokens = getattr(self._http.auth, "tokens", None)
+        if tokens is not None:
+            await self._dialect.logout(tokens.refresh_token)
+
     async def __aenter__(self) -> "CloudreveClient":
         return self
 

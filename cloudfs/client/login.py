@@ -64,9 +64,9 @@ async def token_login(
     async def persist(new: Tokens) -> None:
         if store is None:
             return
+        # only the refresh token is kept on disk: a start refreshes anyway
         login = StoredLogin(url=url, user=user, refresh_token=new.refresh_token,
-                            refresh_expires=new.refresh_expires, access_token=new.access_token,
-                            access_expires=new.access_expires, saved_at=time.time())
+                            refresh_expires=new.refresh_expires, saved_at=time.time())
         await trio.to_thread.run_sync(store.save, login)
 
     relogin: ReloginFn | None = None

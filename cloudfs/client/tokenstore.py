@@ -9,11 +9,14 @@ that several mounts can share it::
     {"format": 1,
      "logins": {"<server url> <user>": {"url": ..., "user": ...,
                 "refresh_token": ..., "refresh_expires": <unix s>,
-                "access_token": ..., "access_expires": <unix s>,
+                "access_token": "", "access_expires": 0,
                 "saved_at": <unix s>}}}
 
-Keyed by server URL (normalised) and user (email, lower-cased).  Only a file
-readable by its owner is trusted; the store never logs token values.
+Keyed by server URL (normalised) and user (email, lower-cased).  The client
+saves only the refresh token (a starting client refreshes anyway, so an
+access token on disk would only be one more secret to steal); the access
+fields stay in the format, empty.  Only a file readable by its owner is
+trusted; the store never logs token values.
 """
 
 from __future__ import annotations

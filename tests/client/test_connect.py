@@ -112,6 +112,13 @@ async def test_revoked_stored_login_falls_back_to_password(connect, token_store,
     assert token_store.load(server.url, server.email).refresh_token != "not-a-valid-refresh-token"
 
 
+async def test_logout_revokes_the_stored_login(connect, token_store, server):
+    client = await connect()
+    await client.logout()
+    with pytest.raises(AuthenticationError):
+        await connect(email="", password="")  # the stored refresh token no longer works
+
+
 async def test_access_token_renewed_on_401(client, server):
     await client.stat("/")
     server.faults.expire_tokens()
@@ -141,14 +148,17 @@ async def test_secrets_never_reach_logs_or_errors(server, tmp_path, local_file):
             url = client._downloads.urls.cached(entry)
             assert url and "sign=" in url
             logging.getLogger("cloudfs.test").info("fetched %s", url)
+            live = client._http.auth.tokens
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
     out = stream.getvalue()
     login = store.load(server.url, server.email)
     assert "HTTP Request" in out  # httpx did log requests (through the filter)
-    for secret in (server.password, login.refresh_token, login.access_token, url.split("sign=")[1]):
-        assert secret not in out
+    assert login.access_token == ""  # only the refresh token is kept on disk
+    for secret in (server.password, login.refresh_token, live.access_token, live.refresh_token,
+                   url.split("sign=")[1]):
+        assert secret and secret not in out
 
 
 OTP_SECRET = "JBSWY3DPEHPK3PXP"
