@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "umount": ("cloudfs.cli.umount", "unmount, after pending uploads finish"),
     "status": ("cloudfs.cli.status", "show mounts, capacity, cache and pending uploads"),
     "demo": ("cloudfs.cli.demo", "mount a demo drive served by the bundled server"),
+    "login": ("cloudfs.cli.login", "log in once and keep the login for later mounts"),
+    "logout": ("cloudfs.cli.login", "revoke and forget a stored login"),
     "server": ("cloudfs.server.cli", "run the bundled Cloudreve-compatible server"),
 }
 
@@ -30,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub_parser)
-        sub_parser.set_defaults(run=module.run)
+        sub_parser.set_defaults(run=module.run, prog_name=name)
     return parser
 
 

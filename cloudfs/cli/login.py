@@ -1,0 +1,115 @@
+"""``cloudfs login URL`` and ``cloudfs logout URL``: keep a login for later
+mounts (and systemd units, fstab) so they need no password.
+
+Only the refresh token is stored, in the token store (a file of mode 0600
+in the user's state dir); never the password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="server URL, or a remote named in the config file")
+    parser.add_argument("--user", metavar="EMAIL", help="account e-mail")
+    if parser.prog.endswith("login"):
+        parser.add_argument("--password-file", type=Path, metavar="FILE",
+                            help="read the password from FILE (else CLOUDFS_PASSWORD, else a prompt)")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
+    from cloudfs.config import ConfigError, load_remote
+
+    url, user = args.url, args.user
+    if "://" not in url:
+        try:
+            remote = load_remote(url)
+        except ConfigError as exc:
+            raise SystemExit(f"cloudfs: {exc}") from None
+        url = str(remote["url"])
+        user = user or remote.get("user")  # type: ignore[assignment]
+    return url.rstrip("/"), user
+
+
+def _prompt(text: str) -> str:
+    if not sys.stdin.isatty():
+        raise SystemExit(f"cloudfs: {text.strip(': ')} needed, but there is no terminal to ask on")
+    return getpass.getpass(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cloudfs.cli.logs import setup_logging
+
+    setup_logging(args.verbose)
+    if args.prog_name == "login":
+        return login(args)
+    return logout(args)
+
+
+def login(args: argparse.Namespace) -> int:
+    import trio
+
+    from cloudfs.client.api import CloudreveClient
+    from cloudfs.client.tokenstore import TokenStore
+    from cloudfs.errors import CloudfsError
+
+    url, user = _remote(args)
+    if not user:
+        user = input("E-mail: ").strip() if sys.stdin.isatty() else None
+        if not user:
+            raise SystemExit("cloudfs: --user EMAIL is needed")
+    if args.password_file:
+        password = args.password_file.read_text().rstrip("\n")
+    else:
+        password = os.environ.get("CLOUDFS_PASSWORD") or _prompt(f"Password for {user} at {url}: ")
+    store = TokenStore()
+
+    async def main() -> None:
+        # a login with the password, not a stored token: that is what this command is for
+        store.delete(url, user)
+        client = await CloudreveClient.connect(url, email=user, password=password,
+                                               otp=lambda: _prompt("Two-factor code: "), token_store=store)
+        await client.aclose()
+
+    try:
+        trio.run(main)
+    except CloudfsError as exc:
+        print(f"cloudfs: {exc}", file=sys.stderr)
+        return 1
+    print(f"logged in to {url} as {user}; the login is kept in {store.path}")
+    return 0
+
+
+def logout(args: argparse.Namespace) -> int:
+    import trio
+
+    from cloudfs.client.api import CloudreveClient
+    from cloudfs.client.tokenstore import TokenStore
+    from cloudfs.errors import CloudfsError
+
+    url, user = _remote(args)
+    store = TokenStore()
+    stored = store.load(url, user)
+    if stored is None:
+        print(f"cloudfs: no stored login for {url}" + (f" as {user}" if user else ""), file=sys.stderr)
+        return 1
+
+    async def revoke() -> None:
+        client = await CloudreveClient.connect(url, email=stored.user, token_store=store)
+        async with client:
+            await client.logout()
+
+    try:
+        trio.run(revoke)
+    except CloudfsError as exc:
+        print(f"cloudfs: could not revoke the login on the server ({exc}); forgetting it here anyway",
+              file=sys.stderr)
+    store.delete(url, stored.user)
+    print(f"logged out of {url} ({stored.user})")
+    return 0

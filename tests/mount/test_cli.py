@@ -1,0 +1,158 @@
+"""The commands as a user runs them: errors before mounting, login, systemd
+readiness, status, the fstab helper, and the unit files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cloudfs.cli.mountpoint import is_mounted
+from cloudfs.server.testing import RunningServer
+from tests.mount.conftest import CLOUDFS, Drive, Remote, force_unmount, run_cloudfs, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def mount_error(server: RunningServer, mountpoint: Path, *args: str, url: str | None = None,
+                password: str | None = None, already_mounted: bool = False) -> str:
+    result = run_cloudfs("mount", url or server.url, str(mountpoint), "--user", server.email, *args,
+                         password=server.password if password is None else password, timeout=60)
+    assert result.returncode != 0, "the mount should have failed"
+    assert not is_mounted(mountpoint) or already_mounted
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one clear line, no traceback
+    return lines[0]
+
+
+def test_cli_mount_errors_before_anything_is_mounted(server: RunningServer, tmp_path: Path):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    assert "does not exist" in mount_error(server, tmp_path / "missing")
+    (tmp_path / "file").write_text("x")
+    assert "not a directory" in mount_error(server, tmp_path / "file")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    assert "not empty" in mount_error(server, tmp_path / "full")
+
+    started = time.monotonic()
+    message = mount_error(server, mnt, url="http://127.0.0.1:9")
+    assert "127.0.0.1:9" in message and time.monotonic() - started < 40
+    assert "password" in mount_error(server, mnt, password="wrong-password").lower()
+
+    with subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "0"],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as web:
+        try:
+            line = web.stdout.readline()  # "Serving HTTP on 127.0.0.1 port N ..."
+            port = line.split(" port ")[1].split()[0]
+            assert "not a cloudreve server" in mount_error(server, mnt, url=f"http://127.0.0.1:{port}").lower()
+        finally:
+            web.terminate()
+
+
+def test_cli_already_mounted(drive: Drive):
+    assert "already a mountpoint" in mount_error(drive.server, drive.path, already_mounted=True)
+    assert os.listdir(drive.path) is not None  # and the existing mount is untouched
+
+
+def test_cli_login_then_mount_without_a_password(server: RunningServer, tmp_path: Path):
+    result = run_cloudfs("login", server.url, "--user", server.email, password=server.password, check=True)
+    assert "logged in" in result.stdout
+    store = Path(os.environ["XDG_STATE_HOME"]) / "cloudfs"
+    tokens = [p for p in store.rglob("*") if p.is_file() and "token" in p.name]
+    assert tokens and all(p.stat().st_mode & 0o077 == 0 for p in tokens)
+    assert all(server.password not in p.read_text() for p in tokens)
+    d = Drive(server, tmp_path / "mnt", tmp_path / "cache")
+    d.path.mkdir()
+    run_cloudfs("mount", server.url, str(d.path), "--user", server.email, "--cache-dir", str(d.cache_dir),
+                password=None, check=True)
+    d.mounted = True
+    try:
+        assert os.listdir(d.path) is not None
+    finally:
+        d.umount()
+    run_cloudfs("logout", server.url, "--user", server.email, check=True)
+    result = run_cloudfs("mount", server.url, str(d.path), "--user", server.email, password=None)
+    assert result.returncode != 0 and "password" in result.stderr.lower()
+
+
+def test_cli_notify_socket_gets_ready_after_the_mount_is_usable(server: RunningServer, tmp_path: Path):
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(60)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), CLOUDFS_PASSWORD=server.password)
+    proc = subprocess.Popen([*CLOUDFS, "mount", server.url, str(mnt), "--user", server.email, "--foreground",
+                             "--cache-dir", str(tmp_path / "cache")], env=env, stderr=subprocess.DEVNULL)
+    try:
+        message = sock.recv(4096).decode()
+        assert "READY=1" in message
+        assert is_mounted(mnt) and isinstance(os.listdir(mnt), list)
+        run_cloudfs("umount", str(mnt), check=True)
+        assert "STOPPING=1" in sock.recv(4096).decode()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        force_unmount(mnt)
+        sock.close()
+
+
+def test_cli_status_lists_pending_uploads(drive: Drive):
+    drive.server.faults.set(path_regex="/file/upload", latency_s=1.5)
+    (drive / "pending.bin").write_bytes(b"x" * 100_000)
+    out = run_cloudfs("status", check=True).stdout
+    assert str(drive.path) in out and drive.server.url in out and "reachable" in out
+    assert "/pending.bin" in out and ("waiting" in out or "uploading" in out)
+    drive.server.faults.clear()
+    wait_until(lambda: "/pending.bin" not in run_cloudfs("status", str(drive.path)).stdout, timeout=30)
+
+
+def test_cli_config_remote_and_fstab_helper(server: RunningServer, tmp_path: Path):
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "cloudfs" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    mnt = tmp_path / "work"
+    mnt.mkdir()
+    config.write_text(f'[remotes.work]\nurl = "{server.url}"\nuser = "{server.email}"\n'
+                      f'mountpoint = "{mnt}"\ncache_dir = "{tmp_path / "cache"}"\nmetadata_ttl = 5\n')
+    try:
+        run_cloudfs("mount", "work", password=server.password, check=True)
+        assert is_mounted(mnt)
+        run_cloudfs("umount", str(mnt), check=True)
+        # as mount(8) would run it for an fstab line
+        helper = Path(sys.executable).with_name("mount.cloudfs")
+        env = dict(os.environ, CLOUDFS_PASSWORD=server.password)
+        subprocess.run([str(helper), server.url, str(mnt), "-o",
+                        f"user={server.email},_netdev,noauto,x-systemd.automount,cache_dir={tmp_path / 'cache'}"],
+                       env=env, check=True, timeout=60, capture_output=True)
+        assert is_mounted(mnt)
+        run_cloudfs("umount", str(mnt), check=True)
+        config.write_text('[remotes.work]\nurl = "x"\nbogus = 1\n')
+        result = run_cloudfs("mount", "work")
+        assert result.returncode != 0 and "bogus" in result.stderr and str(config) in result.stderr
+    finally:
+        config.unlink(missing_ok=True)
+        force_unmount(mnt)
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+@pytest.mark.parametrize("unit", ["cloudfs@.service", "cloudfs-system@.service"])
+def test_cli_systemd_units_verify(unit: str, tmp_path: Path):
+    text = (REPO / "systemd" / unit).read_text()
+    cloudfs = str(Path(sys.executable).with_name("cloudfs"))
+    # point the unit at this installation, and at a user that exists here
+    text = text.replace("/usr/bin/env cloudfs", cloudfs).replace("/usr/local/bin/cloudfs", cloudfs)
+    text = text.replace("User=cloudfs", "User=root").replace("Group=cloudfs", "Group=root")
+    instance = tmp_path / unit.replace("@", "@work")
+    instance.write_text(text)
+    result = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True, text=True)
+    problems = [line for line in result.stderr.splitlines() if instance.name in line or "cloudfs" in line]
+    assert result.returncode == 0 and not problems, result.stderr
