@@ -1,4 +1,5 @@
-"""``cloudfs server``: a Cloudreve-4.x-compatible HTTP server (``/api/v4``).
+"""``cloudfs server``: a Cloudreve-compatible HTTP server: 4.x (``/api/v4``) or,
+with ``dialect="v3"``, 3.8.3 (``/api/v3``, modules ``v3*.py``).
 
 Serves one data directory (SQLite metadata + blob files) on Starlette over
 hypercorn's trio worker.  Use :func:`serve` from trio code (it reports the
@@ -79,7 +80,12 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
                                       shutdown_trigger=shutdown_trigger, task_status=task_status)
                 nursery.cancel_scope.cancel()  # HTTP side shut down: stop the housekeeping too
 
-            nursery.start_soon(_collect_trash_forever, state)
+            if config.dialect == "v3":
+                from .v3uploads import collect_sessions_forever
+
+                nursery.start_soon(collect_sessions_forever, state)
+            else:
+                nursery.start_soon(_collect_trash_forever, state)
             binds = await nursery.start(run_http)
             url = binds[0] if binds else f"http://{config.host}:{config.port}"
             task_status.started(url)

@@ -134,7 +134,12 @@ class DrainBody:
 
 def wrap_app(state: ServerState) -> Any:
     """The ASGI app to serve: the Starlette app (behind the fault injector if enabled)."""
-    app: Any = build_app(state)
+    if state.config.dialect == "v3":
+        from .v3app import build_v3_app
+
+        app: Any = build_v3_app(state)
+    else:
+        app = build_app(state)
     if state.config.faults:
         from .faults import FaultMiddleware
 

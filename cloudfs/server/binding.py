@@ -44,7 +44,7 @@ class F:
 
     key: str
     go: str
-    kind: str = "str"  # str | int | bool | strs | strmap | objs
+    kind: str = "str"  # str | int | uint | bool | strs | strmap | objs | obj
     required: bool = False
     min: int | None = None
     max: int | None = None
@@ -54,7 +54,9 @@ class F:
     sub: list[F] = field(default_factory=list)
 
     def zero(self) -> Any:
-        return {"str": "", "int": 0, "bool": False}.get(self.kind)
+        if self.kind == "obj":  # a Go struct value: all of its fields at their zero values
+            return {f.key: f.zero() for f in self.sub}
+        return {"str": "", "int": 0, "uint": 0, "bool": False}.get(self.kind)
 
 
 class _TypeMismatch(Exception):
@@ -73,6 +75,14 @@ def _json_value(spec: F, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or not INT64_MIN <= value <= INT64_MAX:
             raise _TypeMismatch
         return value
+    if kind == "uint":  # Go uint64: negative or fractional numbers are type errors
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2 ** 64:
+            raise _TypeMismatch
+        return value
+    if kind == "obj":
+        if not isinstance(value, dict):
+            raise _TypeMismatch
+        return _decode_object(spec.sub, value)
     if kind == "bool":
         if not isinstance(value, bool):
             raise _TypeMismatch
@@ -160,9 +170,13 @@ def _validate(fields: list[F], values: dict[str, Any]) -> None:
         if spec.kind == "objs" and value:
             for item in value:
                 _validate(spec.sub, item)
+        if spec.kind == "obj" and value:
+            _validate(spec.sub, value)
 
 
 def _size(spec: F, value: Any) -> int:
+    if spec.kind == "obj":
+        return 0
     if spec.kind == "str":
         return len(value)  # validator counts runes for strings
     if spec.kind in ("strs", "strmap", "objs"):

@@ -4,7 +4,8 @@ Kept import-light (the CLI builds every subcommand's parser): the server
 stack is imported only in :func:`run`.  Defaults are Cloudreve's: 1 GiB
 capacity (default "User" group), 25 MiB chunks (default local policy), access
 tokens 3600 s, refresh tokens 14 days, upload sessions 86400 s, download URLs
-3600 s.  On start it prints the account and ``listening on <url>`` (port 0
+3600 s (v3: 600 s).  ``--dialect v3`` serves Cloudreve 3.8.3's ``/api/v3``.
+On start it prints the account and ``listening on <url>`` (port 0
 picks a free port).  SIGINT/SIGTERM stop it gracefully.
 """
 
@@ -45,7 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--access-ttl", type=float, default=3600.0, help="access token lifetime, s (3600)")
     parser.add_argument("--refresh-ttl", type=float, default=14 * 86400.0, help="refresh token lifetime, s (14 d)")
     parser.add_argument("--upload-session-ttl", type=float, default=86400.0, help="upload session lifetime, s (86400)")
-    parser.add_argument("--url-ttl", type=float, default=3600.0, help="signed download URL lifetime, s (3600)")
+    parser.add_argument("--url-ttl", type=float, default=None,
+                        help="signed download URL lifetime, s (v4: 3600, v3: 600 = download_timeout)")
+    parser.add_argument("--dialect", choices=["v4", "v3"], default="v4",
+                        help="API served: v4 (/api/v4, default) or v3 (/api/v3, Cloudreve 3.8.3); "
+                             "a data dir keeps the dialect it was created with")
+    parser.add_argument("--debug", action="store_true",
+                        help="v3 only: gin debug mode, envelopes carry the raw 'error' text")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
     faults = parser.add_argument_group("fault injection (tests only; needs --faults)")
     faults.add_argument("--faults", action="store_true", help="enable fault injection and /_cloudfs/faults")
@@ -82,8 +89,9 @@ def config_from_args(args: argparse.Namespace):  # -> ServerConfig (import kept 
         password_explicit=args.password is not None, otp_secret=args.otp_secret,
         capacity=args.capacity, chunk_size=args.chunk_size, chunk_concurrency=args.chunk_concurrency,
         max_file_size=args.max_file_size, access_ttl=args.access_ttl, refresh_ttl=args.refresh_ttl,
-        upload_session_ttl=args.upload_session_ttl, url_ttl=args.url_ttl, faults=args.faults,
-        fault_settings=settings)
+        upload_session_ttl=args.upload_session_ttl,
+        url_ttl=args.url_ttl if args.url_ttl is not None else (600.0 if args.dialect == "v3" else 3600.0),
+        faults=args.faults, fault_settings=settings, dialect=args.dialect, debug=args.debug)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -119,12 +127,12 @@ def run(args: argparse.Namespace) -> int:
                 print("cloudfs server: fault injection enabled at /_cloudfs/faults", flush=True)
             print(f"cloudfs server: listening on {url}", flush=True)
 
-    from .state import DataDirBusy
+    from .state import DataDirBusy, DialectMismatch
 
     busy: list[str] = []
     try:
         trio.run(main)
-    except* DataDirBusy as group:  # raised from inside the nursery
+    except* (DataDirBusy, DialectMismatch) as group:  # raised from inside the nursery
         busy += [str(exc) for exc in group.exceptions]
     if busy:
         print(f"cloudfs server: {busy[0]}", file=sys.stderr)

@@ -14,7 +14,8 @@ request body when there is one.  Randomness comes from ``seed`` if given.
 Control channel (outside ``/api``, never subject to faults):
 ``GET /_cloudfs/faults`` (state + counters), ``POST`` (set the rule),
 ``DELETE`` (clear everything, counters included),
-``POST /_cloudfs/faults/expire-tokens``, ``POST /_cloudfs/faults/capacity``
+``POST /_cloudfs/faults/expire-tokens`` (v3: every login session ends),
+``POST /_cloudfs/faults/capacity``
 with ``{"total": bytes|null}``.
 """
 
@@ -242,6 +243,8 @@ def control_routes(state: ServerState) -> list[Route]:
 
     async def expire_tokens(request: Request) -> Response:
         state.tokens.expire_all()
+        if state.v3 is not None:  # v3 has no tokens: every login session ends instead
+            state.v3.sessions.expire_all()
         faults.stats["token_expiry"] += 1
         return JSONResponse(faults.snapshot(state))
 

@@ -38,6 +38,13 @@ class DataDirBusy(RuntimeError):
     """Another server process holds the data directory."""
 
 
+class DialectMismatch(RuntimeError):
+    """The data directory holds a drive of the other API dialect."""
+
+
+DIALECTS = ("v4", "v3")
+
+
 @dataclass
 class ServerConfig:
     data_dir: Path
@@ -65,6 +72,10 @@ class ServerConfig:
     fault_settings: dict[str, Any] = field(default_factory=dict)
     #: printed/served "title"; cosmetic
     site_name: str = "Cloudreve"
+    #: "v4" (/api/v4) or "v3" (/api/v3, Cloudreve 3.8.3); a data dir keeps the one it was created with
+    dialect: str = "v4"
+    #: gin debug mode (v3): envelopes carry the raw ``error`` text
+    debug: bool = False
 
 
 class ServerState:
@@ -79,6 +90,12 @@ class ServerState:
             self._lock_file.close()
             raise DataDirBusy(f"{config.data_dir} is used by another running server") from None
         self.db = Database(Path(config.data_dir))
+        try:
+            self._check_dialect(config.dialect)
+        except DialectMismatch:
+            self.db.close()
+            self._lock_file.close()
+            raise
         self.store = Store(self.db)
         salt = self.db.get_meta("hashid_salt") or ""
         self.codec = IdCodec(salt)
@@ -91,10 +108,25 @@ class ServerState:
         self.capacity_override: int | None = None
         self.faults: FaultState | None = None
         self.url_cache: dict[tuple[Any, ...], tuple[str, float]] = {}
+        #: the v3 dialect's runtime (cloudfs.server.v3app.V3Runtime), None when serving v4
+        self.v3: Any = None
         self.ensure_account()
         from .uploads import UploadManager  # circular at import time
 
         self.uploads: UploadManager = UploadManager(self)
+
+    def _check_dialect(self, dialect: str) -> None:
+        """One data dir serves one dialect: v3 has no trash, versions or metadata, and its
+        placeholders/sessions mean nothing to v4 (and the other way round)."""
+        if dialect not in DIALECTS:
+            raise DialectMismatch(f"unknown dialect {dialect!r}")
+        with self.db.tx():
+            stored = self.db.get_meta("dialect")
+            if stored is None:
+                self.db.set_meta("dialect", dialect)
+            elif stored != dialect:
+                raise DialectMismatch(f"{self.config.data_dir} holds a Cloudreve {stored} drive; "
+                                      f"serve it with --dialect {stored}")
 
     def ensure_account(self) -> User:
         cfg = self.config

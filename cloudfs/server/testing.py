@@ -3,7 +3,8 @@ in-process from trio code (:func:`cloudfs.server.serve`).
 
 ``start_server`` launches ``python -m cloudfs.server`` (the ``cloudfs server``
 command without the rest of the CLI), reads the ``listening on <url>`` line,
-waits until ``/api/v4/site/ping`` answers, and returns a
+waits until ``/api/<dialect>/site/ping`` answers (``dialect="v3"`` or
+``--dialect v3`` in ``extra_args`` serves Cloudreve 3.8.3's API), and returns a
 :class:`RunningServer`; if the process dies first it raises with the
 server's stderr.  :class:`FaultControl` drives ``/_cloudfs/faults`` over HTTP
 (synchronous, so it works from sync and trio tests alike: every call is a
@@ -62,7 +63,7 @@ class FaultControl:
             "path_regex": path_regex, "count": count, "seed": seed})
 
     def expire_tokens(self) -> None:
-        """Every access token issued so far now counts as expired."""
+        """Every access token issued so far now counts as expired (v3: every login session ends)."""
         _request("POST", self._endpoint + "/expire-tokens", {})
 
     def set_capacity(self, total_bytes: int | None) -> None:
@@ -90,11 +91,16 @@ class RunningServer:
     email: str
     password: str
     faults: FaultControl
+    #: "v4" or "v3": which API the server speaks (``api`` is its prefix)
+    dialect: str
+    api: str
 
     def __init__(self, data_dir: Path, argv: list[str], email: str, password: str, port: int) -> None:
         self.data_dir = data_dir
         self.email = email
         self.password = password
+        self.dialect = _dialect_of(argv)
+        self.api = f"/api/{self.dialect}"
         self._argv = argv
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -119,7 +125,7 @@ class RunningServer:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
-                if _request("GET", url + "/api/v4/site/ping", timeout=2.0)["code"] == 0:
+                if _request("GET", url + self.api + "/site/ping", timeout=2.0)["code"] == 0:
                     break
             except (OSError, RuntimeError, ValueError):
                 pass
@@ -233,11 +239,25 @@ class RunningServer:
         self.stop()
 
 
+def _dialect_of(argv: Sequence[str]) -> str:
+    """The last ``--dialect X`` / ``--dialect=X`` of a command line (argparse's rule)."""
+    dialect = "v4"
+    for i, arg in enumerate(argv):
+        if arg == "--dialect" and i + 1 < len(argv):
+            dialect = argv[i + 1]
+        elif arg.startswith("--dialect="):
+            dialect = arg.split("=", 1)[1]
+    return dialect
+
+
 def start_server(data_dir: str | os.PathLike[str] | None, *, user: str = DEFAULT_USER,
                  password: str = DEFAULT_PASSWORD, capacity: int | None = None, faults: bool = True,
                  chunk_size: int | None = None, access_ttl: float | None = None,
-                 extra_args: Sequence[str] = (), port: int = 0) -> RunningServer:
-    """Start ``cloudfs server`` on 127.0.0.1 serving ``data_dir`` (a temp dir if None)."""
+                 extra_args: Sequence[str] = (), port: int = 0, dialect: str | None = None) -> RunningServer:
+    """Start ``cloudfs server`` on 127.0.0.1 serving ``data_dir`` (a temp dir if None).
+
+    ``dialect`` "v3" serves Cloudreve 3.8.3's ``/api/v3`` (same as ``--dialect v3``
+    in ``extra_args``); ``access_ttl`` only matters to v4 (v3 uses cookie sessions)."""
     path = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="cloudfs-server-"))
     argv = ["--host", "127.0.0.1", "--data", str(path), "--user", user, "--password", password]
     if capacity is not None:
@@ -248,5 +268,7 @@ def start_server(data_dir: str | os.PathLike[str] | None, *, user: str = DEFAULT
         argv += ["--access-ttl", str(access_ttl)]
     if faults:
         argv.append("--faults")
+    if dialect is not None:
+        argv += ["--dialect", dialect]
     argv += list(extra_args)
     return RunningServer(path, argv, user, password, port)
