@@ -285,7 +285,7 @@ async def rename_object(ctx: V3Ctx, request: Request) -> Any:
     return None
 
 
-async def property_(ctx: V3Ctx, request: Request, id: str) -> Any:  # noqa: A002 - the route's name
+async def property_(ctx: V3Ctx, request: Request, id: str) -> Any:
     params = {k: request.query_params.getlist(k)[0] for k in request.query_params}
     args = bind_form(params, PROPERTY)
     return v3fs.properties(ctx.rt, ctx.me, id, args["is_folder"], args["trace_root"])
@@ -315,12 +315,12 @@ async def cancel_all_uploads(ctx: V3Ctx, request: Request) -> Any:
     return None
 
 
-async def put_content(ctx: V3Ctx, request: Request, id: int) -> Any:  # noqa: A002
+async def put_content(ctx: V3Ctx, request: Request, id: int) -> Any:
     await v3uploads.put_content(ctx.rt, ctx.me, id, request)
     return None
 
 
-async def download_url(ctx: V3Ctx, request: Request, id: int) -> Any:  # noqa: A002
+async def download_url(ctx: V3Ctx, request: Request, id: int) -> Any:
     return v3downloads.create_url(ctx.rt, ctx.me, id)
 
 

@@ -39,7 +39,14 @@ from starlette.responses import Response
 from . import signing
 from . import v3errors as E
 from .db import User
-from .downloads import BlobResponse, RangeError, _etag_list, content_type, http_error, parse_range
+from .downloads import (
+    BlobResponse,
+    RangeError,
+    _etag_list,
+    content_type,
+    http_error,
+    parse_range,
+)
 from .uris import go_path_escape
 
 if TYPE_CHECKING:
@@ -94,7 +101,7 @@ def _parse_http_time(text: str) -> int | None:
             parsed = dt.datetime.strptime(text, fmt)
         except ValueError:
             continue
-        return int(parsed.replace(tzinfo=dt.timezone.utc).timestamp())
+        return int(parsed.replace(tzinfo=dt.UTC).timestamp())
     return None
 
 

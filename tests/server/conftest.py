@@ -6,7 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from cloudfs.server.testing import RunningServer, start_server
+
 from .helpers import Api
+from .v3helpers import Api3
 
 
 @pytest.fixture
@@ -19,4 +22,38 @@ def api(server) -> Iterator[Api]:
 @pytest.fixture
 def fresh_api(fresh_server) -> Iterator[Api]:
     with Api(fresh_server) as session:
+        yield session
+
+
+# --- v3 dialect (Cloudreve 3.8.3) ---------------------------------------------------------
+@pytest.fixture(scope="module")
+def v3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One ``cloudfs server --dialect v3`` per test module (faults enabled, cleared after each test)."""
+    srv = start_server(tmp_path_factory.mktemp("v3-server"), faults=True, dialect="v3")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def v3_fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("v3-fresh"), faults=True, dialect="v3")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def api3(v3_server: RunningServer) -> Iterator[Api3]:
+    """A logged-in cookie session against the module's v3 server."""
+    with Api3(v3_server) as session:
+        yield session
+    v3_server.faults.clear()
+
+
+@pytest.fixture
+def fresh_api3(v3_fresh_server: RunningServer) -> Iterator[Api3]:
+    with Api3(v3_fresh_server) as session:
         yield session
