@@ -195,36 +195,70 @@ class BlockStore:
         self._lru.move_to_end((name, page))
         return data
 
-    # ---- updates -------------------------------------------------------------
-    def write_page(self, name: str, size: int, page: int, data: bytes) -> bool:
-        """Store one whole page (the last page of the file may be short).
+    def read(self, name: str, span: Span) -> bytes | None:
+        """Exactly ``span`` (clamped to the file) if every page it touches is
+        cached, in one read; else None.  The fast path of warm reads."""
+        cached = self._files.get(name)
+        if cached is None:
+            return None
+        start, end = span[0], min(span[1], cached.size)
+        pages = pages_of((start, end), self.page_size)
+        if not all(page in cached.pages for page in pages):
+            return None
+        try:
+            data = os.pread(self._fd(name, cached), end - start, start)
+        except OSError as exc:
+            log.warning("read cache: cannot read %s: %s; dropping it", name, exc)
+            self.discard(name)
+            return None
+        if len(data) != end - start:
+            log.warning("read cache: %s is shorter than recorded; dropping it", name)
+            self.discard(name)
+            return None
+        for page in pages:
+            self._lru.move_to_end((name, page))
+        return data
 
-        Returns False when the page cannot be cached (cap of zero, cache disk
+    # ---- updates -------------------------------------------------------------
+    def write_pages(self, name: str, size: int, first: int, data: bytes | memoryview) -> bool:
+        """Store consecutive whole pages starting at page ``first`` in one
+        write (the last page of the file may be short).
+
+        Returns False when they cannot be cached (cap of zero, cache disk
         full...): the caller still has the bytes, nothing is lost.
         """
-        expected = min(self.page_size, size - page * self.page_size)
-        if len(data) != expected or expected <= 0:
-            raise ValueError(f"page {page} of {name}: {len(data)} bytes, expected {expected}")
-        if self.cap_pages == 0:
+        count = -(-len(data) // self.page_size)
+        expected = min(count * self.page_size, size - first * self.page_size)
+        if count == 0 or len(data) != expected:
+            raise ValueError(f"pages {first}+{count} of {name}: {len(data)} bytes, expected {expected}")
+        if count > self.cap_pages:
             return False
         cached = self._files.get(name)
-        if cached is not None and page in cached.pages:
-            self._lru.move_to_end((name, page))
+        pages = range(first, first + count)
+        if cached is not None and all(page in cached.pages for page in pages):
+            for page in pages:
+                self._lru.move_to_end((name, page))
             return True
-        self._evict(1)
+        self._evict(count)
         if cached is None:
             cached = self._files[name] = _CachedFile(size=size)
         try:
-            os.pwrite(self._fd(name, cached), data, page * self.page_size)
+            os.pwrite(self._fd(name, cached), data, first * self.page_size)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 log.warning("read cache: cannot write %s: %s", name, exc)
             if not cached.pages:
                 self.discard(name)
             return False
-        cached.pages.add(page)
-        self._lru[(name, page)] = None
+        for page in pages:
+            if page not in cached.pages:
+                cached.pages.add(page)
+                self._lru[(name, page)] = None
         return True
+
+    def write_page(self, name: str, size: int, page: int, data: bytes) -> bool:
+        """Store one whole page (the last page of the file may be short)."""
+        return self.write_pages(name, size, page, data)
 
     def adopt(self, name: str, size: int, source: Path) -> bool:
         """Take a complete local copy of a version (e.g. a file just uploaded

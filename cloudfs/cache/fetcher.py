@@ -79,18 +79,19 @@ class Fetcher:
         start, end = clamp(span, source.size)
         if start >= end:
             return b""
+        store = self.store
         wanted = pages_of((start, end), self.page_size)
-        got: dict[int, bytes] = {}
+        #: pages that came from downloads the store could not keep
+        kept: dict[int, bytes] = {}
         error: BaseException | None = None
         for _ in range(READ_ATTEMPTS):
-            for page in wanted:
-                if page not in got:
-                    data = self.store.read_page(source.name, page)
-                    if data is not None:
-                        got[page] = data
-            need = [p for p in wanted if p not in got]
+            if not kept:
+                data = store.read(source.name, (start, end))
+                if data is not None:
+                    return data  # the common case: one read from the cache file
+            need = [p for p in wanted if p not in kept and not store.has_page(source.name, p)]
             if not need:
-                break
+                return self._assemble(source, wanted, kept, start, end)
             self._start(source, [p for p in need if (source.name, p) not in self._inflight], limited=False)
             for page in need:
                 flight = self._inflight.get((source.name, page))
@@ -98,15 +99,22 @@ class Fetcher:
                     continue
                 await flight.done.wait()
                 if flight.data is not None:
-                    got[page] = flight.data
+                    kept[page] = flight.data
                 elif flight.error is not None:
                     error = flight.error
-        else:
-            if len(got) != len(wanted):
-                raise error or ProtocolError("download failed")
+        raise error or ProtocolError("download failed")
+
+    def _assemble(self, source: Source, wanted: range, kept: dict[int, bytes], start: int, end: int) -> bytes:
+        pieces = []
+        for page in wanted:
+            data = kept.get(page)
+            if data is None:
+                data = self.store.read_page(source.name, page)
+            if data is None:
+                raise ProtocolError("a cached page vanished")  # pragma: no cover - eviction race
+            pieces.append(data)
         first = wanted[0] * self.page_size
-        blob = b"".join(got[p] for p in wanted)
-        return blob[start - first : end - first]
+        return b"".join(pieces)[start - first : end - first]
 
     def prefetch(self, source: Source, span: Span) -> None:
         """Start background downloads of the missing pages of ``span``."""
@@ -160,23 +168,39 @@ class Fetcher:
     async def _stream_into(
         self, source: Source, off: int, end: int, part: range, flights: list[_InFlight]
     ) -> None:
+        """Stream one part, storing whole pages as soon as they are complete,
+        in one write per received chunk (per-page work is what costs)."""
         page_size = self.page_size
         page = part.start
-        buffer = bytearray()
+        # received bytes not yet stored: ``pending[used:]``
+        pending = bytearray()
+        used = 0
         async with aclosing(self._stream(source.token, off, end - off)) as chunks:
             async for chunk in chunks:
-                buffer += chunk
                 self.bytes_fetched += len(chunk)
-                while page < part.stop:
-                    page_len = min(page_size, source.size - page * page_size)
-                    if len(buffer) < page_len:
-                        break
-                    data = bytes(buffer[:page_len])
-                    del buffer[:page_len]
-                    self.store.write_page(source.name, source.size, page, data)
-                    flight = flights[page - part.start]
-                    flight.data = data
-                    flight.done.set()
-                    page += 1
+                if used:
+                    del pending[:used]
+                    used = 0
+                pending += chunk
+                # pages complete in ``pending`` (which starts at page ``page``);
+                # the file's last page may be short
+                base = page * page_size
+                ready = 0
+                while page + ready < part.stop and min((page + ready + 1) * page_size, source.size) <= base + len(pending):
+                    ready += 1
+                if not ready:
+                    continue
+                length = min((page + ready) * page_size, source.size) - base
+                with memoryview(pending) as view:
+                    block = view[:length]
+                    stored = self.store.write_pages(source.name, source.size, page, block)
+                    for i in range(ready):
+                        flight = flights[page + i - part.start]
+                        if not stored:
+                            flight.data = bytes(block[i * page_size : (i + 1) * page_size])
+                        flight.done.set()
+                    block.release()
+                used = length
+                page += ready
         if page < part.stop:
             raise ProtocolError(f"download ended early: {page * page_size} of {end} bytes")

@@ -197,7 +197,9 @@ def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd:
             email=settings.user,
             password=password,
             token_store=TokenStore(),
-            settings=ClientSettings(request_timeout_s=settings.timeout_s, deadline_s=settings.timeout_s),
+            # large socket reads: the mount streams big ranges
+            settings=ClientSettings(request_timeout_s=settings.timeout_s, deadline_s=settings.timeout_s,
+                                    download_read_size=1 << 20),
         )
 
     try:

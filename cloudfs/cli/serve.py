@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 
 #: after unmount, pending uploads get this long before the process exits (they stay journaled)
 SHUTDOWN_UPLOAD_S = 600.0
+#: the kernel's read-ahead for the mount: 1 MiB makes sequential reads arrive
+#: as 1 MiB requests instead of 128 KiB ones (a quarter of the per-request work)
+KERNEL_READAHEAD_KB = 1024
 
 
 def fuse_options(settings: MountSettings) -> set[str]:
@@ -54,6 +57,21 @@ def fuse_options(settings: MountSettings) -> set[str]:
         options.add("ro")
     options |= set(settings.fuse_options)
     return options
+
+
+def raise_kernel_readahead(mountpoint: str, kb: int = KERNEL_READAHEAD_KB) -> None:
+    """Set the mount's read-ahead in sysfs, where we may (root only).
+
+    The device comes from /proc/self/mountinfo: stat()ing our own mountpoint
+    from this process would wait on a FUSE request only this process answers."""
+    try:
+        with open("/proc/self/mountinfo") as fp:
+            devices = [line.split()[2] for line in fp if len(line.split()) > 4 and line.split()[4] == mountpoint]
+        if devices:
+            with open(f"/sys/class/bdi/{devices[-1]}/read_ahead_kb", "w") as fp:
+                fp.write(str(kb))
+    except OSError as exc:
+        log.debug("kernel read-ahead left as it is: %s", exc)
 
 
 def lock_cache_dir(settings: MountSettings, stack: ExitStack) -> None:
@@ -98,6 +116,7 @@ async def serve(
                 await nursery.start(mount.control.serve)
                 pyfuse3.init(mount.ops, str(settings.mountpoint), fuse_options(settings))
                 try:
+                    nursery.start_soon(_tune_readahead, str(settings.mountpoint))
                     nursery.start_soon(_stop_on_signals)
                     on_ready()
                     sdnotify.notify("READY=1", f"STATUS=mounted {settings.url} on {settings.mountpoint}")
@@ -109,6 +128,12 @@ async def serve(
                 sdnotify.notify("STOPPING=1")
                 await mount.finish_uploads()
                 nursery.cancel_scope.cancel()
+
+
+async def _tune_readahead(mountpoint: str) -> None:
+    # after the kernel has processed FUSE's INIT reply, which would lower it again
+    await trio.sleep(0.5)
+    raise_kernel_readahead(mountpoint)
 
 
 async def _stop_on_signals() -> None:

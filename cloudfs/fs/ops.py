@@ -226,11 +226,13 @@ class Operations(pyfuse3.Operations):
     async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         return await self.content.open(self.core.node(inode), flags)
 
-    @fuse_op()
+    # data handlers are bounded by the transfers themselves (the client gives
+    # every range a deadline) and must stay cheap: no extra cancel scope
+    @fuse_op(bounded=False)
     async def read(self, fh: int, off: int, size: int) -> bytes:
         return await self.content.read(fh, off, size)
 
-    @fuse_op()
+    @fuse_op(bounded=False)
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         return self.content.write(fh, off, buf)
 

@@ -1,0 +1,102 @@
+"""Shared pieces of the mount benchmarks: a bundled server in a temp dir, a
+real ``cloudfs mount`` of it, timing, and the medians-and-ratios report.
+
+Machines are shared and noisy: every measurement is repeated, and only
+medians and ratios of measurements taken in the same run are reported.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cloudfs.server.testing import RunningServer, start_server  # noqa: E402
+
+MiB = 1 << 20
+CLOUDFS = [sys.executable, "-m", "cloudfs"]
+
+
+def drop_caches() -> None:
+    """Drop the kernel's page cache (root only), so "cold" means cold on both sides."""
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as fp:
+            fp.write("3")
+    except OSError:
+        pass
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def median_of(reps: int, action: Callable[[], object], before: Callable[[], object] | None = None) -> float:
+    samples = []
+    for _ in range(reps):
+        if before is not None:
+            before()
+        samples.append(timed(action))
+    return statistics.median(samples)
+
+
+@dataclass
+class Mount:
+    server: RunningServer
+    path: Path
+    cache_dir: Path
+    options: str = ""
+
+    def mount(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        args = ["mount", self.server.url, str(self.path), "--user", self.server.email,
+                "--cache-dir", str(self.cache_dir)]
+        if self.options:
+            args += ["-o", self.options]
+        env = dict(os.environ, CLOUDFS_PASSWORD=self.server.password)
+        subprocess.run([*CLOUDFS, *args], env=env, check=True)
+
+    def umount(self) -> None:
+        subprocess.run([*CLOUDFS, "umount", "--quiet", str(self.path)], check=True)
+
+    def wipe_cache(self) -> None:
+        shutil.rmtree(self.cache_dir, ignore_errors=True)
+
+
+@contextmanager
+def environment(**server_args: object) -> Iterator[tuple[RunningServer, Path]]:
+    """A temp dir holding the server's data, caches and XDG dirs of the run."""
+    with tempfile.TemporaryDirectory(prefix="cloudfs-bench-") as tmp:
+        base = Path(tmp)
+        for key, sub in (("XDG_STATE_HOME", "state"), ("XDG_CACHE_HOME", "cache"),
+                         ("XDG_CONFIG_HOME", "config"), ("XDG_RUNTIME_DIR", "run")):
+            (base / sub).mkdir(mode=0o700)
+            os.environ[key] = str(base / sub)
+        server = start_server(base / "server", faults=False, **server_args)  # type: ignore[arg-type]
+        try:
+            yield server, base
+        finally:
+            server.stop()
+
+
+def rate(size: int, seconds: float) -> str:
+    return f"{size / MiB / seconds:8.1f} MiB/s" if seconds > 0 else "   inf"
+
+
+def report(title: str, rows: list[tuple[str, str]]) -> None:
+    print(f"\n== {title}")
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"  {name.ljust(width)}  {value}")
