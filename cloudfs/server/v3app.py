@@ -29,7 +29,7 @@ from typing import Any
 
 import trio
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Match, Route
 
@@ -403,9 +403,21 @@ def make_endpoint(rt: V3Runtime, specs: dict[str, Spec]) -> Callable[[Request], 
             response = Response(status_code=500, headers={"Cache-Control": "private, no-cache"})
         if session.set_cookie is not None:
             response.headers.append("Set-Cookie", session.set_cookie)
+        await _drain(request)
         return response
 
     return endpoint
+
+
+async def _drain(request: Request) -> None:
+    """Read what is left of the body before answering (``request.BlackHole``; Go buffers the
+    small JSON answer until the handler returns).  Hypercorn closes a keep-alive connection
+    whose response ends while the request body is still arriving; draining first keeps it."""
+    try:
+        async for _ in request.stream():
+            pass
+    except (ClientDisconnect, RuntimeError):  # gone, or already consumed ("Stream consumed")
+        pass
 
 
 def build_v3_app(state: ServerState) -> Starlette:
