@@ -20,7 +20,7 @@ import pyfuse3
 from cloudfs.client.models import MODE_KEY, MTIME_KEY, Entry
 from cloudfs.fs.inodes import Node
 
-BLOCK_SIZE = 128 * 1024
+BLOCK_SIZE = 1 << 20  # st_blksize: tools size their I/O buffers by it, and fewer, larger requests cost less
 
 
 @dataclass(frozen=True)

@@ -299,6 +299,7 @@ class WriteBack:
             if local.generation != generation:
                 return  # changed while we were downloading: the next attempt takes it
             active.total = local.size
+            log.debug("uploading %s (%d bytes)", local.remote_path, local.size)
 
             def progress(n: int) -> None:
                 active.done += n
