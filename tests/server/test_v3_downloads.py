@@ -13,7 +13,7 @@ import pytest
 
 from cloudfs.server.testing import start_server
 
-from .v3helpers import API3, Api3
+from .v3helpers import Api3
 
 DATA = bytes(range(256)) * 40  # 10240 bytes
 
