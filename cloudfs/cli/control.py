@@ -80,6 +80,9 @@ class ControlServer:
                     await send({"error": f"unknown command {cmd!r}"})
             except (trio.BrokenResourceError, trio.ClosedResourceError, ValueError, AttributeError) as exc:
                 log.debug("control connection ended: %r", exc)
+            except Exception:
+                # whatever goes wrong answering a status request, the mount stays up
+                log.exception("internal error answering a control request")
 
 
 async def _read_line(stream: trio.SocketStream, limit: int = 65536) -> bytes:

@@ -214,6 +214,12 @@ def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # a bug: say so where the user looks (the log), not only on stderr
+        log.exception("the mount stopped on an internal error")
+        if not ready:
+            report(f"error: internal error: {exc!r}")
+            print(f"cloudfs: internal error: {exc!r}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 #: after unmount, pending uploads get this long before the process exits (they stay journaled)
 SHUTDOWN_UPLOAD_S = 600.0
+#: how long ``cloudfs status`` waits for the server's capacity before calling it unreachable
+STATUS_CAPACITY_S = 5.0
+#: how often a failing FUSE main loop is restarted before the mount gives up
+MAX_LOOP_RESTARTS = 100
 #: the kernel's read-ahead for the mount: 1 MiB makes sequential reads arrive
 #: as 1 MiB requests instead of 128 KiB ones (a quarter of the per-request work)
 KERNEL_READAHEAD_KB = 1024
@@ -121,13 +125,26 @@ async def serve(
                     on_ready()
                     sdnotify.notify("READY=1", f"STATUS=mounted {settings.url} on {settings.mountpoint}")
                     log.info("mounted %s on %s", settings.url, settings.mountpoint)
-                    await pyfuse3.main()
+                    await _run_fuse_loop()
                 finally:
                     pyfuse3.close(unmount=True)
                 log.info("unmounted %s", settings.mountpoint)
                 sdnotify.notify("STOPPING=1")
                 await mount.finish_uploads()
                 nursery.cancel_scope.cancel()
+
+
+async def _run_fuse_loop() -> None:
+    """pyfuse3's main loop, restarted if a handler ever lets an exception
+    escape (``@fuse_op`` exists so that none does): the kernel connection is
+    still good, so the mount carries on instead of vanishing under its users."""
+    for attempt in range(1, MAX_LOOP_RESTARTS + 1):
+        try:
+            await pyfuse3.main()
+            return
+        except Exception:
+            log.exception("the FUSE main loop failed (restart %d of %d)", attempt, MAX_LOOP_RESTARTS)
+    raise RuntimeError("the FUSE main loop keeps failing; unmounting")
 
 
 async def _tune_readahead(mountpoint: str) -> None:
@@ -195,12 +212,13 @@ class _Mount:
     async def status(self) -> dict[str, Any]:
         settings = self.settings
         store = self.fetcher.store
+        capacity, reachable = None, False
         try:
-            with trio.move_on_after(5):
-                capacity = await self.core.capacity()
-            reachable = True
+            with trio.move_on_after(STATUS_CAPACITY_S):
+                capacity = await self.core.capacity(fresh=True)
+                reachable = True
         except CloudfsError:
-            capacity, reachable = None, False
+            pass
         return {
             "mountpoint": str(settings.mountpoint),
             "url": settings.url,

@@ -171,10 +171,12 @@ class Core:
         """Bytes of a remote content version, through the read cache."""
         return await self.fetcher.read(source_of(entry), span)
 
-    async def capacity(self) -> Capacity:
+    async def capacity(self, *, fresh: bool = False) -> Capacity:
+        """The account's capacity, cached briefly (statfs comes often);
+        ``fresh`` asks the server now (``cloudfs status`` checks reachability)."""
         cache = self._capacity
         now = time.monotonic()
-        if cache.value is None or now - cache.at > CAPACITY_TTL_S:
+        if fresh or cache.value is None or now - cache.at > CAPACITY_TTL_S:
             cache.value = await self.client.capacity()
             cache.at = now
         return cache.value

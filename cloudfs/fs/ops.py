@@ -94,14 +94,19 @@ class Operations(pyfuse3.Operations):
         entry = await core.child(parent, decode_name(name))
         return core.attributes(core.remember(entry))
 
-    @fuse_op()
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
+        # pyfuse3 sends no reply to a forget, so it catches nothing either: an
+        # exception here, even a FUSEError, would end the main loop.  Each
+        # inode is settled on its own so one failure does not skip the rest.
         core = self.core
         for ino, count in inode_list:
-            core.table.forget(ino, count)
-            node = core.table.get(ino)
-            if node is not None:
-                core.settle(node)
+            try:
+                core.table.forget(ino, count)
+                node = core.table.get(ino)
+                if node is not None:
+                    core.settle(node)
+            except Exception:
+                log.exception("internal error in forget(%d, %d)", ino, count)
 
     @fuse_op()
     async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:

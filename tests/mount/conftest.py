@@ -92,7 +92,7 @@ class Drive:
         result = run_cloudfs("umount", "--quiet", str(self.path), timeout=300)
         if result.returncode != 0:
             force_unmount(self.path)
-            raise AssertionError(f"cloudfs umount failed: {result.stderr}")
+            raise AssertionError(f"cloudfs umount failed: {result.stderr}\n--- mount log ---\n{self.log()[-6000:]}")
 
     def remount(self) -> None:
         self.umount()

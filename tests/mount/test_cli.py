@@ -3,6 +3,7 @@ readiness, status, the fstab helper, and the unit files."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -114,6 +115,20 @@ def test_cli_status_lists_pending_uploads(drive: Drive):
     assert "/pending.bin" in out and ("waiting" in out or "uploading" in out)
     drive.server.faults.clear()
     wait_until(lambda: "/pending.bin" not in run_cloudfs("status", str(drive.path)).stdout, timeout=30)
+
+
+def test_cli_status_of_an_unreachable_server_keeps_the_mount(drive: Drive):
+    # regression: a capacity request cut off by status's own time limit left
+    # its answer unset; the error escaped the control handler and ended the mount
+    drive.server.faults.set(path_regex="/user/capacity", latency_s=8)
+    try:
+        status = json.loads(run_cloudfs("status", str(drive.path), "--json", check=True).stdout)[0]
+    finally:
+        drive.server.faults.clear()
+    assert status["reachable"] is False and status["capacity"] is None
+    assert is_mounted(drive.path)
+    (drive / "still-here.txt").write_text("the mount survived\n")
+    assert (drive / "still-here.txt").read_text() == "the mount survived\n"
 
 
 def test_cli_config_remote_and_fstab_helper(server: RunningServer, tmp_path: Path):
