@@ -156,9 +156,10 @@ CODE_ERRNO: dict[int, int] = {
     40004: _errno.EEXIST,  # object exists
     40005: _errno.EIO,  # signed URL expired (the client re-signs first)
     40006: _errno.EOPNOTSUPP,  # storage policy does not take chunks through Cloudreve
+    #        (v3 upload session: "policy changed"; the client lists again and retries first)
     40007: _errno.EPERM,  # group lacks a permission
     40011: _errno.EIO,  # upload session expired (the client restarts first)
-    40012: _errno.EIO,  # invalid chunk index (client bug)
+    40012: _errno.EIO,  # invalid chunk index; v3: chunk out of order (the client restarts first)
     40013: _errno.EIO,  # invalid content length (client bug)
     40016: _errno.ENOENT,  # path not exist: the normal "not found"
     40019: _errno.EOPNOTSUPP,  # feature not enabled
@@ -188,6 +189,12 @@ CODE_ERRNO: dict[int, int] = {
     40026: _errno.EACCES,  # captcha required / wrong
     40027: _errno.EACCES,  # captcha refresh needed
     40080: _errno.EACCES,  # wrong email or password
+    # Cloudreve 3 only (3.8.3 numbering; the shared codes above mean the same there)
+    40021: _errno.EACCES,  # v3 login: user not found
+    40023: _errno.EACCES,  # v3 2FA: the login session (cookie) is gone
+    40035: _errno.EIO,  # v3 upload: undecodable storage policy id (client bug)
+    40047: _errno.EIO,  # v3: the user's file system could not be set up
+    40057: _errno.EAGAIN,  # v3: available storage policy changed (list again)
 }
 
 # HTTP status (outside the Cloudreve envelope: proxies, the content endpoint)

@@ -1,11 +1,15 @@
-"""Keeping the client logged in: bearer tokens, refreshed before they expire
-and once more when the server turns one down.
+"""Keeping the client logged in, whatever the server's kind of login:
 
-Dialect-independent: :class:`BearerAuth` is given the dialect's ``refresh``
-(refresh token -> new pair) and, when a password is at hand, ``relogin``
-functions, and a ``persist`` hook that writes each new pair to the token
-store.  :class:`Authenticator` is what the HTTP layer asks for headers; a
-cookie-session dialect (v3) would implement it without tokens.
+* :class:`BearerAuth` (v4): bearer tokens, refreshed before they expire and
+  once more when the server turns one down;
+* :class:`CookieAuth` (v3): a session cookie, renewed (re-issued by the
+  server) well before it expires, and replaced by a new password login when
+  the server says the session is gone, since v3 has no refresh tokens.
+
+Dialect-independent: each is given the dialect's functions (refresh,
+``relogin`` when a password is at hand, ``revoke``) and a ``persist`` hook
+that writes each new credential to the token store.  :class:`Authenticator`
+is what the HTTP layer asks for headers.
 
 Also the public face of the token store and of log redaction, which the CLI
 imports from here.
@@ -26,8 +30,8 @@ from cloudfs.client.tokenstore import StoredLogin, TokenStore, default_path
 from cloudfs.errors import AuthenticationError, CloudreveError, TransportError
 
 __all__ = [
-    "Authenticator", "BearerAuth", "RedactingFilter", "StoredLogin", "TokenStore", "Tokens",
-    "default_path", "redact", "register_secret",
+    "Authenticator", "BearerAuth", "CookieAuth", "RedactingFilter", "SessionCookie", "StoredLogin", "TokenStore",
+    "Tokens", "default_path", "redact", "register_secret",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,10 @@ class Authenticator(Protocol):
         """The server refused ``sent`` as not logged in: renew (once per
         rejected credential, however many requests carried it).  Raises
         ``AuthenticationError`` if that is impossible."""
+        ...
+
+    async def revoke(self) -> None:
+        """End this login on the server (logout)."""
         ...
 
 
@@ -75,6 +83,7 @@ class Tokens:
 RefreshFn = Callable[[str], Awaitable[Tokens]]
 ReloginFn = Callable[[], Awaitable[Tokens]]
 PersistFn = Callable[[Tokens], Awaitable[None]]
+RevokeFn = Callable[[str], Awaitable[None]]
 
 
 class BearerAuth:
@@ -92,12 +101,14 @@ class BearerAuth:
         refresh: RefreshFn,
         relogin: ReloginFn | None = None,
         persist: PersistFn | None = None,
+        revoke: RevokeFn | None = None,
         what: str = "server",
     ) -> None:
         self.tokens = tokens
         self._refresh = refresh
         self._relogin = relogin
         self._persist = persist
+        self._revoke = revoke
         self._what = what
         self._lock = trio.Lock()
         #: renewals done, for tests and statistics
@@ -112,6 +123,11 @@ class BearerAuth:
     async def rejected(self, sent: Mapping[str, str]) -> None:
         used = sent.get("Authorization", "").removeprefix("Bearer ")
         await self._renew(used, proactive=False)
+
+    async def revoke(self) -> None:
+        """Revoke the refresh chain (access tokens already issued expire on their own)."""
+        if self._revoke is not None:
+            await self._revoke(self.tokens.refresh_token)
 
     async def _renew(self, stale_access: str, *, proactive: bool) -> None:
         async with self._lock:
@@ -146,3 +162,134 @@ class BearerAuth:
             ) from None
         log.info("refreshing the login to %s failed (%s); logging in again", self._what, exc)
         return await self._relogin()
+
+
+# ---- Cloudreve 3: cookie sessions ---------------------------------------------------
+
+#: renew a session cookie once this much of its life has passed, and at least daily
+COOKIE_RENEW_FRACTION = 0.5
+COOKIE_RENEW_AFTER_S = 86400.0
+#: a failed proactive renewal is tried again after this long (not on every request)
+COOKIE_RETRY_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionCookie:
+    """A login session cookie (Cloudreve 3's ``cloudreve-session``); times in
+    local-clock Unix seconds.  The value is a bearer secret: hidden from
+    repr() and registered for log redaction."""
+
+    name: str
+    value: str = field(repr=False)
+    #: when the server (re-)issued it
+    issued_at: float
+    #: when the server stops accepting it (0 = unknown)
+    expires_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        register_secret(self.value)
+
+    @property
+    def header(self) -> str:
+        return f"{self.name}={self.value}"
+
+    def renew_due(self, now: float) -> bool:
+        lifetime = self.expires_at - self.issued_at if self.expires_at else 2 * COOKIE_RENEW_AFTER_S
+        return now >= self.issued_at + min(COOKIE_RENEW_AFTER_S, max(lifetime, 0.0) * COOKIE_RENEW_FRACTION)
+
+    def expired(self, now: float) -> bool:
+        return bool(self.expires_at) and now >= self.expires_at
+
+
+#: the same session with a fresh cookie, or None when the session is no longer logged in
+CookieRefreshFn = Callable[[SessionCookie], Awaitable["SessionCookie | None"]]
+CookieReloginFn = Callable[[], Awaitable[SessionCookie]]
+CookiePersistFn = Callable[[SessionCookie], Awaitable[None]]
+CookieRevokeFn = Callable[[SessionCookie], Awaitable[None]]
+
+
+class CookieAuth:
+    """``Cookie: <name>=<value>`` with renewal.
+
+    Proactive: once :meth:`SessionCookie.renew_due`, ``refresh`` asks the
+    server to re-issue the cookie of the same session (Cloudreve 3 signs a
+    timestamp into it and refuses it 30 days later; its session lives 60).
+    Reactive: a "login required" answer means the session is gone (expired,
+    logged out, server cache lost), which no refresh can undo: log in again
+    with the password, or fail with ``AuthenticationError`` without one.
+    Renewals are serialised and keyed by the cookie that prompted them, like
+    :class:`BearerAuth`'s.
+    """
+
+    def __init__(
+        self,
+        cookie: SessionCookie,
+        *,
+        refresh: CookieRefreshFn,
+        relogin: CookieReloginFn | None = None,
+        persist: CookiePersistFn | None = None,
+        revoke: CookieRevokeFn | None = None,
+        what: str = "server",
+    ) -> None:
+        self.cookie = cookie
+        self._refresh = refresh
+        self._relogin = relogin
+        self._persist = persist
+        self._revoke = revoke
+        self._what = what
+        self._lock = trio.Lock()
+        #: renewals done (re-issued cookies and new logins), for tests and statistics
+        self.renewals = 0
+        #: after a failed proactive renewal, the next one is not tried before this
+        self._retry_at = 0.0
+
+    async def headers(self) -> Mapping[str, str]:
+        now = time.time()
+        if now >= self._retry_at and self.cookie.renew_due(now):
+            await self._renew(self.cookie.value, proactive=True)
+        return {"Cookie": self.cookie.header}
+
+    async def rejected(self, sent: Mapping[str, str]) -> None:
+        used = sent.get("Cookie", "").partition("=")[2]
+        await self._renew(used, proactive=False)
+
+    async def revoke(self) -> None:
+        if self._revoke is not None:
+            await self._revoke(self.cookie)
+
+    async def _renew(self, stale_value: str, *, proactive: bool) -> None:
+        async with self._lock:
+            if self.cookie.value != stale_value:
+                return  # another task renewed while we waited
+            fresh: SessionCookie | None = None
+            if proactive:
+                try:
+                    fresh = await self._refresh(self.cookie)
+                except (TransportError, CloudreveError) as exc:
+                    if not self.cookie.expired(time.time()):
+                        # the current cookie still works: try again on a later request
+                        log.warning("could not renew the session cookie for %s (%s); using the current one "
+                                    "meanwhile", self._what, exc)
+                        self._retry_at = time.time() + COOKIE_RETRY_S
+                        return
+                    raise
+            if fresh is None:
+                fresh = await self._login_again(proactive)
+            self.cookie = fresh
+            self.renewals += 1
+            log.debug("session cookie for %s renewed", self._what)
+            if self._persist is not None:
+                try:
+                    await self._persist(fresh)
+                except OSError as exc:
+                    log.warning("could not save the renewed login: %s", exc)
+
+    async def _login_again(self, proactive: bool) -> SessionCookie:
+        why = "the session ended" if proactive else "the server no longer accepts the session"
+        if self._relogin is None:
+            raise AuthenticationError(
+                f"the login to {self._what} is no longer valid ({why}); log in again with the password"
+            ) from None
+        log.info("%s at %s; logging in again", why.capitalize(), self._what)
+        return await self._relogin()
+

@@ -1,8 +1,8 @@
 """The internal protocol between the client facade and a server dialect.
 
-A dialect (``v4`` now, ``v3`` later) knows its endpoints, request and
-response shapes and addressing (v4: ``cloudreve://my/...`` URIs; v3: paths
-plus object ids).  Everything else (name checks, retries and deadlines in
+A dialect (:mod:`v4`, :mod:`v3`) knows its endpoints, request and response
+shapes and addressing (v4: ``cloudreve://my/...`` URIs; v3: paths plus
+object ids).  Everything else (name checks, retries and deadlines in
 :mod:`http`, signed-URL caching, range and chunk planning, the transfer
 engines, the token store) is shared and lives outside the dialect.
 
@@ -18,7 +18,7 @@ from typing import Protocol
 
 import httpx
 
-from cloudfs.client.auth import Tokens
+from cloudfs.client.auth import SessionCookie, Tokens
 from cloudfs.client.models import Capacity, Entry, ServerInfo
 from cloudfs.errors import CloudfsError
 
@@ -26,6 +26,11 @@ from cloudfs.errors import CloudfsError
 class UrlRefused(CloudfsError):
     """The content endpoint refused a signed URL (expired or bad signature):
     sign a new one and try again."""
+
+
+class RestartUpload(CloudfsError):
+    """The upload session cannot go on (the server lost or refuses the
+    chunks it already has): cancel it and upload again with a new one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +69,7 @@ class UploadSession:
 
 class Dialect(Protocol):
     """What the facade needs from a dialect.  Authentication is separate
-    (v4: :class:`TokenDialect` + :mod:`login`; v3 will bring cookies)."""
+    (v4: :class:`TokenDialect`, v3: :class:`SessionDialect`; see :mod:`login`)."""
 
     info: ServerInfo
 
@@ -80,9 +85,17 @@ class Dialect(Protocol):
 
     # ---- downloads ---------------------------------------------------------------
     async def sign_url(self, entry: Entry) -> SignedUrl: ...
+    def is_content(self, response: httpx.Response) -> bool:
+        """Whether a download answer looks like file content (judged from
+        the status and headers only, before any of the body is read)."""
+        ...
     def content_refused(self, response: httpx.Response, body: bytes) -> Exception | None:
-        """For a download answer: None if ``response`` is genuine content,
-        else the error it stands for (e.g. a refused signature)."""
+        """For a download answer that is not content (``body``: the start
+        of it), the error it stands for (e.g. a refused signature); None
+        if it is content after all."""
+        ...
+    def content_mismatch(self, entry: Entry, response: httpx.Response) -> str | None:
+        """Why a content answer is not the version ``entry`` describes, or None."""
         ...
 
     # ---- uploads -------------------------------------------------------------------
@@ -94,6 +107,10 @@ class Dialect(Protocol):
         makes a fresh stream of the chunk's bytes for each try."""
         ...
     async def cancel_upload(self, session: UploadSession) -> None: ...
+    async def complete_upload(self, session: UploadSession, replace: Entry | None) -> Entry:
+        """After the completing chunk: whatever finishes the upload (v3: the
+        swap into place), then the uploaded file's Entry."""
+        ...
 
     async def cancel_session(self, path: str, session_id: str) -> None: ...
 
@@ -104,3 +121,15 @@ class TokenDialect(Protocol):
     async def password_login(self, email: str, password: str, otp: Callable[[], str] | None) -> Tokens: ...
     async def refresh(self, refresh_token: str) -> Tokens: ...
     async def logout(self, refresh_token: str) -> None: ...
+
+
+class SessionDialect(Protocol):
+    """A dialect that logs in with a password into a cookie session (v3)."""
+
+    async def password_login(self, email: str, password: str,
+                             otp: Callable[[], str] | None) -> SessionCookie: ...
+    async def resume(self, cookie: SessionCookie, user: str) -> SessionCookie | None:
+        """``cookie``'s session re-issued with a fresh cookie if it is still
+        logged in as ``user``; None if it is not."""
+        ...
+    async def logout(self, cookie: SessionCookie) -> None: ...

@@ -10,13 +10,17 @@ that several mounts can share it::
      "logins": {"<server url> <user>": {"url": ..., "user": ...,
                 "refresh_token": ..., "refresh_expires": <unix s>,
                 "access_token": "", "access_expires": 0,
+                "session_cookie": "", "session_expires": 0,
                 "saved_at": <unix s>}}}
 
 Keyed by server URL (normalised) and user (email, lower-cased).  The client
 saves only the refresh token (a starting client refreshes anyway, so an
 access token on disk would only be one more secret to steal); the access
-fields stay in the format, empty.  Only a file readable by its owner is
-trusted; the store never logs token values.
+fields stay in the format, empty.  A Cloudreve 3 login has no tokens: its
+record holds the ``cloudreve-session`` cookie instead (as much a bearer
+secret as a refresh token, kept the same way; never the password) and an
+empty ``refresh_token``.  Only a file readable by its owner is trusted; the
+store never logs token or cookie values.
 """
 
 from __future__ import annotations
@@ -71,15 +75,26 @@ class StoredLogin:
     access_token: str = field(default="", repr=False)
     access_expires: float = 0.0
     saved_at: float = 0.0
+    #: Cloudreve 3: the session cookie's value and when it stops working
+    session_cookie: str = field(default="", repr=False)
+    session_expires: float = 0.0
 
     def __post_init__(self) -> None:
         register_secret(self.refresh_token)
         register_secret(self.access_token)
+        register_secret(self.session_cookie)
 
     @property
     def refresh_usable(self) -> bool:
         """Not known to be expired (0 = unknown expiry: worth a try)."""
         return not self.refresh_expires or self.refresh_expires > time.time()
+
+    @property
+    def usable(self) -> bool:
+        """Holds a credential (refresh token or session cookie) not known to be expired."""
+        if self.session_cookie:
+            return not self.session_expires or self.session_expires > time.time()
+        return bool(self.refresh_token) and self.refresh_usable
 
 
 class TokenStore:
@@ -92,7 +107,7 @@ class TokenStore:
     def load(self, url: str, user: str | None = None) -> StoredLogin | None:
         """The login saved for ``user`` at ``url``; with ``user=None`` the
         most recently saved login for ``url``.  None if there is none, or if
-        its refresh token has expired."""
+        its credential (refresh token or session cookie) has expired."""
         logins = self._read()
         if user is not None:
             raw = logins.get(_key(url, user))
@@ -103,7 +118,7 @@ class TokenStore:
             candidates.sort(key=lambda v: v.get("saved_at", 0.0), reverse=True)
         for raw in candidates:
             login = _from_json(raw)
-            if login is not None and login.refresh_usable:
+            if login is not None and login.usable:
                 return login
         return None
 
@@ -142,6 +157,8 @@ class TokenStore:
                 "refresh_expires": login.refresh_expires,
                 "access_token": login.access_token,
                 "access_expires": login.access_expires,
+                "session_cookie": login.session_cookie,
+                "session_expires": login.session_expires,
                 "saved_at": login.saved_at or time.time(),
             }
             logins[_key(login.url, login.user)] = record
@@ -203,6 +220,8 @@ def _from_json(raw: dict[str, object]) -> StoredLogin | None:
             access_token=str(raw.get("access_token") or ""),
             access_expires=float(raw.get("access_expires") or 0.0),  # type: ignore[arg-type]
             saved_at=float(raw.get("saved_at") or 0.0),  # type: ignore[arg-type]
+            session_cookie=str(raw.get("session_cookie") or ""),
+            session_expires=float(raw.get("session_expires") or 0.0),  # type: ignore[arg-type]
         )
     except (KeyError, TypeError, ValueError):
         return None

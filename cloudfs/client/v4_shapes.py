@@ -1,6 +1,6 @@
 """Cloudreve v4 data shapes: ``cloudreve://my/...`` URIs, FileResponse ->
 :class:`Entry`, Token -> :class:`Tokens`, upload session -> UploadSession,
-RFC 3339 times.  Pure functions, no I/O.
+times (:mod:`times`).  Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -18,6 +17,7 @@ from cloudfs.client.auth import Tokens
 from cloudfs.client.dialect import UploadSession
 from cloudfs.client.models import Entry
 from cloudfs.client.paths import join
+from cloudfs.client.times import parse_time_ns, parse_time_s
 from cloudfs.errors import ProtocolError
 
 ROOT_URI = "cloudreve://my/"
@@ -44,35 +44,6 @@ def from_uri(uri: str) -> str:
     raw = match.group(1) or "/"
     parts = [unquote(p) for p in raw.split("/") if p]
     return "/" + "/".join(parts)
-
-
-_TIME = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|z|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def parse_time_ns(value: object) -> int:
-    """RFC 3339 (Go's ``time.Time`` JSON, up to nanoseconds) -> Unix ns."""
-    if not isinstance(value, str):
-        raise ProtocolError(f"expected a timestamp, got {type(value).__name__}")
-    m = _TIME.match(value.strip())
-    if not m:
-        raise ProtocolError(f"unreadable timestamp {value[:40]!r}")
-    date, clock, frac, zone = m.groups()
-    if zone is None or zone in ("Z", "z"):
-        zone = "+00:00"
-    elif ":" not in zone:
-        zone = zone[:3] + ":" + zone[3:]
-    try:
-        whole = datetime.fromisoformat(f"{date}T{clock}{zone}")
-    except ValueError:
-        raise ProtocolError(f"unreadable timestamp {value[:40]!r}") from None
-    nanos = int((frac or "0")[:9].ljust(9, "0"))
-    return int(whole.timestamp()) * 1_000_000_000 + nanos
-
-
-def parse_time_s(value: object) -> float:
-    return parse_time_ns(value) / 1e9
 
 
 def _require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
