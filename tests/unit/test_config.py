@@ -44,3 +44,16 @@ def test_config_errors_name_the_file_and_key(tmp_path, body, message):
         load_remote("work", path)
     assert message in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_config_readme_example_is_valid(tmp_path):
+    # the README's example config must load as written (documentation that cannot rot)
+    from pathlib import Path
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "config.toml"
+    path.write_text(example)
+    remote = load_remote("work", path)
+    assert remote["url"] == "https://drive.example.com"
+    assert remote["cache_size"] == 20 << 30 and remote["umask"] == 0o22 and remote["fsync"] == "remote"
+    MountSettings(**{k: v for k, v in remote.items() if k != "password_file"})
