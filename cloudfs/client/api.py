@@ -25,7 +25,9 @@ from cloudfs.client.detect import detect
 from cloudfs.client.dialect import Dialect
 from cloudfs.client.download import Downloader
 from cloudfs.client.http import Http
-from cloudfs.client.login import Store, token_login
+from cloudfs.client.auth import CookieAuth
+from cloudfs.client.login import Store, session_login, token_login
+from cloudfs.client.v3 import V3Dialect
 from cloudfs.client.models import Capacity, Entry, ServerInfo
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
@@ -96,7 +98,12 @@ class CloudreveClient:
         try:
             dialect = await detect(http)
             store: Store | None = token_store  # type: ignore[assignment]
-            http.auth = await token_login(dialect, url, email=email, password=password, otp=otp, store=store)
+            if isinstance(dialect, V3Dialect):  # cookie session (Cloudreve 3)
+                http.auth = await session_login(dialect, url, email=email, password=password, otp=otp,
+                                                store=store)
+            else:
+                http.auth = await token_login(dialect, url, email=email, password=password, otp=otp,
+                                              store=store)
         except BaseException:
             await http.aclose()
             raise
@@ -109,10 +116,15 @@ class CloudreveClient:
     @_only_cloudfs_errors
     async def logout(self) -> None:
         """Revoke this login's refresh token on the server, so a stolen copy
-        is useless (access tokens already issued expire on their own)."""
-        tokens = getattr(self._http.auth, "tokens", None)
+        is useless (access tokens already issued expire on their own); on
+        Cloudreve 3, end the cookie session."""
+        auth = self._http.auth
+        if isinstance(auth, CookieAuth):  # v3: end the cookie session
+            await auth.revoke()
+            return
+        tokens = getattr(auth, "tokens", None)
         if tokens is not None:
-            await self._dialect.logout(tokens.refresh_token)
+            await self._dialect.logout(tokens.refresh_token)  # type: ignore[attr-defined]
 
     async def __aenter__(self) -> "CloudreveClient":
         return self

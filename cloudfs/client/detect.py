@@ -11,13 +11,15 @@ usual retries, within the deadline).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import httpx
 
 from cloudfs.client import envelope
 from cloudfs.client.http import Http
 from cloudfs.client.retry import AttemptState
+from cloudfs.client.v3 import V3Dialect
 from cloudfs.client.v4 import V4Dialect
 from cloudfs.errors import CloudfsError, NotCloudreveError, ProtocolError, ServerError
 
@@ -74,37 +76,41 @@ def describe(base_url: str, path: str, found: Probe) -> str:
     return text + ": not a Cloudreve server"
 
 
-async def detect(http: Http) -> V4Dialect:
-    """The dialect for the server at ``http.base_url`` (v4 only, for now)."""
+async def detect(http: Http) -> V4Dialect | V3Dialect:
+    """The dialect for the server at ``http.base_url``."""
     found = await probe(http, V4_PING)
     if found.version is not None:
         major = found.version.split(".", 1)[0]
-        if major == "3":
-            raise NotCloudreveError(f"Cloudreve {found.version} (v3 API) is not supported yet")
+        if major == "3":  # a v3 answering under /api/v4 (a proxy rewriting paths?): speak v3
+            return await _titled(http, V3Dialect(http, found.version), "/site/config")
         if major != "4":
             log.warning("%s runs Cloudreve %s; cloudfs knows version 4 and will try its API",
                         http.base_url, found.version)
-        dialect = V4Dialect(http, found.version)
-        dialect.info = await _with_title(http, dialect)
-        return dialect
+        return await _titled(http, V4Dialect(http, found.version), "/site/config/basic")
     if found.status == 404:
         legacy = await probe(http, V3_PING)
         if legacy.version is not None:
-            raise NotCloudreveError(f"Cloudreve {legacy.version} (v3 API) is not supported yet")
+            major = legacy.version.split(".", 1)[0]
+            if major != "3":
+                log.warning("%s runs Cloudreve %s under /api/v3; cloudfs knows 3.8 and will try its API",
+                            http.base_url, legacy.version)
+            return await _titled(http, V3Dialect(http, legacy.version), "/site/config")
     raise NotCloudreveError(describe(http.base_url, V4_PING, found))
 
 
-async def _with_title(http: Http, dialect: V4Dialect):  # type: ignore[no-untyped-def]
-    """The site title, if the server tells (cosmetic: failures are ignored)."""
+D = TypeVar("D", V4Dialect, V3Dialect)
+
+
+async def _titled(http: Http, dialect: D, config_path: str) -> D:
+    """``dialect`` with the site title, if the server tells (cosmetic:
+    failures are ignored).  The dialect has set the API prefix."""
     try:
-        data = await http.call("GET", "/site/config/basic", idempotent=True, auth=False, what="site config",
+        data = await http.call("GET", config_path, idempotent=True, auth=False, what="site config",
                                deadline=min(http.settings.deadline_s, 10.0))
     except CloudfsError as exc:
         log.debug("no site title: %s", exc)
-        return dialect.info
+        return dialect
     title = data.get("title") if isinstance(data, dict) else None
-    if not isinstance(title, str):
-        return dialect.info
-    from dataclasses import replace
-
-    return replace(dialect.info, title=title)
+    if isinstance(title, str):
+        dialect.info = replace(dialect.info, title=title)
+    return dialect

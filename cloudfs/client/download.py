@@ -175,7 +175,7 @@ class Downloader:
             raise CloudfsError(f"{what}: the server's content is shorter than {entry.size} bytes "
                                "(it changed since it was listed)", errno=errno.ESTALE)
         data = b""
-        if not (status in (200, 206) and "etag" in response.headers):
+        if not self.dialect.is_content(response):
             with trio.move_on_at(deadline):
                 try:
                     data = await body.read_at_most(MAX_ERROR_BODY)
@@ -184,10 +184,10 @@ class Downloader:
         refused = self.dialect.content_refused(response, data)
         if refused is not None:
             raise refused
-        tag = response.headers.get("etag", "").removeprefix("W/").strip('"')
-        if entry.version and tag and tag != entry.version:
+        mismatch = self.dialect.content_mismatch(entry, response)
+        if mismatch is not None:
             # the content is some other version: never mix versions in one read
-            raise CloudfsError(f"{what}: the server sent version {tag}, not {entry.version}", errno=errno.ESTALE)
+            raise CloudfsError(f"{what}: {mismatch}", errno=errno.ESTALE)
         if status == 200:
             return want.start  # the whole content: skip to our offset
         match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))

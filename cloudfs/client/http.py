@@ -20,6 +20,7 @@ Nothing dialect-specific: the dialect sets :attr:`Http.prefix` and the auth.
 from __future__ import annotations
 
 import errno
+import http.cookiejar
 import logging
 import ssl
 import uuid
@@ -151,6 +152,9 @@ class Http:
             headers={"User-Agent": settings.user_agent, "X-Cr-Client-Id": self.client_id},
             follow_redirects=False,
             verify=settings.verify_tls,
+            # no cookie jar: a session cookie (v3) is the authenticator's
+            # business, sent explicitly; never picked up behind its back
+            cookies=httpx.Cookies(http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))),
         )
 
     async def aclose(self) -> None:

@@ -1,4 +1,7 @@
-"""Logging in a token dialect (v4): a stored refresh token first, else the
+"""Logging in: :func:`token_login` for a token dialect (v4), :func:`session_login` for a
+session dialect (v3).
+
+Token dialect (v4): a stored refresh token first, else the
 password (and a 2FA code if asked); the resulting :class:`BearerAuth`
 writes every new token pair back to the token store.
 
@@ -16,10 +19,11 @@ from typing import Protocol
 
 import trio
 
-from cloudfs.client.auth import BearerAuth, ReloginFn, Tokens
-from cloudfs.client.dialect import TokenDialect
+from cloudfs.client.auth import BearerAuth, CookieAuth, CookieReloginFn, ReloginFn, SessionCookie, Tokens
+from cloudfs.client.dialect import SessionDialect, TokenDialect
 from cloudfs.client.redact import register_secret
 from cloudfs.client.tokenstore import StoredLogin
+from cloudfs.client.v3_shapes import COOKIE_NAME
 from cloudfs.errors import AuthenticationError, CloudreveError
 
 log = logging.getLogger(__name__)
@@ -83,3 +87,70 @@ async def token_login(
     except OSError as exc:
         log.warning("could not save the login to the token store: %s", exc)
     return BearerAuth(tokens, refresh=dialect.refresh, relogin=relogin, persist=persist, what=url)
+
+
+# ---- Cloudreve 3: cookie sessions -------------------------------------------------------
+
+async def session_login(
+    dialect: SessionDialect,
+    url: str,
+    *,
+    email: str | None,
+    password: str | None,
+    otp: Callable[[], str] | None,
+    store: Store | None,
+) -> CookieAuth:
+    """Log in a session dialect (v3): the stored session cookie first (if the
+    server still knows its session, re-issued fresh), else the password.
+    The resulting :class:`CookieAuth` writes each new cookie to the store;
+    the password itself is never stored."""
+    register_secret(password)
+    cookie: SessionCookie | None = None
+    user = email
+    if store is not None:
+        stored = await trio.to_thread.run_sync(store.load, url, email)
+        if stored is not None and stored.session_cookie:
+            saved = SessionCookie(COOKIE_NAME, stored.session_cookie, issued_at=stored.saved_at,
+                                  expires_at=stored.session_expires)
+            try:
+                cookie = await dialect.resume(saved, stored.user)
+            except CloudreveError as exc:
+                log.info("the stored session of %s at %s is no longer valid (%s)", stored.user, url, exc)
+            if cookie is not None:
+                user = stored.user
+                log.info("resumed the stored session of %s at %s", stored.user, url)
+            else:
+                log.info("the stored session of %s at %s has ended", stored.user, url)
+    if cookie is None:
+        if not email or not password:
+            raise AuthenticationError(
+                f"no valid stored login for {url}: an email and password are needed"
+                if store is not None else f"{url}: an email and password are needed")
+        cookie = await dialect.password_login(email, password, otp)
+    assert user is not None
+    who = user
+
+    async def persist(new: SessionCookie) -> None:
+        if store is None:
+            return
+        login = StoredLogin(url=url, user=who, refresh_token="", session_cookie=new.value,
+                            session_expires=new.expires_at, saved_at=new.issued_at)
+        await trio.to_thread.run_sync(store.save, login)
+
+    relogin: CookieReloginFn | None = None
+    if email and password:
+        login_email, login_password = email, password
+
+        async def password_again() -> SessionCookie:
+            return await dialect.password_login(login_email, login_password, otp)
+
+        relogin = password_again
+
+    async def refresh(current: SessionCookie) -> SessionCookie | None:
+        return await dialect.resume(current, who)
+
+    try:
+        await persist(cookie)
+    except OSError as exc:
+        log.warning("could not save the login to the token store: %s", exc)
+    return CookieAuth(cookie, refresh=refresh, relogin=relogin, persist=persist, revoke=dialect.logout, what=url)

@@ -30,7 +30,7 @@ from pathlib import Path
 import trio
 
 from cloudfs.client.bodies import FileSlice
-from cloudfs.client.dialect import Dialect, UploadSession
+from cloudfs.client.dialect import Dialect, RestartUpload, UploadSession
 from cloudfs.client.models import Entry
 from cloudfs.client.plan import Chunk, chunk_concurrency, plan_chunks, split_last
 from cloudfs.client.settings import ClientSettings
@@ -72,7 +72,8 @@ class Uploader:
                 try:
                     session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms, replace=replace)
                     await self._run_session(session, fd, replace, progress, done, on_session)
-                    break
+                    # whatever finishes the upload (v3: the swap into place)
+                    return await self.dialect.complete_upload(session, replace)
                 except _Restart:
                     restarts += 1
                     if restarts > self.settings.max_upload_restarts:
@@ -81,7 +82,6 @@ class Uploader:
                     log.warning("upload session for %s expired mid-upload; starting again", path)
         finally:
             os.close(fd)
-        return await self._stat(path)
 
     async def _run_session(self, session: UploadSession, fd: int, replace: Entry | None,
                            progress: ProgressFn | None, done: set[int], on_session: SessionFn | None) -> None:
@@ -93,6 +93,10 @@ class Uploader:
                     f"{session.path}: the storage policy ({session.policy_type}) uploads directly to the "
                     "cloud storage, which cloudfs does not support")
             await self._send_chunks(session, fd, progress, done)
+        except RestartUpload as exc:
+            # the server cannot go on with this session (v3: lost chunks)
+            await self._cancel(session)
+            raise _Restart() from exc
         except CloudreveError as exc:
             if exc.code != UPLOAD_SESSION_EXPIRED:
                 await self._cancel(session)

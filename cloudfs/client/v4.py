@@ -317,11 +317,21 @@ class V4Dialect:
             url = self.http.base_url + url
         return SignedUrl(url=url, expires_at=expires)
 
-    def content_refused(self, response: httpx.Response, body: bytes) -> Exception | None:
+    def is_content(self, response: httpx.Response) -> bool:
         """Cloudreve answers a refused signature with HTTP 200 and a JSON
         envelope; genuine content always carries an ETag."""
+        return response.status_code in (200, 206) and "etag" in response.headers
+
+    def content_mismatch(self, entry: Entry, response: httpx.Response) -> str | None:
+        """The ETag is the entity id, which is the version."""
+        tag = response.headers.get("etag", "").removeprefix("W/").strip('"')
+        if entry.version and tag and tag != entry.version:
+            return f"the server sent version {tag}, not {entry.version}"
+        return None
+
+    def content_refused(self, response: httpx.Response, body: bytes) -> Exception | None:
         status = response.status_code
-        if status in (200, 206) and "etag" in response.headers:
+        if self.is_content(response):
             return None
         what = "download"
         if status >= 500 or status == 429:
@@ -403,6 +413,10 @@ class V4Dialect:
             await self._call_once("POST", url_path, what=what, headers=headers, content=body)
 
         await self.http.retrying(op, idempotent=True, what=what, deadline=deadline)
+
+    async def complete_upload(self, session: UploadSession, replace: Entry | None) -> Entry:
+        """The completing chunk already made the new version current."""
+        return await self.stat(session.path)
 
     async def cancel_upload(self, session: UploadSession) -> None:
         await self._cancel(session.session_id, str(session.extra.get("uri") or to_uri(session.path)))

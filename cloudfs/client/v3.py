@@ -1,0 +1,468 @@
+"""The Cloudreve 3 dialect (3.8.x, ``/api/v3``): endpoints, request bodies
+and their retry reasoning.  Shapes are in :mod:`v3_shapes`.
+
+How v3 differs from v4, and what this module does about it:
+
+* Objects are addressed by hashid (files and folders apart) or by their
+  parent's path; there is no stat by path.  A path is resolved by listing
+  its parent (``GET /directory<parent>``, the whole folder in one answer).
+* ``PUT /directory`` is ``mkdir -p`` and succeeds on an existing folder: the
+  parent is listed first so an existing name is EEXIST, like v4.
+* There are no content versions: an upload session can only create a new
+  file (an existing name is 40004).  Replacing a file therefore uploads to a
+  temporary name in the same folder (hidden from listings), and only once
+  the last chunk is in deletes the old file and renames the new one into
+  place (:meth:`complete_upload`): a failed upload leaves the old content
+  intact, but the replaced file gets a *new id*.
+* Chunks are accepted strictly in order (40012 otherwise), one at a time.
+* Signed download URLs come from ``PUT /file/download/<id>``, relative;
+  content answers carry no ETag (Go's ``ServeContent``): the size and
+  ``Last-Modified`` tell whether the content is what was listed.
+* No metadata API: :meth:`set_metadata` is EOPNOTSUPP.  No recycle bin:
+  every delete is permanent.  Copy takes one object per call.
+* Login is a cookie session (see :class:`SessionDialect` and :mod:`login`).
+
+Retry reasoning: listings, ``/user/storage``, URL signing, chunk uploads
+(re-sending the current chunk rewrites it) and deletes by id (unknown ids
+are skipped) are idempotent; mkdir, create, rename and move are retried
+and a retry that meets the state the first attempt would have left counts
+as success; copy is retried only when it was never sent.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+import trio
+
+from cloudfs.client import envelope
+from cloudfs.client.auth import SessionCookie
+from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.http import Http
+from cloudfs.client.models import Capacity, Entry, ServerInfo
+from cloudfs.client.paths import join, split
+from cloudfs.client.retry import AttemptState
+from cloudfs.client.times import parse_http_date_s
+from cloudfs.client.v3_shapes import (
+    COOKIE_NAME,
+    cookie_from,
+    entry_from,
+    is_temp_name,
+    listing_of,
+    path_suffix,
+    root_entry,
+    session_from,
+    temp_name,
+    url_expiry,
+)
+from cloudfs.errors import (
+    AuthenticationError,
+    CloudfsError,
+    CloudreveError,
+    ProtocolError,
+    ServerError,
+    TwoFactorRequired,
+)
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/api/v3"
+
+# envelope codes this module reacts to
+NOT_FOUND = 404
+OBJECT_EXIST = 40004
+SIGN_EXPIRED = 40005
+POLICY_CHANGED = 40006
+UPLOAD_SESSION_EXPIRED = 40011
+CHUNK_OUT_OF_ORDER = 40012
+PATH_NOT_EXIST = 40016
+UPLOAD_ONGOING = 40054
+INVALID_SIGN = 40071
+IO_FAILED = 50004
+
+
+class V3Dialect:
+    def __init__(self, http: Http, version: str, title: str = "") -> None:
+        self.http = http
+        http.prefix = PREFIX
+        self.info = ServerInfo(dialect="v3", version=version, title=title)
+
+    # ---- auth (SessionDialect) ----------------------------------------------------------------
+    async def _session_call(self, method: str, path: str, *, what: str, cookie: SessionCookie | None,
+                            json: Any = None) -> tuple[envelope.Envelope, SessionCookie | None]:
+        """One unauthenticated-layer call carrying ``cookie`` by hand; the
+        envelope and the cookie the answer (re-)issued, if any."""
+        headers = {"Cookie": cookie.header} if cookie is not None else {}
+        response = await self.http.request_once(method, self.http.api_url(path), what=what, headers=headers,
+                                                json=json)
+        env = self.http.envelope_of(response, what)
+        return env, cookie_from(response.headers.get_list("set-cookie"))
+
+    async def password_login(self, email: str, password: str,
+                             otp: Callable[[], str] | None) -> SessionCookie:
+        """``POST /user/session``; on 203 a 2FA code through ``POST /user/2fa``
+        in the same (cookie) session."""
+        body = {"userName": email, "Password": password, "captchaCode": ""}
+
+        async def op(_: AttemptState) -> tuple[envelope.Envelope, SessionCookie | None]:
+            return await self._session_call("POST", "/user/session", what="login", cookie=None, json=body)
+
+        # a second login session is harmless
+        env, cookie = await self.http.retrying(op, idempotent=True, what="login")
+        if env.code == envelope.CONTINUE_2FA:
+            if cookie is None:
+                raise ProtocolError("login: 2FA asked without a session cookie")
+            if otp is None:
+                raise TwoFactorRequired()
+            code = (await trio.to_thread.run_sync(otp)).strip()
+            first = cookie
+
+            async def op2(_: AttemptState) -> tuple[envelope.Envelope, SessionCookie | None]:
+                return await self._session_call("POST", "/user/2fa", what="2FA login", cookie=first,
+                                                json={"code": code})
+
+            env, again = await self.http.retrying(op2, idempotent=False, what="2FA login")
+            cookie = again or first
+        if not env.ok:
+            raise AuthenticationError(f"login as {email} refused: {env.error()}") from None
+        if cookie is None:
+            raise ProtocolError(f"login: the server set no {COOKIE_NAME} cookie")
+        return cookie
+
+    async def resume(self, cookie: SessionCookie, user: str) -> SessionCookie | None:
+        """``GET /site/config`` saves the session, which re-issues the cookie
+        with a fresh signature, and names the logged-in user."""
+
+        async def op(_: AttemptState) -> tuple[envelope.Envelope, SessionCookie | None]:
+            return await self._session_call("GET", "/site/config", what="session check", cookie=cookie)
+
+        env, fresh = await self.http.retrying(op, idempotent=True, what="session check")
+        data = env.unwrap()
+        who = data.get("user") if isinstance(data, dict) else None
+        if not isinstance(who, dict) or who.get("anonymous") or \
+                str(who.get("user_name") or "").lower() != user.strip().lower():
+            return None
+        if fresh is None:  # not re-issued: keep the one we have
+            return cookie
+        return fresh
+
+    async def logout(self, cookie: SessionCookie) -> None:
+        async def op(_: AttemptState) -> None:
+            env, _cookie = await self._session_call("DELETE", "/user/session", what="logout", cookie=cookie)
+            env.unwrap()
+
+        await self.http.retrying(op, idempotent=True, what="logout")
+
+    # ---- listing and resolving ------------------------------------------------------------------
+    async def _listing(self, path: str) -> tuple[str, list[Entry], dict[str, Any]]:
+        """(folder id, children including temporary upload names, policy) of a folder."""
+        what = f"list {path}"
+        data = await self.http.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
+        folder_id, objects, policy = listing_of(data, what)
+        return folder_id, [entry_from(obj, path) for obj in objects], policy
+
+    async def _child(self, path: str) -> Entry:
+        """The object at ``path`` (not the root), found in its parent's listing."""
+        parent, name = split(path)
+        _, children, _ = await self._listing(parent)
+        for child in children:
+            if child.name == name:
+                return child
+        raise CloudfsError(f"{path}: no such file or folder", errno=errno.ENOENT)
+
+    async def stat(self, path: str) -> Entry:
+        if path == "/":
+            folder_id, children, _ = await self._listing("/")
+            return root_entry(folder_id, children)
+        return await self._child(path)
+
+    async def list_pages(self, path: str) -> AsyncIterator[tuple[Entry, list[Entry]]]:
+        """One page: v3 lists a whole folder at once."""
+        try:
+            folder_id, children, _ = await self._listing(path)
+        except CloudreveError as exc:
+            if exc.code == PATH_NOT_EXIST and path != "/":
+                await self._raise_if_file(path)
+            raise
+        if path == "/":
+            parent = root_entry(folder_id, children)
+        else:
+            # the folder's own times are only in its parent's listing
+            parent = await self._child(path)
+            if not parent.is_dir:  # pragma: no cover - replaced between the two calls
+                raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
+        # a replacing upload's temporary file is an implementation detail
+        yield parent, [c for c in children if not is_temp_name(c.name)]
+
+    async def _raise_if_file(self, path: str) -> None:
+        try:
+            entry = await self._child(path)
+        except CloudfsError:
+            return
+        if not entry.is_dir:
+            raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
+
+    # ---- create / rename / move / delete ---------------------------------------------------------
+    async def create(self, path: str, *, folder: bool) -> Entry:
+        kind = "folder" if folder else "file"
+        what = f"create {kind} {path}"
+        parent, name = split(path)
+        # PUT /directory succeeds on an existing folder: look first (ENOENT for a missing parent)
+        _, children, _ = await self._listing(parent)
+        if any(c.name == name for c in children):
+            raise CloudfsError(f"{path} already exists", errno=errno.EEXIST)
+
+        async def op(state: AttemptState) -> None:
+            try:
+                if folder:
+                    await self._call_once("PUT", "/directory", what=what, json={"path": path})
+                else:
+                    await self._call_once("POST", "/file/create", what=what, json={"path": path})
+            except CloudreveError as exc:
+                if exc.code == OBJECT_EXIST and state.maybe_delivered:
+                    entry = await self._child(path)
+                    if entry.is_dir == folder and (folder or entry.size == 0):
+                        return  # made by our first attempt
+                raise
+
+        await self.http.retrying(op, idempotent=True, what=what)
+        return await self._child(path)
+
+    async def rename(self, path: str, new_name: str) -> Entry:
+        entry = await self._child(path)
+        target = join(split(path)[0], new_name)
+        body = {"src": _src([entry]), "new_name": new_name}
+        what = f"rename {path}"
+
+        async def op(state: AttemptState) -> None:
+            try:
+                await self._call_once("POST", "/object/rename", what=what, json=body)
+            except CloudreveError as exc:
+                if state.maybe_delivered and exc.code in (PATH_NOT_EXIST, OBJECT_EXIST):
+                    done = await self._child(target)  # ENOENT if the first attempt did not do it
+                    if done.file_id == entry.file_id:
+                        return
+                raise
+
+        await self.http.retrying(op, idempotent=True, what=what)
+        return await self._child(target)
+
+    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
+        by_parent: dict[str, list[Entry]] = {}
+        for p in paths:
+            by_parent.setdefault(split(p)[0], []).append(await self._child(p))
+        for src_dir, entries in by_parent.items():
+            if copy:
+                for entry in entries:  # one object per copy call in 3.8
+                    await self._move_call(src_dir, [entry], dst_dir, copy=True)
+            else:
+                await self._move_call(src_dir, entries, dst_dir, copy=False)
+
+    async def _move_call(self, src_dir: str, entries: list[Entry], dst_dir: str, *, copy: bool) -> None:
+        verb = "copy" if copy else "move"
+        body = {"src_dir": src_dir, "src": _src(entries), "dst": dst_dir, "action": verb}
+        what = f"{verb} to {dst_dir}"
+
+        async def op(state: AttemptState) -> None:
+            try:
+                if copy:
+                    await self._call_once("POST", "/object/copy", what=what, json=body)
+                else:
+                    await self._call_once("PATCH", "/object", what=what, json=body)
+            except CloudreveError:
+                if not copy and state.maybe_delivered:
+                    # moved by the first attempt if every object is at the destination
+                    _, there, _ = await self._listing(dst_dir)
+                    ids = {c.file_id for c in there}
+                    if all(e.file_id in ids for e in entries):
+                        return
+                raise
+
+        # a repeated copy would make a second copy: only unsent copies are retried
+        await self.http.retrying(op, idempotent=not copy, what=what)
+
+    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None:
+        # v3 has no recycle bin: every delete is permanent
+        entries = [await self._child(p) for p in paths]
+        await self._delete(entries, what=f"delete {paths[0]}")
+
+    async def _delete(self, entries: Sequence[Entry], *, what: str) -> None:
+        # idempotent: ids no longer there are skipped by the server
+        await self.http.call("DELETE", "/object", idempotent=True, what=what, json=_src(entries))
+
+    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
+        if values:
+            raise CloudfsError(f"{path}: Cloudreve {self.info.version} has no object metadata",
+                               errno=errno.EOPNOTSUPP)
+
+    async def capacity(self) -> Capacity:
+        data = await self.http.call("GET", "/user/storage", idempotent=True, what="capacity")
+        if not isinstance(data, dict) or not isinstance(data.get("total"), int) or \
+                not isinstance(data.get("used"), int):
+            raise ProtocolError("capacity: malformed answer")
+        return Capacity(total=data["total"], used=data["used"])
+
+    async def _call_once(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
+        env = await self.http.call_once(method, path, what=what, **kwargs)
+        return env.unwrap()
+
+    # ---- downloads ------------------------------------------------------------------------
+    async def sign_url(self, entry: Entry) -> SignedUrl:
+        data = await self.http.call("PUT", f"/file/download/{entry.file_id}", idempotent=True,
+                                    what=f"download URL of {entry.path}")
+        if not isinstance(data, str) or not data:
+            raise ProtocolError(f"download URL of {entry.path}: no URL")
+        url = self.http.base_url + data if data.startswith("/") else data
+        return SignedUrl(url=url, expires_at=url_expiry(url))
+
+    def is_content(self, response: httpx.Response) -> bool:
+        """Content answers (Go's ``ServeContent`` behind Cloudreve) carry
+        ``Content-Disposition`` and ``Last-Modified``; refusals are JSON
+        envelopes (HTTP 200 too) with neither."""
+        headers = response.headers
+        return response.status_code in (200, 206) and (
+            "content-disposition" in headers or "last-modified" in headers or "content-range" in headers)
+
+    def content_refused(self, response: httpx.Response, body: bytes) -> Exception | None:
+        if self.is_content(response):
+            return None
+        status = response.status_code
+        if status >= 500 or status == 429:
+            return ServerError(f"download: HTTP {status}", status=status)
+        if status == 404:
+            return CloudfsError("download: the content no longer exists on the server", errno=errno.ESTALE)
+        if status in (200, 403):
+            try:
+                env = envelope.parse(body, "download")
+            except ProtocolError as exc:
+                return exc if status == 200 else UrlRefused(f"download URL refused (HTTP {status})")
+            if env.code in (SIGN_EXPIRED, INVALID_SIGN, 403, NOT_FOUND):
+                # 404: the download session (the URL's key) expired
+                return UrlRefused(f"download URL refused ({env.code} {env.msg})".rstrip())
+            if env.code == IO_FAILED:
+                return CloudfsError("download: the file was deleted or replaced", errno=errno.ESTALE)
+            return env.error()
+        return ProtocolError(f"download: unexpected HTTP {status}")
+
+    def content_mismatch(self, entry: Entry, response: httpx.Response) -> str | None:
+        total = _total_size(response)
+        if total is not None and total != entry.size:
+            return f"the server's content has {total} bytes, not {entry.size}"
+        modified = parse_http_date_s(response.headers.get("last-modified"))
+        if modified is not None and modified != entry.mtime_ns // 1_000_000_000:
+            return "the server's content was modified since it was listed"
+        return None
+
+    # ---- uploads ----------------------------------------------------------------------------
+    async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
+                          replace: Entry | None) -> UploadSession:
+        folder, name = split(path)
+        # a replacement goes to a temporary name first (no versions in v3)
+        target_name = temp_name() if replace is not None else name
+        session_path = join(folder, target_name)
+        extra: dict[str, object] = {"target": path}
+        what = f"upload session for {path}"
+
+        async def open_once(state: AttemptState) -> UploadSession:
+            _, children, policy = await self._listing(folder)
+            if replace is None and state.maybe_delivered:
+                # a lost answer may have left our placeholder: it holds the name (40054)
+                for c in children:
+                    if c.name == name and not c.is_dir and c.size == 0:
+                        log.info("removing the upload placeholder a lost answer left on %s", path)
+                        await self._delete([c], what=f"remove placeholder {path}")
+            body = {"path": folder, "size": size, "name": target_name, "policy_id": str(policy.get("id") or ""),
+                    "last_modified": mtime_ms if mtime_ms is not None and mtime_ms > 0 else 0,
+                    "mime_type": ""}
+            data = await self._call_once("PUT", "/file/upload", what=what, json=body)
+            return session_from(data, session_path, size, policy, extra)
+
+        async def op(state: AttemptState) -> UploadSession:
+            try:
+                return await open_once(state)
+            except CloudreveError as exc:
+                if exc.code == POLICY_CHANGED:  # the folder's policy changed: list again, once
+                    return await open_once(state)
+                raise
+
+        return await self.http.retrying(op, idempotent=True, what=what)
+
+    async def send_chunk(self, session: UploadSession, index: int, length: int,
+                         body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:
+        url_path = f"/file/upload/{session.session_id}/{index}"
+        what = f"chunk {index} of {session.path}"
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+
+        async def op(_: AttemptState) -> None:
+            try:
+                await self._call_once("POST", url_path, what=what, headers=headers, content=body)
+            except CloudreveError as exc:
+                if exc.code == CHUNK_OUT_OF_ORDER:
+                    # the server holds fewer bytes than the chunks we sent: start over
+                    raise RestartUpload(f"{what}: the server lost earlier chunks ({exc})") from exc
+                raise
+
+        # re-sending the current chunk is accepted (the server truncates to its start)
+        await self.http.retrying(op, idempotent=True, what=what, deadline=deadline)
+
+    async def complete_upload(self, session: UploadSession, replace: Entry | None) -> Entry:
+        target = str(session.extra.get("target") or session.path)
+        if replace is None or session.path == target:
+            return await self._child(target)
+        uploaded = await self._child(session.path)
+        try:
+            current: Entry | None = await self._child(target)
+        except CloudfsError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            current = None  # deleted meanwhile: just move ours in
+        if current is not None:
+            if current.file_id != replace.file_id or current.is_dir:
+                await self._delete([uploaded], what=f"drop the upload for {target}")
+                raise CloudfsError(f"{target} was replaced by someone else during the upload",
+                                   errno=errno.ESTALE)
+            await self._delete([current], what=f"replace {target}")
+        try:
+            return await self.rename(session.path, split(target)[1])
+        except CloudfsError:
+            log.error("the new content of %s is left at %s: renaming it into place failed", target,
+                      session.path)
+            raise
+
+    async def cancel_upload(self, session: UploadSession) -> None:
+        await self.cancel_session(session.path, session.session_id)
+
+    async def cancel_session(self, path: str, session_id: str) -> None:
+        """``DELETE /file/upload/<id>``: deletes the placeholder (also after expiry)."""
+        async def op(state: AttemptState) -> None:
+            try:
+                await self._call_once("DELETE", f"/file/upload/{session_id}", what="cancel upload")
+            except CloudreveError as exc:
+                if state.maybe_delivered and exc.code in (NOT_FOUND, UPLOAD_SESSION_EXPIRED):
+                    return  # cancelled by the first attempt
+                raise
+
+        await self.http.retrying(op, idempotent=True, what="cancel upload")
+
+
+def _src(entries: Sequence[Entry]) -> dict[str, list[str]]:
+    """``{"items": [file ids], "dirs": [folder ids]}``."""
+    return {"items": [e.file_id for e in entries if not e.is_dir],
+            "dirs": [e.file_id for e in entries if e.is_dir]}
+
+
+def _total_size(response: httpx.Response) -> int | None:
+    """The full content size a content answer states (Content-Range's total,
+    else a 200's Content-Length)."""
+    content_range = response.headers.get("content-range", "")
+    _, _, total = content_range.rpartition("/")
+    if total.isdigit():
+        return int(total)
+    length = response.headers.get("content-length", "")
+    if response.status_code == 200 and length.isdigit():
+        return int(length)
+    return None
