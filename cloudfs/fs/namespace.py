@@ -44,14 +44,38 @@ class Namespace:
         self.content = content
 
     # ---- creation ------------------------------------------------------------
-    async def create(self, parent: Node, name: str, mode: int) -> tuple[pyfuse3.FileInfo, Node]:
+    async def create(self, parent: Node, name: str, mode: int, flags: int = os.O_EXCL) -> tuple[pyfuse3.FileInfo, Node]:
         core = self.core
         core.check_writable()
-        entry = await core.client.create_file(join(parent.path, name))
+        path = join(parent.path, name)
+        try:
+            entry = await core.client.create_file(path)
+        except CloudfsError as exc:
+            if exc.errno != errno.EEXIST or flags & os.O_EXCL:
+                raise
+            # the kernel asked to create because this mount believed the name
+            # free, but another client made it meanwhile: without O_EXCL,
+            # open(O_CREAT) opens the existing file
+            return await self._open_existing(path, flags)
         entry = await self._store_mode(entry, mode)
         core.meta.put(entry)
         node = core.remember(entry)
         return self.content.created(node), node
+
+    async def _open_existing(self, path: str, flags: int) -> tuple[pyfuse3.FileInfo, Node]:
+        core = self.core
+        core.meta.invalidate(path)
+        entry = await core.client.stat(path)
+        core.meta.put(entry)
+        if entry.is_dir:
+            raise fail(errno.EISDIR)
+        node = core.remember(entry)
+        try:
+            return await self.content.open(node, flags), node
+        except BaseException:
+            # the kernel never learns of this inode: give back its lookup
+            core.table.forget(node.ino, 1)
+            raise
 
     async def mkdir(self, parent: Node, name: str, mode: int) -> Node:
         core = self.core

@@ -224,7 +224,7 @@ class Operations(pyfuse3.Operations):
     async def create(
         self, parent_inode: int, name: bytes, mode: int, flags: int, ctx: pyfuse3.RequestContext
     ) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
-        info, node = await self.namespace.create(self.core.node(parent_inode), decode_name(name), mode)
+        info, node = await self.namespace.create(self.core.node(parent_inode), decode_name(name), mode, flags)
         return info, self.core.attributes(node)
 
     @fuse_op()
