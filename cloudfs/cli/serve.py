@@ -31,7 +31,7 @@ from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Entry
 from cloudfs.config import MountSettings
 from cloudfs.errors import CloudfsError
-from cloudfs.fs.core import Core, source_of
+from cloudfs.fs.core import Core
 from cloudfs.fs.inodes import InodeTable
 from cloudfs.fs.meta import MetaCache
 from cloudfs.fs.ops import Operations
@@ -180,7 +180,8 @@ class _Mount:
             client,
             journal,
             store,
-            lambda entry, span: self.fetcher.read(source_of(entry), span),
+            # through the core: a staged file's base is fetched from where its object is now
+            lambda entry, span: self.core.fetch_base(entry, span),
             delay_s=settings.upload_delay_s,
             max_parallel=settings.max_uploads,
             on_uploaded=self._uploaded,

@@ -16,6 +16,7 @@ import os
 
 import pyfuse3
 
+from cloudfs.cache.fetcher import Source
 from cloudfs.cache.readahead import ReadAhead
 from cloudfs.errors import CloudfsError
 from cloudfs.fs.core import Core, fail, source_of
@@ -123,6 +124,10 @@ class Content:
         if isinstance(local, LocalFile):
             return await local.read(off, size, self.core.fetch_base)
         source = handle.source
+        entry = self.core.located(source.token)
+        if entry is not source.token:
+            # renamed while open: same content version, downloaded by its new path
+            source = handle.source = Source(source.name, source.size, entry)
         ahead = handle.readahead.on_read(off, size, source.size)
         fetcher = self.core.fetcher
         if ahead is not None:

@@ -9,6 +9,7 @@ file content in ``content.py``; ``ops.py`` adapts all of it to pyfuse3.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import time
@@ -167,9 +168,20 @@ class Core:
         return children
 
     # ---- content ---------------------------------------------------------------
+    def located(self, entry: Entry) -> Entry:
+        """``entry``'s content version at its object's current path.
+
+        The server signs downloads by path, but an open file (or a staged
+        one's base) may have been renamed, or its folder moved, since
+        ``entry`` was read: the inode table knows where the object is now."""
+        node = self.table.by_file_id(entry.file_id)
+        if node is None or node.unlinked or node.path == entry.path:
+            return entry
+        return dataclasses.replace(entry, path=node.path)
+
     async def fetch_base(self, entry: Entry, span: Span) -> bytes:
         """Bytes of a remote content version, through the read cache."""
-        return await self.fetcher.read(source_of(entry), span)
+        return await self.fetcher.read(source_of(self.located(entry)), span)
 
     async def capacity(self, *, fresh: bool = False) -> Capacity:
         """The account's capacity, cached briefly (statfs comes often);

@@ -725,3 +725,53 @@ def test_renamed_over_open_file_is_not_uploaded(drive: Drive, remote: Remote, he
     time.sleep(1)
     assert remote.names(remote_path(drive, here)) == ["target"]
     assert remote.get(remote_path(drive, here / "target")) == b"replacement"
+
+
+def test_open_file_reads_on_after_a_rename(drive: Drive, remote: Remote, here: Path):
+    # a player keeps reading a file someone moves: the open descriptor
+    # follows the object, not the name it was opened under
+    data = os.urandom(3 << 20)
+    remote.put(remote_path(drive, here / "a" / "f"), data)
+    remote.put(remote_path(drive, here / "a" / "g"), data)
+    os.mkdir(here / "b")
+    fresh = os.open(here / "a" / "f", os.O_RDONLY)  # nothing read before the rename
+    started = os.open(here / "a" / "g", os.O_RDONLY)  # a first piece read before
+    try:
+        assert os.pread(started, 4096, 0) == data[:4096]
+        os.rename(here / "a" / "f", here / "b" / "f2")
+        os.rename(here / "a", here / "moved")
+        assert os.pread(fresh, len(data), 0) == data
+        assert os.pread(started, len(data), 0) == data
+    finally:
+        os.close(fresh)
+        os.close(started)
+
+
+def test_file_being_written_survives_a_rename(drive: Drive, remote: Remote, here: Path):
+    # only the first bytes are changed: the rest of the old content (not
+    # downloaded yet) must still be found, under the new name, for reads
+    # and for the upload
+    data = os.urandom(3 << 20)
+    remote.put(remote_path(drive, here / "f"), data)
+    fd = os.open(here / "f", os.O_RDWR)
+    try:
+        os.pwrite(fd, b"HEAD", 0)
+        os.mkdir(here / "sub")
+        os.rename(here / "f", here / "sub" / "g")
+        expected = b"HEAD" + data[4:]
+        assert os.pread(fd, len(data), 0) == expected
+    finally:
+        os.close(fd)
+    synced(here / "sub" / "g")
+    assert remote.get(remote_path(drive, here / "sub" / "g")) == expected
+    # the same without reading back: only the upload needs the old content
+    remote.put(remote_path(drive, here / "h"), data)
+    fd = os.open(here / "h", os.O_WRONLY)
+    try:
+        os.pwrite(fd, b"HEAD", 0)
+        os.rename(here / "h", here / "sub" / "h2")
+    finally:
+        os.close(fd)
+    synced(here / "sub" / "h2")
+    assert remote.get(remote_path(drive, here / "sub" / "h2")) == expected
+    assert remote.names(remote_path(drive, here)) == ["sub"]
