@@ -138,18 +138,30 @@ class Namespace:
         await self.core.client.delete([path], permanent=not self.core.settings.delete_to_trash)
         self.core.forget_capacity()
 
-    async def _before_removal(self, entry: Entry, node: Node | None) -> None:
+    async def _before_removal(self, entry: Entry, node: Node | None, *, strict: bool = True) -> None:
         """Stop uploads of a file about to leave the namespace; keep its content
-        readable for processes that still have it open."""
+        readable for processes that still have it open.  ``strict``: a failure
+        to fetch that content is raised (before anything was given up), else
+        only logged (the caller is past the point of no return)."""
         core = self.core
         local = node.local if node is not None else core.writeback.files.get(entry.file_id)
-        if isinstance(local, LocalFile):
-            await core.writeback.forget(local)
-        elif node is not None and node.opens and not core.settings.delete_to_trash and not node.is_dir:
-            # the blob disappears with a permanent delete: stage it for the open handles
-            local = self.content.stage(node)
-            await core.writeback.forget(local)
-            await local.fill(core.fetch_base)
+        held_open = node is not None and node.opens > 0 and not node.is_dir
+        if not isinstance(local, LocalFile):
+            if not held_open:
+                return
+            local = self.content.stage(node)  # type: ignore[arg-type]
+        if held_open:
+            # downloads are signed by path, and the path goes now (to the
+            # recycle bin or for good): fetch what the open handles may still
+            # read, while the server can still find it
+            try:
+                await local.fill(core.fetch_base)
+            except (CloudfsError, OSError) as exc:
+                if strict:
+                    raise
+                log.warning("%s left the namespace while open; its content could not be kept for the open "
+                            "handles: %s", entry.path, exc)
+        await core.writeback.forget(local)
 
     def _removed(self, node: Node) -> None:
         self.core.table.detach(node)
@@ -190,14 +202,18 @@ class Namespace:
             aside = None
             if dst is not None:
                 aside = await self._relocate(dst, split(dst.path)[0], temp_name("replaced"))
+                if dst_node is not None:
+                    dst_node.entry = aside  # where its content is fetched from until it goes
             try:
                 moved = await self._relocate(src, new_parent.path, new_name)
             except BaseException:
                 if aside is not None:
                     await self._undo(aside, dst.path)  # type: ignore[union-attr]
+                    if dst_node is not None:
+                        dst_node.entry = dst  # type: ignore[assignment]
                 raise
             if dst is not None and aside is not None:
-                await self._before_removal(dst, dst_node)
+                await self._before_removal(aside, dst_node, strict=False)
                 await self._delete_quietly(aside.path)
                 core.meta.remove(dst.path)
                 if dst_node is not None:

@@ -775,3 +775,46 @@ def test_file_being_written_survives_a_rename(drive: Drive, remote: Remote, here
     synced(here / "sub" / "h2")
     assert remote.get(remote_path(drive, here / "sub" / "h2")) == expected
     assert remote.names(remote_path(drive, here)) == ["sub"]
+
+
+def test_unlinked_open_file_stays_readable_with_the_recycle_bin(server: RunningServer, remote: Remote,
+                                                                  tmp_path: Path):
+    # the default deletion moves to the recycle bin: the path is gone, the
+    # descriptors opened before must still read the whole content
+    mnt = Drive(server, tmp_path / "mnt", tmp_path / "cache", options="upload_delay=0.2")
+    data = os.urandom(3 << 20)
+    remote.put_many({"/trash/unlinked": data, "/trash/replaced": data})
+    mnt.mount()
+    try:
+        unlinked = os.open(mnt / "trash/unlinked", os.O_RDONLY)
+        replaced = os.open(mnt / "trash/replaced", os.O_RDONLY)
+        try:
+            os.unlink(mnt / "trash/unlinked")
+            create(mnt / "trash/new", b"new")
+            os.rename(mnt / "trash/new", mnt / "trash/replaced")
+            assert os.pread(unlinked, len(data), 0) == data
+            assert os.pread(replaced, len(data), 0) == data
+        finally:
+            os.close(unlinked)
+            os.close(replaced)
+        assert sorted(os.listdir(mnt / "trash")) == ["replaced"]
+        assert (mnt / "trash/replaced").read_bytes() == b"new"
+    finally:
+        mnt.umount()
+    assert remote.names("/trash") == ["replaced"]
+
+
+def test_unlinked_file_being_written_keeps_its_unwritten_part(drive: Drive, remote: Remote, here: Path):
+    # only the head was rewritten when the file was unlinked: the rest,
+    # never downloaded, must still read back through the open descriptor
+    data = os.urandom(3 << 20)
+    remote.put(remote_path(drive, here / "f"), data)
+    fd = os.open(here / "f", os.O_RDWR)
+    try:
+        os.pwrite(fd, b"HEAD", 0)
+        os.unlink(here / "f")
+        assert os.pread(fd, len(data), 0) == b"HEAD" + data[4:]
+    finally:
+        os.close(fd)
+    time.sleep(1)  # past upload_delay: nothing may come back
+    assert remote.names(remote_path(drive, here)) == []
