@@ -1,5 +1,7 @@
 """Keeping secrets out of logs: passwords, access/refresh tokens, OTP codes
-and URL signatures (a signed download URL is a bearer capability).
+and URL signatures (a signed download URL is a bearer capability), and
+Cloudreve 3 session cookies (``cloudreve-session=...``, which httpcore logs
+with the response headers before the client has even read them).
 
 :func:`redact` rewrites a text; :class:`RedactingFilter` applies it to every
 log record passing a handler (message, arguments, traceback).  Patterns catch
@@ -21,7 +23,7 @@ MASK = "[REDACTED]"
 #: names whose value is secret in JSON, query strings, headers and reprs
 _SECRET_KEYS = (
     "password|passwd|refresh_token|access_token|token|otp|sign|signature|"
-    "credential|callback_secret|cookie|set-cookie"
+    "credential|callback_secret|cookie|set-cookie|cloudreve-session"
 )
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization: Bearer <jwt>

@@ -195,8 +195,11 @@ class V3Dialect:
             parent = await self._child(path)
             if not parent.is_dir:  # pragma: no cover - replaced between the two calls
                 raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
-        # a replacing upload's temporary file is an implementation detail
-        yield parent, [c for c in children if not is_temp_name(c.name)]
+        # a replacing upload's temporary file is an implementation detail;
+        # the order is ours (3.8 lists in database order): folders, then files, by name
+        shown = [c for c in children if not is_temp_name(c.name)]
+        shown.sort(key=lambda c: (not c.is_dir, c.name))
+        yield parent, shown
 
     async def _raise_if_file(self, path: str) -> None:
         try:
@@ -211,8 +214,14 @@ class V3Dialect:
         kind = "folder" if folder else "file"
         what = f"create {kind} {path}"
         parent, name = split(path)
-        # PUT /directory succeeds on an existing folder: look first (ENOENT for a missing parent)
-        _, children, _ = await self._listing(parent)
+        # PUT /directory succeeds on an existing folder: look first.  A
+        # missing parent is fine: both calls create it (like v4's create)
+        try:
+            _, children, _ = await self._listing(parent)
+        except CloudreveError as exc:
+            if exc.code != PATH_NOT_EXIST:
+                raise
+            children = []
         if any(c.name == name for c in children):
             raise CloudfsError(f"{path} already exists", errno=errno.EEXIST)
 
@@ -361,35 +370,53 @@ class V3Dialect:
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None) -> UploadSession:
         folder, name = split(path)
-        # a replacement goes to a temporary name first (no versions in v3)
-        target_name = temp_name() if replace is not None else name
-        session_path = join(folder, target_name)
         extra: dict[str, object] = {"target": path}
         what = f"upload session for {path}"
 
-        async def open_once(state: AttemptState) -> UploadSession:
-            _, children, policy = await self._listing(folder)
-            if replace is None and state.maybe_delivered:
-                # a lost answer may have left our placeholder: it holds the name (40054)
-                for c in children:
-                    if c.name == name and not c.is_dir and c.size == 0:
-                        log.info("removing the upload placeholder a lost answer left on %s", path)
-                        await self._delete([c], what=f"remove placeholder {path}")
+        async def open_once() -> UploadSession:
+            # a replacement goes to a temporary name first (no versions in v3);
+            # a new one per attempt, so a lost answer's placeholder is in nobody's way
+            target_name = temp_name() if replace is not None else name
+            _children, policy = await self._upload_folder(folder)
             body = {"path": folder, "size": size, "name": target_name, "policy_id": str(policy.get("id") or ""),
                     "last_modified": mtime_ms if mtime_ms is not None and mtime_ms > 0 else 0,
                     "mime_type": ""}
             data = await self._call_once("PUT", "/file/upload", what=what, json=body)
-            return session_from(data, session_path, size, policy, extra)
+            return session_from(data, join(folder, target_name), size, policy, extra)
 
         async def op(state: AttemptState) -> UploadSession:
             try:
-                return await open_once(state)
+                return await open_once()
             except CloudreveError as exc:
                 if exc.code == POLICY_CHANGED:  # the folder's policy changed: list again, once
-                    return await open_once(state)
+                    return await open_once()
+                if exc.code == UPLOAD_ONGOING and replace is None and state.maybe_delivered:
+                    # Our lost answer left a session whose placeholder holds the name;
+                    # listings hide placeholders and only the session id (which we never
+                    # got) cancels one, except "cancel all of this user's uploads".
+                    # Uploads of ours in flight then meet 40011 and restart.
+                    log.warning("cancelling all upload sessions: a lost answer left one holding %s", path)
+                    await self._call_once("DELETE", "/file/upload", what="cancel all uploads")
+                    return await open_once()
                 raise
 
         return await self.http.retrying(op, idempotent=True, what=what)
+
+    async def _upload_folder(self, folder: str) -> tuple[list[Entry], dict[str, Any]]:
+        """The children of an upload's folder and the storage policy to name.
+        A missing folder is created by the upload (like v4): its nearest
+        existing ancestor's listing tells the policy (in 3.8 the user's
+        group's, the same in every folder)."""
+        here = folder
+        while True:
+            try:
+                _, children, policy = await self._listing(here)
+            except CloudreveError as exc:
+                if exc.code != PATH_NOT_EXIST or here == "/":
+                    raise
+                here = split(here)[0]
+                continue
+            return (children if here == folder else []), policy
 
     async def send_chunk(self, session: UploadSession, index: int, length: int,
                          body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:

@@ -1,25 +1,67 @@
 """Fixtures for the client tests: connected clients against the real
-``cloudfs server`` (fixtures ``server`` / ``fresh_server`` from
-tests/conftest.py), a unique remote folder per test, and local files with
-known content."""
+``cloudfs server``, a unique remote folder per test, and local files with
+known content.
+
+Every test that uses a server runs against both dialects: ``dialect`` is a
+module-scoped parameter ("v4", "v3") that ``server``, ``fresh_server`` (which
+override tests/conftest.py's) and the modules' own servers follow.  A test
+marked ``@pytest.mark.v4_only("why")`` is skipped on v3 with that reason."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from cloudfs.client.api import ClientSettings, CloudreveClient
 from cloudfs.client.auth import TokenStore
+from cloudfs.server.testing import RunningServer, start_server
+
+DIALECTS = ["v4", "v3"]
 
 #: quick-failing settings: tests that expect failures should not wait 30 s
 FAST = ClientSettings(request_timeout_s=5.0, deadline_s=15.0, backoff_base_s=0.02, backoff_max_s=0.2)
 
 Connect = Callable[..., Awaitable[CloudreveClient]]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "v4_only(reason): the test needs a Cloudreve 4 feature; skipped on v3")
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def dialect(request: pytest.FixtureRequest) -> str:
+    """The server dialect this module's tests run against."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp(f"server-{dialect}"), faults=True, dialect=dialect)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def fresh_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp(f"fresh-server-{dialect}"), faults=True, dialect=dialect)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def _v4_only(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("v4_only")
+    if marker is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "v3":
+        pytest.skip(marker.args[0] if marker.args else "needs Cloudreve 4")
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from cloudfs.errors import AuthenticationError, NotCloudreveError, TLSFailure, T
 from .conftest import FAST
 
 
-async def test_connect_detects_v4(client, server):
-    assert client.info.dialect == "v4"
-    assert client.info.version.startswith("4.")
+async def test_connect_detects_the_dialect(client, server, dialect):
+    assert client.info.dialect == dialect
+    assert client.info.version.startswith("4." if dialect == "v4" else "3.")
     uuid.UUID(client.client_id)  # X-Cr-Client-Id is a UUID per instance
     root = await client.stat("/")
     assert root.is_dir and root.path == "/"
@@ -99,6 +99,7 @@ async def test_token_store_resumes_without_password(connect, token_store, server
     assert (await resumed.stat("/")).is_dir
 
 
+@pytest.mark.v4_only("refresh tokens are Cloudreve 4's; v3: test_v3.py")
 async def test_revoked_stored_login_falls_back_to_password(connect, token_store, server):
     await connect()
     login = token_store.load(server.url, server.email)
@@ -126,7 +127,7 @@ async def test_access_token_renewed_on_401(client, server):
     assert client._debug_state()["token_renewals"] == 1
 
 
-async def test_secrets_never_reach_logs_or_errors(server, tmp_path, local_file):
+async def test_secrets_never_reach_logs_or_errors(server, tmp_path, local_file, dialect):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())
@@ -148,16 +149,17 @@ async def test_secrets_never_reach_logs_or_errors(server, tmp_path, local_file):
             url = client._downloads.urls.cached(entry)
             assert url and "sign=" in url
             logging.getLogger("cloudfs.test").info("fetched %s", url)
-            live = client._http.auth.tokens
+            auth = client._http.auth
+            live = [auth.tokens.access_token, auth.tokens.refresh_token] if dialect == "v4" else [auth.cookie.value]
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
     out = stream.getvalue()
     login = store.load(server.url, server.email)
     assert "HTTP Request" in out  # httpx did log requests (through the filter)
-    assert login.access_token == ""  # only the refresh token is kept on disk
-    for secret in (server.password, login.refresh_token, live.access_token, live.refresh_token,
-                   url.split("sign=")[1]):
+    assert login.access_token == ""  # only the refresh token (v3: the cookie) is kept on disk
+    stored = login.refresh_token if dialect == "v4" else login.session_cookie
+    for secret in (server.password, stored, *live, url.split("sign=")[1]):
         assert secret and secret not in out
 
 
@@ -179,14 +181,15 @@ def totp(secret: str, when: float | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def otp_server(tmp_path_factory):
+def otp_server(tmp_path_factory, dialect):
     from cloudfs.server.testing import start_server
 
-    with start_server(tmp_path_factory.mktemp("otp"), extra_args=["--otp-secret", OTP_SECRET]) as srv:
+    with start_server(tmp_path_factory.mktemp("otp"), extra_args=["--otp-secret", OTP_SECRET],
+                      dialect=dialect) as srv:
         yield srv
 
 
-async def test_two_factor_login(otp_server, tmp_path):
+async def test_two_factor_login(otp_server, tmp_path, dialect):
     from cloudfs.errors import TwoFactorRequired
 
     asked = []
@@ -204,7 +207,8 @@ async def test_two_factor_login(otp_server, tmp_path):
     with pytest.raises(TwoFactorRequired) as info:
         await CloudreveClient.connect(otp_server.url, email=otp_server.email, password=otp_server.password,
                                       settings=FAST)
-    assert info.value.errno == errno.EACCES and info.value.session_id
+    # v4 names the 2FA session; v3 keeps it in the cookie session
+    assert info.value.errno == errno.EACCES and (info.value.session_id or dialect == "v3")
     # a wrong code is refused
     with pytest.raises(AuthenticationError):
         await CloudreveClient.connect(otp_server.url, email=otp_server.email, password=otp_server.password,
@@ -216,6 +220,7 @@ async def test_two_factor_login(otp_server, tmp_path):
 
 
 async def test_access_token_refreshed_before_expiry(tmp_path_factory, tmp_path):
+    """v4 only (access tokens); v3 cookies: test_v3_session.py"""
     from cloudfs.server.testing import start_server
 
     with start_server(tmp_path_factory.mktemp("short-token"), access_ttl=3) as srv:

@@ -12,13 +12,45 @@ from dataclasses import replace
 import pytest
 import trio
 
-from cloudfs.errors import CloudfsError, CloudreveError, RequestTimeout, ServerError, TransportError
+from cloudfs.errors import (
+    CloudfsError,
+    CloudreveError,
+    RequestTimeout,
+    ServerError,
+    TransportError,
+)
 
 from .conftest import FAST, remote_sha256
 
 CHUNK = 128 << 10
-CHUNK_PATH = r"/api/v4/file/upload/[^/]+/\d+$"
-CONTENT_PATH = r"/api/v4/file/content/"
+
+#: the server paths (fault regexes) of each client call, per dialect
+ROUTES = {
+    "v4": {
+        "stat": r"/file/info$", "capacity": r"/user/capacity$", "mkdir": r"/file/create$",
+        "rename": r"/file/rename$", "move": r"/file/move$", "delete": r"/api/v4/file$",
+        "content": r"/api/v4/file/content/", "chunk": r"/api/v4/file/upload/[^/]+/{n}$",
+        "session": r"/api/v4/file/upload$",
+    },
+    "v3": {
+        # a stat lists the parent folder; mkdir is PUT /directory; delete and move share /object
+        "stat": r"/api/v3/directory/", "capacity": r"/user/storage$", "mkdir": r"/api/v3/directory$",
+        "rename": r"/object/rename$", "move": r"/api/v3/object$", "delete": r"/api/v3/object$",
+        # content keys are 16 characters (signing, PUT /file/download/<hashid>, is not)
+        "content": r"/api/v3/file/download/[A-Za-z0-9]{{16}}$", "chunk": r"/api/v3/file/upload/[^/]+/{n}$",
+        "session": r"/api/v3/file/upload$",
+    },
+}
+
+
+@pytest.fixture
+def route(dialect):
+    """``route("stat")``: the fault regex of a call; ``route("chunk", n=2)`` for one chunk index."""
+
+    def _route(call: str, n: str | int = r"\d+") -> str:
+        return ROUTES[dialect][call].format(n=n)
+
+    return _route
 
 
 def name(prefix: str) -> str:
@@ -26,10 +58,10 @@ def name(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def chunky(tmp_path_factory):
+def chunky(tmp_path_factory, dialect):
     from cloudfs.server.testing import start_server
 
-    with start_server(tmp_path_factory.mktemp("chunky-faults"), chunk_size=CHUNK) as srv:
+    with start_server(tmp_path_factory.mktemp("chunky-faults"), chunk_size=CHUNK, dialect=dialect) as srv:
         yield srv
 
 
@@ -46,16 +78,16 @@ async def cclient(connect, chunky):
 
 
 # ---- metadata calls ----------------------------------------------------------------------
-async def test_5xx_is_retried(client, server, folder):
-    server.faults.set(error_rate=1.0, error_status=503, path_regex=r"/file/info$", count=3)
+async def test_5xx_is_retried(client, server, folder, route):
+    server.faults.set(error_rate=1.0, error_status=503, path_regex=route("stat"), count=3)
     entry = await client.stat(folder)
     assert entry.is_dir
     assert server.faults.stats()["error"] == 3
 
 
-async def test_persistent_5xx_gives_eio_within_deadline(connect, server, folder):
+async def test_persistent_5xx_gives_eio_within_deadline(connect, server, folder, route):
     client = await connect(settings=replace(FAST, max_attempts=3, deadline_s=5.0))
-    server.faults.set(error_rate=1.0, error_status=502, path_regex=r"/file/info$")
+    server.faults.set(error_rate=1.0, error_status=502, path_regex=route("stat"))
     start = trio.current_time()
     with pytest.raises(ServerError) as info:
         await client.stat(folder)
@@ -64,9 +96,9 @@ async def test_persistent_5xx_gives_eio_within_deadline(connect, server, folder)
     assert server.faults.stats()["error"] == 3  # max_attempts
 
 
-async def test_slow_server_times_out(connect, server, folder):
+async def test_slow_server_times_out(connect, server, folder, route):
     client = await connect(settings=replace(FAST, request_timeout_s=0.3, deadline_s=1.5))
-    server.faults.set(latency_s=5.0, path_regex=r"/file/info$")
+    server.faults.set(latency_s=5.0, path_regex=route("stat"))
     start = trio.current_time()
     with pytest.raises(RequestTimeout) as info:
         await client.stat(folder)
@@ -74,52 +106,52 @@ async def test_slow_server_times_out(connect, server, folder):
     assert trio.current_time() - start < 2.0
 
 
-async def test_one_slow_answer_is_retried(connect, server, folder):
+async def test_one_slow_answer_is_retried(connect, server, folder, route):
     client = await connect(settings=replace(FAST, request_timeout_s=0.5, deadline_s=5.0))
-    server.faults.set(latency_s=2.0, path_regex=r"/file/info$", count=1)
+    server.faults.set(latency_s=2.0, path_regex=route("stat"), count=1)
     assert (await client.stat(folder)).is_dir
 
 
-async def test_truncated_api_answer_is_retried(client, server):
-    server.faults.set(drop_rate=1.0, drop_after_bytes=10, drop_target="response", path_regex=r"/user/capacity$",
+async def test_truncated_api_answer_is_retried(client, server, route):
+    server.faults.set(drop_rate=1.0, drop_after_bytes=10, drop_target="response", path_regex=route("capacity"),
                       count=2)
     cap = await client.capacity()
     assert cap.total > 0
     assert server.faults.stats()["drop_response"] == 2
 
 
-async def test_always_truncated_answer_is_eio(connect, server):
+async def test_always_truncated_answer_is_eio(connect, server, route):
     client = await connect(settings=replace(FAST, max_attempts=2))
-    server.faults.set(drop_rate=1.0, drop_after_bytes=5, drop_target="response", path_regex=r"/user/capacity$")
+    server.faults.set(drop_rate=1.0, drop_after_bytes=5, drop_target="response", path_regex=route("capacity"))
     with pytest.raises(CloudfsError) as info:
         await client.capacity()
     assert info.value.errno == errno.EIO
 
 
-async def test_non_json_answer_is_retried_then_protocol_error(connect, server):
+async def test_non_json_answer_is_retried_then_protocol_error(connect, server, route):
     """HTTP 200 with a body that is not a Cloudreve envelope (a captive
     portal, a misconfigured proxy): ProtocolError (EIO), never a crash."""
     from cloudfs.errors import ProtocolError
 
     client = await connect(settings=replace(FAST, max_attempts=3))
-    server.faults.set(error_rate=1.0, error_status=200, path_regex=r"/user/capacity$", count=2)
+    server.faults.set(error_rate=1.0, error_status=200, path_regex=route("capacity"), count=2)
     assert (await client.capacity()).total > 0  # two garbled answers, then a good one
-    server.faults.set(error_rate=1.0, error_status=200, path_regex=r"/user/capacity$")
+    server.faults.set(error_rate=1.0, error_status=200, path_regex=route("capacity"))
     with pytest.raises(ProtocolError) as info:
         await client.capacity()
     assert info.value.errno == errno.EIO and "not JSON" in str(info.value)
 
 
-async def test_non_content_download_answer_is_retried(cclient, chunky, local_file):
+async def test_non_content_download_answer_is_retried(cclient, chunky, local_file, route):
     src, digest = local_file(300_000, seed=15)
     entry = await cclient.upload(name("dl-garbled"), src)
     # 200 without an ETag and without an envelope: not content
-    chunky.faults.set(error_rate=1.0, error_status=200, path_regex=CONTENT_PATH, count=2)
+    chunky.faults.set(error_rate=1.0, error_status=200, path_regex=route("content"), count=2)
     assert await remote_sha256(cclient, entry.path) == digest
 
 
-async def test_lost_mkdir_answer_is_reconciled(client, server, folder):
-    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/file/create$", count=1)
+async def test_lost_mkdir_answer_is_reconciled(client, server, folder, route):
+    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=route("mkdir"), count=1)
     entry = await client.mkdir(f"{folder}/made")  # created by the first try, answer lost
     assert entry.is_dir and entry.path == f"{folder}/made"
     assert server.faults.stats()["drop_response"] == 1
@@ -128,16 +160,16 @@ async def test_lost_mkdir_answer_is_reconciled(client, server, folder):
     assert info.value.errno == errno.EEXIST
 
 
-async def test_lost_rename_and_move_and_delete_answers(client, server, folder):
+async def test_lost_rename_and_move_and_delete_answers(client, server, folder, route):
     await client.create_file(f"{folder}/a")
     await client.mkdir(f"{folder}/d")
-    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/file/rename$", count=1)
+    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=route("rename"), count=1)
     renamed = await client.rename(f"{folder}/a", "b")
     assert renamed.path == f"{folder}/b"
-    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/file/move$", count=1)
+    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=route("move"), count=1)
     await client.move([f"{folder}/b"], f"{folder}/d")
     assert (await client.stat(f"{folder}/d/b")).file_id == renamed.file_id
-    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/api/v4/file$", count=1)
+    server.faults.set(drop_rate=1.0, drop_target="response", path_regex=route("delete"), count=1)
     await client.delete([f"{folder}/d"])
     with pytest.raises(CloudfsError) as info:
         await client.stat(f"{folder}/d")
@@ -159,10 +191,10 @@ async def test_dead_server_fails_within_deadline(connect, fresh_server):
 
 
 # ---- downloads ------------------------------------------------------------------------------
-async def test_download_survives_dropped_connections(cclient, chunky, local_file):
+async def test_download_survives_dropped_connections(cclient, chunky, local_file, route):
     src, digest = local_file(3 << 20, seed=11)
     entry = await cclient.upload(name("dl-drop"), src)
-    chunky.faults.set(drop_rate=1.0, drop_after_bytes=300_000, path_regex=CONTENT_PATH, count=3)
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=300_000, path_regex=route("content"), count=3)
     data = await cclient.read(entry, 0, entry.size)
     assert len(data) == entry.size
     from hashlib import sha256
@@ -171,37 +203,37 @@ async def test_download_survives_dropped_connections(cclient, chunky, local_file
     assert chunky.faults.stats()["drop_response"] == 3
 
 
-async def test_download_survives_5xx(cclient, chunky, local_file):
+async def test_download_survives_5xx(cclient, chunky, local_file, route):
     src, digest = local_file(500_000, seed=12)
     entry = await cclient.upload(name("dl-5xx"), src)
-    chunky.faults.set(error_rate=1.0, error_status=500, path_regex=CONTENT_PATH, count=2)
+    chunky.faults.set(error_rate=1.0, error_status=500, path_regex=route("content"), count=2)
     assert await remote_sha256(cclient, entry.path) == digest
 
 
-async def test_download_resumes_through_many_cuts(cclient, chunky, local_file):
+async def test_download_resumes_through_many_cuts(cclient, chunky, local_file, route):
     src, digest = local_file(400_000, seed=14)
     entry = await cclient.upload(name("dl-cuts"), src)
-    chunky.faults.set(drop_rate=1.0, drop_after_bytes=50_000, path_regex=CONTENT_PATH)
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=50_000, path_regex=route("content"))
     # every answer is cut, but each brings 50 000 more bytes: the read resumes to the end
     assert await remote_sha256(cclient, entry.path) == digest
     assert chunky.faults.stats()["drop_response"] >= 7
 
 
-async def test_download_gives_up_without_progress(connect, chunky, local_file):
+async def test_download_gives_up_without_progress(connect, chunky, local_file, route):
     client = await connect(srv=chunky, settings=replace(FAST, max_attempts=3))
     src, _ = local_file(400_000, seed=13)
     entry = await client.upload(name("dl-dead"), src)
-    chunky.faults.set(drop_rate=1.0, drop_after_bytes=0, path_regex=CONTENT_PATH)
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=0, path_regex=route("content"))
     with pytest.raises(TransportError) as info:
         await client.read(entry, 0, entry.size)
     assert info.value.errno == errno.EIO
     assert chunky.faults.stats()["drop_response"] == 3
 
 
-async def test_expired_url_is_renewed(connect, tmp_path_factory, local_file):
+async def test_expired_url_is_renewed(connect, tmp_path_factory, local_file, dialect):
     from cloudfs.server.testing import start_server
 
-    with start_server(tmp_path_factory.mktemp("url-ttl"), extra_args=["--url-ttl", "2"]) as srv:
+    with start_server(tmp_path_factory.mktemp("url-ttl"), extra_args=["--url-ttl", "2"], dialect=dialect) as srv:
         client = await connect(srv=srv)
         src, digest = local_file(200_000)
         entry = await client.upload(name("url"), src)
@@ -213,37 +245,37 @@ async def test_expired_url_is_renewed(connect, tmp_path_factory, local_file):
 
 
 # ---- uploads ----------------------------------------------------------------------------------
-async def test_upload_survives_dropped_chunks(cclient, chunky, local_file):
+async def test_upload_survives_dropped_chunks(cclient, chunky, local_file, route):
     src, digest = local_file(6 * CHUNK + 77, seed=21)
-    chunky.faults.set(drop_rate=1.0, drop_after_bytes=50_000, path_regex=CHUNK_PATH, count=3)
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=50_000, path_regex=route("chunk"), count=3)
     entry = await cclient.upload(name("up-drop"), src)
     assert entry.size == 6 * CHUNK + 77
     assert await remote_sha256(cclient, entry.path) == digest
     assert chunky.faults.stats()["drop_request"] == 3
 
 
-async def test_upload_survives_lost_chunk_answers(cclient, chunky, local_file):
+async def test_upload_survives_lost_chunk_answers(cclient, chunky, local_file, route):
     """The chunk was stored but its answer lost: re-sending it is safe, even
     for the last, completing chunk."""
     src, digest = local_file(3 * CHUNK + 5, seed=22)
     path = name("up-lost")
-    chunky.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/api/v4/file/upload/[^/]+/3$",
+    chunky.faults.set(drop_rate=1.0, drop_target="response", path_regex=route("chunk", 3),
                       count=1)
     entry = await cclient.upload(path, src)
     assert entry.size == 3 * CHUNK + 5 and not entry.uploading
     assert await remote_sha256(cclient, path) == digest
 
 
-async def test_lost_session_answer_is_cleaned_up(cclient, chunky, local_file):
+async def test_lost_session_answer_is_cleaned_up(cclient, chunky, local_file, route):
     src, digest = local_file(2 * CHUNK, seed=23)
-    chunky.faults.set(drop_rate=1.0, drop_target="response", path_regex=r"/api/v4/file/upload$", count=1)
+    chunky.faults.set(drop_rate=1.0, drop_target="response", path_regex=route("session"), count=1)
     entry = await cclient.upload(name("up-session"), src)
     assert await remote_sha256(cclient, entry.path) == digest
 
 
-async def test_upload_survives_5xx_chunks(cclient, chunky, local_file):
+async def test_upload_survives_5xx_chunks(cclient, chunky, local_file, route):
     src, digest = local_file(4 * CHUNK + 1, seed=24)
-    chunky.faults.set(error_rate=0.5, error_status=503, path_regex=CHUNK_PATH, seed=7, count=8)
+    chunky.faults.set(error_rate=0.5, error_status=503, path_regex=route("chunk"), seed=7, count=8)
     entry = await cclient.upload(name("up-5xx"), src)
     assert await remote_sha256(cclient, entry.path) == digest
 
@@ -262,13 +294,13 @@ async def test_token_expiry_mid_upload(cclient, chunky, local_file):
     assert await remote_sha256(cclient, entry.path) == digest
 
 
-async def test_failed_overwrite_keeps_old_content(connect, chunky, local_file):
+async def test_failed_overwrite_keeps_old_content(connect, chunky, local_file, route):
     client = await connect(srv=chunky, settings=replace(FAST, max_attempts=2))
     path = name("keep")
     v1_src, v1 = local_file(3 * CHUNK + 3, seed=31)
     v2_src, _ = local_file(4 * CHUNK, seed=32)
     old = await client.upload(path, v1_src)
-    chunky.faults.set(error_rate=1.0, error_status=500, path_regex=r"/api/v4/file/upload/[^/]+/2$")
+    chunky.faults.set(error_rate=1.0, error_status=500, path_regex=route("chunk", 2))
     with pytest.raises(ServerError):
         await client.upload(path, v2_src, replace=old)
     chunky.faults.clear()
@@ -279,12 +311,12 @@ async def test_failed_overwrite_keeps_old_content(connect, chunky, local_file):
     assert (await client.upload(path, v2_src, replace=now)).size == 4 * CHUNK
 
 
-async def test_failed_new_upload_leaves_no_placeholder(connect, chunky, local_file):
+async def test_failed_new_upload_leaves_no_placeholder(connect, chunky, local_file, route):
     client = await connect(srv=chunky, settings=replace(FAST, max_attempts=2))
     path = name("gone")
     src, _ = local_file(3 * CHUNK, seed=33)
     before = await client.capacity()
-    chunky.faults.set(drop_rate=1.0, drop_after_bytes=10, path_regex=r"/api/v4/file/upload/[^/]+/1$")
+    chunky.faults.set(drop_rate=1.0, drop_after_bytes=10, path_regex=route("chunk", 1))
     with pytest.raises(TransportError):
         await client.upload(path, src)
     chunky.faults.clear()
@@ -312,15 +344,15 @@ async def test_low_capacity(cclient, chunky, local_file):
     assert await remote_sha256(cclient, path) == small
 
 
-async def test_expired_session_restarts_upload(connect, tmp_path_factory, local_file):
+async def test_expired_session_restarts_upload(connect, tmp_path_factory, local_file, dialect, route):
     from cloudfs.server.testing import start_server
 
-    with start_server(tmp_path_factory.mktemp("short-session"), chunk_size=CHUNK,
+    with start_server(tmp_path_factory.mktemp("short-session"), chunk_size=CHUNK, dialect=dialect,
                       extra_args=["--upload-session-ttl", "1.5"]) as srv:
         client = await connect(srv=srv)
         src, digest = local_file(3 * CHUNK, seed=51)
         # the second chunk arrives after the session expired: 40011, restart
-        srv.faults.set(latency_s=2.0, path_regex=r"/api/v4/file/upload/[^/]+/1$", count=1)
+        srv.faults.set(latency_s=2.0, path_regex=route("chunk", 1), count=1)
         seen: list[int] = []
         entry = await client.upload(name("restart"), src, progress=seen.append)
         assert await remote_sha256(client, entry.path) == digest
