@@ -255,6 +255,9 @@ def test_uid_gid_umask_options(server: RunningServer, remote: Remote, tmp_path: 
         create(mnt / "options/made", mode=0o604)
         st = os.stat(mnt / "options/made")
         assert (st.st_uid, st.st_gid) == (1234, 2345) and stat.S_IMODE(st.st_mode) == 0o604
+        # chown: to the owner the option gives, fine; to the mounting user, not
+        os.chown(mnt / "options/made", 1234, 2345)
+        assert errno_of(os.chown, mnt / "options/made", os.getuid(), -1) == errno.EPERM
     finally:
         mnt.umount()
 
@@ -374,6 +377,17 @@ def test_o_creat_opens_a_file_another_client_created(drive: Drive, remote: Remot
     finally:
         os.close(fd)
     assert remote.get(remote_path(drive, here / "late")) == b"theirs"
+    # what a shell's ">" does: O_CREAT|O_TRUNC replaces the content
+    for name in ("overwritten", "folder"):
+        assert not (here / name).exists()
+    remote.put(remote_path(drive, here / "overwritten"), b"theirs")
+    remote.mkdir(remote_path(drive, here / "folder"))
+    with open(here / "overwritten", "wb") as fp:
+        fp.write(b"mine")
+    assert errno_of(os.open, here / "folder", os.O_CREAT | os.O_WRONLY, 0o644) == errno.EISDIR
+    synced(here / "overwritten")
+    assert remote.get(remote_path(drive, here / "overwritten")) == b"mine"
+    assert remote.names(remote_path(drive, here)) == ["folder", "late", "overwritten"]
 
 
 def test_o_trunc(drive: Drive, remote: Remote, here: Path):
@@ -646,6 +660,23 @@ def test_rename_refusals(drive: Drive, remote: Remote, here: Path):
     assert sorted(os.listdir(here)) == ["dir", "empty", "file", "full", "theirs"]
     assert remote.names(remote_path(drive, here)) == ["dir", "empty", "file", "full", "theirs"]
     assert remote.get(remote_path(drive, here / "theirs" / "x")) == b"x"
+
+
+def test_rename_over_a_file_puts_it_back_when_the_move_fails(drive: Drive, server: RunningServer,
+                                                             remote: Remote, here: Path):
+    create(here / "keep", b"keep")
+    create(here / "ghost", b"ghost")
+    synced(here / "keep")
+    synced(here / "ghost")
+    assert os.stat(here / "ghost").st_size == 5  # the mount knows it...
+    ghost = remote_path(drive, here / "ghost")
+    Remote(server)._run(lambda client: client.delete([ghost], permanent=True))  # ...another client deletes it
+    # the target was moved aside first: the failed move of the source puts it back
+    assert errno_of(os.rename, here / "ghost", here / "keep") == errno.ENOENT
+    assert (here / "keep").read_bytes() == b"keep"
+    assert remote.names(remote_path(drive, here)) == ["keep"]
+    assert remote.get(remote_path(drive, here / "keep")) == b"keep"
+    assert_alive(drive)
 
 
 def test_rename_noreplace(drive: Drive, remote: Remote, here: Path):
