@@ -253,6 +253,15 @@ class Namespace:
 
     async def _relocate(self, entry: Entry, folder: str, name: str) -> Entry:
         """Put ``entry`` at ``folder/name`` (which must be free) with rename/move."""
+        moved = await self._place(entry, folder, name)
+        if entry.metadata and moved is not entry:
+            # the object keeps its metadata (mode, mtime) on the server, but
+            # the rename answer may leave it out: the cached entry must not
+            merged = {**entry.metadata, **(moved.metadata or {})}
+            moved = dataclasses.replace(moved, metadata=merged)
+        return moved
+
+    async def _place(self, entry: Entry, folder: str, name: str) -> Entry:
         client = self.core.client
         src_folder, src_name = split(entry.path)
         if src_folder == folder:
