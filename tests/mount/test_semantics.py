@@ -337,6 +337,8 @@ def test_chown_only_to_the_owner_it_has(drive: Drive, here: Path):
 
 
 def test_chmod_persists_across_remount(drive: Drive, here: Path):
+    if drive.server.dialect == "v3":
+        pytest.skip("Cloudreve 3 has no object metadata: chmod lasts only as long as the mount")
     create(here / "f", b"x")
     os.mkdir(here / "d")
     create(here / "made-0600", mode=0o600)
@@ -528,8 +530,10 @@ def test_utimensat_now_and_omit(drive: Drive, remote: Remote, here: Path):
         os.utime(path, ns=(stamp, stamp))
 
     # kept on the server exactly, not rounded to Cloudreve's milliseconds
-    entry = remote.stat(remote_path(drive, path))
-    assert (attrs.stored_mtime_ns(entry) or entry.mtime_ns) == stamp
+    # (Cloudreve 3 has no metadata: there the time lives in the mount only)
+    if drive.server.dialect != "v3":
+        entry = remote.stat(remote_path(drive, path))
+        assert (attrs.stored_mtime_ns(entry) or entry.mtime_ns) == stamp
 
 
 def test_utime_of_a_file_being_written_is_kept(drive: Drive, remote: Remote, here: Path):
@@ -544,7 +548,11 @@ def test_utime_of_a_file_being_written_is_kept(drive: Drive, remote: Remote, her
     synced(here / "f")
     assert os.stat(here / "f").st_mtime_ns == stamp
     entry = remote.stat(remote_path(drive, here / "f"))
-    assert (attrs.stored_mtime_ns(entry) or entry.mtime_ns) == stamp
+    if drive.server.dialect == "v3":
+        # no metadata, but the upload carries the time (to the second)
+        assert entry.mtime_ns // 10**9 == stamp // 10**9
+    else:
+        assert (attrs.stored_mtime_ns(entry) or entry.mtime_ns) == stamp
 
 
 # ---- folders -------------------------------------------------------------------------------
