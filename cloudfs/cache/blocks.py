@@ -220,6 +220,18 @@ class BlockStore:
         return data
 
     # ---- updates -------------------------------------------------------------
+    def will_need(self, name: str, span: Span) -> None:
+        """Ask the kernel to start reading the cached part of ``span`` from
+        disk now, asynchronously: warm sequential reads then find it in the
+        page cache instead of waiting on the disk one request at a time."""
+        cached = self._files.get(name)
+        if cached is None or span[1] <= span[0]:
+            return
+        try:
+            os.posix_fadvise(self._fd(name, cached), span[0], span[1] - span[0], os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass  # only a hint
+
     def write_pages(self, name: str, size: int, first: int, data: bytes | memoryview) -> bool:
         """Store consecutive whole pages starting at page ``first`` in one
         write (the last page of the file may be short).

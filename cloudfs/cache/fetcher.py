@@ -117,13 +117,14 @@ class Fetcher:
         return b"".join(pieces)[start - first : end - first]
 
     def prefetch(self, source: Source, span: Span) -> None:
-        """Start background downloads of the missing pages of ``span``."""
+        """Start background downloads of the missing pages of ``span``, and
+        disk reads of the pages already cached."""
         span = clamp(span, source.size)
-        missing = [
-            p
-            for p in self.store.missing_pages(source.name, source.size, span)
-            if (source.name, p) not in self._inflight
-        ]
+        store = self.store
+        missing_pages = store.missing_pages(source.name, source.size, span)
+        if len(missing_pages) * store.page_size < span[1] - span[0]:
+            store.will_need(source.name, span)
+        missing = [p for p in missing_pages if (source.name, p) not in self._inflight]
         self._start(source, missing, limited=True)
 
     def _start(self, source: Source, pages: list[int], *, limited: bool) -> None:
