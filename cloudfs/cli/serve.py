@@ -197,13 +197,18 @@ class _Mount:
         node = core.table.by_file_id(old_file_id)
         if node is None:
             return
-        if entry.file_id != old_file_id:
+        if entry.file_id != old_file_id and entry.path != node.entry.path:
             # the local content went to a new object (conflict copy): the node
             # shows the server's version again once nobody writes to it
             if node.local is local and local.writers == 0:
                 node.local = None
             core.meta.invalidate(node.path)
         else:
+            if entry.file_id != old_file_id:
+                # a new object at the node's own path: Cloudreve 3 replaces a file
+                # by uploading a new one and swapping it in (new id), so it is
+                # the same file to us
+                core.table.rebind(node, entry)
             node.entry = entry
             if not local.dirty:
                 # the kernel's pages were written through us: they are this version

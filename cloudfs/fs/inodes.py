@@ -22,6 +22,26 @@ from cloudfs.client.models import Entry
 
 ROOT_INODE = 1
 
+#: Metadata key naming (comma-separated) the keys of an entry's metadata that
+#: only this mount knows: set where the server has no metadata (Cloudreve 3)
+#: so a chmod or utimes lasts as long as the inode instead of until the next
+#: refresh from the server
+MEMORY_ONLY_KEY = "cloudfs:memory-only"
+
+
+def keep_memory_only(old: Entry | None, new: Entry) -> Entry:
+    """``new`` with the memory-only metadata of ``old`` that it lacks."""
+    if old is None or not old.metadata or MEMORY_ONLY_KEY not in old.metadata:
+        return new
+    if new.metadata and MEMORY_ONLY_KEY in new.metadata:
+        return new
+    keys = [k for k in old.metadata[MEMORY_ONLY_KEY].split(",") if k in old.metadata]
+    carried = {k: old.metadata[k] for k in keys if k not in (new.metadata or {})}
+    if not carried:
+        return new
+    return dataclasses.replace(new, metadata={**(new.metadata or {}), **carried,
+                                              MEMORY_ONLY_KEY: ",".join(carried)})
+
 
 @dataclass(eq=False)
 class Node:
@@ -35,6 +55,12 @@ class Node:
     cached_version: str | None = None
     #: local content state (set by the write side while the file has staged data)
     local: object | None = None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "entry" and isinstance(value, Entry):
+            # a fresh entry from the server must not drop what only we know
+            value = keep_memory_only(self.__dict__.get("entry"), value)
+        object.__setattr__(self, name, value)
 
     @property
     def path(self) -> str:

@@ -25,7 +25,7 @@ from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
 from cloudfs.fs.content import Content
 from cloudfs.fs.core import Core, fail
-from cloudfs.fs.inodes import Node
+from cloudfs.fs.inodes import MEMORY_ONLY_KEY, Node
 from cloudfs.fs.meta import join, split
 from cloudfs.upload.staging import LocalFile
 
@@ -94,7 +94,17 @@ class Namespace:
         return await self._set_metadata(entry, {MODE_KEY: f"{bits:o}"})
 
     async def _set_metadata(self, entry: Entry, values: dict[str, str]) -> Entry:
-        await self.core.client.set_metadata(entry.path, values)
+        try:
+            await self.core.client.set_metadata(entry.path, values)
+        except CloudfsError as exc:
+            if exc.errno != errno.EOPNOTSUPP:
+                raise
+            # Cloudreve 3 has no metadata: the mode or time lives in this
+            # mount's memory only (as long as the inode), so chmod, utimes,
+            # cp -p, tar x and git checkouts still succeed
+            log.debug("%s: %s kept in memory only (%s)", entry.path, ", ".join(values), exc)
+            memory = set(values) | set((entry.metadata or {}).get(MEMORY_ONLY_KEY, "").split(",")) - {""}
+            values = {**values, MEMORY_ONLY_KEY: ",".join(sorted(memory))}
         return dataclasses.replace(entry, metadata={**(entry.metadata or {}), **values})
 
     # ---- removal -------------------------------------------------------------

@@ -460,8 +460,9 @@ class WriteBack:
 
     async def _already_there(self, remote: Entry, rec: Record) -> bool:
         """Whether the server's current content of the file is exactly the
-        staged bytes (compared by SHA-256; only done after a crash)."""
-        if remote.file_id != rec.file_id or remote.size != rec.size or remote.uploading:
+        staged bytes (compared by SHA-256; only done after a crash).  The
+        object id may differ: Cloudreve 3 replaces a file with a new object."""
+        if remote.size != rec.size or remote.uploading:
             return False
         if rec.present.missing((0, rec.size)):
             return False  # parts of our content were never local: it cannot be ours alone

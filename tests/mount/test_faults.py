@@ -23,8 +23,8 @@ MULTI = random.Random(5).randbytes(6 * CHUNK + 333)
 
 
 @pytest.fixture
-def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("server"), faults=True, chunk_size=CHUNK)
+def fresh_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("server"), faults=True, chunk_size=CHUNK, dialect=dialect)
     try:
         yield srv
     finally:
