@@ -83,6 +83,7 @@ def test_cli_login_then_mount_without_a_password(server: RunningServer, tmp_path
     assert result.returncode != 0 and "password" in result.stderr.lower()
 
 
+@pytest.mark.v4_only("dialect-neutral (systemd notification) and slow (~60 s): once is enough")
 def test_cli_notify_socket_gets_ready_after_the_mount_is_usable(server: RunningServer, tmp_path: Path):
     sock_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -120,7 +121,7 @@ def test_cli_status_lists_pending_uploads(drive: Drive):
 def test_cli_status_of_an_unreachable_server_keeps_the_mount(drive: Drive):
     # regression: a capacity request cut off by status's own time limit left
     # its answer unset; the error escaped the control handler and ended the mount
-    drive.server.faults.set(path_regex="/user/capacity", latency_s=8)
+    drive.server.faults.set(path_regex="/user/(capacity|storage)$", latency_s=8)  # v4, v3
     try:
         status = json.loads(run_cloudfs("status", str(drive.path), "--json", check=True).stdout)[0]
     finally:
