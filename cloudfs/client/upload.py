@@ -15,6 +15,12 @@ session, in chunks.
   times.  On failure or cancellation the session is cancelled (shielded,
   with its own short deadline) so the placeholder, lock and quota
   reservation go away.
+* The two requests whose outcome must never be lost to a cancellation are
+  shielded (with a deadline): opening the session (the server then holds a
+  lock on the file that only a cancel with the session's id releases) and
+  completing it (the server then has a new version that the caller must
+  base its next upload on).  A cancellation meanwhile takes effect right
+  after them.
 * Direct-to-cloud storage policies are refused with
   ``UnsupportedStoragePolicy``.
 """
@@ -25,6 +31,7 @@ import errno
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import trio
@@ -51,6 +58,18 @@ class _Restart(Exception):
     """The session expired mid-upload: start again with a new one."""
 
 
+@contextmanager
+def _settling(seconds: float) -> Iterator[None]:
+    """A shield for a request the server acts on whether or not we wait for
+    its answer: cancelling the caller takes effect after it, not during.  If
+    its own deadline passes the request is abandoned after all (raised as a
+    timeout, never as a silent cancellation)."""
+    with trio.CancelScope(shield=True, relative_deadline=seconds) as scope:
+        yield
+    if scope.cancelled_caught:
+        raise CloudfsError("the server did not answer in time", errno=errno.ETIMEDOUT)
+
+
 class Uploader:
     def __init__(self, dialect: Dialect, settings: ClientSettings, stat: Callable[[str], Awaitable[Entry]]) -> None:
         self.dialect = dialect
@@ -70,10 +89,13 @@ class Uploader:
             restarts = 0
             while True:
                 try:
-                    session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms, replace=replace)
+                    with _settling(2 * self.settings.deadline_s):
+                        session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms,
+                                                                 replace=replace)
                     await self._run_session(session, fd, replace, progress, done, on_session)
                     # whatever finishes the upload (v3: the swap into place)
-                    return await self.dialect.complete_upload(session, replace)
+                    with _settling(2 * self.settings.deadline_s):
+                        return await self.dialect.complete_upload(session, replace)
                 except _Restart:
                     restarts += 1
                     if restarts > self.settings.max_upload_restarts:
@@ -132,7 +154,8 @@ class Uploader:
                     await send(chunk)
 
             await run_all([worker] * min(parallel, len(head)))
-        await send(last)  # alone and last: it completes the session
+        with _settling(self.settings.transfer_deadline(last.length) + self.settings.deadline_s):
+            await send(last)  # alone and last: it completes the session
         log.debug("uploaded %d chunk(s) of %s", len(chunks), session.path)
 
     def _body(self, fd: int, chunk: Chunk) -> Callable[[], FileSlice] | bytes:

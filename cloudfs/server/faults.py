@@ -9,7 +9,14 @@ probability ``drop_rate`` drop the connection after ``drop_after_bytes``:
 either the response body is cut (the client sees a short read) or the
 request body is aborted (the server sees a client disconnect, the client a
 reset/short response).  ``drop_target`` picks which; ``auto`` aborts the
-request body when there is one.  Randomness comes from ``seed`` if given.
+request body when there is one; else with probability ``garble_rate`` the
+API runs but its answer comes back *garbled*: the first half of its body,
+under the original status with a matching Content-Length (a well-framed
+response whose JSON does not parse, or a download that is too short: what a
+broken proxy or a truncating cache would deliver).  ``reply_delay_s``: the
+API runs first, then its answer is held back this long (the server has
+acted; a client that gives up meanwhile never learns the outcome).
+Randomness comes from ``seed`` if given.
 
 Control channel (outside ``/api``, never subject to faults):
 ``GET /_cloudfs/faults`` (state + counters), ``POST`` (set the rule),
@@ -37,7 +44,8 @@ if TYPE_CHECKING:
     from .state import ServerState
 
 CONTROL_PREFIX = "/_cloudfs/"
-COUNTERS = ("matched", "latency", "error", "drop_request", "drop_response", "token_expiry", "capacity")
+COUNTERS = ("matched", "latency", "error", "drop_request", "drop_response", "garble", "reply_delay",
+            "token_expiry", "capacity")
 
 
 @dataclass
@@ -48,6 +56,8 @@ class FaultRule:
     drop_rate: float = 0.0
     drop_after_bytes: int = 0
     drop_target: str = "auto"  # auto | response | request
+    garble_rate: float = 0.0
+    reply_delay_s: float = 0.0
     path_regex: str | None = None
     count: int | None = None
     seed: int | None = None
@@ -74,6 +84,8 @@ class Decision:
     error_status: int | None
     drop: str | None  # "request" | "response" | None
     drop_after: int
+    garble: bool = False
+    reply_delay: float = 0.0
 
 
 class FaultState:
@@ -112,7 +124,10 @@ class FaultState:
             drop = rule.drop_target
             if drop == "auto":
                 drop = "request" if has_body else "response"
-        return Decision(float(rule.latency_s), error, drop, int(rule.drop_after_bytes))
+        garble = (error is None and drop is None and rule.garble_rate > 0
+                  and self.rng.random() < rule.garble_rate)
+        return Decision(float(rule.latency_s), error, drop, int(rule.drop_after_bytes), garble,
+                        float(rule.reply_delay_s))
 
     def snapshot(self, state: ServerState) -> dict[str, Any]:
         stats = {key: self.stats.get(key, 0) for key in COUNTERS}
@@ -156,8 +171,43 @@ class FaultMiddleware:
             await self._drop_request(scope, receive, send, decision.drop_after)
         elif decision.drop == "response":
             await self._drop_response(scope, receive, send, decision.drop_after)
+        elif decision.garble:
+            await self._garble(scope, receive, send)
+        elif decision.reply_delay > 0:
+            await self._delay_reply(scope, receive, send, decision.reply_delay)
         else:
             await self.app(scope, receive, send)
+
+    async def _garble(self, scope: Any, receive: Any, send: Any) -> None:
+        # the whole answer is buffered (test-sized), then half of it goes out
+        # with a Content-Length that matches what is sent: well framed, wrong
+        start: dict[str, Any] = {}
+        body = bytearray()
+
+        async def collect(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                body.extend(message.get("body", b""))
+
+        await self.app(scope, receive, collect)
+        if not start:
+            return
+        cut = bytes(body[: len(body) // 2]) if len(body) > 1 else b"{"
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(cut)).encode()))
+        self.faults.stats["garble"] += 1
+        await send({"type": "http.response.start", "status": start["status"], "headers": headers})
+        await send({"type": "http.response.body", "body": cut, "more_body": False})
+
+    async def _delay_reply(self, scope: Any, receive: Any, send: Any, delay: float) -> None:
+        async def late_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.faults.stats["reply_delay"] += 1
+                await trio.sleep(delay)
+            await send(message)
+
+        await self.app(scope, receive, late_send)
 
     async def _drop_request(self, scope: Any, receive: Any, send: Any, after: int) -> None:
         seen = 0

@@ -55,11 +55,13 @@ class FaultControl:
 
     def set(self, *, latency_s: float = 0.0, error_rate: float = 0.0, error_status: int = 500,
             drop_rate: float = 0.0, drop_after_bytes: int = 0, path_regex: str | None = None,
-            count: int | None = None, seed: int | None = None, drop_target: str = "auto") -> None:
+            count: int | None = None, seed: int | None = None, drop_target: str = "auto",
+            garble_rate: float = 0.0, reply_delay_s: float = 0.0) -> None:
         """Replace the fault rule (see :mod:`cloudfs.server.faults`)."""
         _request("POST", self._endpoint, {
             "latency_s": latency_s, "error_rate": error_rate, "error_status": error_status,
             "drop_rate": drop_rate, "drop_after_bytes": drop_after_bytes, "drop_target": drop_target,
+            "garble_rate": garble_rate, "reply_delay_s": reply_delay_s,
             "path_regex": path_regex, "count": count, "seed": seed})
 
     def expire_tokens(self) -> None:
@@ -79,7 +81,7 @@ class FaultControl:
 
     def stats(self) -> dict[str, int]:
         """Counters of injected faults: matched, latency, error, drop_request,
-        drop_response, token_expiry, capacity (all present, 0 when none)."""
+        drop_response, garble, reply_delay, token_expiry, capacity (all present, 0 when none)."""
         return dict(self.state()["stats"])
 
 

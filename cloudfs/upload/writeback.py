@@ -53,6 +53,8 @@ DRAIN_ATTEMPTS = 3
 SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errno.EACCES, errno.EPERM,
                      errno.ENAMETOOLONG, errno.EOPNOTSUPP}
 STALE_VERSION = 40076
+#: after an upload landed, recording its exact mtime may delay a cancellation this long
+SETTLE_S = 30.0
 
 UploadedFn = Callable[[LocalFile, Entry, str], None]
 
@@ -289,6 +291,9 @@ class WriteBack:
             if local.dirty and local.file_id not in self._due and local.error is None:
                 # cancelled by a change, or changed while uploading: again after the quiet delay
                 self.schedule(local)
+            # the scheduler skipped this file while it was active: if it became
+            # due meanwhile (a close during the upload), nothing else wakes it
+            self._wakeup.set()
             self._notify()
 
     async def _attempt(self, local: LocalFile, active: _Active) -> None:
@@ -305,13 +310,21 @@ class WriteBack:
                 active.done += n
 
             entry = await self._send(local, progress)
-            entry = await self._keep_exact_mtime(local, entry)
         except CloudfsError as exc:
             self._failed(local, generation, exc)
             return
         except OSError as exc:  # the staging file itself (cache disk trouble)
             self._failed(local, generation, exc)
             return
+        # The version is on the server: record it even if a change is cancelling
+        # this upload right now, or the next upload would be based on the
+        # version before it and be refused as a conflict with ourselves.
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(SETTLE_S):
+                entry = await self._keep_exact_mtime(local, entry)
+            await self._landed(local, generation, entry)
+
+    async def _landed(self, local: LocalFile, generation: int, entry: Entry) -> None:
         self._retry_delay.pop(local.file_id, None)
         old_id = local.file_id
         local.uploaded(entry, generation)

@@ -92,6 +92,36 @@ def test_drop_request_of_direct_write_cleans_up(server, api):
     assert api.ok("GET", "/user/capacity")["used"] == used
 
 
+def test_garble_cuts_json_answers_and_downloads_with_valid_framing(server, api):
+    data = os.urandom(100_000)
+    api.put("/garble-me.bin", data)
+    url = api.url("/garble-me.bin")
+    server.faults.set(garble_rate=1.0, path_regex=r"^/api/v4/file/info$", count=1)
+    resp = api.request("GET", "/file/info", params={"uri": uri("/garble-me.bin")})
+    # a complete HTTP answer (no transport error), status kept, but the JSON is cut
+    assert resp.status_code == 200 and 0 < len(resp.content)
+    assert resp.headers["content-length"] == str(len(resp.content))
+    with pytest.raises(ValueError):
+        resp.json()
+    assert api.info("/garble-me.bin")["data"]["size"] == len(data)
+    server.faults.set(garble_rate=1.0, path_regex="/file/content/", count=1)
+    cut = httpx.get(url)
+    assert cut.status_code == 200 and cut.content == data[:50_000]
+    assert httpx.get(url).content == data
+    assert server.faults.stats()["garble"] == 2
+
+
+def test_reply_delay_acts_before_answering(server, api):
+    # the server has done the work when the answer is still held back: a
+    # client that gives up early finds the effect anyway
+    server.faults.set(reply_delay_s=2.0, path_regex=r"^/api/v4/file/create$", count=1)
+    with pytest.raises(httpx.TimeoutException):
+        api.http.post(API + "/file/create", json={"uri": uri("/late-answer.txt"), "type": "file"},
+                      headers=api.headers(), timeout=0.5)
+    assert api.info("/late-answer.txt")["code"] == 0
+    assert server.faults.stats()["reply_delay"] == 1
+
+
 def test_expire_tokens(server, api):
     assert api.get("/user/me")["code"] == 0
     server.faults.expire_tokens()
@@ -122,7 +152,7 @@ def test_clear_resets_everything(server, api):
     state = server.faults.state()
     assert state["rule"] is None and state["capacity_override"] is None
     assert state["stats"] == dict.fromkeys(("matched", "latency", "error", "drop_request", "drop_response",
-                                            "token_expiry", "capacity"), 0)
+                                            "garble", "reply_delay", "token_expiry", "capacity"), 0)
     assert httpx.get(server.url + API + "/site/ping").status_code == 200
     assert api.get("/user/me")["code"] == 0
 
