@@ -17,8 +17,8 @@ How v3 differs from v4, and what this module does about it:
   time to now).  An *empty* file being replaced is simply deleted first.
 * Chunks are accepted strictly in order (40012 otherwise), one at a time.
 * Signed download URLs come from ``PUT /file/download/<id>``, relative;
-  content answers carry no ETag (Go's ``ServeContent``): the size and
-  ``Last-Modified`` tell whether the content is what was listed.
+  content answers carry no ETag (Go's ``ServeContent``): the size tells
+  whether the content is what was listed.
 * No metadata API: :meth:`set_metadata` is EOPNOTSUPP.  No recycle bin:
   every delete is permanent.  Copy takes one object per call.
 * Login is a cookie session (see :class:`SessionDialect` and :mod:`login`).
@@ -47,7 +47,6 @@ from cloudfs.client.http import Http
 from cloudfs.client.models import Capacity, Entry, ServerInfo
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
-from cloudfs.client.times import parse_http_date_s
 from cloudfs.client.v3_shapes import (
     COOKIE_NAME,
     cookie_from,
@@ -361,12 +360,13 @@ class V3Dialect:
         return ProtocolError(f"download: unexpected HTTP {status}")
 
     def content_mismatch(self, entry: Entry, response: httpx.Response) -> str | None:
+        """URLs are signed by object id, and this client never changes an
+        object's content in place (a replace is a new object), so the size
+        is the check.  Not ``Last-Modified``: 3.8 moves a file's time on
+        every rename, which would refuse perfectly good content."""
         total = _total_size(response)
         if total is not None and total != entry.size:
             return f"the server's content has {total} bytes, not {entry.size}"
-        modified = parse_http_date_s(response.headers.get("last-modified"))
-        if modified is not None and modified != entry.mtime_ns // 1_000_000_000:
-            return "the server's content was modified since it was listed"
         return None
 
     # ---- uploads ----------------------------------------------------------------------------
