@@ -205,19 +205,24 @@ def test_names_cloudreve_forbids_are_einval(drive: Drive, remote: Remote, here: 
 
 
 def test_statfs_namemax_and_capacity(drive: Drive, server: RunningServer, here: Path):
-    st = os.statvfs(drive.path)
-    assert st.f_namemax == 255
-    capacity = Remote(server)._run(lambda client: client.capacity())
-    assert st.f_frsize == STATFS_BLOCK
-    assert st.f_blocks == capacity.total // STATFS_BLOCK
-    assert st.f_bavail == st.f_bfree == capacity.free // STATFS_BLOCK
-
-    def blocks_after(total: int | None) -> os.statvfs_result:
-        server.faults.set_capacity(total)
+    def fresh_statvfs() -> os.statvfs_result:
         # a deletion makes the mount ask the server again (it caches the capacity briefly)
         os.mkdir(here / "bump")
         os.rmdir(here / "bump")
         return os.statvfs(drive.path)
+
+    def blocks_after(total: int | None) -> os.statvfs_result:
+        server.faults.set_capacity(total)
+        return fresh_statvfs()
+
+    st = fresh_statvfs()
+    capacity = Remote(server)._run(lambda client: client.capacity())
+    assert st.f_namemax == 255
+    assert st.f_frsize == STATFS_BLOCK
+    assert st.f_blocks == capacity.total // STATFS_BLOCK
+    # (an earlier test's upload may still land in between: a little slack)
+    assert st.f_bavail == st.f_bfree
+    assert abs(st.f_bavail - capacity.free // STATFS_BLOCK) <= 64
 
     create(here / "used", b"u" * 10_000)
     synced(here / "used")
@@ -547,11 +552,10 @@ def test_utime_of_a_file_being_written_is_kept(drive: Drive, remote: Remote, her
     assert os.stat(here / "f").st_mtime_ns == stamp
     synced(here / "f")
     assert os.stat(here / "f").st_mtime_ns == stamp
-    entry = remote.stat(remote_path(drive, here / "f"))
-    if drive.server.dialect == "v3":
-        # no metadata, but the upload carries the time (to the second)
-        assert entry.mtime_ns // 10**9 == stamp // 10**9
-    else:
+    # Cloudreve 3 has no metadata (and its replace-by-rename resets the time):
+    # there the time lives in this mount only
+    if drive.server.dialect != "v3":
+        entry = remote.stat(remote_path(drive, here / "f"))
         assert (attrs.stored_mtime_ns(entry) or entry.mtime_ns) == stamp
 
 
