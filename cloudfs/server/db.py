@@ -31,7 +31,7 @@ SCHEMA_VERSION = "1"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS users (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     email TEXT NOT NULL UNIQUE,
     nickname TEXT NOT NULL,
     password TEXT NOT NULL,
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS users (
     otp_secret TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS files (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     owner_id INTEGER NOT NULL,
     parent_id INTEGER,
     name TEXT NOT NULL,
@@ -58,7 +58,7 @@ CREATE INDEX IF NOT EXISTS files_by_size ON files(parent_id, type, size, id);
 CREATE INDEX IF NOT EXISTS files_by_updated ON files(parent_id, type, updated_at, id);
 CREATE INDEX IF NOT EXISTS files_by_created ON files(parent_id, type, created_at, id);
 CREATE TABLE IF NOT EXISTS entities (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     type INTEGER NOT NULL DEFAULT 0,
     size INTEGER NOT NULL,
     blob TEXT NOT NULL,

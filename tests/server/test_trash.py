@@ -142,3 +142,15 @@ def test_deleting_a_placeholder_ends_its_session(fresh_api):
     fresh_api.call("DELETE", "/file/lock", json={"tokens": [token]})
     assert fresh_api.delete("/pending.bin", hard=True)["code"] == 0
     assert fresh_api.chunk(sess["session_id"], 0, b"x" * 10)["code"] == 40011
+
+
+def test_ids_of_deleted_objects_are_never_reused(fresh_api):
+    # Cloudreve's database never hands out an id again; clients (the mount's
+    # inode table) rely on an id naming one object for good
+    api = fresh_api
+    api.put("/first.bin", b"1")
+    first = api.info("/first.bin")["data"]["id"]
+    api.delete("/first.bin", hard=True)
+    api.mkdir("/second")
+    api.put("/third.bin", b"3")
+    assert first not in (api.info("/second")["data"]["id"], api.info("/third.bin")["data"]["id"])
