@@ -14,7 +14,8 @@ How v3 differs from v4, and what this module does about it:
   the last chunk is in deletes the old file and renames the new one into
   place (:meth:`complete_upload`): a failed upload leaves the old content
   intact, but the replaced file gets a *new id* (and the rename sets its
-  time to now).  An *empty* file being replaced is simply deleted first.
+  time to now).  Even an empty file is swapped, not deleted first: the name
+  must stay taken while the upload runs (a rename meanwhile moves the file).
 * Chunks are accepted strictly in order (40012 otherwise), one at a time.
 * Signed download URLs come from ``PUT /file/download/<id>``, relative;
   content answers carry no ETag (Go's ``ServeContent``): the size tells
@@ -375,8 +376,6 @@ class V3Dialect:
         folder, name = split(path)
         extra: dict[str, object] = {"target": path}
         what = f"upload session for {path}"
-        if replace is not None and await self._drop_if_empty(path, replace):
-            replace = None  # nothing to keep: upload straight to the name
 
         async def open_once() -> UploadSession:
             # a replacement goes to a temporary name first (no versions in v3);
@@ -406,25 +405,6 @@ class V3Dialect:
                 raise
 
         return await self.http.retrying(op, idempotent=True, what=what)
-
-    async def _drop_if_empty(self, path: str, replace: Entry) -> bool:
-        """Replacing a still-empty file (the usual create-then-write): delete
-        it and upload under its name.  Nothing worth keeping is at risk, two
-        calls are saved, and the upload's ``last_modified`` survives (the
-        rename of a swap would set the time to now).  True if the name is
-        free now (also when the file had gone already)."""
-        if replace.size != 0 or replace.is_dir:
-            return False
-        try:
-            current = await self._child(path)
-        except CloudfsError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-            return True
-        if current.file_id != replace.file_id or current.size != 0 or current.is_dir:
-            return False  # changed meanwhile: the swap path notices and says so
-        await self._delete([current], what=f"replace empty {path}")
-        return True
 
     async def _upload_folder(self, folder: str) -> tuple[list[Entry], dict[str, Any]]:
         """The children of an upload's folder and the storage policy to name.
