@@ -74,7 +74,9 @@ async def curl_upload(client: CloudreveClient, path: str, chunk_files: list[Path
     for i, chunk_file in enumerate(chunk_files):
         if i:
             argv.append("--next")
-        argv += ["-X", "POST", "-H", f"Authorization: {auth['Authorization']}",
+        for key, value in auth.items():  # v4: Authorization, v3: Cookie
+            argv += ["-H", f"{key}: {value}"]
+        argv += ["-X", "POST",
                  "-H", "Content-Type: application/octet-stream", "--data-binary", f"@{chunk_file}",
                  client._http.api_url(f"/file/upload/{session.session_id}/{i}")]
     out = await trio.to_thread.run_sync(lambda: subprocess.run(argv, capture_output=True, check=True).stdout)
@@ -82,7 +84,10 @@ async def curl_upload(client: CloudreveClient, path: str, chunk_files: list[Path
     answers = out.decode().replace("}{", "}\n{").splitlines()
     if len(answers) != len(chunks) or any(json.loads(a)["code"] != 0 for a in answers):
         raise RuntimeError(f"curl upload failed: {out[:300]!r}")
-    return elapsed
+    # what finishes an upload (v3: the swap of a replacement into place) is part of it
+    start = time.perf_counter()
+    await dialect.complete_upload(session, replace)
+    return elapsed + time.perf_counter() - start
 
 
 async def client_stream(client: CloudreveClient, entry: Entry) -> float:
@@ -145,7 +150,7 @@ async def main(args: argparse.Namespace) -> None:
     src = work / "source.bin"
     print(f"preparing {args.size_mib} MiB source in {work} ...", flush=True)
     digest = make_source(src, size)
-    kwargs = {"capacity": 64 * size, "faults": False}
+    kwargs = {"capacity": 64 * size, "faults": False, "dialect": args.dialect}
     if args.chunk_mib:
         kwargs["chunk_size"] = args.chunk_mib * MiB
     with start_server(work / "server", **kwargs) as server:
@@ -226,4 +231,5 @@ if __name__ == "__main__":
     parser.add_argument("--chunk-mib", type=int, default=0, help="server chunk size (default: the server's)")
     parser.add_argument("--tmp", default=None, help="where to put the source file and server data")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--dialect", choices=["v4", "v3"], default="v4", help="server dialect (v4)")
     trio.run(main, parser.parse_args())

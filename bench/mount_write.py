@@ -70,10 +70,11 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--dialect", choices=["v4", "v3"], default="v4", help="server dialect (v4)")
     args = parser.parse_args()
     size = args.size_mib * MiB
 
-    with environment(capacity=4 * size + (1 << 30)) as (server, base):
+    with environment(capacity=4 * size + (1 << 30), dialect=args.dialect) as (server, base):
         source = base / "source.bin"
         make_file(source, size)
         archive = base / "small.tar"
