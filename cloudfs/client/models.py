@@ -22,6 +22,12 @@ MODE_KEY = "dav:cloudfs:mode"
 MTIME_KEY = "dav:cloudfs:mtime"
 
 
+#: Names (comma-separated) the metadata keys of an entry that only this
+#: process knows, where the server keeps no metadata (Cloudreve 3): the
+#: filesystem keeps them for the inode's lifetime across fresh server entries
+MEMORY_ONLY_KEY = "cloudfs:memory-only"
+
+
 def mtime_value(mtime_ns: int, version: str) -> str:
     return f"{mtime_ns}:{version}"
 

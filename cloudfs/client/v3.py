@@ -33,6 +33,7 @@ as success; copy is retried only when it was never sent.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -45,7 +46,14 @@ from cloudfs.client import envelope
 from cloudfs.client.auth import SessionCookie
 from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.http import Http
-from cloudfs.client.models import Capacity, Entry, ServerInfo
+from cloudfs.client.models import (
+    MEMORY_ONLY_KEY,
+    MTIME_KEY,
+    Capacity,
+    Entry,
+    ServerInfo,
+    mtime_value,
+)
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.v3_shapes import (
@@ -374,7 +382,7 @@ class V3Dialect:
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None) -> UploadSession:
         folder, name = split(path)
-        extra: dict[str, object] = {"target": path}
+        extra: dict[str, object] = {"target": path, "mtime_ms": mtime_ms}
         what = f"upload session for {path}"
 
         async def open_once() -> UploadSession:
@@ -460,11 +468,18 @@ class V3Dialect:
                 raise CloudreveError(STALE_VERSION, f"{target} was changed by someone else during the upload")
             await self._delete([current], what=f"replace {target}")
         try:
-            return await self.rename(session.path, split(target)[1])
+            placed = await self.rename(session.path, split(target)[1])
         except CloudfsError:
             log.error("the new content of %s is left at %s: renaming it into place failed", target,
                       session.path)
             raise
+        mtime_ms = session.extra.get("mtime_ms")
+        if isinstance(mtime_ms, int) and mtime_ms > 0 and placed.mtime_ns // 1_000_000 != mtime_ms:
+            # the rename set the file's time to now, and 3.8 offers no way to set
+            # it back: the asked time is kept by this process (memory only)
+            value = mtime_value(mtime_ms * 1_000_000, placed.version)
+            placed = dataclasses.replace(placed, metadata={MTIME_KEY: value, MEMORY_ONLY_KEY: MTIME_KEY})
+        return placed
 
     async def cancel_upload(self, session: UploadSession) -> None:
         await self.cancel_session(session.path, session.session_id)

@@ -18,29 +18,29 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from cloudfs.client.models import Entry
+from cloudfs.client.models import MEMORY_ONLY_KEY, Entry
+
+__all__ = ["MEMORY_ONLY_KEY", "ROOT_INODE", "InodeTable", "Node", "keep_memory_only"]
 
 ROOT_INODE = 1
 
-#: Metadata key naming (comma-separated) the keys of an entry's metadata that
-#: only this mount knows: set where the server has no metadata (Cloudreve 3)
-#: so a chmod or utimes lasts as long as the inode instead of until the next
-#: refresh from the server
-MEMORY_ONLY_KEY = "cloudfs:memory-only"
+# MEMORY_ONLY_KEY (client.models): metadata only this mount knows, set where
+# the server has none (Cloudreve 3), so a chmod or utimes lasts as long as
+# the inode instead of until the next refresh from the server
 
 
 def keep_memory_only(old: Entry | None, new: Entry) -> Entry:
-    """``new`` with the memory-only metadata of ``old`` that it lacks."""
+    """``new`` with the memory-only metadata of ``old`` that it lacks (its
+    own memory-only keys, e.g. a time the client kept, win)."""
     if old is None or not old.metadata or MEMORY_ONLY_KEY not in old.metadata:
         return new
-    if new.metadata and MEMORY_ONLY_KEY in new.metadata:
-        return new
+    new_meta = dict(new.metadata or {})
     keys = [k for k in old.metadata[MEMORY_ONLY_KEY].split(",") if k in old.metadata]
-    carried = {k: old.metadata[k] for k in keys if k not in (new.metadata or {})}
+    carried = {k: old.metadata[k] for k in keys if k not in new_meta}
     if not carried:
         return new
-    return dataclasses.replace(new, metadata={**(new.metadata or {}), **carried,
-                                              MEMORY_ONLY_KEY: ",".join(carried)})
+    memory = [k for k in new_meta.get(MEMORY_ONLY_KEY, "").split(",") if k] + list(carried)
+    return dataclasses.replace(new, metadata={**new_meta, **carried, MEMORY_ONLY_KEY: ",".join(memory)})
 
 
 @dataclass(eq=False)
