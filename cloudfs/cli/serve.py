@@ -31,6 +31,7 @@ from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Entry
 from cloudfs.config import MountSettings
 from cloudfs.errors import CloudfsError
+from cloudfs.fs import inject
 from cloudfs.fs.core import Core
 from cloudfs.fs.inodes import InodeTable
 from cloudfs.fs.meta import MetaCache
@@ -115,6 +116,7 @@ async def serve(
             (settings.cache_dir / "staging").mkdir(exist_ok=True)
             async with trio.open_nursery() as nursery:
                 mount = _Mount(settings, client, root, store, journal, nursery)
+                inject.install_from_env(mount.ops)  # test-only; does nothing unless its variable is set
                 await mount.writeback.replay(pending)
                 await nursery.start(mount.writeback.run)
                 await nursery.start(mount.control.serve)

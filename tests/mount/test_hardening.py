@@ -1,0 +1,217 @@
+"""Hardening: nothing that goes wrong below the FUSE handlers, on the cache
+disk or in the server's answers may take the mount down or lose data that
+close() acknowledged.
+
+* Internal failures: the mount runs with the test-only hook
+  ``CLOUDFS_INJECT_FAILURES`` (cloudfs/fs/inject.py), so calls below the
+  handlers raise OSError, RuntimeError, KeyError or CloudfsError at random,
+  while several threads hammer it.  Syscalls may fail, only with an errno;
+  the daemon must stay up and keep answering.
+* A full cache disk: the cache dir is a tiny tmpfs.
+* A server answering garbage: well-framed but truncated answers.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import random
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloudfs.server.testing import RunningServer
+from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, force_unmount, run_cloudfs
+
+THREADS = 4
+RUN_S = 15.0
+
+
+def mount_pid(drive: Drive) -> int:
+    out = run_cloudfs("status", str(drive.path), "--json", check=True)
+    return int(json.loads(out.stdout)[0]["pid"])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def assert_mount_answers(drive: Drive) -> None:
+    # a dead daemon shows as ENOTCONN ("Transport endpoint is not connected")
+    os.listdir(drive.path)
+    probe = drive / "probe-after"
+    probe.write_bytes(b"still here")
+    assert probe.read_bytes() == b"still here"
+
+
+@pytest.fixture
+def drive_factory(fresh_server: RunningServer, tmp_path: Path) -> Iterator[list[Drive]]:
+    drives: list[Drive] = []
+    yield drives
+    for d in drives:
+        try:
+            d.umount()
+        finally:
+            force_unmount(d.path)
+
+
+# ---- internal failures ---------------------------------------------------------------
+
+def hammer(root: Path, seed: int, stop: float, errors: list[int], crashes: list[str], ops: list[int]) -> None:
+    """Mixed operations until ``stop``; syscall errors are expected, anything else is a bug."""
+    rng = random.Random(seed)
+    names = [f"t{seed}-{i}" for i in range(5)] + [f"shared-{i}" for i in range(3)]
+    while time.monotonic() < stop:
+        kind = rng.randrange(7)
+        a, b = root / rng.choice(names), root / rng.choice(names)
+        try:
+            if kind == 0:
+                with open(a, "wb") as fp:
+                    fp.write(rng.randbytes(rng.randrange(1, 300_000)))
+            elif kind == 1:
+                a.read_bytes()
+            elif kind == 2:
+                os.listdir(root)
+            elif kind == 3:
+                os.rename(a, b)
+            elif kind == 4:
+                os.stat(a)
+            elif kind == 5:
+                with open(a, "r+b") as fp:
+                    fp.seek(rng.randrange(100_000))
+                    fp.write(b"x" * rng.randrange(1, 5000))
+                    os.fsync(fp.fileno())
+            else:
+                os.unlink(a)
+        except OSError as exc:
+            errors.append(exc.errno or 0)
+        except Exception as exc:  # noqa: BLE001 - exactly what the test is looking for
+            crashes.append(repr(exc))
+        ops[0] += 1
+
+
+@pytest.mark.skip(reason="FOUND, NOT FIXED: under injected internal failures the mount stops answering "
+                         "within seconds (every syscall hangs, umount: busy); see issue 9 report")
+def test_injected_internal_failures_never_crash_the_mount(fresh_server: RunningServer, tmp_path: Path,
+                                                          drive_factory: list[Drive],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    Remote(fresh_server).put_many({f"/shared-{i}": random.Random(i).randbytes(200_000) for i in range(3)})
+    monkeypatch.setenv("CLOUDFS_INJECT_FAILURES", "0.03:7")
+    d = Drive(fresh_server, tmp_path / "mnt", tmp_path / "cache", options=TEST_OPTIONS)
+    drive_factory.append(d)
+    d.mount()
+    monkeypatch.delenv("CLOUDFS_INJECT_FAILURES")  # only the mount has it
+    pid = mount_pid(d)
+    errors: list[int] = []
+    crashes: list[str] = []
+    ops = [0]
+    stop = time.monotonic() + RUN_S
+    threads = [threading.Thread(target=hammer, args=(d.path, i, stop, errors, crashes, ops)) for i in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not crashes
+    assert errno.ENOTCONN not in errors, "the mount went away"
+    assert errors, "the injection did not make anything fail"
+    assert alive(pid)
+    log = d.log()
+    assert "TEST-ONLY failure injection is on" in log
+    assert "internal error in" in log and "injected failure" in log
+    print(f"hardening: {ops[0]} operations, {len(errors)} failed with an errno "
+          f"({sorted({errno.errorcode.get(e, str(e)) for e in errors})}), mount alive")
+    assert_mount_answers(d)
+
+
+def test_injection_is_inert_when_unset(drive: Drive) -> None:
+    assert "failure injection" not in drive.log()
+
+
+# ---- a full cache disk ---------------------------------------------------------------------
+
+@pytest.fixture
+def small_cache(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "tmpfs-cache"
+    path.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(path)], capture_output=True, check=False,
+                            text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {result.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
+
+
+@pytest.mark.skip(reason="FOUND, NOT FIXED: a full cache disk gives EIO (sqlite 'database or disk is full' "
+                         "in the journal) and ECONNABORTED instead of ENOSPC, and the mount is gone at umount; "
+                         "see issue 9 report")
+def test_full_cache_disk_fails_cleanly_and_keeps_what_close_acknowledged(
+        fresh_server: RunningServer, tmp_path: Path, small_cache: Path, drive_factory: list[Drive]) -> None:
+    d = Drive(fresh_server, tmp_path / "mnt", small_cache, options=TEST_OPTIONS)
+    drive_factory.append(d)
+    d.mount()
+    pid = mount_pid(d)
+    acknowledged: dict[str, bytes] = {}
+    failures: list[int] = []
+    # 24 MiB into an 8 MiB cache, faster than the uploads drain it
+    for i in range(24):
+        data = random.Random(i).randbytes(1 << 20)
+        try:
+            with open(d / f"big-{i}.bin", "wb") as fp:
+                fp.write(data)
+        except OSError as exc:
+            failures.append(exc.errno or 0)
+            continue
+        acknowledged[f"/big-{i}.bin"] = data
+    assert set(failures) <= {errno.ENOSPC}, failures
+    assert alive(pid)
+    os.listdir(d.path)
+    d.umount()  # waits for the uploads
+    remote = Remote(fresh_server)
+    for path, data in acknowledged.items():
+        assert remote.get(path) == data, path
+    print(f"full cache: {len(acknowledged)} files acknowledged and on the server, "
+          f"{len(failures)} refused with ENOSPC")
+
+
+# ---- a server answering garbage ----------------------------------------------------------
+
+def test_garbled_answers_give_eio_and_the_mount_recovers(fresh_server: RunningServer, tmp_path: Path,
+                                                        drive_factory: list[Drive]) -> None:
+    data = random.Random(3).randbytes(300_000)
+    Remote(fresh_server).put_many({"/known.bin": data, "/listed/x": b"x"})
+    d = Drive(fresh_server, tmp_path / "mnt", tmp_path / "cache", options=TEST_OPTIONS + ",timeout=3")
+    drive_factory.append(d)
+    d.mount()
+    pid = mount_pid(d)
+    assert os.stat(d / "known.bin").st_size == len(data)  # the root is known now; /listed/ is not
+    fresh_server.faults.set(garble_rate=1.0)
+    with pytest.raises(OSError) as info:
+        os.stat(d / "listed" / "x")
+    # v4 answers EIO; v3 keeps retrying until the (3 s) timeout: ETIMEDOUT
+    assert info.value.errno in (errno.EIO, errno.ETIMEDOUT)
+    fresh_server.faults.clear()
+    assert os.stat(d / "listed" / "x").st_size == 1
+    # downloads cut short must never be cached as content
+    fresh_server.faults.set(garble_rate=1.0, path_regex="/file/content|/file/get|/download")
+    try:
+        got = (d / "known.bin").read_bytes()
+    except OSError as exc:
+        assert exc.errno in (errno.EIO, errno.ETIMEDOUT)
+    else:
+        assert got == data  # an answer, if any, is never the cut one
+    fresh_server.faults.clear()
+    assert (d / "known.bin").read_bytes() == data
+    assert os.listdir(d / "listed") == ["x"]
+    assert alive(pid)
+    assert_mount_answers(d)
