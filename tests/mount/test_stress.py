@@ -1,0 +1,145 @@
+"""Stress (all slow): standard tools on a real mount when installed, and a
+fault soak.  Afterwards the daemon must be alive and every file that was
+acknowledged must be byte-identical on the server."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloudfs.server.testing import RunningServer, start_server
+from tests.mount.conftest import Drive, Remote, force_unmount
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def soak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("soak-server"), faults=True, chunk_size=1 << 20)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def soak_drive(soak_server: RunningServer, tmp_path: Path) -> Iterator[Drive]:
+    d = Drive(soak_server, tmp_path / "mnt", tmp_path / "cache", options="upload_delay=0.2,timeout=5")
+    d.mount()
+    try:
+        yield d
+    finally:
+        try:
+            d.umount()
+        finally:
+            force_unmount(d.path)
+
+
+def run_tool(argv: list[str], cwd: Path, timeout: float) -> None:
+    result = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, f"{argv[0]} failed ({result.returncode}):\n{result.stdout[-3000:]}\n" \
+                                   f"{result.stderr[-3000:]}"
+
+
+def assert_alive(drive: Drive) -> None:
+    os.listdir(drive.path)  # ENOTCONN if the daemon died
+
+
+@pytest.mark.skipif(shutil.which("fio") is None, reason="fio not installed")
+@pytest.mark.timeout(1800)
+def test_fio_verify(soak_drive: Drive) -> None:
+    runtime = os.environ.get("CLOUDFS_FIO_S", "120")
+    run_tool(["fio", "--name=cloudfs", f"--directory={soak_drive.path}", "--numjobs=4", "--size=16m",
+              "--bs=64k", "--rw=randwrite", "--verify=crc32c", "--verify_fatal=1", "--do_verify=1",
+              f"--runtime={runtime}", "--time_based=0", "--ioengine=psync", "--group_reporting"],
+             soak_drive.path, timeout=1700)
+    assert_alive(soak_drive)
+
+
+@pytest.mark.skipif(shutil.which("stress-ng") is None, reason="stress-ng not installed")
+@pytest.mark.timeout(1800)
+def test_stress_ng_filesystem(soak_drive: Drive) -> None:
+    seconds = os.environ.get("CLOUDFS_STRESS_S", "60")
+    run_tool(["stress-ng", "--temp-path", str(soak_drive.path), "--hdd", "4", "--hdd-bytes", "8m", "--dir", "4",
+              "--rename", "4", "--seek", "4", "--seek-size", "8m", "--verify", "--timeout", f"{seconds}s",
+              "--metrics-brief"], soak_drive.path, timeout=1700)
+    assert_alive(soak_drive)
+
+
+@pytest.mark.skipif(shutil.which("dbench") is None, reason="dbench not installed")
+@pytest.mark.timeout(1800)
+def test_dbench(soak_drive: Drive) -> None:
+    seconds = os.environ.get("CLOUDFS_DBENCH_S", "60")
+    run_tool(["dbench", "-D", str(soak_drive.path), "-t", seconds, "4"], soak_drive.path, timeout=1700)
+    assert_alive(soak_drive)
+
+
+def tally(server: RunningServer, faults: int, delayed: int) -> tuple[int, int]:
+    """Add the server's counters: failures (5xx, dropped connections) and delays."""
+    stats = server.faults.stats()
+    return (faults + stats["error"] + stats["drop_request"] + stats["drop_response"],
+            delayed + stats["latency"])
+
+
+@pytest.mark.timeout(7200)
+def test_fault_soak(soak_drive: Drive, soak_server: RunningServer) -> None:
+    """~10% of requests fail (5xx or a dropped connection), every request is
+    a little late; one server restart and one token expiry mid-run."""
+    duration = float(os.environ.get("CLOUDFS_SOAK_S", "600"))
+    rng = random.Random(int(os.environ.get("CLOUDFS_SOAK_SEED", "1")))
+
+    def arm() -> None:  # the rule lives in server memory: re-armed after the restart
+        soak_server.faults.set(error_rate=0.05, error_status=503, drop_rate=0.05, drop_after_bytes=50_000,
+                               latency_s=0.01, seed=rng.randrange(1 << 30))
+
+    arm()
+    acknowledged: dict[str, bytes] = {}
+    ops = failed = faults = delayed = 0
+    started = time.monotonic()
+    restarted = expired = False
+    while time.monotonic() - started < duration:
+        elapsed = time.monotonic() - started
+        if not restarted and elapsed > duration / 3:
+            faults, delayed = tally(soak_server, faults, delayed)
+            soak_server.restart()
+            arm()
+            restarted = True
+        if not expired and elapsed > 2 * duration / 3:
+            soak_server.faults.expire_tokens()
+            expired = True
+        name = f"soak-{rng.randrange(40)}.bin"
+        path = soak_drive / name
+        ops += 1
+        if rng.random() < 0.5 or name not in acknowledged:
+            data = rng.randbytes(rng.choice([1, 4096, 300_000, 1_500_000]))
+            try:
+                with open(path, "wb") as fp:
+                    fp.write(data)
+                acknowledged[name] = data
+            except OSError:
+                failed += 1
+                acknowledged.pop(name, None)  # its content is uncertain now: not counted
+        else:
+            try:
+                got = path.read_bytes()
+            except OSError:
+                failed += 1
+                continue
+            assert got == acknowledged[name], f"{name}: a read returned wrong bytes"
+    faults, delayed = tally(soak_server, faults, delayed)
+    soak_server.faults.clear()
+    assert_alive(soak_drive)
+    soak_drive.umount()  # waits for every upload
+    remote = Remote(soak_server)
+    lost = sum(len(data) for name, data in acknowledged.items() if remote.get("/" + name) != data)
+    run_s = time.monotonic() - started
+    print(f"soak: {ops} operations ({failed} failed with an errno), {faults} faults injected, "
+          f"{delayed} requests delayed, 1 restart, 1 token expiry, {len(acknowledged)} files checked, {lost} bytes lost, {run_s:.0f} s")
+    assert lost == 0
