@@ -210,7 +210,7 @@ def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd:
             report(f"error: {message}")
             print(f"cloudfs: {message}", file=sys.stderr)
         else:
-            log.error("mount stopped: %s", message)
+            log.error("mount stopped: %s", message, exc_info=True)
         return 1
     except KeyboardInterrupt:
         return 130

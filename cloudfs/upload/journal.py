@@ -11,6 +11,7 @@ SQLite calls block, so they run in a worker thread, one at a time.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sqlite3
@@ -113,7 +114,11 @@ class Journal:
     def _run(self, sql: str, params: tuple) -> None:
         assert self._db is not None, "journal not open"
         with self._thread_lock:
-            self._db.execute(sql, params)
+            try:
+                self._db.execute(sql, params)
+            except sqlite3.Error as exc:
+                # callers handle disk trouble as OSError, like the staging files' own
+                raise _as_os_error(exc) from exc
 
     async def _execute(self, sql: str, params: tuple) -> None:
         async with self._lock:
@@ -148,3 +153,12 @@ class Journal:
 
     async def move(self, file_id: str, path: str) -> None:
         await self._execute("UPDATE pending SET path = ? WHERE file_id = ?", (path, file_id))
+
+
+#: SQLite's primary result code for a full disk (extended codes keep it in the low byte)
+_SQLITE_FULL = 13
+
+
+def _as_os_error(exc: sqlite3.Error) -> OSError:
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return OSError(errno.ENOSPC if code == _SQLITE_FULL else errno.EIO, f"upload journal: {exc}")

@@ -284,6 +284,11 @@ class WriteBack:
             with active.scope:
                 async with self._limiter:
                     await self._attempt(local, active)
+        except Exception as exc:
+            # one file's trouble (a bug, local disk trouble) must not end the
+            # other uploads, and with them the mount: it stays staged and retried
+            log.exception("upload of %s failed unexpectedly", local.remote_path)
+            self._failed(local, active.generation, exc)
         finally:
             if self._active.get(file_id) is active:
                 del self._active[file_id]
@@ -330,15 +335,24 @@ class WriteBack:
         local.uploaded(entry, generation)
         if old_id != entry.file_id:
             self.rekey(local, old_id)
-            await self.journal.forget(old_id)
+            await self._unjournal(old_id)
         if not local.dirty:
-            await self.journal.forget(entry.file_id)
+            await self._unjournal(entry.file_id)
             # the staging file is exactly this version: keep it as clean cache
             self.store.adopt(cache_name(entry.file_id, entry.version, entry.size),
                              entry.size, local.staging)
         self.uploads_done += 1
         log.info("uploaded %s (%d bytes)", local.remote_path, local.size)
         self._on_uploaded(local, entry, old_id)
+
+    async def _unjournal(self, file_id: str) -> None:
+        """Drop a landed upload's journal record.  If the journal cannot be
+        written (cache disk full), the record stays: a replay finds the
+        content already on the server and uploads nothing."""
+        try:
+            await self.journal.forget(file_id)
+        except OSError as exc:
+            log.warning("could not update the upload journal: %s", exc)
 
     async def _keep_exact_mtime(self, local: LocalFile, entry: Entry) -> Entry:
         """Cloudreve keeps upload times to the millisecond; record finer ones

@@ -152,9 +152,9 @@ def small_cache(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], capture_output=True, check=False)
 
 
-@pytest.mark.skip(reason="FOUND, NOT FIXED: a full cache disk gives EIO (sqlite 'database or disk is full' "
-                         "in the journal) and ECONNABORTED instead of ENOSPC, and the mount is gone at umount; "
-                         "see issue 9 report")
+@pytest.mark.skip(reason="PARTLY FIXED: the mount no longer dies on a full cache disk (journal errors are "
+                         "ENOSPC, a failing upload no longer ends the write-back); still open: uploads that "
+                         "cannot re-journal stay pending past umount (kept in staging, not yet on the server)")
 def test_full_cache_disk_fails_cleanly_and_keeps_what_close_acknowledged(
         fresh_server: RunningServer, tmp_path: Path, small_cache: Path, drive_factory: list[Drive]) -> None:
     d = Drive(fresh_server, tmp_path / "mnt", small_cache, options=TEST_OPTIONS)
