@@ -361,17 +361,8 @@ def run_model(drive: Drive, server: RunningServer, tmp_path: Path, default_ops: 
           f"server, {time.monotonic() - started:.1f} s; {sorted(run.counts.items())}")
 
 
-def v3_known_failure(server: RunningServer, request: pytest.FixtureRequest) -> None:
-    if server.dialect == "v3":
-        # reported, not debugged here: after an upload v3 has the file under a
-        # new object id (replace = swap), and the model then meets ESTALE/ENOENT
-        request.applymarker(pytest.mark.xfail(reason="v3: the file's object id changes with each upload; "
-                                                     "the model meets ESTALE (reported)", strict=False))
-
-
 def test_model_short(model_drive: Drive, fresh_server: RunningServer, tmp_path: Path,
                      request: pytest.FixtureRequest) -> None:
-    v3_known_failure(fresh_server, request)
     run_model(model_drive, fresh_server, tmp_path, SHORT_OPS, remount_every=120)
 
 
@@ -379,7 +370,12 @@ def test_model_short(model_drive: Drive, fresh_server: RunningServer, tmp_path: 
 @pytest.mark.timeout(6 * 3600)
 def test_model_long(model_drive: Drive, fresh_server: RunningServer, tmp_path: Path,
                     request: pytest.FixtureRequest) -> None:
-    v3_known_failure(fresh_server, request)
+    if fresh_server.dialect == "v3":
+        # found, not yet fixed: after ~6,000 operations on Cloudreve 3 (replace =
+        # upload + swap, new object id) the mount showed a written file as empty
+        # (CLOUDFS_MODEL_SEED=2308574283 CLOUDFS_MODEL_OPS=5984 replays it)
+        request.applymarker(pytest.mark.xfail(reason="v3: a long run meets a file shown empty after a swap",
+                                              strict=False))
     run_model(model_drive, fresh_server, tmp_path, LONG_OPS, remount_every=2000)
 
 
@@ -393,7 +389,6 @@ def test_model_long(model_drive: Drive, fresh_server: RunningServer, tmp_path: P
 
 def test_rename_while_an_upload_session_is_being_opened(model_drive: Drive, fresh_server: RunningServer,
                                                         request: pytest.FixtureRequest) -> None:
-    v3_known_failure(fresh_server, request)
     # found by the model as EBUSY from rename: the cancelled session request
     # had opened a session whose lock on the file outlived the cancellation
     (model_drive / "a").write_bytes(b"first content")
