@@ -97,3 +97,21 @@ async def test_journal_records_survive_reopen(tmp_path):
     assert again.open() == []
     again.close()
     assert os.path.exists(local.staging)
+
+
+async def test_journal_full_disk_is_enospc(tmp_path):
+    # a full cache disk must reach callers as ENOSPC (an OSError, like the
+    # staging files' own), not as a sqlite3 error that nothing expects
+    import errno
+
+    journal = Journal(tmp_path / "journal.db")
+    journal.open()
+    page_count = journal._db.execute("PRAGMA page_count").fetchone()[0]
+    journal._db.execute(f"PRAGMA max_page_count = {page_count}")  # the database may not grow
+    with pytest.raises(OSError) as failure:
+        for i in range(200):  # records until the database would have to grow
+            await journal.record(LocalFile.create(tmp_path, Entry(
+                file_id=f"f{i}", path=f"/{'n' * 200}{i}", is_dir=False, size=10, mtime_ns=0, ctime_ns=0,
+                version="v1")))
+    assert failure.value.errno == errno.ENOSPC
+    journal.close()
