@@ -6,7 +6,7 @@
   test marked ``@pytest.mark.v4_only("why")`` (or a module with
   ``pytestmark = pytest.mark.v4_only(...)``) is skipped on v3 with that reason.
 * ``drive``: one mount per test module, on the module's ``server``.
-* ``fresh_drive``: a new server and mount per test.
+* ``mounted(server, base)``: a mount for a with-block (fixtures of modules that need their own).
 * ``remote``: reads and writes the server over HTTP with the real client,
   independently of the mount, to check what actually landed.
 
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,9 +166,11 @@ def drive(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> It
         d.umount()
 
 
-@pytest.fixture
-def fresh_drive(fresh_server: RunningServer, tmp_path: Path) -> Iterator[Drive]:
-    d = Drive(fresh_server, tmp_path / "mnt", tmp_path / "cache")
+@contextmanager
+def mounted(server: RunningServer, base: Path, options: str = TEST_OPTIONS) -> Iterator[Drive]:
+    """A drive mounted at ``base/mnt`` for the block; unmounted after it
+    (``cloudfs umount``, then a lazy unmount as a last resort)."""
+    d = Drive(server, base / "mnt", base / "cache", options=options)
     d.mount()
     try:
         yield d

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cloudfs.server.testing import RunningServer, start_server
-from tests.mount.conftest import Drive, Remote, force_unmount, run_cloudfs, sha256, wait_until
+from tests.mount.conftest import Drive, Remote, force_unmount, mounted, run_cloudfs, sha256, wait_until
 
 CHUNK = 1 << 20
 MULTI = random.Random(5).randbytes(6 * CHUNK + 333)
@@ -33,15 +33,8 @@ def fresh_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture
 def drive(fresh_server: RunningServer, tmp_path: Path) -> Iterator[Drive]:
-    d = Drive(fresh_server, tmp_path / "mnt", tmp_path / "cache", options="upload_delay=0.2,timeout=5")
-    d.mount()
-    try:
+    with mounted(fresh_server, tmp_path, "upload_delay=0.2,timeout=5") as d:
         yield d
-    finally:
-        try:
-            d.umount()
-        finally:
-            force_unmount(d.path)
 
 
 def write(path: Path, data: bytes) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from cloudfs.server.testing import RunningServer
-from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, force_unmount, wait_until
+from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, mounted, wait_until
 
 #: the file names the model plays with: few, so operations keep hitting the
 #: same files (overwrites, renames over existing targets), two folders so
@@ -333,15 +333,8 @@ class ModelRun:
 
 @pytest.fixture
 def model_drive(fresh_server: RunningServer, tmp_path: Path) -> Iterator[Drive]:
-    d = Drive(fresh_server, tmp_path / "mnt", tmp_path / "cache", options=TEST_OPTIONS)
-    d.mount()
-    try:
+    with mounted(fresh_server, tmp_path, TEST_OPTIONS) as d:
         yield d
-    finally:
-        try:
-            d.umount()
-        finally:
-            force_unmount(d.path)
 
 
 def run_model(drive: Drive, server: RunningServer, tmp_path: Path, default_ops: int, remount_every: int) -> None:

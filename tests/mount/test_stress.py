@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cloudfs.server.testing import RunningServer, start_server
-from tests.mount.conftest import Drive, Remote, force_unmount
+from tests.mount.conftest import Drive, Remote, mounted
 
 pytestmark = pytest.mark.slow
 
@@ -31,15 +31,8 @@ def soak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
 
 @pytest.fixture
 def soak_drive(soak_server: RunningServer, tmp_path: Path) -> Iterator[Drive]:
-    d = Drive(soak_server, tmp_path / "mnt", tmp_path / "cache", options="upload_delay=0.2,timeout=5")
-    d.mount()
-    try:
+    with mounted(soak_server, tmp_path, "upload_delay=0.2,timeout=5") as d:
         yield d
-    finally:
-        try:
-            d.umount()
-        finally:
-            force_unmount(d.path)
 
 
 def run_tool(argv: list[str], cwd: Path, timeout: float) -> None:
