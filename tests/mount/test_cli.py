@@ -16,7 +16,7 @@ import pytest
 
 from cloudfs.cli.mountpoint import is_mounted
 from cloudfs.server.testing import RunningServer
-from tests.mount.conftest import CLOUDFS, Drive, Remote, force_unmount, run_cloudfs, wait_until
+from tests.mount.conftest import CLOUDFS, Drive, force_unmount, run_cloudfs, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
