@@ -26,6 +26,7 @@ import trio
 from cloudfs.cache.blocks import BlockStore
 from cloudfs.cache.fetcher import Fetcher
 from cloudfs.cli import sdnotify
+from cloudfs.cli.taskdump import dump_tasks_on_signal
 from cloudfs.cli.control import ControlServer
 from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Entry
@@ -124,6 +125,7 @@ async def serve(
                 try:
                     nursery.start_soon(_tune_readahead, str(settings.mountpoint))
                     nursery.start_soon(_stop_on_signals)
+                    nursery.start_soon(dump_tasks_on_signal, mount.writeback.describe)
                     on_ready()
                     sdnotify.notify("READY=1", f"STATUS=mounted {settings.url} on {settings.mountpoint}")
                     log.info("mounted %s on %s", settings.url, settings.mountpoint)

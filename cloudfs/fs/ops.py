@@ -11,9 +11,11 @@ unexpected ones once, with context, so the daemon survives anything.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -37,6 +39,20 @@ STATFS_BLOCK = 4096
 UNLIMITED_BYTES = 1 << 50
 
 
+@dataclasses.dataclass(frozen=True)
+class InFlight:
+    """A handler the kernel is waiting on (for ``cli/taskdump.py``)."""
+
+    name: str
+    args: tuple
+    started: float
+    coro: Any
+
+
+#: the running handlers, by task: what a stuck mount is stuck on
+IN_FLIGHT: dict[trio.lowlevel.Task, InFlight] = {}
+
+
 def fuse_op(*, bounded: bool = True) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
     """Run a handler under a deadline and turn any exception into an errno."""
 
@@ -45,31 +61,36 @@ def fuse_op(*, bounded: bool = True) -> Callable[[Callable[..., Awaitable[T]]], 
 
         @functools.wraps(handler)
         async def wrapper(self: "Operations", *args: Any) -> T:
+            task = trio.lowlevel.current_task()
+            coro = handler(self, *args)
+            IN_FLIGHT[task] = InFlight(name, args, time.monotonic(), coro)
             try:
                 if bounded:
                     with trio.fail_after(self.core.settings.timeout_s * DEADLINE_FACTOR):
-                        return await handler(self, *args)
-                return await handler(self, *args)
+                        return await coro
+                return await coro
             except pyfuse3.FUSEError:
                 raise
             except trio.TooSlowError:
-                log.warning("%s%r: no answer from the server in time", name, _brief(args))
+                log.warning("%s%r: no answer from the server in time", name, brief_args(args))
                 raise fail(errno.ETIMEDOUT) from None
             except (CloudfsError, OSError) as exc:
                 code = errno_for(exc)
                 level = logging.DEBUG if code in (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY) else logging.INFO
-                log.log(level, "%s%r: %s", name, _brief(args), exc)
+                log.log(level, "%s%r: %s", name, brief_args(args), exc)
                 raise fail(code) from None
             except Exception:
-                log.exception("internal error in %s%r", name, _brief(args))
+                log.exception("internal error in %s%r", name, brief_args(args))
                 raise fail(errno.EIO) from None
+            finally:
+                del IN_FLIGHT[task]
 
         return wrapper
 
     return decorate
 
 
-def _brief(args: tuple) -> tuple:
+def brief_args(args: tuple) -> tuple:
     """Handler arguments fit for a log line (no file data)."""
     return tuple(f"<{len(a)} bytes>" if isinstance(a, (bytes, bytearray)) and len(a) > 64 else a
                  for a in args if not isinstance(a, pyfuse3.RequestContext))

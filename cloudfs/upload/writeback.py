@@ -258,6 +258,20 @@ class WriteBack:
                                     str(local.error) if local.error else None))
         return out
 
+    def describe(self) -> str:
+        """The scheduler's state, file by file (for a task dump)."""
+        now = trio.current_time()
+        lines = [f"write-back: {len(self.files)} staged, {len(self._active)} uploading, held {self._held}"]
+        for file_id, local in self.files.items():
+            due = self._due.get(file_id)
+            lines.append(
+                f"  {file_id} {local.remote_path}: dirty={local.dirty} generation={local.generation} "
+                f"journaled={local.journaled_generation} uploaded={local.uploaded_generation} "
+                f"failed={local.failed_generation} writers={local.writers} "
+                f"due={'-' if due is None else f'{due - now:+.1f} s'} active={file_id in self._active} "
+                f"error={local.error!r}")
+        return "\n".join(lines)
+
     # ---- the scheduler ---------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
