@@ -112,9 +112,9 @@ class Content:
         core = self.core
         core.staging_dir.mkdir(parents=True, exist_ok=True)
         local = LocalFile.create(core.staging_dir, node.entry)
-        node.local = local
         if not node.unlinked:
-            core.writeback.add(local)
+            core.writeback.add(local)  # first: a staged file the write-back does not know is never uploaded
+        node.local = local
         return local
 
     # ---- data ------------------------------------------------------------------

@@ -10,7 +10,10 @@ handler can take the daemon down, whatever goes wrong underneath.
 
 Only calls made by a handler's own task fail: background work (uploads,
 read-ahead, the control socket) runs untouched, so what is tested is the
-handlers' error boundary.  Unset (always, outside tests) nothing is wrapped
+handlers' error boundary.  And only calls from one layer into another fail
+(a layer's calls to its own methods run untouched): a layer's API may fail
+as a whole, but failing its bookkeeping halfway models no real fault, only
+a bug in that layer.  Unset (always, outside tests) nothing is wrapped
 and this module costs nothing.
 """
 
@@ -23,7 +26,9 @@ import inspect
 import logging
 import os
 import random
+import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import pyfuse3
@@ -45,8 +50,12 @@ class _Injector:
         self.rng = random.Random(seed)
         self.injected = 0
 
-    def maybe_fail(self, where: str) -> None:
-        if _handler_task.get() is not trio.lowlevel.current_task() or self.rng.random() >= self.rate:
+    def maybe_fail(self, where: str, owner: object, caller: FrameType | None) -> None:
+        if _handler_task.get() is not trio.lowlevel.current_task():
+            return
+        if caller is not None and caller.f_locals.get("self") is owner:
+            return  # a layer's call to itself: its internals are not a boundary
+        if self.rng.random() >= self.rate:
             return
         self.injected += 1
         kind = self.rng.randrange(5)
@@ -68,22 +77,22 @@ class _Injector:
             bound = getattr(obj, name)
             where = f"{type(obj).__name__}.{name}"
             try:
-                setattr(obj, name, self._wrap(bound, where, inspect.iscoroutinefunction(attr)))
+                setattr(obj, name, self._wrap(obj, bound, where, inspect.iscoroutinefunction(attr)))
             except (AttributeError, TypeError):
                 pass  # slots or read-only: left alone
 
-    def _wrap(self, fn: Callable[..., Any], where: str, is_async: bool) -> Callable[..., Any]:
+    def _wrap(self, owner: object, fn: Callable[..., Any], where: str, is_async: bool) -> Callable[..., Any]:
         if is_async:
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                self.maybe_fail(where)
+                self.maybe_fail(where, owner, sys._getframe(1))
                 return await fn(*args, **kwargs)
 
             return async_wrapper
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            self.maybe_fail(where)
+            self.maybe_fail(where, owner, sys._getframe(1))
             return fn(*args, **kwargs)
 
         return wrapper

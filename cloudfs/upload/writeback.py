@@ -204,6 +204,10 @@ class WriteBack:
     async def sync(self, local: LocalFile) -> None:
         """Return once the current content is on the server; raise the upload's error."""
         target = local.generation
+        if local.dirty and self.files.get(local.file_id) is not local:
+            # never expected; but waiting on a file the scheduler does not know would wait forever
+            log.error("%s was missing from the write-back; uploading it now", local.remote_path)
+            self.add(local)
         await self.persist(local)
         # only an attempt made from now on answers this call
         local.failed_generation = -1
