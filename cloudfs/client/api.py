@@ -242,6 +242,7 @@ class CloudreveClient:
         replace: Entry | None = None,
         progress: ProgressFn | None = None,
         on_session: Callable[[str], Awaitable[None]] | None = None,
+        tag: str | None = None,
     ) -> Entry:
         """Upload the whole local file ``source`` to ``path`` and return the new Entry.
 
@@ -253,10 +254,12 @@ class CloudreveClient:
         ``mtime_ns`` becomes the file's modification time.  ``on_session`` is
         awaited with each upload session's id before its first chunk, so a
         caller can record it and cancel a session a crash left behind
-        (:meth:`cancel_upload`)."""
+        (:meth:`cancel_upload`).  ``tag`` (Cloudreve 4) is stored with the new
+        version (``UPLOAD_TAG_KEY``), so the caller can recognise it later even
+        if every answer about it was lost."""
         target = self._not_root(path)
         return await self._uploads.upload(target, Path(source), mtime_ns=mtime_ns, replace=replace,
-                                          progress=progress, on_session=on_session)
+                                          progress=progress, on_session=on_session, tag=tag)
 
     @_only_cloudfs_errors
     async def cancel_upload(self, path: str, session_id: str) -> None:

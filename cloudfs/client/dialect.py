@@ -100,7 +100,7 @@ class Dialect(Protocol):
 
     # ---- uploads -------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
-                          replace: Entry | None) -> UploadSession: ...
+                          replace: Entry | None, tag: str | None = None) -> UploadSession: ...
     async def send_chunk(self, session: UploadSession, index: int, length: int,
                          body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:
         """Send one chunk, retried (re-sending a chunk is safe); ``body``

@@ -20,6 +20,10 @@ Dialect = Literal["v4", "v3"]
 MODE_KEY = "dav:cloudfs:mode"
 #: "<mtime in ns>:<content version it belongs to>"
 MTIME_KEY = "dav:cloudfs:mtime"
+#: a random token per upload, set when the upload completes: an uploader
+#: whose answers were all lost recognises its own version by it (metadata
+#: belongs to the file, not the version, so size and mtime are checked too)
+UPLOAD_TAG_KEY = "dav:cloudfs:upload"
 
 
 #: Names (comma-separated) the metadata keys of an entry that only this

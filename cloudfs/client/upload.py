@@ -38,7 +38,7 @@ import trio
 
 from cloudfs.client.bodies import FileSlice
 from cloudfs.client.dialect import Dialect, RestartUpload, UploadSession
-from cloudfs.client.models import Entry
+from cloudfs.client.models import UPLOAD_TAG_KEY, Entry
 from cloudfs.client.plan import Chunk, chunk_concurrency, plan_chunks, split_last
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.tasks import run_all
@@ -77,7 +77,8 @@ class Uploader:
         self._stat = stat
 
     async def upload(self, path: str, source: Path, *, mtime_ns: int | None, replace: Entry | None,
-                     progress: ProgressFn | None, on_session: SessionFn | None = None) -> Entry:
+                     progress: ProgressFn | None, on_session: SessionFn | None = None,
+                     tag: str | None = None) -> Entry:
         try:
             fd = await trio.to_thread.run_sync(os.open, os.fspath(source), os.O_RDONLY)
         except OSError as exc:
@@ -91,8 +92,8 @@ class Uploader:
                 try:
                     with _settling(2 * self.settings.deadline_s):
                         session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms,
-                                                                 replace=replace)
-                    await self._run_session(session, fd, replace, progress, done, on_session)
+                                                                 replace=replace, tag=tag)
+                    await self._run_session(session, fd, replace, progress, done, on_session, tag)
                     # whatever finishes the upload (v3: the swap into place)
                     with _settling(2 * self.settings.deadline_s):
                         return await self.dialect.complete_upload(session, replace)
@@ -106,7 +107,8 @@ class Uploader:
             os.close(fd)
 
     async def _run_session(self, session: UploadSession, fd: int, replace: Entry | None,
-                           progress: ProgressFn | None, done: set[int], on_session: SessionFn | None) -> None:
+                           progress: ProgressFn | None, done: set[int], on_session: SessionFn | None,
+                           tag: str | None) -> None:
         try:
             if on_session is not None:
                 await on_session(session.session_id)
@@ -123,7 +125,7 @@ class Uploader:
             if exc.code != UPLOAD_SESSION_EXPIRED:
                 await self._cancel(session)
                 raise
-            if await self._completed(session, replace):
+            if await self._completed(session, replace, tag):
                 return  # the lost answer was the completing one
             await self._cancel(session)  # releases what an expired session still holds
             raise _Restart() from exc
@@ -164,7 +166,7 @@ class Uploader:
         piece_size = max(self.settings.upload_read_size, 64 << 10)
         return lambda: FileSlice(fd, chunk.offset, chunk.length, piece_size)
 
-    async def _completed(self, session: UploadSession, replace: Entry | None) -> bool:
+    async def _completed(self, session: UploadSession, replace: Entry | None, tag: str | None) -> bool:
         """Whether the session completed although its last answer was lost
         (a re-sent last chunk then finds the session gone: 40011)."""
         try:
@@ -173,6 +175,8 @@ class Uploader:
             return False
         if entry.uploading or entry.is_dir or entry.size != session.size:
             return False
+        if tag is not None and UPLOAD_TAG_KEY in entry.metadata:
+            return entry.metadata[UPLOAD_TAG_KEY] == tag
         return replace is None or entry.version != replace.version
 
     async def _cancel(self, session: UploadSession) -> None:

@@ -380,7 +380,8 @@ class V3Dialect:
 
     # ---- uploads ----------------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
-                          replace: Entry | None) -> UploadSession:
+                          replace: Entry | None, tag: str | None = None) -> UploadSession:
+        # ``tag`` is dropped: Cloudreve 3 keeps no metadata
         folder, name = split(path)
         extra: dict[str, object] = {"target": path, "mtime_ms": mtime_ms}
         what = f"upload session for {path}"

@@ -39,7 +39,7 @@ from cloudfs.client import envelope
 from cloudfs.client.auth import Tokens
 from cloudfs.client.dialect import SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.http import Http
-from cloudfs.client.models import Capacity, Entry, ServerInfo
+from cloudfs.client.models import UPLOAD_TAG_KEY, Capacity, Entry, ServerInfo
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.v4_shapes import (
@@ -350,8 +350,10 @@ class V4Dialect:
 
     # ---- uploads --------------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
-                          replace: Entry | None) -> UploadSession:
+                          replace: Entry | None, tag: str | None = None) -> UploadSession:
         body: dict[str, Any] = {"uri": to_uri(path), "size": size}
+        if tag is not None:
+            body["metadata"] = {UPLOAD_TAG_KEY: tag}  # applied on completion
         if mtime_ms is not None and mtime_ms > 0:
             body["last_modified"] = mtime_ms
         if replace is not None:

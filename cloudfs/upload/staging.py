@@ -68,6 +68,8 @@ class LocalFile:
     #: open handles writing to it
     writers: int = 0
     fd: int | None = None
+    #: uploads tried since the last one known to have landed: tag -> (size, mtime_ns)
+    attempts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     # ---- construction ------------------------------------------------------
     @classmethod

@@ -26,6 +26,7 @@ import hashlib
 import logging
 import math
 import posixpath
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
@@ -36,7 +37,7 @@ import trio
 
 from cloudfs.cache.blocks import BlockStore, cache_name
 from cloudfs.client.api import CloudreveClient
-from cloudfs.client.models import MTIME_KEY, Entry, mtime_value
+from cloudfs.client.models import MTIME_KEY, UPLOAD_TAG_KEY, Entry, mtime_value
 from cloudfs.errors import CloudfsError, CloudreveError
 from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.staging import FetchFn, LocalFile
@@ -349,6 +350,7 @@ class WriteBack:
 
     async def _landed(self, local: LocalFile, generation: int, entry: Entry) -> None:
         self._retry_delay.pop(local.file_id, None)
+        local.attempts.clear()
         old_id = local.file_id
         local.uploaded(entry, generation)
         if old_id != entry.file_id:
@@ -390,14 +392,25 @@ class WriteBack:
         async def record_session(session_id: str) -> None:
             await self.journal.set_session(local.file_id, session_id)
 
+        async def upload(path: str, replace: Entry | None) -> Entry:
+            tag = secrets.token_hex(8)
+            local.attempts[tag] = (local.size, local.mtime_ns)
+            return await self.client.upload(path, local.staging, mtime_ns=local.mtime_ns, replace=replace,
+                                            progress=progress, on_session=record_session, tag=tag)
+
         try:
-            return await self.client.upload(
-                local.remote_path, local.staging, mtime_ns=local.mtime_ns, replace=local.base, progress=progress,
-                on_session=record_session,
-            )
+            return await upload(local.remote_path, local.base)
         except CloudreveError as exc:
             if exc.code != STALE_VERSION:
                 raise
+        remote = await self._stat_or_none(local.remote_path)
+        if remote is not None and self._is_own_upload(local, remote):
+            # not someone else's edit: an earlier attempt of ours landed, and
+            # every answer about it was lost (a dropped connection, a restart)
+            log.info("an earlier upload of %s landed unconfirmed; uploading the current content over it",
+                     local.remote_path)
+            local.base = remote
+            return await upload(local.remote_path, remote)
         # the file changed on the server since we based our content on it: keep both
         target = await self._conflict_path(local.remote_path)
         log.warning(
@@ -408,8 +421,19 @@ class WriteBack:
         local.remote_path = target
         local.base = None
         await self.journal.move(local.file_id, target)
-        return await self.client.upload(target, local.staging, mtime_ns=local.mtime_ns, replace=None,
-                                        progress=progress, on_session=record_session)
+        return await upload(target, None)
+
+    @staticmethod
+    def _is_own_upload(local: LocalFile, remote: Entry) -> bool:
+        """Whether the server's current version of the file is one that an
+        unconfirmed attempt of ours uploaded: its tag, size and mtime (the
+        tag alone could be left over on the file under another client's
+        version; mtimes may be kept to the second only)."""
+        attempt = local.attempts.get(remote.metadata.get(UPLOAD_TAG_KEY, ""))
+        if attempt is None or remote.uploading or remote.is_dir:
+            return False
+        size, mtime_ns = attempt
+        return remote.size == size and abs(remote.mtime_ns - mtime_ns) < 1_000_000_000
 
     async def _conflict_path(self, path: str) -> str:
         folder, name = posixpath.split(path)

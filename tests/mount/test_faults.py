@@ -143,3 +143,22 @@ def test_faults_changed_on_server_keeps_both(drive: Drive, fresh_server: Running
     conflict = [n for n in names if n.startswith("shared (conflict")]
     assert remote.get("/shared.txt") == b"edited elsewhere"
     assert len(conflict) == 1 and remote.get(f"/{conflict[0]}") == b"base + local edit"
+
+
+def test_faults_landed_upload_whose_answer_was_lost_is_not_a_conflict(drive: Drive, fresh_server: RunningServer):
+    """The server stored a new version, but every answer about it was lost (the
+    connection dropped after the last chunk, the retries too): the mount must
+    recognise its own version when it uploads the next change, not mistake it
+    for someone else's edit and divert the local content to a conflict copy
+    (found by the fault soak: a server restart right after a last chunk)."""
+    remote = Remote(fresh_server)
+    write(drive / "f.bin", b"version 1")
+    wait_until(lambda: remote.exists("/f.bin") and remote.get("/f.bin") == b"version 1", timeout=30)
+    fresh_server.faults.set(path_regex=r"/file/upload/[^/]+/\d+$", drop_rate=1.0, drop_target="response",
+                            count=5)
+    write(drive / "f.bin", b"version 2, landed but never confirmed")
+    wait_until(lambda: fresh_server.faults.stats()["drop_response"] >= 5, timeout=30)
+    write(drive / "f.bin", b"version 3")
+    drive.umount()
+    assert remote.names("/") == ["f.bin"]
+    assert remote.get("/f.bin") == b"version 3"
