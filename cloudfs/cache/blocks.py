@@ -115,13 +115,19 @@ class BlockStore:
             "sizes": {name: f.size for name, f in self._files.items()},
         }
         tmp = self.root / "index.json.tmp"
-        with open(tmp, "w") as fp:
-            json.dump(index, fp)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp, self.root / "index.json")
-        (self.root / "clean").touch()
-        self._fsync_dir(self.root)
+        try:
+            with open(tmp, "w") as fp:
+                json.dump(index, fp)
+                fp.flush()
+                os.fsync(fp.fileno())
+            os.replace(tmp, self.root / "index.json")
+            (self.root / "clean").touch()
+            self._fsync_dir(self.root)
+        except OSError as exc:
+            # without an index the next run starts with an empty read cache: nothing is lost
+            log.warning("could not save the read cache index (%s); the next mount starts with an empty cache",
+                        exc)
+            tmp.unlink(missing_ok=True)
 
     def _load_index(self, index: dict) -> None:
         if index.get("version") != INDEX_VERSION or index.get("page_size") != self.page_size:

@@ -390,7 +390,13 @@ class WriteBack:
     async def _send(self, local: LocalFile, progress: Callable[[int], None]) -> Entry:
         """One upload, resolving a conflict with a changed or vanished remote file."""
         async def record_session(session_id: str) -> None:
-            await self.journal.set_session(local.file_id, session_id)
+            try:
+                await self.journal.set_session(local.file_id, session_id)
+            except OSError as exc:
+                # only a crash needs it (to cancel the session it left); the
+                # content itself is journaled: upload rather than wait for disk
+                log.warning("could not record the upload session of %s in the journal: %s",
+                            local.remote_path, exc)
 
         async def upload(path: str, replace: Entry | None) -> Entry:
             tag = secrets.token_hex(8)
