@@ -186,3 +186,17 @@ async def test_last_chunk_goes_last(connect, tmp_path_factory, local_file, diale
         assert indexes[-1] == 10
         if dialect == "v3":
             assert indexes == list(range(11))
+
+
+@pytest.mark.v4_only("Cloudreve 3 has no metadata to carry an upload's tag")
+async def test_upload_tag_is_stored_with_the_version(cclient, local_file):
+    """The tag lets a caller whose answers were lost recognise its own version."""
+    from cloudfs.client.models import UPLOAD_TAG_KEY
+
+    path = f"/tag-{uuid.uuid4().hex[:8]}"
+    v1_src, _ = local_file(CHUNK + 1, seed=1)
+    v2_src, _ = local_file(10, seed=2)
+    first = await cclient.upload(path, v1_src, tag="first")
+    assert (await cclient.stat(path)).metadata[UPLOAD_TAG_KEY] == "first"
+    await cclient.upload(path, v2_src, replace=first, tag="second")
+    assert (await cclient.stat(path)).metadata[UPLOAD_TAG_KEY] == "second"

@@ -34,7 +34,7 @@ class Recorder:
     bodies: dict[int, bytes] = field(default_factory=dict)
     completed: int = 0
 
-    async def open_upload(self, path, size, *, mtime_ms, replace):
+    async def open_upload(self, path, size, *, mtime_ms, replace, tag=None):
         self.opened += 1
         return UploadSession(session_id=f"s{self.opened}", path=path, size=size, chunk_size=self.chunk_size,
                              concurrency=self.concurrency, expires_at=0, policy_type=self.policy_type)
