@@ -178,7 +178,10 @@ class LocalFile:
     def uploaded(self, entry: Entry, generation: int) -> None:
         """The content of ``generation`` is now ``entry`` on the server."""
         self.base = entry
-        self.base_limit = min(entry.size, self.size)
+        # only ever shrinks: the upload filled everything below it, and a
+        # later truncation lowered it; raising it would let the landed
+        # version's bytes show through holes made since
+        self.base_limit = min(self.base_limit, entry.size)
         self.file_id = entry.file_id
         self.uploaded_generation = generation
         if generation == self.generation:

@@ -81,6 +81,25 @@ async def test_staging_append_downloads_nothing_until_needed(tmp_path):
     assert local.dirty and local.generation == 1
 
 
+async def test_an_older_version_landing_does_not_bring_back_truncated_bytes(tmp_path):
+    """Truncated to 0 and extended while generation 1 was uploading: when that
+    upload lands (the new base), the extended part still reads as zeros, not
+    as the landed version's bytes (found by the long model run on v3)."""
+    base = Base(BASE)
+    local = LocalFile.create(tmp_path, base_entry())
+    local.write(0, b"generation one")
+    await local.fill(base.fetch)
+    uploading = local.generation
+    local.truncate(0)
+    local.truncate(5000)
+    landed = Entry(file_id="f2", path="/f", is_dir=False, size=len(BASE), mtime_ns=0, ctime_ns=0, version="v2")
+    local.uploaded(landed, uploading)
+    assert local.dirty
+    newer = Base(b"generation one" + BASE[14:])  # what the landed version holds
+    assert await local.read(0, 5000, newer.fetch) == bytes(5000)
+    assert newer.fetched == []
+
+
 async def test_journal_records_survive_reopen(tmp_path):
     local = LocalFile.create(tmp_path, base_entry())
     local.write(5, b"data")
