@@ -352,18 +352,41 @@ class WriteBack:
         self._retry_delay.pop(local.file_id, None)
         local.attempts.clear()
         old_id = local.file_id
+        # What the filesystem sees changes all at once, with no await between
+        # the local file taking the new version (Cloudreve 3: a new id) and
+        # the inode learning it: a close meanwhile would find a clean file the
+        # write-back no longer knows by its old id, drop its staging, and show
+        # the inode's old entry (a file read as empty after a swap).
         local.uploaded(entry, generation)
         if old_id != entry.file_id:
             self.rekey(local, old_id)
-            await self._unjournal(old_id)
         if not local.dirty:
-            await self._unjournal(entry.file_id)
             # the staging file is exactly this version: keep it as clean cache
             self.store.adopt(cache_name(entry.file_id, entry.version, entry.size),
                              entry.size, local.staging)
         self.uploads_done += 1
         log.info("uploaded %s (%d bytes)", local.remote_path, local.size)
         self._on_uploaded(local, entry, old_id)
+        # then the journal: a landed version's record goes, unless a newer
+        # acknowledged generation stands on it (it is recorded on the new base first)
+        if local.dirty and local.journaled_generation > generation:
+            if not await self._rejournal(local):
+                return  # the old record stays: a replay finds the content and its base
+        if old_id != local.file_id:
+            await self._unjournal(old_id)
+        if not local.dirty:
+            await self._unjournal(local.file_id)
+
+    async def _rejournal(self, local: LocalFile) -> bool:
+        generation = local.generation
+        try:
+            await trio.to_thread.run_sync(local.sync)
+            await self.journal.record(local)
+        except OSError as exc:
+            log.warning("could not update the upload journal: %s", exc)
+            return False
+        local.journaled_generation = max(local.journaled_generation, generation)
+        return True
 
     async def _unjournal(self, file_id: str) -> None:
         """Drop a landed upload's journal record.  If the journal cannot be

@@ -119,7 +119,8 @@ class Drive:
     path: Path
     cache_dir: Path
     options: str = TEST_OPTIONS
-    extra: tuple[str, ...] = ()
+    #: more ``cloudfs mount`` arguments; CLOUDFS_TEST_MOUNT_ARGS="-vv" debugs a failing test
+    extra: tuple[str, ...] = field(default_factory=lambda: tuple(os.environ.get("CLOUDFS_TEST_MOUNT_ARGS", "").split()))
     mounted: bool = field(default=False, init=False)
 
     def mount(self) -> None:

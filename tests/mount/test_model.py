@@ -361,14 +361,7 @@ def test_model_short(model_drive: Drive, fresh_server: RunningServer, tmp_path: 
 
 @pytest.mark.slow
 @pytest.mark.timeout(6 * 3600)
-def test_model_long(model_drive: Drive, fresh_server: RunningServer, tmp_path: Path,
-                    request: pytest.FixtureRequest) -> None:
-    if fresh_server.dialect == "v3":
-        # found, not yet fixed: after ~6,000 operations on Cloudreve 3 (replace =
-        # upload + swap, new object id) the mount showed a written file as empty
-        # (CLOUDFS_MODEL_SEED=2308574283 CLOUDFS_MODEL_OPS=5984 replays it)
-        request.applymarker(pytest.mark.xfail(reason="v3: a long run meets a file shown empty after a swap",
-                                              strict=False))
+def test_model_long(model_drive: Drive, fresh_server: RunningServer, tmp_path: Path) -> None:
     run_model(model_drive, fresh_server, tmp_path, LONG_OPS, remount_every=2000)
 
 
