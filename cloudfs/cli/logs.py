@@ -9,6 +9,15 @@ import sys
 from pathlib import Path
 
 from cloudfs.client.redact import RedactingFilter
+from cloudfs.config import state_dir
+
+
+def mount_log_file(mountpoint: str | os.PathLike[str]) -> Path:
+    """Where a background mount logs: named after the mountpoint's whole path
+    (``/home/alice/cloud`` -> ``mount-home-alice-cloud.log``), so mounts on
+    ``a/cloud`` and ``b/cloud`` keep separate logs."""
+    name = os.path.abspath(os.fspath(mountpoint)).strip("/").replace("/", "-") or "root"
+    return state_dir() / "logs" / f"mount-{name}.log"
 
 
 def setup_logging(verbosity: int, *, log_file: Path | None = None) -> None:

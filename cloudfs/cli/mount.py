@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cloudfs.config import ConfigError, MountSettings, load_remote, parse_size, state_dir
+from cloudfs.cli.logs import mount_log_file
+from cloudfs.config import ConfigError, MountSettings, load_remote, parse_size
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cloudfs: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
     if not args.foreground:
-        return _start_background(args, password)
+        return _start_background(args, password, mount_log_file(settings.mountpoint))
     setup_logging(args.verbose, log_file=args.log_file)
     return mount_foreground(settings, password, ready_fd=args.ready_fd)
 
@@ -223,11 +224,9 @@ def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd:
     return 0
 
 
-def _start_background(args: argparse.Namespace, password: str | None) -> int:
+def _start_background(args: argparse.Namespace, password: str | None, log_file: Path) -> int:
     """Re-run this command in the foreground, detached; wait for it to be ready."""
-    log_dir = state_dir() / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_file = log_dir / f"mount-{os.path.basename(str(args.mountpoint)) or 'root'}.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     argv = [a for a in args.argv if a not in ("-f", "--foreground")]
     read_end, write_end = os.pipe()
     command = [sys.executable, "-m", "cloudfs", *argv, "--foreground", "--ready-fd", str(write_end),

@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from cloudfs.cli.logs import mount_log_file
 from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Entry
 from cloudfs.server.testing import RunningServer, start_server
@@ -144,8 +145,7 @@ class Drive:
         self.mount()
 
     def log(self) -> str:
-        logs = Path(os.environ["XDG_STATE_HOME"]) / "cloudfs" / "logs"
-        path = logs / f"mount-{self.path.name}.log"
+        path = mount_log_file(self.path)
         return path.read_text() if path.exists() else ""
 
     def __truediv__(self, other: str) -> Path:

@@ -39,3 +39,12 @@ def test_mount_options_become_settings(tmp_path):
 def test_mount_bad_options_are_refused(tmp_path, option):
     with pytest.raises(mount.UsageError):
         mount.settings_from_args(parse("http://x", str(tmp_path), "-o", option))
+
+
+def test_mount_logs_are_named_after_the_whole_mountpoint_path(monkeypatch, tmp_path):
+    from cloudfs.cli.logs import mount_log_file
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    a, b = mount_log_file("/home/alice/a/cloud"), mount_log_file("/home/alice/b/cloud/")
+    assert a.name == "mount-home-alice-a-cloud.log" and b.name == "mount-home-alice-b-cloud.log"
+    assert mount_log_file("/").name == "mount-root.log"
