@@ -28,7 +28,7 @@ import math
 import posixpath
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,9 +193,10 @@ class WriteBack:
         self._due.pop(local.file_id, None)
         return True
 
-    async def persist(self, local: LocalFile) -> None:
-        """Make the current content durable locally: staging fsync'd, then journaled."""
-        if not local.dirty or local.journaled_generation == local.generation:
+    async def persist(self, local: LocalFile, *, again: bool = False) -> None:
+        """Make the current content durable locally: staging fsync'd, then
+        journaled (``again``: even if this generation is, e.g. on a new base)."""
+        if not local.dirty or (local.journaled_generation == local.generation and not again):
             return
         generation = local.generation
         await trio.to_thread.run_sync(local.sync)
@@ -370,32 +371,30 @@ class WriteBack:
         # then the journal: a landed version's record goes, unless a newer
         # acknowledged generation stands on it (it is recorded on the new base first)
         if local.dirty and local.journaled_generation > generation:
-            if not await self._rejournal(local):
+            if not await self._journal_quietly(self.persist(local, again=True)):
                 return  # the old record stays: a replay finds the content and its base
         if old_id != local.file_id:
             await self._unjournal(old_id)
         if not local.dirty:
             await self._unjournal(local.file_id)
 
-    async def _rejournal(self, local: LocalFile) -> bool:
-        generation = local.generation
+    @staticmethod
+    async def _journal_quietly(update: Awaitable[None]) -> bool:
+        """A journal update that may fail (cache disk full) without failing
+        the caller: it is logged, and False tells the caller to keep what
+        the journal had."""
         try:
-            await trio.to_thread.run_sync(local.sync)
-            await self.journal.record(local)
+            await update
         except OSError as exc:
             log.warning("could not update the upload journal: %s", exc)
             return False
-        local.journaled_generation = max(local.journaled_generation, generation)
         return True
 
     async def _unjournal(self, file_id: str) -> None:
         """Drop a landed upload's journal record.  If the journal cannot be
         written (cache disk full), the record stays: a replay finds the
         content already on the server and uploads nothing."""
-        try:
-            await self.journal.forget(file_id)
-        except OSError as exc:
-            log.warning("could not update the upload journal: %s", exc)
+        await self._journal_quietly(self.journal.forget(file_id))
 
     async def _keep_exact_mtime(self, local: LocalFile, entry: Entry) -> Entry:
         """Cloudreve keeps upload times to the millisecond; record finer ones
@@ -413,13 +412,9 @@ class WriteBack:
     async def _send(self, local: LocalFile, progress: Callable[[int], None]) -> Entry:
         """One upload, resolving a conflict with a changed or vanished remote file."""
         async def record_session(session_id: str) -> None:
-            try:
-                await self.journal.set_session(local.file_id, session_id)
-            except OSError as exc:
-                # only a crash needs it (to cancel the session it left); the
-                # content itself is journaled: upload rather than wait for disk
-                log.warning("could not record the upload session of %s in the journal: %s",
-                            local.remote_path, exc)
+            # only a crash needs it (to cancel the session it left); the
+            # content itself is journaled: upload rather than wait for disk
+            await self._journal_quietly(self.journal.set_session(local.file_id, session_id))
 
         async def upload(path: str, replace: Entry | None) -> Entry:
             tag = secrets.token_hex(8)
