@@ -313,8 +313,12 @@ class WriteBack:
             if self._active.get(file_id) is active:
                 del self._active[file_id]
             active.finished.set()
-            if local.dirty and local.file_id not in self._due and local.error is None:
-                # cancelled by a change, or changed while uploading: again after the quiet delay
+            if local.dirty and local.file_id not in self._due:
+                # cancelled by a change, or changed while uploading: again after the quiet delay.
+                # (A failure is due already.  An error left by an earlier attempt is
+                # no reason to stop: an fsync may be waiting for this upload, and
+                # the change that cancelled it may be an open(O_TRUNC) that the
+                # kernel holds until that fsync returns.)
                 self.schedule(local)
             # the scheduler skipped this file while it was active: if it became
             # due meanwhile (a close during the upload), nothing else wakes it

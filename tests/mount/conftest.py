@@ -18,8 +18,10 @@ with a lazy unmount as a last resort so a failed test never leaves a mount.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -147,6 +149,21 @@ class Drive:
     def log(self) -> str:
         path = mount_log_file(self.path)
         return path.read_text() if path.exists() else ""
+
+    def pid(self) -> int:
+        out = run_cloudfs("status", str(self.path), "--json", check=True)
+        return int(json.loads(out.stdout)[0]["pid"])
+
+    def kill_hung(self, pid: int) -> str:
+        """End a mount whose syscalls hang: returns its task dump (SIGUSR1),
+        then kills it, so that the syscalls waiting on it return."""
+        os.kill(pid, signal.SIGUSR1)
+        time.sleep(2)
+        log = self.log()
+        os.kill(pid, signal.SIGKILL)
+        force_unmount(self.path)
+        self.mounted = False
+        return log[log.rfind("task dump"):]
 
     def __truediv__(self, other: str) -> Path:
         return self.path / other

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +163,61 @@ def test_faults_landed_upload_whose_answer_was_lost_is_not_a_conflict(drive: Dri
     drive.umount()
     assert remote.names("/") == ["f.bin"]
     assert remote.get("/f.bin") == b"version 3"
+
+
+def test_faults_fsync_outlives_a_truncating_open_after_a_failed_upload(drive: Drive, fresh_server: RunningServer):
+    """An ``open(O_TRUNC)`` by another process cancels the upload an ``fsync``
+    waits for (the mount truncates at open; the kernel then waits for the
+    fsync before finishing the open).  The upload must start again.  It did
+    not when an earlier upload of the file had failed: its stale error made
+    the write-back take the cancellation for a failure already scheduled for
+    retry, and fsync and open waited on each other for good (found by the
+    injection test on v3)."""
+    path = drive / "f.bin"
+    write(path, b"version 1")
+    assert_on_server(fresh_server, {"/f.bin": b"version 1"})
+    pid = drive.pid()
+    fd = os.open(path, os.O_RDWR)
+    try:
+        # an upload of the file fails (a full drive), which leaves an error on it
+        fresh_server.faults.set_capacity(1)
+        os.pwrite(fd, MULTI, 0)
+        with pytest.raises(OSError) as info:
+            os.fsync(fd)
+        assert info.value.errno == errno.ENOSPC
+        fresh_server.faults.set_capacity(None)
+        # the next upload is slow enough to be caught in flight
+        fresh_server.faults.set(path_regex="/file/upload", latency_s=1.0)
+        outcome: dict[str, object] = {}
+
+        def fsync() -> None:
+            try:
+                os.fsync(fd)
+                outcome["fsync"] = "ok"
+            except OSError as exc:
+                outcome["fsync"] = exc
+
+        def truncating_open() -> None:
+            try:
+                write(path, b"version 3")
+                outcome["open"] = "ok"
+            except OSError as exc:
+                outcome["open"] = exc
+
+        syncer = threading.Thread(target=fsync, daemon=True)
+        syncer.start()
+        wait_until(lambda: any(u["state"] == "uploading" for u in pending(drive)), timeout=20)
+        opener = threading.Thread(target=truncating_open, daemon=True)
+        opener.start()
+        deadline = time.monotonic() + 60
+        for t in (syncer, opener):
+            t.join(timeout=max(deadline - time.monotonic(), 0))
+        if syncer.is_alive() or opener.is_alive():
+            pytest.fail(f"fsync and a truncating open wait on each other; the mount's tasks:\n{drive.kill_hung(pid)}")
+        assert outcome == {"fsync": "ok", "open": "ok"}
+    finally:
+        if drive.mounted:
+            os.close(fd)
+    fresh_server.faults.clear()
+    drive.umount()
+    assert_on_server(fresh_server, {"/f.bin": b"version 3"})

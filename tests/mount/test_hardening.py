@@ -14,10 +14,8 @@ close() acknowledged.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import random
-import signal
 import subprocess
 import threading
 import time
@@ -27,17 +25,12 @@ from pathlib import Path
 import pytest
 
 from cloudfs.server.testing import RunningServer
-from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, force_unmount, run_cloudfs
+from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, force_unmount
 
 THREADS = 4
 RUN_S = 15.0
 #: a syscall still running this long after the run is hung (handlers have 3 x 10 s deadlines)
 STUCK_S = 60.0
-
-
-def mount_pid(drive: Drive) -> int:
-    out = run_cloudfs("status", str(drive.path), "--json", check=True)
-    return int(json.loads(out.stdout)[0]["pid"])
 
 
 def alive(pid: int) -> bool:
@@ -115,7 +108,7 @@ def test_injected_internal_failures_never_crash_the_mount(fresh_server: RunningS
     drive_factory.append(d)
     d.mount()
     monkeypatch.delenv("CLOUDFS_INJECT_FAILURES")  # only the mount has it
-    pid = mount_pid(d)
+    pid = d.pid()
     errors: list[int] = []
     crashes: list[str] = []
     ops = [0]
@@ -128,10 +121,7 @@ def test_injected_internal_failures_never_crash_the_mount(fresh_server: RunningS
     for t in threads:
         t.join(timeout=max(deadline - time.monotonic(), 0))
     if any(t.is_alive() for t in threads):
-        os.kill(pid, signal.SIGUSR1)  # the mount logs what every task waits on
-        time.sleep(2)
-        log = d.log()
-        pytest.fail(f"syscalls on the mount hang; its tasks:\n{log[log.rfind('task dump'):]}")
+        pytest.fail(f"syscalls on the mount hang; its tasks:\n{d.kill_hung(pid)}")
     assert not crashes
     assert errno.ENOTCONN not in errors, "the mount went away"
     assert errors, "the injection did not make anything fail"
@@ -177,7 +167,7 @@ def test_full_cache_disk_fails_cleanly_and_keeps_what_close_acknowledged(
     d = Drive(fresh_server, tmp_path / "mnt", small_cache, options=TEST_OPTIONS)
     drive_factory.append(d)
     d.mount()
-    pid = mount_pid(d)
+    pid = d.pid()
     acknowledged: dict[str, bytes] = {}
     failures: list[int] = []
     # 24 MiB into an 8 MiB cache, faster than the uploads drain it
@@ -211,7 +201,7 @@ def test_garbled_answers_give_eio_and_the_mount_recovers(fresh_server: RunningSe
     d = Drive(fresh_server, tmp_path / "mnt", tmp_path / "cache", options=TEST_OPTIONS + ",timeout=3")
     drive_factory.append(d)
     d.mount()
-    pid = mount_pid(d)
+    pid = d.pid()
     assert os.stat(d / "known.bin").st_size == len(data)  # the root is known now; /listed/ is not
     fresh_server.faults.set(garble_rate=1.0)
     with pytest.raises(OSError) as info:
