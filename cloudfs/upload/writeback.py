@@ -114,8 +114,9 @@ class WriteBack:
         #: set after every upload outcome; waiters re-check their condition
         self._outcome = trio.Event()
         self.uploads_done = 0
-        #: files whose uploads must not start (a rename is moving them), with hold counts
-        self._held: dict[str, int] = {}
+        #: files whose uploads must not start (a rename is moving them), with hold
+        #: counts; by object, not id: an upload landing as a hold begins may change the id
+        self._held: dict[int, int] = {}
         #: failures per file since the current drain started (None: not draining)
         self._drain_failures: dict[str, int] | None = None
 
@@ -129,6 +130,8 @@ class WriteBack:
         self.files[local.file_id] = local
         if old_file_id in self._due:
             self._due[local.file_id] = self._due.pop(old_file_id)
+        if old_file_id in self._active:  # a landed upload, finishing
+            self._active[local.file_id] = self._active.pop(old_file_id)
 
     def schedule(self, local: LocalFile, delay_s: float | None = None) -> None:
         """Make ``local`` due for upload after ``delay_s`` (default: the quiet delay)."""
@@ -137,9 +140,6 @@ class WriteBack:
         delay = self.delay_s if delay_s is None else delay_s
         self._due[local.file_id] = trio.current_time() + delay
         self._wakeup.set()
-
-    def is_uploading(self, local: LocalFile) -> bool:
-        return local.file_id in self._active
 
     def cancel(self, local: LocalFile) -> None:
         """Stop the upload of ``local`` in flight, if any (it changed)."""
@@ -161,19 +161,23 @@ class WriteBack:
         use it: an upload session locks its path on the server, and an
         upload started mid-rename would target the old path."""
         for local in files:
-            self._held[local.file_id] = self._held.get(local.file_id, 0) + 1
+            self._held[id(local)] = self._held.get(id(local), 0) + 1
         try:
             for local in files:
                 await self.cancel_and_wait(local)
             yield
         finally:
             for local in files:
-                count = self._held.get(local.file_id, 1) - 1
+                count = self._held.get(id(local), 1) - 1
                 if count > 0:
-                    self._held[local.file_id] = count
+                    self._held[id(local)] = count
                 else:
-                    self._held.pop(local.file_id, None)
+                    self._held.pop(id(local), None)
                 self.schedule(local)
+
+    def is_held(self, local: LocalFile) -> bool:
+        """Whether a rename is moving ``local`` (its upload must wait)."""
+        return id(local) in self._held
 
     async def forget(self, local: LocalFile) -> None:
         """The file is gone (unlinked): nothing of it is to be uploaded."""
@@ -267,14 +271,19 @@ class WriteBack:
     def describe(self) -> str:
         """The scheduler's state, file by file (for a task dump)."""
         now = trio.current_time()
-        lines = [f"write-back: {len(self.files)} staged, {len(self._active)} uploading, held {self._held}"]
+        lines = [f"write-back: {len(self.files)} staged, {len(self._active)} uploading, {len(self._held)} held"]
+        strays = {f: round(d - now, 1) for f, d in self._due.items() if f not in self.files}
+        if strays:
+            lines.append(f"  due but not staged: {strays}")
         for file_id, local in self.files.items():
             due = self._due.get(file_id)
+            known_as = "" if local.file_id == file_id else f" (now {local.file_id})"
             lines.append(
-                f"  {file_id} {local.remote_path}: dirty={local.dirty} generation={local.generation} "
+                f"  {file_id}{known_as} {local.remote_path}: dirty={local.dirty} generation={local.generation} "
                 f"journaled={local.journaled_generation} uploaded={local.uploaded_generation} "
                 f"failed={local.failed_generation} writers={local.writers} "
                 f"due={'-' if due is None else f'{due - now:+.1f} s'} active={file_id in self._active} "
+                f"held={self.is_held(local)} "
                 f"error={local.error!r}")
         return "\n".join(lines)
 
@@ -285,21 +294,23 @@ class WriteBack:
             while True:
                 now = trio.current_time()
                 for file_id, due in list(self._due.items()):
-                    if due > now or file_id in self._active or file_id in self._held:
+                    if due > now or not self._may_start(file_id):
                         continue
                     del self._due[file_id]
                     local = self.files.get(file_id)
                     if local is not None and local.dirty:
-                        self._active[file_id] = _Active(trio.CancelScope(), local.generation, local.size)
-                        nursery.start_soon(self._upload, local, name=f"upload {file_id}")
-                waiting = [d for f, d in self._due.items() if f not in self._active and f not in self._held]
+                        active = self._active[file_id] = _Active(trio.CancelScope(), local.generation, local.size)
+                        nursery.start_soon(self._upload, local, active, name=f"upload {file_id}")
+                waiting = [d for f, d in self._due.items() if self._may_start(f)]
                 self._wakeup = trio.Event()
                 with trio.move_on_at(min(waiting, default=math.inf)):
                     await self._wakeup.wait()
 
-    async def _upload(self, local: LocalFile) -> None:
-        file_id = local.file_id
-        active = self._active[file_id]
+    def _may_start(self, file_id: str) -> bool:
+        local = self.files.get(file_id)
+        return file_id not in self._active and (local is None or not self.is_held(local))
+
+    async def _upload(self, local: LocalFile, active: _Active) -> None:
         try:
             with active.scope:
                 async with self._limiter:
@@ -310,8 +321,9 @@ class WriteBack:
             log.exception("upload of %s failed unexpectedly", local.remote_path)
             self._failed(local, active.generation, exc)
         finally:
-            if self._active.get(file_id) is active:
-                del self._active[file_id]
+            # (by the current id: a landed upload may have changed it)
+            if self._active.get(local.file_id) is active:
+                del self._active[local.file_id]
             active.finished.set()
             if local.dirty and local.file_id not in self._due:
                 # cancelled by a change, or changed while uploading: again after the quiet delay.
