@@ -105,15 +105,18 @@ class Content:
         return pyfuse3.FileInfo(fh=handle.fh)
 
     def stage(self, node: Node) -> LocalFile:
-        """The node's LocalFile, created (nothing downloaded) if needed."""
-        local = node.local
-        if isinstance(local, LocalFile):
-            return local
+        """The node's LocalFile, created (nothing downloaded) if needed, and
+        known to the write-back: a staged file it does not know is never
+        uploaded.  (Every write and truncate comes here first, so a file the
+        write-back let go of is known again before it changes: e.g. after an
+        unlink that failed past forgetting the file's upload.)"""
         core = self.core
-        core.staging_dir.mkdir(parents=True, exist_ok=True)
-        local = LocalFile.create(core.staging_dir, node.entry)
+        local = node.local
+        if not isinstance(local, LocalFile):
+            core.staging_dir.mkdir(parents=True, exist_ok=True)
+            local = LocalFile.create(core.staging_dir, node.entry)
         if not node.unlinked:
-            core.writeback.add(local)  # first: a staged file the write-back does not know is never uploaded
+            core.writeback.add(local)  # before the node points at it
         node.local = local
         return local
 

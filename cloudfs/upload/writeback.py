@@ -56,6 +56,8 @@ SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errn
 STALE_VERSION = 40076
 #: after an upload landed, recording its exact mtime may delay a cancellation this long
 SETTLE_S = 30.0
+#: fsync re-checks that its upload is running or due at least this often
+SYNC_RECHECK_S = 2.0
 
 UploadedFn = Callable[[LocalFile, Entry, str], None]
 
@@ -186,6 +188,7 @@ class WriteBack:
         if self.files.get(local.file_id) is local:
             del self.files[local.file_id]
         local.dirty = False
+        self._notify()  # an fsync waiting for it has nothing left to wait for
         await self.journal.forget(local.file_id)
 
     def release(self, local: LocalFile) -> bool:
@@ -210,10 +213,6 @@ class WriteBack:
     async def sync(self, local: LocalFile) -> None:
         """Return once the current content is on the server; raise the upload's error."""
         target = local.generation
-        if local.dirty and self.files.get(local.file_id) is not local:
-            # never expected; but waiting on a file the scheduler does not know would wait forever
-            log.error("%s was missing from the write-back; uploading it now", local.remote_path)
-            self.add(local)
         await self.persist(local)
         # only an attempt made from now on answers this call
         local.failed_generation = -1
@@ -221,8 +220,20 @@ class WriteBack:
         while local.dirty and local.uploaded_generation < target:
             if local.failed_generation >= target and local.error is not None:
                 raise local.error
-            outcome = self._outcome
-            await outcome.wait()
+            self._ensure_pending(local)
+            with trio.move_on_after(SYNC_RECHECK_S):
+                await self._outcome.wait()
+
+    def _ensure_pending(self, local: LocalFile) -> None:
+        """A safety net under fsync, which the kernel waits for holding the
+        file's lock: a dirty file that no upload is running or due for would
+        be waited for in vain.  Never expected, so logged as the bug it is."""
+        if self.files.get(local.file_id) is not local:
+            log.error("%s was missing from the write-back; uploading it now", local.remote_path)
+            self.add(local)
+        if local.file_id not in self._active and local.file_id not in self._due:
+            log.error("no upload of %s was running or due; starting one", local.remote_path)
+            self.schedule(local, 0)
 
     async def drain(self, on_progress: Callable[[list[UploadStatus]], None] | None = None) -> list[UploadStatus]:
         """Upload everything now and wait until nothing is pending, or until
