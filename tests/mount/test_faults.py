@@ -73,7 +73,8 @@ def test_faults_chunk_uploads_recover(drive: Drive, fresh_server: RunningServer,
 
 
 def test_faults_token_expiry_mid_upload(drive: Drive, fresh_server: RunningServer):
-    fresh_server.faults.set(path_regex="/file/upload/", latency_s=0.2)
+    # slow enough to be seen uploading by a `cloudfs status` that starts slowly on a loaded machine
+    fresh_server.faults.set(path_regex="/file/upload/", latency_s=0.5)
     write(drive / "multi.bin", MULTI)
     wait_until(lambda: any(u["state"] == "uploading" for u in pending(drive)), timeout=20)
     fresh_server.faults.expire_tokens()
