@@ -39,9 +39,10 @@ STATFS_BLOCK = 4096
 UNLIMITED_BYTES = 1 << 50
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(slots=True)
 class InFlight:
-    """A handler the kernel is waiting on (for ``cli/taskdump.py``)."""
+    """A handler the kernel is waiting on (for ``cli/taskdump.py``).  Made
+    for every request, reads included: slots, not frozen, halve its cost."""
 
     name: str
     args: tuple
