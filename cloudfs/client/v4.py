@@ -72,6 +72,7 @@ PATH_NOT_EXIST = 40016
 LOCK_CONFLICT = 40073
 INVALID_SIGN = 40071
 BATCH_PARTIAL = 40081
+ENTITY_NOT_EXIST = 40077
 PARAM_ERR = 40001
 
 #: URIs per batch call (Cloudreve refuses more than max_batched_file, 3000 by default)
@@ -304,8 +305,16 @@ class V4Dialect:
         body: dict[str, Any] = {"uris": [to_uri(entry.path)]}
         if entry.version:
             body["entity"] = entry.version  # exactly the version the caller has
-        data = await self.http.call("POST", "/file/url", idempotent=True, what=f"download URL of {entry.path}",
-                                    json=body)
+        try:
+            data = await self.http.call("POST", "/file/url", idempotent=True,
+                                        what=f"download URL of {entry.path}", json=body)
+        except CloudreveError as exc:
+            codes = {exc.code, *(inner.code for inner in exc.aggregated.values())}
+            if entry.version and ENTITY_NOT_EXIST in codes:
+                # the file is there, that version of it is not (a newer one replaced it)
+                raise CloudfsError(f"{entry.path}: version {entry.version} is no longer on the server",
+                                   errno=errno.ESTALE) from exc
+            raise
         try:
             url = data["urls"][0]["url"]
             expires = parse_time_s(data["expires"])

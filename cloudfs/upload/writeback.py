@@ -352,7 +352,7 @@ class WriteBack:
         generation = active.generation
         try:
             await self.persist(local)
-            await local.fill(self._fetch_base)
+            await self._fill(local)
             if local.generation != generation:
                 return  # changed while we were downloading: the next attempt takes it
             active.total = local.size
@@ -375,6 +375,42 @@ class WriteBack:
             with trio.move_on_after(SETTLE_S):
                 entry = await self._keep_exact_mtime(local, entry)
             await self._landed(local, generation, entry)
+
+    async def _fill(self, local: LocalFile) -> None:
+        """Download what the upload needs of the base version.  If another
+        client deleted or changed the file before we had all of it, those
+        bytes are lost to us: they read as zeros and the content is uploaded
+        as a new file (beside the changed one, under a conflict name), as a
+        replay does; retrying would fail for ever."""
+        try:
+            await local.fill(self._fetch_base)
+        except CloudfsError as exc:
+            # ENOENT: no file at the path; ESTALE: a file of other content there
+            base = local.base
+            if exc.errno not in (errno.ENOENT, errno.ESTALE) or base is None:
+                raise
+            remote = await self._stat_or_none(local.remote_path)
+            if remote is not None and (remote.file_id, remote.version) == (base.file_id, base.version):
+                raise  # still there after all (renamed and back, say): retried as any failure
+            log.warning("the content of %s that was never fetched is lost: it reads as zeros", local.remote_path)
+            await self._lose_base(local, remote)
+
+    async def _lose_base(self, local: LocalFile, remote: Entry | None) -> None:
+        """The version ``local`` was based on is gone (``remote``: what is at
+        its path now): what we never had of it reads as zeros, and the
+        content goes up as a new file, never over someone else's."""
+        local.present.add((0, local.size))
+        local.base_limit = 0
+        local.base = None
+        if remote is None:
+            log.warning("%s vanished from the server before pending changes could be uploaded; re-creating it",
+                        local.remote_path)
+            return
+        path = local.remote_path
+        local.remote_path = await self._conflict_path(path)
+        log.warning("%s changed on the server before pending changes could be uploaded; they will be saved as %s",
+                    path, local.remote_path)
+        await self.journal.move(local.file_id, local.remote_path)
 
     async def _landed(self, local: LocalFile, generation: int, entry: Entry) -> None:
         self._retry_delay.pop(local.file_id, None)
@@ -558,19 +594,9 @@ class WriteBack:
                 rec.staging.unlink(missing_ok=True)
                 continue
             else:
-                # the version our bytes were based on is gone; bytes we never had read as zeros
-                local.present.add((0, local.size))
-                local.base_limit = 0
-                if remote is not None:
-                    local.remote_path = await self._conflict_path(rec.path)
-                    log.warning("%s changed on the server before pending changes could be uploaded; "
-                                "they will be saved as %s", rec.path, local.remote_path)
-                else:
-                    log.warning("%s vanished from the server before pending changes could be uploaded; "
-                                "re-creating it", rec.path)
+                await self._lose_base(local, remote)
                 local.file_id = f"pending:{rec.file_id}" if not rec.file_id.startswith("pending:") else rec.file_id
                 await self.journal.rekey(rec.file_id, local.file_id)
-                await self.journal.move(local.file_id, local.remote_path)
             local.journaled_generation = local.generation
             self.add(local)
             self.schedule(local, 0)

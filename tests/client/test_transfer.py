@@ -98,6 +98,21 @@ async def test_overwrite_is_a_new_version(cclient, local_file):
     assert v1 != v2
 
 
+async def test_reading_a_replaced_version_says_it_is_gone(cclient, local_file, dialect):
+    """A reader holding an old version (an open file, a staged file's base)
+    is told the version is gone, never given another version's bytes:
+    Cloudreve 4 keeps the file, so ESTALE (not the EISDIR that its "entity
+    does not exist" maps to); Cloudreve 3 replaced the object, so ENOENT."""
+    path = f"/gone-version-{uuid.uuid4().hex[:8]}"
+    v1_src, _ = local_file(1000, seed=3)
+    v2_src, _ = local_file(500, seed=4)
+    first = await cclient.upload(path, v1_src)
+    await cclient.upload(path, v2_src, replace=first)
+    with pytest.raises(CloudfsError) as info:
+        await cclient.read(first, 0, 100)
+    assert info.value.errno == (errno.ESTALE if dialect == "v4" else errno.ENOENT)
+
+
 async def test_replacing_an_empty_created_file(cclient, local_file):
     path = f"/fill-{uuid.uuid4().hex[:8]}"
     empty = await cclient.create_file(path)

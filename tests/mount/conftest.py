@@ -246,6 +246,9 @@ class Remote:
     def stat(self, path: str) -> Entry:
         return self._run(lambda client: client.stat(path))
 
+    def delete(self, path: str) -> None:
+        self._run(lambda client: client.delete([path], permanent=True))
+
     def exists(self, path: str) -> bool:
         async def check(client: CloudreveClient) -> bool:
             try:

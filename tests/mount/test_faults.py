@@ -222,3 +222,49 @@ def test_faults_fsync_outlives_a_truncating_open_after_a_failed_upload(drive: Dr
     fresh_server.faults.clear()
     drive.umount()
     assert_on_server(fresh_server, {"/f.bin": b"version 3"})
+
+
+def test_faults_file_deleted_on_server_while_edited_is_recreated(drive: Drive, fresh_server: RunningServer):
+    """Deleted by another client while open here (its content cached): closing re-creates it."""
+    remote = Remote(fresh_server)
+    write(drive / "gone.txt", b"base")
+    assert_on_server(fresh_server, {"/gone.txt": b"base"})
+    with open(drive / "gone.txt", "r+b") as fp:
+        remote.delete("/gone.txt")  # by another client, while the file is open here
+        fp.seek(0, os.SEEK_END)
+        fp.write(b" + local edit")
+    drive.umount()
+    assert remote.names("/") == ["gone.txt"]
+    assert remote.get("/gone.txt") == b"base + local edit"
+
+
+def test_faults_file_deleted_on_server_before_its_content_was_fetched(drive: Drive, fresh_server: RunningServer):
+    """The upload needs the rest of the base version, which another client
+    deleted: retrying the download failed for ever (at every mount).  Like a
+    replay, the upload now goes ahead, with zeros for what was never here."""
+    remote = Remote(fresh_server)
+    remote.put("/gone.bin", b"A" * 100_000)
+    with open(drive / "gone.bin", "r+b") as fp:
+        fp.write(b"local edit")  # only these bytes are local; the rest is still on the server
+        remote.delete("/gone.bin")  # by another client
+    drive.umount()
+    # what was never fetched is lost with the server's file; what was written is not
+    assert remote.names("/") == ["gone.bin"]
+    assert remote.get("/gone.bin") == b"local edit" + bytes(100_000 - len(b"local edit"))
+
+
+def test_faults_file_changed_on_server_before_its_content_was_fetched(drive: Drive, fresh_server: RunningServer):
+    """As above, but another client uploaded new content instead of deleting:
+    theirs stays, ours is saved beside it (the old base's bytes never fetched
+    read as zeros, never as theirs)."""
+    remote = Remote(fresh_server)
+    remote.put("/changed.bin", b"A" * 100_000)
+    with open(drive / "changed.bin", "r+b") as fp:
+        fp.write(b"local edit")
+        remote.put("/changed.bin", b"B" * 50_000)
+    drive.umount()
+    names = remote.names("/")
+    conflict = [n for n in names if n.startswith("changed (conflict")]
+    assert len(names) == 2 and len(conflict) == 1, names
+    assert remote.get("/changed.bin") == b"B" * 50_000
+    assert remote.get(f"/{conflict[0]}") == b"local edit" + bytes(100_000 - len(b"local edit"))
