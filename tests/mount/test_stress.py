@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def soak_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("soak-server"), faults=True, chunk_size=1 << 20)
+def soak_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("soak-server"), faults=True, chunk_size=1 << 20, dialect=dialect)
     try:
         yield srv
     finally:
