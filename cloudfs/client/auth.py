@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import trio
 
@@ -80,19 +80,57 @@ class Tokens:
         return now >= self.access_expires - margin
 
 
+Credential = TypeVar("Credential")
+
+
+class _Renewing(Generic[Credential]):
+    """What both kinds of login share.  Renewals are serialised by a lock
+    and keyed by the credential that prompted them (the caller checks it
+    under the lock), so a burst of parallel requests that all met an expired
+    one causes one renewal, not one each.  Each new credential is saved; a
+    login that cannot be renewed is made again with the password, if one
+    is at hand."""
+
+    def __init__(self, *, relogin: Callable[[], Awaitable[Credential]] | None,
+                 persist: Callable[[Credential], Awaitable[None]] | None, what: str) -> None:
+        self._relogin = relogin
+        self._persist = persist
+        self._what = what
+        self._lock = trio.Lock()
+        #: renewals done (refreshes and new logins), for tests and statistics
+        self.renewals = 0
+
+    def _use(self, fresh: Credential) -> None:
+        raise NotImplementedError
+
+    async def _adopt(self, fresh: Credential) -> None:
+        self._use(fresh)
+        self.renewals += 1
+        log.debug("login to %s renewed", self._what)
+        if self._persist is not None:
+            try:
+                await self._persist(fresh)
+            except OSError as exc:
+                log.warning("could not save the renewed login: %s", exc)
+
+    async def _login_again(self, why: str) -> Credential:
+        if self._relogin is None:
+            raise AuthenticationError(
+                f"the login to {self._what} is no longer valid ({why}); log in again with the password"
+            ) from None
+        log.info("logging in to %s again: %s", self._what, why)
+        return await self._relogin()
+
+
 RefreshFn = Callable[[str], Awaitable[Tokens]]
 ReloginFn = Callable[[], Awaitable[Tokens]]
 PersistFn = Callable[[Tokens], Awaitable[None]]
 RevokeFn = Callable[[str], Awaitable[None]]
 
 
-class BearerAuth:
-    """``Authorization: Bearer`` with automatic renewal.
-
-    Renewals are serialised by a lock and keyed by the token that prompted
-    them, so a burst of parallel requests that all met an expired token
-    causes one refresh, not one each.
-    """
+class BearerAuth(_Renewing[Tokens]):
+    """``Authorization: Bearer`` with automatic renewal: a refresh before
+    the access token expires, and once more when the server turns one down."""
 
     def __init__(
         self,
@@ -104,15 +142,13 @@ class BearerAuth:
         revoke: RevokeFn | None = None,
         what: str = "server",
     ) -> None:
+        super().__init__(relogin=relogin, persist=persist, what=what)
         self.tokens = tokens
         self._refresh = refresh
-        self._relogin = relogin
-        self._persist = persist
         self._revoke = revoke
-        self._what = what
-        self._lock = trio.Lock()
-        #: renewals done, for tests and statistics
-        self.renewals = 0
+
+    def _use(self, fresh: Tokens) -> None:
+        self.tokens = fresh
 
     async def headers(self) -> Mapping[str, str]:
         tokens = self.tokens
@@ -137,7 +173,7 @@ class BearerAuth:
                 tokens = await self._refresh(self.tokens.refresh_token)
             except CloudreveError as exc:
                 # the refresh token is invalid, revoked or expired (40020)
-                tokens = await self._fall_back(exc)
+                tokens = await self._login_again(f"the refresh failed: {exc}")
             except TransportError as exc:
                 if proactive and time.time() < self.tokens.access_expires:
                     # the current token still works: try again on the next request
@@ -145,23 +181,7 @@ class BearerAuth:
                                 self._what, exc)
                     return
                 raise
-            self.tokens = tokens
-            self.renewals += 1
-            log.debug("access token for %s renewed (valid for %.0f s)", self._what,
-                      tokens.access_expires - time.time())
-            if self._persist is not None:
-                try:
-                    await self._persist(tokens)
-                except OSError as exc:
-                    log.warning("could not save the renewed login: %s", exc)
-
-    async def _fall_back(self, exc: CloudreveError) -> Tokens:
-        if self._relogin is None:
-            raise AuthenticationError(
-                f"the login to {self._what} is no longer valid ({exc}); log in again with the password"
-            ) from None
-        log.info("refreshing the login to %s failed (%s); logging in again", self._what, exc)
-        return await self._relogin()
+            await self._adopt(tokens)
 
 
 # ---- Cloudreve 3: cookie sessions ---------------------------------------------------
@@ -208,7 +228,7 @@ CookiePersistFn = Callable[[SessionCookie], Awaitable[None]]
 CookieRevokeFn = Callable[[SessionCookie], Awaitable[None]]
 
 
-class CookieAuth:
+class CookieAuth(_Renewing[SessionCookie]):
     """``Cookie: <name>=<value>`` with renewal.
 
     Proactive: once :meth:`SessionCookie.renew_due`, ``refresh`` asks the
@@ -217,8 +237,6 @@ class CookieAuth:
     Reactive: a "login required" answer means the session is gone (expired,
     logged out, server cache lost), which no refresh can undo: log in again
     with the password, or fail with ``AuthenticationError`` without one.
-    Renewals are serialised and keyed by the cookie that prompted them, like
-    :class:`BearerAuth`'s.
     """
 
     def __init__(
@@ -231,17 +249,15 @@ class CookieAuth:
         revoke: CookieRevokeFn | None = None,
         what: str = "server",
     ) -> None:
+        super().__init__(relogin=relogin, persist=persist, what=what)
         self.cookie = cookie
         self._refresh = refresh
-        self._relogin = relogin
-        self._persist = persist
         self._revoke = revoke
-        self._what = what
-        self._lock = trio.Lock()
-        #: renewals done (re-issued cookies and new logins), for tests and statistics
-        self.renewals = 0
         #: after a failed proactive renewal, the next one is not tried before this
         self._retry_at = 0.0
+
+    def _use(self, fresh: SessionCookie) -> None:
+        self.cookie = fresh
 
     async def headers(self) -> Mapping[str, str]:
         now = time.time()
@@ -274,22 +290,7 @@ class CookieAuth:
                         return
                     raise
             if fresh is None:
-                fresh = await self._login_again(proactive)
-            self.cookie = fresh
-            self.renewals += 1
-            log.debug("session cookie for %s renewed", self._what)
-            if self._persist is not None:
-                try:
-                    await self._persist(fresh)
-                except OSError as exc:
-                    log.warning("could not save the renewed login: %s", exc)
-
-    async def _login_again(self, proactive: bool) -> SessionCookie:
-        why = "the session ended" if proactive else "the server no longer accepts the session"
-        if self._relogin is None:
-            raise AuthenticationError(
-                f"the login to {self._what} is no longer valid ({why}); log in again with the password"
-            ) from None
-        log.info("%s at %s; logging in again", why.capitalize(), self._what)
-        return await self._relogin()
+                fresh = await self._login_again(
+                    "the session ended" if proactive else "the server no longer accepts the session")
+            await self._adopt(fresh)
 
