@@ -36,6 +36,20 @@ def mtime_value(mtime_ns: int, version: str) -> str:
     return f"{mtime_ns}:{version}"
 
 
+def stored_mtime_ns(entry: Entry) -> int | None:
+    """The exact mtime cloudfs recorded, if it belongs to the current content."""
+    raw = entry.metadata.get(MTIME_KEY) if entry.metadata else None
+    if not raw:
+        return None
+    value, _, version = raw.partition(":")
+    if version != entry.version:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One file or folder as the server describes it."""

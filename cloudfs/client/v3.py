@@ -20,8 +20,12 @@ How v3 differs from v4, and what this module does about it:
 * Signed download URLs come from ``PUT /file/download/<id>``, relative;
   content answers carry no ETag (Go's ``ServeContent``): the size tells
   whether the content is what was listed.
-* No metadata API: :meth:`set_metadata` is EOPNOTSUPP.  No recycle bin:
-  every delete is permanent.  Copy takes one object per call.
+* No metadata API: :meth:`set_metadata` is EOPNOTSUPP.  The tag an upload
+  leaves (v4: in the file's metadata, see ``UPLOAD_TAG_KEY``) is kept in
+  this process instead, by the object id of the uploaded content, and
+  :meth:`stat` shows it: an upload whose swap landed although its answers
+  were lost is recognised as ours.  No recycle bin: every delete is
+  permanent.  Copy takes one object per call.
 * Login is a cookie session (see :class:`SessionDialect` and :mod:`login`).
 
 Retry reasoning: listings, ``/user/storage``, URL signing, chunk uploads
@@ -41,6 +45,7 @@ from typing import Any
 
 import httpx
 import trio
+from cachetools import LRUCache
 
 from cloudfs.client import envelope
 from cloudfs.client.auth import SessionCookie
@@ -49,6 +54,7 @@ from cloudfs.client.http import Http
 from cloudfs.client.models import (
     MEMORY_ONLY_KEY,
     MTIME_KEY,
+    UPLOAD_TAG_KEY,
     Capacity,
     Entry,
     ServerInfo,
@@ -79,6 +85,9 @@ from cloudfs.errors import (
 
 log = logging.getLogger(__name__)
 
+#: uploads of ours remembered (by object id) for recognising them after lost answers
+OWN_UPLOADS_KEPT = 4096
+
 PREFIX = "/api/v3"
 
 # envelope codes this module reacts to
@@ -101,6 +110,8 @@ class V3Dialect:
         self.http = http
         http.prefix = PREFIX
         self.info = ServerInfo(dialect="v3", version=version, title=title)
+        #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
+        self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
 
     # ---- auth (SessionDialect) ----------------------------------------------------------------
     async def _session_call(self, method: str, path: str, *, what: str, cookie: SessionCookie | None,
@@ -189,7 +200,19 @@ class V3Dialect:
         if path == "/":
             folder_id, children, _ = await self._listing("/")
             return root_entry(folder_id, children)
-        return await self._child(path)
+        return self._with_upload_tag(await self._child(path))
+
+    def _with_upload_tag(self, entry: Entry) -> Entry:
+        """``entry`` with the tag (and the asked mtime) of the upload of ours
+        that made it, if any, as memory-only metadata."""
+        own = self._own_uploads.get(entry.file_id)
+        if own is None:
+            return entry
+        tag, mtime_ms = own
+        extra = {UPLOAD_TAG_KEY: tag}
+        if mtime_ms > 0 and entry.mtime_ns // 1_000_000 != mtime_ms:
+            extra[MTIME_KEY] = mtime_value(mtime_ms * 1_000_000, entry.version)  # the swap's rename reset it
+        return dataclasses.replace(entry, metadata={**entry.metadata, **extra, MEMORY_ONLY_KEY: ",".join(extra)})
 
     async def list_pages(self, path: str) -> AsyncIterator[tuple[Entry, list[Entry]]]:
         """One page: v3 lists a whole folder at once."""
@@ -381,9 +404,9 @@ class V3Dialect:
     # ---- uploads ----------------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None, tag: str | None = None) -> UploadSession:
-        # ``tag`` is dropped: Cloudreve 3 keeps no metadata
+        # ``tag``: Cloudreve 3 keeps no metadata; complete_upload remembers it
         folder, name = split(path)
-        extra: dict[str, object] = {"target": path, "mtime_ms": mtime_ms}
+        extra: dict[str, object] = {"target": path, "mtime_ms": mtime_ms, "tag": tag}
         what = f"upload session for {path}"
 
         async def open_once() -> UploadSession:
@@ -454,6 +477,12 @@ class V3Dialect:
         if replace is None or session.path == target:
             return await self._child(target)
         uploaded = await self._child(session.path)
+        tag = session.extra.get("tag")
+        if isinstance(tag, str) and tag:
+            # from here on the content may land without our hearing of it (a
+            # lost answer to the rename below): remember it is ours
+            mtime_ms = session.extra.get("mtime_ms")
+            self._own_uploads[uploaded.file_id] = (tag, mtime_ms if isinstance(mtime_ms, int) else 0)
         try:
             current: Entry | None = await self._child(target)
         except CloudfsError as exc:

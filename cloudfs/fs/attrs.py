@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import pyfuse3
 
-from cloudfs.client.models import MODE_KEY, MTIME_KEY, Entry
+from cloudfs.client.models import MODE_KEY, Entry, stored_mtime_ns
 from cloudfs.fs.inodes import Node
 
 BLOCK_SIZE = 1 << 20  # st_blksize: tools size their I/O buffers by it, and fewer, larger requests cost less
@@ -36,20 +36,6 @@ def stored_mode(entry: Entry) -> int | None:
         return None
     try:
         return int(raw, 8) & 0o7777
-    except ValueError:
-        return None
-
-
-def stored_mtime_ns(entry: Entry) -> int | None:
-    """The exact mtime cloudfs recorded, if it belongs to the current content."""
-    raw = entry.metadata.get(MTIME_KEY) if entry.metadata else None
-    if not raw:
-        return None
-    value, _, version = raw.partition(":")
-    if version != entry.version:
-        return None
-    try:
-        return int(value)
     except ValueError:
         return None
 

@@ -37,7 +37,13 @@ import trio
 
 from cloudfs.cache.blocks import BlockStore, cache_name
 from cloudfs.client.api import CloudreveClient
-from cloudfs.client.models import MTIME_KEY, UPLOAD_TAG_KEY, Entry, mtime_value
+from cloudfs.client.models import (
+    MTIME_KEY,
+    UPLOAD_TAG_KEY,
+    Entry,
+    mtime_value,
+    stored_mtime_ns,
+)
 from cloudfs.errors import CloudfsError, CloudreveError
 from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.staging import FetchFn, LocalFile
@@ -520,7 +526,8 @@ class WriteBack:
         if attempt is None or remote.uploading or remote.is_dir:
             return False
         size, mtime_ns = attempt
-        return remote.size == size and abs(remote.mtime_ns - mtime_ns) < 1_000_000_000
+        remote_mtime_ns = stored_mtime_ns(remote) or remote.mtime_ns
+        return remote.size == size and abs(remote_mtime_ns - mtime_ns) < 1_000_000_000
 
     async def _conflict_path(self, path: str) -> str:
         folder, name = posixpath.split(path)
