@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from cloudfs.client.models import MEMORY_ONLY_KEY, Entry
 
@@ -43,24 +42,35 @@ def keep_memory_only(old: Entry | None, new: Entry) -> Entry:
     return dataclasses.replace(new, metadata={**new_meta, **carried, MEMORY_ONLY_KEY: ",".join(memory)})
 
 
-@dataclass(eq=False)
 class Node:
-    ino: int
-    entry: Entry
-    lookups: int = 0
-    opens: int = 0
-    #: removed from the namespace while still open (or still dirty)
-    unlinked: bool = False
-    #: content version the kernel may still have cached pages of
-    cached_version: str | None = None
-    #: local content state (set by the write side while the file has staged data)
-    local: object | None = None
+    """One inode: the remote object it stands for, and what the kernel and
+    the open handles hold of it."""
 
-    def __setattr__(self, name: str, value: object) -> None:
-        if name == "entry" and isinstance(value, Entry):
-            # a fresh entry from the server must not drop what only we know
-            value = keep_memory_only(self.__dict__.get("entry"), value)
-        object.__setattr__(self, name, value)
+    __slots__ = ("_entry", "cached_version", "ino", "local", "lookups", "opens", "unlinked")
+
+    def __init__(self, ino: int, entry: Entry, *, lookups: int = 0) -> None:
+        self.ino = ino
+        self._entry = entry
+        self.lookups = lookups
+        self.opens = 0
+        #: removed from the namespace while still open (or still dirty)
+        self.unlinked = False
+        #: content version the kernel may still have cached pages of
+        self.cached_version: str | None = None
+        #: local content state (set by the write side while the file has staged data)
+        self.local: object | None = None
+
+    @property
+    def entry(self) -> Entry:
+        return self._entry
+
+    @entry.setter
+    def entry(self, value: Entry) -> None:
+        # a fresh entry from the server must not drop what only this mount knows
+        self._entry = keep_memory_only(self._entry, value)
+
+    def __repr__(self) -> str:
+        return f"Node(ino={self.ino}, path={self._entry.path!r}, lookups={self.lookups}, opens={self.opens})"
 
     @property
     def path(self) -> str:
