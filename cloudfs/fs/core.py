@@ -27,7 +27,7 @@ from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
 from cloudfs.fs.handles import HandleTable, InodeLocks
 from cloudfs.fs.inodes import InodeTable, Node
-from cloudfs.fs.meta import ABSENT, MetaCache, join
+from cloudfs.fs.meta import ABSENT, MetaCache, join, split
 from cloudfs.upload.staging import LocalFile
 from cloudfs.upload.writeback import WriteBack
 
@@ -113,18 +113,40 @@ class Core:
             raise fail(errno.ENOTDIR)
         path = join(parent.path, name)
         cached = self.meta.entry(path)
-        if cached is ABSENT:
-            raise fail(errno.ENOENT)
         if isinstance(cached, Entry):
             return cached
+        if cached is ABSENT:
+            return self._held_here(path)
         try:
             entry = await self.client.stat(path)
         except CloudfsError as exc:
-            if exc.errno == errno.ENOENT:
-                self.meta.put_absent(path)
-            raise
+            if exc.errno != errno.ENOENT:
+                raise
+            self.meta.put_absent(path)
+            return self._held_here(path)
         self.meta.put(entry)
         return entry
+
+    def _held_here(self, path: str) -> Entry:
+        """For a name the server does not show: the entry of the file there
+        whose new content this mount is uploading (or failed to); ENOENT if
+        none.  Cloudreve 3 replaces a file by deleting it and renaming the
+        new content into place (and the rename may fail): the file is ours
+        to show until its upload lands."""
+        for node in self._unsaved_files():
+            if node.path == path:
+                return node.entry
+        raise fail(errno.ENOENT)
+
+    def _unsaved_files(self) -> list[Node]:
+        """Nodes in the namespace whose new content is being uploaded or
+        failed to: the server may not show them meanwhile."""
+        nodes = []
+        for local in self.writeback.unconfirmed():
+            node = self.table.by_file_id(local.file_id)
+            if node is not None and not node.unlinked and node.local is local:
+                nodes.append(node)
+        return nodes
 
     async def child_or_none(self, parent: Node, name: str) -> Entry | None:
         try:
@@ -157,14 +179,21 @@ class Core:
             node.entry = entry
 
     async def listing(self, folder: Node) -> list[Entry]:
-        """Every child of a folder, from the cache or one paged walk."""
+        """Every child of a folder, from the cache or one paged walk, and
+        the files there that the server does not show while this mount
+        uploads them (see :meth:`_held_here`)."""
         cached = self.meta.listing(folder.path)
         if cached is not None:
-            return list(cached.children.values())
-        parent, children = await self.client.list_all(folder.path)
-        if parent.file_id == folder.entry.file_id:
-            folder.entry = parent
-        self.meta.put_listing(parent, children)
+            children = list(cached.children.values())
+        else:
+            parent, children = await self.client.list_all(folder.path)
+            if parent.file_id == folder.entry.file_id:
+                folder.entry = parent
+            self.meta.put_listing(parent, children)
+        names = {child.name for child in children}
+        for node in self._unsaved_files():
+            if node.entry.name not in names and split(node.path)[0] == folder.path:
+                children.append(node.entry)
         return children
 
     # ---- content ---------------------------------------------------------------

@@ -191,6 +191,7 @@ class WriteBack:
         """The file is gone (unlinked): nothing of it is to be uploaded."""
         await self.cancel_and_wait(local)
         self._due.pop(local.file_id, None)
+        self._retry_delay.pop(local.file_id, None)
         if self.files.get(local.file_id) is local:
             del self.files[local.file_id]
         local.dirty = False
@@ -270,6 +271,15 @@ class WriteBack:
             return False
         code = getattr(local.error, "errno", None)
         return failures >= DRAIN_ATTEMPTS or code in SLOW_RETRY_ERRNOS
+
+    def unconfirmed(self) -> list[LocalFile]:
+        """Dirty files whose upload is running or has failed: those the
+        server may not show for a while (Cloudreve 3 replaces a file by
+        deleting it and renaming the new content into place; the rename may
+        fail).  Cheap: not every staged file, only those."""
+        ids = self._active.keys() | self._retry_delay.keys()
+        found = (self.files.get(file_id) for file_id in ids)
+        return [local for local in found if local is not None and local.dirty]
 
     def status(self) -> list[UploadStatus]:
         out = []
