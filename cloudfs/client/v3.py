@@ -112,6 +112,8 @@ class V3Dialect:
         self.info = ServerInfo(dialect="v3", version=version, title=title)
         #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
         self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
+        #: target path -> our content left at a temporary name by a swap whose rename failed
+        self._stranded: dict[str, Entry] = {}
 
     # ---- auth (SessionDialect) ----------------------------------------------------------------
     async def _session_call(self, method: str, path: str, *, what: str, cookie: SessionCookie | None,
@@ -502,7 +504,11 @@ class V3Dialect:
         except CloudfsError:
             log.error("the new content of %s is left at %s: renaming it into place failed", target,
                       session.path)
+            self._stranded[target] = uploaded
             raise
+        stranded = self._stranded.pop(target, None)
+        if stranded is not None and stranded.file_id != placed.file_id:
+            await self._drop_stranded(stranded)
         mtime_ms = session.extra.get("mtime_ms")
         if isinstance(mtime_ms, int) and mtime_ms > 0 and placed.mtime_ns // 1_000_000 != mtime_ms:
             # the rename set the file's time to now, and 3.8 offers no way to set
@@ -510,6 +516,16 @@ class V3Dialect:
             value = mtime_value(mtime_ms * 1_000_000, placed.version)
             placed = dataclasses.replace(placed, metadata={MTIME_KEY: value, MEMORY_ONLY_KEY: MTIME_KEY})
         return placed
+
+    async def _drop_stranded(self, stranded: Entry) -> None:
+        """Delete the content an earlier, failed swap left at a temporary
+        name (hidden from listings, but counted against the quota), now that
+        a later upload replaced it.  By id: if that rename did happen after
+        all, the object was replaced since and the id is skipped."""
+        try:
+            await self._delete([stranded], what=f"drop {stranded.path}")
+        except CloudfsError as exc:
+            log.warning("could not delete %s, left by a failed upload: %s", stranded.path, exc)
 
     async def cancel_upload(self, session: UploadSession) -> None:
         await self.cancel_session(session.path, session.session_id)

@@ -190,6 +190,27 @@ def test_faults_v3_swap_whose_rename_answers_were_lost_is_not_a_conflict(drive: 
     assert remote.get("/f.bin") == b"version 3"
 
 
+def test_faults_v3_swap_whose_rename_failed_leaves_nothing_behind(drive: Drive, fresh_server: RunningServer):
+    """Cloudreve 3: when the rename of a swap fails (the old file already
+    deleted), the new content stays at its hidden temporary name.  The next
+    upload puts the content in place; the stranded copy, invisible but
+    counted against the quota, is deleted then."""
+    if fresh_server.dialect != "v3":
+        pytest.skip("Cloudreve 4 completes uploads without a rename")
+    remote = Remote(fresh_server)
+    write(drive / "f.bin", b"version 1")
+    assert_on_server(fresh_server, {"/f.bin": b"version 1"})
+    # every attempt at the rename is refused before the server acts on it
+    fresh_server.faults.set(path_regex=r"/object/rename$", error_rate=1.0, error_status=503, count=5)
+    write(drive / "f.bin", b"version 2, stranded for a while")
+    wait_until(lambda: fresh_server.faults.stats()["error"] >= 5, timeout=30)
+    drive.umount()  # the retry puts the content in place
+    assert remote.names("/") == ["f.bin"]
+    assert remote.get("/f.bin") == b"version 2, stranded for a while"
+    used = remote._run(lambda client: client.capacity()).used
+    assert used == len(b"version 2, stranded for a while")  # nothing hidden left over
+
+
 def test_faults_v3_file_being_replaced_stays_listed(drive: Drive, fresh_server: RunningServer):
     """Cloudreve 3 replaces a file by deleting it and renaming the new content
     into place: in between, and for good if the rename fails, the server
