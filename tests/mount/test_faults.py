@@ -147,41 +147,26 @@ def test_faults_changed_on_server_keeps_both(drive: Drive, fresh_server: Running
     assert len(conflict) == 1 and remote.get(f"/{conflict[0]}") == b"base + local edit"
 
 
+#: the request that puts an upload's content in place: Cloudreve 4's last
+#: chunk; Cloudreve 3's rename at the end of a swap (its upload goes to a
+#: temporary name, the old file is deleted, the new one renamed into place)
+LANDING_REQUEST = {"v4": r"/file/upload/[^/]+/\d+$", "v3": r"/object/rename$"}
+
+
 def test_faults_landed_upload_whose_answer_was_lost_is_not_a_conflict(drive: Drive, fresh_server: RunningServer):
     """The server stored a new version, but every answer about it was lost (the
-    connection dropped after the last chunk, the retries too): the mount must
+    connection dropped after the last request, the retries too): the mount must
     recognise its own version when it uploads the next change, not mistake it
     for someone else's edit and divert the local content to a conflict copy
-    (found by the fault soak: a server restart right after a last chunk)."""
-    remote = Remote(fresh_server)
-    write(drive / "f.bin", b"version 1")
-    wait_until(lambda: remote.exists("/f.bin") and remote.get("/f.bin") == b"version 1", timeout=30)
-    fresh_server.faults.set(path_regex=r"/file/upload/[^/]+/\d+$", drop_rate=1.0, drop_target="response",
-                            count=5)
-    write(drive / "f.bin", b"version 2, landed but never confirmed")
-    wait_until(lambda: fresh_server.faults.stats()["drop_response"] >= 5, timeout=30)
-    write(drive / "f.bin", b"version 3")
-    drive.umount()
-    assert remote.names("/") == ["f.bin"]
-    assert remote.get("/f.bin") == b"version 3"
-
-
-def test_faults_v3_swap_whose_rename_answers_were_lost_is_not_a_conflict(drive: Drive, fresh_server: RunningServer):
-    """Cloudreve 3: an upload goes to a temporary name, then the old file is
-    deleted and the new one renamed into place.  When every answer to that
-    rename is lost (the server restarting), the content has landed but the
-    upload failed; its retry met "its" file replaced by an unknown object and
-    saved the content as a conflict copy, leaving the file showing the earlier
-    content (found by the fault soak on v3).  The dialect now remembers the
-    object ids of its own uploads, as v4 keeps their tag in metadata."""
-    if fresh_server.dialect != "v3":
-        pytest.skip("Cloudreve 4 completes uploads without a rename: "
-                    "test_faults_landed_upload_whose_answer_was_lost_is_not_a_conflict")
+    (found by the fault soak on both dialects: a server restart at that
+    moment).  v4 keeps each upload's tag in metadata; v3 has none, so the
+    dialect remembers the object ids of its own uploads."""
     remote = Remote(fresh_server)
     write(drive / "f.bin", b"version 1")
     assert_on_server(fresh_server, {"/f.bin": b"version 1"})
-    # every attempt at the rename is carried out or refused, and its answer lost
-    fresh_server.faults.set(path_regex=r"/object/rename$", drop_rate=1.0, drop_target="response", count=5)
+    # every attempt at the landing request is carried out or refused, and its answer lost
+    fresh_server.faults.set(path_regex=LANDING_REQUEST[fresh_server.dialect], drop_rate=1.0,
+                            drop_target="response", count=5)
     write(drive / "f.bin", b"version 2, landed but never confirmed")
     wait_until(lambda: fresh_server.faults.stats()["drop_response"] >= 5, timeout=30)
     write(drive / "f.bin", b"version 3")
