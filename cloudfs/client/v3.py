@@ -477,14 +477,13 @@ class V3Dialect:
     async def complete_upload(self, session: UploadSession, replace: Entry | None) -> Entry:
         target = str(session.extra.get("target") or session.path)
         if replace is None or session.path == target:
-            return await self._child(target)
+            placed = await self._child(target)
+            self._remember_own(placed, session)
+            return placed
         uploaded = await self._child(session.path)
-        tag = session.extra.get("tag")
-        if isinstance(tag, str) and tag:
-            # from here on the content may land without our hearing of it (a
-            # lost answer to the rename below): remember it is ours
-            mtime_ms = session.extra.get("mtime_ms")
-            self._own_uploads[uploaded.file_id] = (tag, mtime_ms if isinstance(mtime_ms, int) else 0)
+        # from here on the content may land without our hearing of it (a
+        # lost answer to the rename below): remember it is ours
+        self._remember_own(uploaded, session)
         try:
             current: Entry | None = await self._child(target)
         except CloudfsError as exc:
@@ -516,6 +515,12 @@ class V3Dialect:
             value = mtime_value(mtime_ms * 1_000_000, placed.version)
             placed = dataclasses.replace(placed, metadata={MTIME_KEY: value, MEMORY_ONLY_KEY: MTIME_KEY})
         return placed
+
+    def _remember_own(self, uploaded: Entry, session: UploadSession) -> None:
+        tag = session.extra.get("tag")
+        if isinstance(tag, str) and tag:
+            mtime_ms = session.extra.get("mtime_ms")
+            self._own_uploads[uploaded.file_id] = (tag, mtime_ms if isinstance(mtime_ms, int) else 0)
 
     async def _drop_stranded(self, stranded: Entry) -> None:
         """Delete the content an earlier, failed swap left at a temporary

@@ -203,9 +203,10 @@ async def test_last_chunk_goes_last(connect, tmp_path_factory, local_file, diale
             assert indexes == list(range(11))
 
 
-@pytest.mark.v4_only("Cloudreve 3 has no metadata to carry an upload's tag")
 async def test_upload_tag_is_stored_with_the_version(cclient, local_file):
-    """The tag lets a caller whose answers were lost recognise its own version."""
+    """The tag lets a caller whose answers were lost recognise its own version
+    (Cloudreve 3 has no metadata: its dialect shows the tags of this client's
+    own uploads, which it remembers by object id)."""
     from cloudfs.client.models import UPLOAD_TAG_KEY
 
     path = f"/tag-{uuid.uuid4().hex[:8]}"
