@@ -133,12 +133,12 @@ class Core:
         none.  Cloudreve 3 replaces a file by deleting it and renaming the
         new content into place (and the rename may fail): the file is ours
         to show until its upload lands."""
-        for node in self._unsaved_files():
+        for node in self.unconfirmed_files():
             if node.path == path:
                 return node.entry
         raise fail(errno.ENOENT)
 
-    def _unsaved_files(self) -> list[Node]:
+    def unconfirmed_files(self) -> list[Node]:
         """Nodes in the namespace whose new content is being uploaded or
         failed to: the server may not show them meanwhile."""
         nodes = []
@@ -191,7 +191,7 @@ class Core:
                 folder.entry = parent
             self.meta.put_listing(parent, children)
         names = {child.name for child in children}
-        for node in self._unsaved_files():
+        for node in self.unconfirmed_files():
             if node.entry.name not in names and split(node.path)[0] == folder.path:
                 children.append(node.entry)
         return children

@@ -137,6 +137,8 @@ class Namespace:
             self._removed(node)
 
     async def _has_children(self, path: str) -> bool:
+        if any(split(node.path)[0] == path for node in self.core.unconfirmed_files()):
+            return True  # one the server may not show while we upload it (see Core.listing)
         # ask the server, not the cache: another client may have added something
         async with aclosing(self.core.client.list_dir(path)) as pages:
             async for page in pages:

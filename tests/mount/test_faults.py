@@ -204,18 +204,23 @@ def test_faults_v3_file_being_replaced_stays_listed(drive: Drive, fresh_server: 
     v3: a listing fetched in that window lost a file)."""
     if fresh_server.dialect != "v3":
         pytest.skip("Cloudreve 4 replaces content in place")
-    write(drive / "f.bin", b"version 1")
-    assert_on_server(fresh_server, {"/f.bin": b"version 1"})
+    folder = drive / "d"
+    folder.mkdir()
+    write(folder / "f.bin", b"version 1")
+    assert_on_server(fresh_server, {"/d/f.bin": b"version 1"})
     fresh_server.faults.set(path_regex=r"/object/rename$", latency_s=3.0, count=1)
-    write(drive / "f.bin", b"version 2")
+    write(folder / "f.bin", b"version 2")
     wait_until(lambda: fresh_server.faults.stats()["latency"] >= 1)  # the old file is gone, the new one waits
-    assert "f.bin" not in Remote(fresh_server).names("/")
-    (drive / "other").write_bytes(b"")  # a change to the folder: its listing is fetched again
-    assert sorted(os.listdir(drive.path)) == ["f.bin", "other"]
-    assert os.stat(drive / "f.bin").st_size == len(b"version 2")
-    assert (drive / "f.bin").read_bytes() == b"version 2"
+    assert "f.bin" not in Remote(fresh_server).names("/d")
+    with pytest.raises(OSError) as info:
+        folder.rmdir()
+    assert info.value.errno == errno.ENOTEMPTY
+    (folder / "other").write_bytes(b"")  # a change to the folder: its listing is fetched again
+    assert sorted(os.listdir(folder)) == ["f.bin", "other"]
+    assert os.stat(folder / "f.bin").st_size == len(b"version 2")
+    assert (folder / "f.bin").read_bytes() == b"version 2"
     drive.umount()
-    assert_on_server(fresh_server, {"/f.bin": b"version 2", "/other": b""})
+    assert_on_server(fresh_server, {"/d/f.bin": b"version 2", "/d/other": b""})
 
 
 def test_faults_fsync_outlives_a_truncating_open_after_a_failed_upload(drive: Drive, fresh_server: RunningServer):
