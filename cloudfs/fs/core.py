@@ -116,18 +116,18 @@ class Core:
         if isinstance(cached, Entry):
             return cached
         if cached is ABSENT:
-            return self._held_here(path)
+            return self._uploading_at(path)
         try:
             entry = await self.client.stat(path)
         except CloudfsError as exc:
             if exc.errno != errno.ENOENT:
                 raise
             self.meta.put_absent(path)
-            return self._held_here(path)
+            return self._uploading_at(path)
         self.meta.put(entry)
         return entry
 
-    def _held_here(self, path: str) -> Entry:
+    def _uploading_at(self, path: str) -> Entry:
         """For a name the server does not show: the entry of the file there
         whose new content this mount is uploading (or failed to); ENOENT if
         none.  Cloudreve 3 replaces a file by deleting it and renaming the
@@ -181,7 +181,7 @@ class Core:
     async def listing(self, folder: Node) -> list[Entry]:
         """Every child of a folder, from the cache or one paged walk, and
         the files there that the server does not show while this mount
-        uploads them (see :meth:`_held_here`)."""
+        uploads them (see :meth:`_uploading_at`)."""
         cached = self.meta.listing(folder.path)
         if cached is not None:
             children = list(cached.children.values())
