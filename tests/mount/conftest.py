@@ -246,6 +246,10 @@ class Remote:
     def stat(self, path: str) -> Entry:
         return self._run(lambda client: client.stat(path))
 
+    def used(self) -> int:
+        """Bytes the account uses on the server (hidden files included)."""
+        return int(self._run(lambda client: client.capacity()).used)
+
     def delete(self, path: str) -> None:
         self._run(lambda client: client.delete([path], permanent=True))
 

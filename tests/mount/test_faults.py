@@ -192,8 +192,7 @@ def test_faults_v3_swap_whose_rename_failed_leaves_nothing_behind(drive: Drive, 
     drive.umount()  # the retry puts the content in place
     assert remote.names("/") == ["f.bin"]
     assert remote.get("/f.bin") == b"version 2, stranded for a while"
-    used = remote._run(lambda client: client.capacity()).used
-    assert used == len(b"version 2, stranded for a while")  # nothing hidden left over
+    assert remote.used() == len(b"version 2, stranded for a while")  # nothing hidden left over
 
 
 def test_faults_v3_file_being_replaced_stays_listed(drive: Drive, fresh_server: RunningServer):
