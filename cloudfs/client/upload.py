@@ -75,6 +75,9 @@ class Uploader:
         self.dialect = dialect
         self.settings = settings
         self._stat = stat
+        #: sessions a failed attempt could not cancel (the server was away), by
+        #: target path: on v4 each still locks its file against the next session
+        self._uncancelled: dict[str, UploadSession] = {}
 
     async def upload(self, path: str, source: Path, *, mtime_ns: int | None, replace: Entry | None,
                      progress: ProgressFn | None, on_session: SessionFn | None = None,
@@ -88,12 +91,15 @@ class Uploader:
             mtime_ms = mtime_ns // 1_000_000 if mtime_ns is not None else None
             done: set[int] = set()  # chunk indexes already reported to progress
             restarts = 0
+            stale = self._uncancelled.pop(path, None)
+            if stale is not None:
+                await self._cancel(stale, path)
             while True:
                 try:
                     with _settling(2 * self.settings.deadline_s):
                         session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms,
                                                                  replace=replace, tag=tag)
-                    await self._run_session(session, fd, replace, progress, done, on_session, tag)
+                    await self._run_session(path, session, fd, replace, progress, done, on_session, tag)
                     # whatever finishes the upload (v3: the swap into place)
                     with _settling(2 * self.settings.deadline_s):
                         return await self.dialect.complete_upload(session, replace)
@@ -106,7 +112,7 @@ class Uploader:
         finally:
             os.close(fd)
 
-    async def _run_session(self, session: UploadSession, fd: int, replace: Entry | None,
+    async def _run_session(self, path: str, session: UploadSession, fd: int, replace: Entry | None,
                            progress: ProgressFn | None, done: set[int], on_session: SessionFn | None,
                            tag: str | None) -> None:
         try:
@@ -119,18 +125,18 @@ class Uploader:
             await self._send_chunks(session, fd, progress, done)
         except RestartUpload as exc:
             # the server cannot go on with this session (v3: lost chunks)
-            await self._cancel(session)
+            await self._cancel(session, path)
             raise _Restart() from exc
         except CloudreveError as exc:
             if exc.code != UPLOAD_SESSION_EXPIRED:
-                await self._cancel(session)
+                await self._cancel(session, path)
                 raise
             if await self._completed(session, replace, tag):
                 return  # the lost answer was the completing one
-            await self._cancel(session)  # releases what an expired session still holds
+            await self._cancel(session, path)  # releases what an expired session still holds
             raise _Restart() from exc
         except BaseException:
-            await self._cancel(session)
+            await self._cancel(session, path)
             raise
 
     async def _send_chunks(self, session: UploadSession, fd: int, progress: ProgressFn | None,
@@ -179,14 +185,24 @@ class Uploader:
             return entry.metadata[UPLOAD_TAG_KEY] == tag
         return replace is None or entry.version != replace.version
 
-    async def _cancel(self, session: UploadSession) -> None:
+    async def _cancel(self, session: UploadSession, path: str) -> None:
+        """Cancel ``session`` (of an upload to ``path``); if the server cannot
+        be told now, the next upload to ``path`` tries again first."""
         # shielded: this also runs when the upload itself was cancelled
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + self.settings.deadline_s
             try:
                 await self.dialect.cancel_upload(session)
                 log.debug("cancelled the upload session for %s", session.path)
-            except CloudfsError as exc:
+            except CloudreveError as exc:
+                # answered: gone already (expired, say), or refused for good
                 log.warning("could not cancel the upload session for %s: %s", session.path, exc)
+            except CloudfsError as exc:
+                # unanswered (the server is away): the next upload of the file tries again first
+                log.warning("could not cancel the upload session for %s (%s); will try again before the "
+                            "next upload of it", session.path, exc)
+                self._uncancelled[path] = session
         if scope.cancelled_caught:
-            log.warning("cancelling the upload session for %s timed out", session.path)
+            log.warning("cancelling the upload session for %s timed out; will try again before the next "
+                        "upload of it", session.path)
+            self._uncancelled[path] = session
