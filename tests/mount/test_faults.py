@@ -83,29 +83,19 @@ def test_faults_token_expiry_mid_upload(drive: Drive, fresh_server: RunningServe
     assert_on_server(fresh_server, {"/multi.bin": MULTI})
 
 
-def test_faults_server_restart_mid_upload(drive: Drive, fresh_server: RunningServer):
+@pytest.mark.parametrize("down_s", [1, 4])
+def test_faults_server_restart_mid_upload(drive: Drive, fresh_server: RunningServer, down_s: float):
+    """The server goes away mid-upload and comes back.  Down for 4 s, longer
+    than the chunk retries and the session's cancel last, the session (and on
+    v4 its lock on the file) outlives the restart: the next attempt must
+    cancel it first, not meet "lock conflict" until the lock expired while
+    umount gave up with the upload pending (found by CI, when the server
+    took longer than usual to come back)."""
     fresh_server.faults.set(path_regex="/file/upload/", latency_s=1.5)
     write(drive / "multi.bin", MULTI)
     wait_until(lambda: any(u["state"] == "uploading" for u in pending(drive)), timeout=20)
     fresh_server.kill()
-    time.sleep(1)
-    fresh_server.restart()
-    drive.umount()
-    assert_on_server(fresh_server, {"/multi.bin": MULTI})
-
-
-def test_faults_server_down_through_an_upload_and_its_cancel(drive: Drive, fresh_server: RunningServer):
-    """The server goes away mid-upload for longer than the chunk retries and
-    the session's cancel last, so the session (and on v4 its lock on the
-    file) outlives the restart.  The next attempt must cancel that session
-    first, not meet "lock conflict" until the lock expires: umount gave up
-    with the upload still pending (found by CI, when the restart test's
-    server came back later than usual)."""
-    fresh_server.faults.set(path_regex="/file/upload/", latency_s=1.5)
-    write(drive / "multi.bin", MULTI)
-    wait_until(lambda: any(u["state"] == "uploading" for u in pending(drive)), timeout=20)
-    fresh_server.kill()
-    time.sleep(4)
+    time.sleep(down_s)
     fresh_server.restart()
     drive.umount()
     assert_on_server(fresh_server, {"/multi.bin": MULTI}, timeout=5)
