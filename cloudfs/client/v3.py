@@ -211,9 +211,7 @@ class V3Dialect:
         if own is None:
             return entry
         tag, mtime_ms = own
-        extra = {UPLOAD_TAG_KEY: tag}
-        if mtime_ms > 0 and entry.mtime_ns // 1_000_000 != mtime_ms:
-            extra[MTIME_KEY] = mtime_value(mtime_ms * 1_000_000, entry.version)  # the swap's rename reset it
+        extra = {UPLOAD_TAG_KEY: tag, **_kept_mtime(entry, mtime_ms)}
         return dataclasses.replace(entry, metadata={**entry.metadata, **extra, MEMORY_ONLY_KEY: ",".join(extra)})
 
     async def list_pages(self, path: str) -> AsyncIterator[tuple[Entry, list[Entry]]]:
@@ -508,12 +506,9 @@ class V3Dialect:
         stranded = self._stranded.pop(target, None)
         if stranded is not None and stranded.file_id != placed.file_id:
             await self._drop_stranded(stranded)
-        mtime_ms = session.extra.get("mtime_ms")
-        if isinstance(mtime_ms, int) and mtime_ms > 0 and placed.mtime_ns // 1_000_000 != mtime_ms:
-            # the rename set the file's time to now, and 3.8 offers no way to set
-            # it back: the asked time is kept by this process (memory only)
-            value = mtime_value(mtime_ms * 1_000_000, placed.version)
-            placed = dataclasses.replace(placed, metadata={MTIME_KEY: value, MEMORY_ONLY_KEY: MTIME_KEY})
+        kept = _kept_mtime(placed, session.extra.get("mtime_ms"))
+        if kept:
+            placed = dataclasses.replace(placed, metadata={**kept, MEMORY_ONLY_KEY: MTIME_KEY})
         return placed
 
     def _remember_own(self, uploaded: Entry, session: UploadSession) -> None:
@@ -546,6 +541,15 @@ class V3Dialect:
                 raise
 
         await self.http.retrying(op, idempotent=True, what="cancel upload")
+
+
+def _kept_mtime(entry: Entry, mtime_ms: object) -> dict[str, str]:
+    """The mtime an upload asked for, as metadata, where the server shows
+    another: a swap's rename sets the time to now, and 3.8 offers no way to
+    set it back, so this process keeps the asked one (memory only)."""
+    if isinstance(mtime_ms, int) and mtime_ms > 0 and entry.mtime_ns // 1_000_000 != mtime_ms:
+        return {MTIME_KEY: mtime_value(mtime_ms * 1_000_000, entry.version)}
+    return {}
 
 
 def _src(entries: Sequence[Entry]) -> dict[str, list[str]]:
