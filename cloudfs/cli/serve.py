@@ -15,8 +15,8 @@ import fcntl
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -37,7 +37,7 @@ from cloudfs.fs.core import Core
 from cloudfs.fs.inodes import InodeTable
 from cloudfs.fs.meta import MetaCache
 from cloudfs.fs.ops import Operations
-from cloudfs.upload.journal import Journal
+from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.staging import LocalFile
 from cloudfs.upload.writeback import WriteBack
 
@@ -106,36 +106,47 @@ async def serve(
     with ExitStack() as stack:
         lock_cache_dir(settings, stack)
         client = await connect()
-        async with client:
-            root = await client.stat("/")
-            store = BlockStore(settings.cache_dir / "blocks", settings.cache_size)
-            store.open()
-            stack.callback(store.close)
-            journal = Journal(settings.cache_dir / "journal.db")
-            pending = journal.open()
-            stack.callback(journal.close)
-            (settings.cache_dir / "staging").mkdir(exist_ok=True)
-            async with trio.open_nursery() as nursery:
-                mount = _Mount(settings, client, root, store, journal, nursery)
-                inject.install_from_env(mount.ops)  # test-only; does nothing unless its variable is set
-                await mount.writeback.replay(pending)
-                await nursery.start(mount.writeback.run)
-                await nursery.start(mount.control.serve)
-                pyfuse3.init(mount.ops, str(settings.mountpoint), fuse_options(settings))
-                try:
-                    nursery.start_soon(_tune_readahead, str(settings.mountpoint))
-                    nursery.start_soon(_stop_on_signals)
-                    nursery.start_soon(dump_tasks_on_signal, mount.writeback.describe)
-                    on_ready()
-                    sdnotify.notify("READY=1", f"STATUS=mounted {settings.url} on {settings.mountpoint}")
-                    log.info("mounted %s on %s", settings.url, settings.mountpoint)
-                    await _run_fuse_loop()
-                finally:
-                    pyfuse3.close(unmount=True)
-                log.info("unmounted %s", settings.mountpoint)
-                sdnotify.notify("STOPPING=1")
-                await mount.finish_uploads()
-                nursery.cancel_scope.cancel()
+        async with client, open_mount(settings, client) as (mount, pending):
+            inject.install_from_env(mount.ops)  # test-only; does nothing unless its variable is set
+            await mount.writeback.replay(pending)
+            await mount.nursery.start(mount.writeback.run)
+            await mount.nursery.start(mount.control.serve)
+            pyfuse3.init(mount.ops, str(settings.mountpoint), fuse_options(settings))
+            try:
+                mount.nursery.start_soon(_tune_readahead, str(settings.mountpoint))
+                mount.nursery.start_soon(_stop_on_signals)
+                mount.nursery.start_soon(dump_tasks_on_signal, mount.writeback.describe)
+                on_ready()
+                sdnotify.notify("READY=1", f"STATUS=mounted {settings.url} on {settings.mountpoint}")
+                log.info("mounted %s on %s", settings.url, settings.mountpoint)
+                await _run_fuse_loop()
+            finally:
+                pyfuse3.close(unmount=True)
+            log.info("unmounted %s", settings.mountpoint)
+            sdnotify.notify("STOPPING=1")
+            await mount.finish_uploads()
+
+
+@asynccontextmanager
+async def open_mount(settings: MountSettings, client: CloudreveClient) -> AsyncIterator[tuple[Mount, list[Record]]]:
+    """The parts of a mount over a connected ``client``, with its caches open,
+    but nothing running and nothing in the kernel: the caller replays the
+    returned journal records and starts what it needs in ``mount.nursery``,
+    which is cancelled when the block ends.  ``serve`` adds FUSE; tests drive
+    ``mount.ops`` in-process."""
+    assert settings.cache_dir is not None
+    with ExitStack() as stack:
+        root = await client.stat("/")
+        store = BlockStore(settings.cache_dir / "blocks", settings.cache_size)
+        store.open()
+        stack.callback(store.close)
+        journal = Journal(settings.cache_dir / "journal.db")
+        pending = journal.open()
+        stack.callback(journal.close)
+        (settings.cache_dir / "staging").mkdir(exist_ok=True)
+        async with trio.open_nursery() as nursery:
+            yield Mount(settings, client, root, store, journal, nursery), pending
+            nursery.cancel_scope.cancel()
 
 
 async def _run_fuse_loop() -> None:
@@ -165,7 +176,7 @@ async def _stop_on_signals() -> None:
             return
 
 
-class _Mount:
+class Mount:
     """The parts of one mount, built in dependency order."""
 
     def __init__(
@@ -179,6 +190,7 @@ class _Mount:
     ) -> None:
         self.settings = settings
         self.client = client
+        self.nursery = nursery
         self.fetcher = Fetcher(store, client.stream, nursery)
         self.writeback = WriteBack(
             client,
