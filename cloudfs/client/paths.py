@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from cloudfs.errors import CloudfsError, NameTooLong
 
@@ -35,6 +35,23 @@ def normalize(path: str) -> str:
     for part in parts:
         check_name(part)
     return "/" + "/".join(parts)
+
+
+def within(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or below it."""
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def relocated(path: str, moves: Mapping[str, str]) -> str | None:
+    """Where ``path`` is once every subtree in ``moves`` (old root -> new
+    root, none inside another) has moved at the same time; None if it is in
+    none of them.  All at once, so that an exchange (``{a: b, b: a}``) swaps."""
+    for old, new in moves.items():
+        if path == old:
+            return new
+        if within(path, old):
+            return new.rstrip("/") + "/" + path[len(old.rstrip("/")) + 1:]
+    return None
 
 
 def normalize_all(paths: Iterable[str]) -> list[str]:

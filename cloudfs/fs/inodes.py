@@ -15,9 +15,10 @@ Plain ``def`` only: every method is atomic with respect to other trio tasks.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from cloudfs.client.models import MEMORY_ONLY_KEY, Entry
+from cloudfs.client.paths import relocated
 
 __all__ = ["MEMORY_ONLY_KEY", "ROOT_INODE", "InodeTable", "Node", "keep_memory_only"]
 
@@ -153,14 +154,12 @@ class InodeTable:
         node.entry = entry
         self._by_id[entry.file_id] = node.ino
 
-    def move_subtree(self, old_path: str, new_path: str) -> None:
-        """Fix the paths of every known node at or below ``old_path``."""
-        prefix = old_path.rstrip("/") + "/"
+    def move_subtrees(self, moves: Mapping[str, str]) -> None:
+        """Fix the paths of every known node at or below each old root in
+        ``moves`` (old -> new, all at once: ``{a: b, b: a}`` swaps two)."""
         for node in self._by_ino.values():
-            path = node.entry.path
             if node.unlinked:
                 continue
-            if path == old_path:
-                node.entry = dataclasses.replace(node.entry, path=new_path)
-            elif path.startswith(prefix):
-                node.entry = dataclasses.replace(node.entry, path=new_path.rstrip("/") + "/" + path[len(prefix) :])
+            path = relocated(node.entry.path, moves)
+            if path is not None:
+                node.entry = dataclasses.replace(node.entry, path=path)

@@ -209,7 +209,8 @@ class Namespace:
         src_node = core.table.by_file_id(src.file_id)
         dst_node = core.table.by_file_id(dst.file_id) if dst is not None else None
         inos = [n.ino for n in (src_node, dst_node) if n is not None]
-        moving = self._pending_under(src.path) + (self._pending_under(dst.path) if dst is not None else [])
+        writeback = core.writeback
+        moving = writeback.under(src.path) + (writeback.under(dst.path) if dst is not None else [])
         async with core.locks.hold(*inos), core.writeback.paused(moving):
             aside = None
             if dst is not None:
@@ -232,7 +233,7 @@ class Namespace:
                     self._removed(dst_node)
             moved = await self._keep_mtime(src, moved)
             self._recache(src, moved)
-            await self._remap(src.path, moved.path)
+            await self._remap({src.path: moved.path})
             if src_node is not None:
                 src_node.entry = moved
 
@@ -240,7 +241,7 @@ class Namespace:
         """RENAME_EXCHANGE: swap two names (three renames through a temporary one)."""
         core = self.core
         nodes = [core.table.by_file_id(e.file_id) for e in (a, b)]
-        moving = self._pending_under(a.path) + self._pending_under(b.path)
+        moving = core.writeback.under(a.path) + core.writeback.under(b.path)
         async with core.locks.hold(*[n.ino for n in nodes if n is not None]), core.writeback.paused(moving):
             a_folder, a_name = split(a.path)
             b_folder, b_name = split(b.path)
@@ -249,11 +250,7 @@ class Namespace:
             a_moved = await self._relocate(a_aside, b_folder, b_name)
             a_moved = await self._keep_mtime(a, a_moved)
             b_moved = await self._keep_mtime(b, b_moved)
-            # swap the paths of everything below, through a path that cannot exist
-            parked = "/\0exchange"
-            await self._remap(a.path, parked)
-            await self._remap(b.path, a.path)
-            await self._remap(parked, b.path)
+            await self._remap({a.path: b.path, b.path: a.path})
             for old in (a, b):
                 core.meta.remove(old.path)
                 if old.is_dir:
@@ -316,12 +313,6 @@ class Namespace:
         except CloudfsError as exc:
             log.warning("renamed over a target, but could not delete its old version %s: %s", path, exc)
 
-    def _pending_under(self, path: str) -> list[LocalFile]:
-        """Staged files at or below ``path``."""
-        prefix = path.rstrip("/") + "/"
-        return [local for local in self.core.writeback.files.values()
-                if local.remote_path == path or local.remote_path.startswith(prefix)]
-
     def _recache(self, old: Entry, moved: Entry) -> None:
         meta = self.core.meta
         meta.remove(old.path)
@@ -330,18 +321,14 @@ class Namespace:
             meta.forget_subtree(moved.path)
         meta.put(moved)
 
-    async def _remap(self, old_path: str, new_path: str) -> None:
-        """Paths at or below ``old_path`` now live below ``new_path``: fix inodes
-        and pending uploads (and their journal records)."""
-        core = self.core
-        core.table.move_subtree(old_path, new_path)
-        prefix = old_path.rstrip("/") + "/"
-        for local in list(core.writeback.files.values()):
-            path = local.remote_path
-            if path == old_path or path.startswith(prefix):
-                local.remote_path = new_path + path[len(old_path) :]
-                if local.dirty:
-                    await core.writeback.journal.move(local.file_id, local.remote_path)
+    async def _remap(self, moves: dict[str, str]) -> None:
+        """Subtrees moved on the server (old root -> new root, all at once):
+        inodes and pending uploads take their new paths in one step, with no
+        await between (two renames or exchanges run concurrently, and each
+        must see the other's moves whole), then the journal records follow."""
+        self.core.table.move_subtrees(moves)
+        moved = self.core.writeback.relocate(moves)
+        await self.core.writeback.record_paths(moved)
 
     async def _keep_mtime(self, old: Entry, moved: Entry) -> Entry:
         if old.is_dir:

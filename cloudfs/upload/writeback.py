@@ -28,7 +28,7 @@ import math
 import posixpath
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ import trio
 
 from cloudfs.cache.blocks import BlockStore, cache_name
 from cloudfs.client.api import CloudreveClient
+from cloudfs.client.paths import relocated, within
 from cloudfs.client.models import (
     MTIME_KEY,
     UPLOAD_TAG_KEY,
@@ -197,6 +198,30 @@ class WriteBack:
         local.dirty = False
         self._notify()  # an fsync waiting for it has nothing left to wait for
         await self.journal.forget(local.file_id)
+
+    def under(self, path: str) -> list[LocalFile]:
+        """Staged files at or below ``path``."""
+        return [local for local in self.files.values() if within(local.remote_path, path)]
+
+    def relocate(self, moves: Mapping[str, str]) -> list[LocalFile]:
+        """Subtrees moved on the server (old root -> new root, all at once):
+        the staged files in them take their new paths now, with no await, so
+        no other task ever sees half of an exchange.  Returns the dirty ones,
+        whose journal records :meth:`record_paths` then updates."""
+        moved = []
+        for local in self.files.values():
+            path = relocated(local.remote_path, moves)
+            if path is not None:
+                local.remote_path = path
+                if local.dirty:
+                    moved.append(local)
+        return moved
+
+    async def record_paths(self, files: list[LocalFile]) -> None:
+        """Journal where ``files`` are now (read as each record is written:
+        a later rename may have moved one again meanwhile)."""
+        for local in files:
+            await self.journal.move(local.file_id, local.remote_path)
 
     def release(self, local: LocalFile) -> bool:
         """Drop a clean file nobody writes; True if it left the write-back."""

@@ -45,10 +45,19 @@ def test_inodes_detach_and_move_subtree():
     folder = table.remember(entry("d", "/d", is_dir=True))
     child = table.remember(entry("c", "/d/sub/c.txt"))
     other = table.remember(entry("o", "/dx/c.txt"))
-    table.move_subtree("/d", "/e/d2")
+    table.move_subtrees({"/d": "/e/d2"})
     assert folder.path == "/e/d2" and child.path == "/e/d2/sub/c.txt" and other.path == "/dx/c.txt"
     table.detach(child)
     assert child.unlinked and table.by_file_id("c") is None
     # a new object with the same path is a new inode
     fresh = table.remember(entry("c2", "/e/d2/sub/c.txt"))
     assert fresh is not child
+
+
+def test_inodes_exchange_swaps_two_subtrees_at_once():
+    table = InodeTable(entry("root", "/", is_dir=True))
+    a = table.remember(entry("a", "/x/a", is_dir=True))
+    inside_a = table.remember(entry("ia", "/x/a/f"))
+    b = table.remember(entry("b", "/y/b"))
+    table.move_subtrees({"/x/a": "/y/b", "/y/b": "/x/a"})
+    assert (a.path, inside_a.path, b.path) == ("/y/b", "/y/b/f", "/x/a")
