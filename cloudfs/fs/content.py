@@ -18,7 +18,7 @@ import pyfuse3
 
 from cloudfs.cache.fetcher import Source
 from cloudfs.cache.readahead import ReadAhead
-from cloudfs.errors import CloudfsError
+from cloudfs.errors import CloudfsError, errno_for
 from cloudfs.fs.core import Core, fail, source_of
 from cloudfs.fs.handles import FileHandle
 from cloudfs.fs.inodes import Node
@@ -28,6 +28,12 @@ from cloudfs.upload.writeback import SLOW_RETRY_ERRNOS
 log = logging.getLogger(__name__)
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR
+#: what fsync(2) and fdatasync(2) may say of data that did not reach its
+#: destination (POSIX): a space error as it is, any other failure is EIO
+#: (never, say, EEXIST or EPERM of an upload the server refused)
+SYNC_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+#: close(2) also tells a file too large for the drive (EFBIG), as documented
+CLOSE_ERRNOS = SYNC_ERRNOS | {errno.EFBIG}
 
 
 class Content:
@@ -168,8 +174,11 @@ class Content:
             return
         await self.core.writeback.persist(local)
         error = local.error
-        if error is not None and getattr(error, "errno", None) in SLOW_RETRY_ERRNOS:
-            raise fail(error.errno)  # type: ignore[attr-defined]
+        code = getattr(error, "errno", None)
+        if code in SLOW_RETRY_ERRNOS:
+            # the last upload failed in a way that retrying will not fix soon;
+            # close(2) may say so only as EIO, or as the space it lacks
+            raise fail(code if code in CLOSE_ERRNOS else errno.EIO)
         await self._check_space(local)
 
     async def _check_space(self, local: LocalFile) -> None:
@@ -193,7 +202,14 @@ class Content:
         if not isinstance(local, LocalFile) or not local.dirty or handle.node.unlinked:
             return
         writeback = self.core.writeback
-        if self.core.settings.fsync == "local":
-            await writeback.persist(local)
-        else:
-            await writeback.sync(local)
+        try:
+            if self.core.settings.fsync == "local":
+                await writeback.persist(local)
+            else:
+                await writeback.sync(local)
+        except (CloudfsError, OSError) as exc:
+            code = errno_for(exc)
+            if code not in SYNC_ERRNOS:
+                log.info("fsync of %s failed: %s (reported as EIO)", local.remote_path, exc)
+                code = errno.EIO
+            raise fail(code) from None
