@@ -5,7 +5,8 @@ Each mount listens on a Unix socket in the user's runtime dir, named after
 its mountpoint.  The protocol is one JSON request line, answered by one or
 more JSON lines: ``{"cmd": "status"}`` gets one status object;
 ``{"cmd": "drain"}`` uploads everything pending now and streams status
-objects until nothing is left, then ``{"done": true}``.
+objects until nothing is left or what is left keeps failing, then
+``{"done": true, "left": [...]}`` with the uploads still pending.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from cloudfs.config import runtime_dir
 log = logging.getLogger(__name__)
 
 StatusFn = Callable[[], Awaitable[dict[str, Any]]]
-DrainFn = Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+#: uploads everything now (reporting progress); returns the uploads still pending
+DrainFn = Callable[[Callable[[], Awaitable[None]]], Awaitable[list[dict[str, Any]]]]
 
 
 def sockets_dir() -> Path:
@@ -74,8 +76,8 @@ class ControlServer:
                     async def progress() -> None:
                         await send(await self._status())
 
-                    await self._drain(progress)
-                    await send({"done": True})
+                    left = await self._drain(progress)
+                    await send({"done": True, "left": left})
                 else:
                     await send({"error": f"unknown command {cmd!r}"})
             except (trio.BrokenResourceError, trio.ClosedResourceError, ValueError, AttributeError) as exc:

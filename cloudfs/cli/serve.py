@@ -254,7 +254,7 @@ class Mount:
             "uploaded": self.writeback.uploads_done,
         }
 
-    async def drain(self, progress: Callable[[], Any]) -> None:
+    async def drain(self, progress: Callable[[], Any]) -> list[dict[str, Any]]:
         async with trio.open_nursery() as nursery:
             done = trio.Event()
 
@@ -265,8 +265,9 @@ class Mount:
                         await done.wait()
 
             nursery.start_soon(report)
-            await self.writeback.drain()
+            left = await self.writeback.drain()
             done.set()
+        return [asdict(s) for s in left]
 
     async def finish_uploads(self) -> None:
         pending = [s for s in self.writeback.status()]

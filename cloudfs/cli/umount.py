@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from cloudfs.cli import control
 from cloudfs.cli.progress import UploadProgress
@@ -26,12 +27,13 @@ def run(args: argparse.Namespace) -> int:
     mountpoint = args.mountpoint.expanduser().resolve()
     sock = control.socket_path(mountpoint)
     pid = None
+    left: list[dict[str, Any]] = []
     if sock.exists():
         try:
             status = next(control.request(sock, "status"))
             pid = status.get("pid")
             if not args.no_wait:
-                drain(sock, quiet=args.quiet)
+                left = drain(sock, quiet=args.quiet)
         except (OSError, StopIteration, ValueError) as exc:
             print(f"cloudfs: mount process not answering ({exc}); unmounting anyway", file=sys.stderr)
     error = unmount(mountpoint)
@@ -40,15 +42,30 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if pid:
         wait_for_exit(int(pid))
+    if left:
+        print(still_pending(left), file=sys.stderr)
+        return 1
     return 0
 
 
-def drain(sock: Path, *, quiet: bool = False) -> None:
+def drain(sock: Path, *, quiet: bool = False) -> list[dict[str, Any]]:
+    """Have the mount upload everything; returns the uploads it could not finish."""
     with UploadProgress(enabled=not quiet) as progress:
         for message in control.request(sock, "drain", timeout_s=None):
             if message.get("done"):
-                break
+                return list(message.get("left", []))
             progress.update(message.get("uploads", []))
+    return []
+
+
+def still_pending(left: list[dict[str, Any]]) -> str:
+    """What a person needs to know of uploads an unmount left pending."""
+    folders = sorted({str(Path(upload["staging"]).parent) for upload in left if upload.get("staging")})
+    lines = [f"cloudfs: unmounted, but {len(left)} upload(s) could not finish and are still pending:"]
+    lines += [f"  {upload['path']}: {upload.get('error') or upload['state']}" for upload in left]
+    lines.append(f"their data is kept (journaled) in {', '.join(folders) or 'the cache dir'}; "
+                 "the next mount of this account retries them")
+    return "\n".join(lines)
 
 
 def unmount(mountpoint: Path) -> str | None:

@@ -93,6 +93,8 @@ class UploadStatus:
     state: str  # "waiting", "uploading", "retrying"
     done: int
     error: str | None
+    #: where its data is kept until it lands
+    staging: str
 
 
 class WriteBack:
@@ -317,7 +319,7 @@ class WriteBack:
             else:
                 state, done = ("retrying" if local.error else "waiting"), 0
             out.append(UploadStatus(local.remote_path, local.size, state, done,
-                                    str(local.error) if local.error else None))
+                                    str(local.error) if local.error else None, str(local.staging)))
         return out
 
     def describe(self) -> str:

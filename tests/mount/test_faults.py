@@ -331,3 +331,34 @@ def test_faults_file_changed_on_server_before_its_content_was_fetched(drive: Dri
     assert len(names) == 2 and len(conflict) == 1, names
     assert remote.get("/changed.bin") == b"B" * 50_000
     assert remote.get(f"/{conflict[0]}") == b"local edit" + bytes(100_000 - len(b"local edit"))
+
+
+def test_faults_an_upload_refused_for_good_fails_fsync_with_eio_and_umount_names_it(
+        dialect: str, tmp_path: Path) -> None:
+    """fsync may say only EIO (or a lack of space) of data it could not put
+    on the server: fsstress saw EPERM and EEXIST, here the server refuses a
+    file too large for its policy (EFBIG, which close may tell).  The upload
+    stays pending, and ``cloudfs umount`` says so, naming it and where its
+    data is kept, and exits non-zero (it exited 0 with 7 uploads pending)."""
+    server = start_server(tmp_path / "server", dialect=dialect, extra_args=["--max-file-size", "1000"])
+    drive = Drive(server, tmp_path / "mnt", tmp_path / "cache", options="upload_delay=0.2,timeout=5")
+    try:
+        drive.mount()
+        fd = os.open(drive / "too-big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, b"x" * 5000)
+            with pytest.raises(OSError) as syncing:
+                os.fsync(fd)
+            assert syncing.value.errno == errno.EIO
+        finally:
+            with pytest.raises(OSError) as closing:
+                os.close(fd)
+            assert closing.value.errno == errno.EFBIG
+        result = run_cloudfs("umount", "--quiet", str(drive.path), timeout=300)
+        drive.mounted = False
+        assert result.returncode == 1, result.stderr
+        assert "1 upload(s) could not finish" in result.stderr and "/too-big.bin" in result.stderr
+        assert str(tmp_path / "cache" / "staging") in result.stderr
+    finally:
+        force_unmount(drive.path)
+        server.stop()
