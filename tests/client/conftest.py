@@ -12,56 +12,20 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from cloudfs.client.api import ClientSettings, CloudreveClient
 from cloudfs.client.auth import TokenStore
-from cloudfs.server.testing import RunningServer, start_server
-
-DIALECTS = ["v4", "v3"]
+from cloudfs.server.testing import RunningServer
+from tests.dialects import *  # noqa: F403 (both dialects: dialect, server, fresh_server, v4_only)
 
 #: quick-failing settings: tests that expect failures should not wait 30 s
 FAST = ClientSettings(request_timeout_s=5.0, deadline_s=15.0, backoff_base_s=0.02, backoff_max_s=0.2)
 
 Connect = Callable[..., Awaitable[CloudreveClient]]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "v4_only(reason): the test needs a Cloudreve 4 feature; skipped on v3")
-
-
-@pytest.fixture(scope="module", params=DIALECTS)
-def dialect(request: pytest.FixtureRequest) -> str:
-    """The server dialect this module's tests run against."""
-    return str(request.param)
-
-
-@pytest.fixture(scope="module")
-def server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp(f"server-{dialect}"), faults=True, dialect=dialect)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def fresh_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp(f"fresh-server-{dialect}"), faults=True, dialect=dialect)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture(autouse=True)
-def _v4_only(request: pytest.FixtureRequest) -> None:
-    marker = request.node.get_closest_marker("v4_only")
-    if marker is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "v3":
-        pytest.skip(marker.args[0] if marker.args else "needs Cloudreve 4")
 
 
 @pytest.fixture

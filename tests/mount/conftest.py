@@ -36,7 +36,8 @@ import trio
 from cloudfs.cli.logs import mount_log_file
 from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Entry
-from cloudfs.server.testing import RunningServer, start_server
+from cloudfs.server.testing import RunningServer
+from tests.dialects import *  # noqa: F403 (both dialects: dialect, server, fresh_server, v4_only)
 
 CLOUDFS = [sys.executable, "-m", "cloudfs"]
 #: fast settings so tests do not wait for the production quiet delay
@@ -44,44 +45,6 @@ TEST_OPTIONS = "upload_delay=0.2,delete=permanent"
 
 if not os.access("/dev/fuse", os.R_OK | os.W_OK):  # pragma: no cover
     pytest.skip("needs /dev/fuse", allow_module_level=True)
-
-
-DIALECTS = ["v4", "v3"]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "v4_only(reason): the test needs a Cloudreve 4 feature; skipped on v3")
-
-
-@pytest.fixture(scope="module", params=DIALECTS)
-def dialect(request: pytest.FixtureRequest) -> str:
-    """The server dialect this module's tests run against."""
-    return str(request.param)
-
-
-@pytest.fixture(scope="module")
-def server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp(f"server-{dialect}"), faults=True, dialect=dialect)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def fresh_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp(f"fresh-server-{dialect}"), faults=True, dialect=dialect)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture(autouse=True)
-def _v4_only(request: pytest.FixtureRequest) -> None:
-    marker = request.node.get_closest_marker("v4_only")
-    if marker is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "v3":
-        pytest.skip(marker.args[0] if marker.args else "needs Cloudreve 4")
 
 
 @pytest.fixture(scope="session", autouse=True)

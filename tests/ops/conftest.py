@@ -12,7 +12,7 @@ write held back) where a real mount leaves the order to chance.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,24 +24,8 @@ from cloudfs.cli.serve import Mount, open_mount
 from cloudfs.client.api import CloudreveClient
 from cloudfs.config import MountSettings
 from cloudfs.fs.inodes import ROOT_INODE
-from cloudfs.server.testing import RunningServer, start_server
-
-DIALECTS = ["v4", "v3"]
-
-
-@pytest.fixture(scope="module", params=DIALECTS)
-def dialect(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(scope="module")
-def server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp(f"server-{dialect}"), faults=True, dialect=dialect)
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
+from cloudfs.server.testing import RunningServer
+from tests.dialects import *  # noqa: F403 (both dialects: dialect, server, fresh_server, v4_only)
 
 @asynccontextmanager
 async def ops_mount(server: RunningServer, base: Path, **settings: Any) -> AsyncIterator[Mount]:

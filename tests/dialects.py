@@ -1,0 +1,52 @@
+"""Fixtures that run a test level against both server dialects.
+
+A level's conftest imports them (``from tests.dialects import *``): its
+``server`` and ``fresh_server`` then override tests/conftest.py's and follow
+the module-scoped ``dialect`` parameter ("v4", "v3"), so every test that uses
+a server runs against a Cloudreve 4 and a Cloudreve 3 server.  A test marked
+``@pytest.mark.v4_only("why")`` (or a module with ``pytestmark = ...``) is
+skipped on v3 with that reason (the marker is registered in tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cloudfs.server.testing import RunningServer, start_server
+
+__all__ = ["DIALECTS", "dialect", "fresh_server", "server", "_v4_only"]
+
+DIALECTS = ["v4", "v3"]
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
+def dialect(request: pytest.FixtureRequest) -> str:
+    """The server dialect this module's tests run against."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp(f"server-{dialect}"), faults=True, dialect=dialect)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+def fresh_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp(f"fresh-server-{dialect}"), faults=True, dialect=dialect)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(autouse=True)
+def _v4_only(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("v4_only")
+    if marker is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "v3":
+        pytest.skip(marker.args[0] if marker.args else "needs Cloudreve 4")
