@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # pyfuse3 builds against libfuse3; the tests drive rsync, git, tar and curl
 SYSTEM_PACKAGES := fuse3 libfuse3-dev pkg-config rsync git tar curl
-# Standard stress tools the hardening tests use when the archive has them
+# Standard stress tools the hardening tests use when the archive has them (xfslibs-dev:
+# headers to build fsstress from xfstests' source, see tests/mount/test_stress.py)
 # (installed when root; a missing one is skipped, never fatal)
-STRESS_PACKAGES := fio dbench stress-ng
+STRESS_PACKAGES := fio dbench stress-ng xfslibs-dev
 
 .PHONY: setup system-packages demo test test-slow bench clean
 

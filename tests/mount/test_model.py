@@ -2,8 +2,10 @@
 plain local directory, compared byte for byte after every step.
 
 Each step picks one operation at random (create, open, write at a random
-offset including past the end, truncate up or down, read, rename, unlink,
-fsync, close, now and then a remount), runs it on both trees and demands the
+offset including past the end, truncate up or down, read, rename, exchange
+of two names (RENAME_EXCHANGE), a swap of the two folders with whatever is
+pending inside them, unlink, fsync, close, now and then a remount), runs it
+on both trees and demands the
 same outcome (the same bytes, or the same errno).  After every step the name
 sets, every file's size and content, and the content seen through every open
 handle must match.  At the end the mount is unmounted (which waits for the
@@ -16,6 +18,7 @@ sequence again (the random choices depend on nothing but the seed).
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import random
@@ -30,10 +33,11 @@ from cloudfs.server.testing import RunningServer
 from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, mounted, wait_until
 
 #: the file names the model plays with: few, so operations keep hitting the
-#: same files (overwrites, renames over existing targets), two folders so
-#: renames also move between folders
-NAMES = [f"f{i}" for i in range(6)] + [f"sub/g{i}" for i in range(3)]
-FOLDERS = ["", "sub"]
+#: same files (overwrites, renames over existing targets), folders so renames
+#: also move between folders; the two subfolders hold the same names, so a
+#: swap of the folders (by exchange, or by three renames) keeps the name set
+NAMES = [f"f{i}" for i in range(6)] + [f"{folder}/g{i}" for folder in ("sub", "box") for i in range(3)]
+FOLDERS = ["", "sub", "box"]
 #: files never grow past this (keeps every full comparison cheap)
 MAX_SIZE = 600_000
 MAX_HANDLES = 6
@@ -41,8 +45,17 @@ SHORT_OPS = 300
 #: operation mix (name, weight); a remount comes on top, at its own rate
 OPS: list[tuple[str, float]] = [
     ("create", 8), ("open", 6), ("write", 25), ("truncate", 8), ("read", 10), ("rename", 7),
-    ("unlink", 4), ("fsync", 3), ("close", 10),
+    ("exchange", 3), ("swap_folders", 1.5), ("unlink", 4), ("fsync", 3), ("close", 10),
 ]
+RENAME_EXCHANGE = 2
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def exchange(a: Path, b: Path) -> None:
+    """renameat2(RENAME_EXCHANGE): ``a`` and ``b`` swap names atomically."""
+    if _libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), RENAME_EXCHANGE) != 0:  # AT_FDCWD
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
 LONG_OPS = 100_000
 
 
@@ -234,6 +247,23 @@ class ModelRun:
             return self.op_create()
         src, dst = self.rng.choice(names), self.rng.choice(NAMES)
         self.both(f"rename {src} -> {dst}", lambda root: os.rename(root / src, root / dst))
+
+    def op_exchange(self) -> None:
+        names = self.existing()
+        if not names:
+            return self.op_create()
+        a, b = self.rng.choice(names), self.rng.choice(NAMES)
+        self.both(f"exchange {a} <-> {b}", lambda root: exchange(root / a, root / b))
+
+    def op_swap_folders(self) -> None:
+        """The two subfolders trade places, files pending upload and open
+        handles inside them included: by RENAME_EXCHANGE, or by three folder
+        renames through a temporary name."""
+        if self.rng.random() < 0.5:
+            self.both("exchange sub <-> box", lambda root: exchange(root / "sub", root / "box"))
+            return
+        for src, dst in (("sub", "tmp"), ("box", "sub"), ("tmp", "box")):
+            self.both(f"rename {src} -> {dst}", lambda root: os.rename(root / src, root / dst))
 
     def op_unlink(self) -> None:
         names = self.existing()

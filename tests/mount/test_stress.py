@@ -4,6 +4,7 @@ acknowledged must be byte-identical on the server."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -136,3 +137,90 @@ def test_fault_soak(soak_drive: Drive, soak_server: RunningServer) -> None:
     print(f"soak: {ops} operations ({failed} failed with an errno), {faults} faults injected, "
           f"{delayed} requests delayed, 1 restart, 1 token expiry, {len(acknowledged)} files checked, {lost} bytes lost, {run_s:.0f} s")
     assert lost == 0
+
+
+# ---- fsstress (xfstests) against tmpfs ------------------------------------------
+FSSTRESS_DIR = Path(__file__).parent / "fsstress"
+FSSTRESS_SEEDS = [42, 20261203]
+
+
+@pytest.fixture(scope="session")
+def fsstress(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fsstress built from xfstests' source (not packaged for Debian): set
+    CLOUDFS_XFSTESTS_SRC to a checkout of it (kdave/xfstests)."""
+    source = os.environ.get("CLOUDFS_XFSTESTS_SRC")
+    if not source or not (Path(source) / "ltp" / "fsstress.c").is_file():
+        pytest.skip("fsstress needs xfstests' source: set CLOUDFS_XFSTESTS_SRC to a checkout of kdave/xfstests")
+    if not Path("/usr/include/xfs/xfs.h").is_file() or shutil.which("gcc") is None:
+        pytest.skip("building fsstress needs gcc and xfslibs-dev (apt-get install gcc xfslibs-dev)")
+    if os.geteuid() != 0:
+        pytest.skip("the fsstress reference run mounts a tmpfs: needs root")
+    binary = tmp_path_factory.mktemp("fsstress") / "fsstress"
+    ltp = Path(source) / "ltp"
+    run_tool(["gcc", "-O2", "-D_GNU_SOURCE", "-DHAVE_XFS_XFS_H", "-DHAVE_XFS_JDM_H", "-DHAVE_RENAMEAT2",
+              "-DHAVE_SYS_PRCTL_H", "-DHAVE_LINUX_FIEMAP_H", f"-I{FSSTRESS_DIR}", f"-I{ltp.parent / 'src'}",
+              f"-I{ltp.parent / 'include'}", "-o", str(binary), str(ltp / "fsstress.c"), "-lm"], ltp, timeout=300)
+    return binary
+
+
+def run_fsstress(binary: Path, where: Path, seed: int) -> None:
+    """2,000 operations in 4 processes, RENAME_EXCHANGE included; with the
+    operations a drive cannot do turned off, deterministic per seed."""
+    flags = (FSSTRESS_DIR / "flags.txt").read_text().split()
+    run_tool([str(binary), "-d", str(where), "-n", "2000", "-p", "4", "-s", str(seed), *flags], where.parent,
+             timeout=1700)
+
+
+def snapshot(top: Path) -> dict[str, str]:
+    """Every entry below ``top``: 'dir' for a folder, size and SHA-256 for a file."""
+    found = {}
+    for folder, dirs, files in os.walk(top):
+        for name in dirs:
+            found[os.path.relpath(os.path.join(folder, name), top)] = "dir"
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fp:
+                digest = hashlib.file_digest(fp, "sha256").hexdigest()
+            found[os.path.relpath(path, top)] = f"{os.path.getsize(path)} {digest}"
+    return found
+
+
+def differences(expected: dict[str, str], got: dict[str, str]) -> list[str]:
+    out = [f"missing {p} ({expected[p]})" for p in sorted(expected.keys() - got.keys())]
+    out += [f"extra {p} ({got[p]})" for p in sorted(got.keys() - expected.keys())]
+    out += [f"{p}: {got[p]}, expected {expected[p]}" for p in sorted(expected.keys() & got.keys())
+            if expected[p] != got[p]]
+    return out
+
+
+@pytest.fixture(scope="session")
+def fsstress_reference(fsstress: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, str]]:
+    """What each seed leaves on tmpfs."""
+    reference = {}
+    for seed in FSSTRESS_SEEDS:
+        where = tmp_path_factory.mktemp(f"tmpfs-{seed}")
+        subprocess.run(["mount", "-t", "tmpfs", "cloudfs-fsstress-ref", str(where)], check=True)
+        try:
+            run_fsstress(fsstress, where / "fss", seed)
+            reference[seed] = snapshot(where / "fss")
+        finally:
+            subprocess.run(["umount", str(where)], check=True)
+    return reference
+
+
+@pytest.mark.timeout(3600)
+@pytest.mark.parametrize("seed", FSSTRESS_SEEDS)
+def test_fsstress_matches_tmpfs(fsstress: Path, fsstress_reference: dict[int, dict[str, str]], seed: int,
+                                fresh_server: RunningServer, tmp_path: Path) -> None:
+    """The tree and every byte fsstress leaves (RENAME_EXCHANGE and folder
+    renames with uploads pending included) are tmpfs's, live and after a
+    remount with an empty cache (everything then comes from the server), with
+    no conflict copies and no upload left pending at umount."""
+    expected = fsstress_reference[seed]
+    with mounted(fresh_server, tmp_path / "first") as drive:
+        run_fsstress(fsstress, drive / "fss", seed)
+        live = snapshot(drive / "fss")
+        assert differences(expected, live) == [], "live mount"
+        assert "(conflict" not in drive.log()
+    with mounted(fresh_server, tmp_path / "second") as drive:  # a new, empty cache dir
+        assert differences(expected, snapshot(drive / "fss")) == [], "after a remount with an empty cache"
