@@ -68,6 +68,20 @@ class _CachedFile:
     size: int
     pages: set[int] = field(default_factory=set)
     fd: int | None = None
+    #: pages being written by a download right now (see :meth:`BlockStore.reserve`)
+    reserved: int = 0
+
+
+@dataclass
+class Reservation:
+    """Room under the cap for pages a download writes straight into the
+    cached file: through ``fd`` (a descriptor of its own, which the store
+    never closes under it) at the content's own offsets."""
+
+    name: str
+    pages: range
+    fd: int
+    cached: _CachedFile
 
 
 class BlockStore:
@@ -80,6 +94,8 @@ class BlockStore:
         #: (name, page) in least-recently-used-first order
         self._lru: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._punch_supported = True
+        #: pages reserved by downloads in flight: they count against the cap
+        self._reserved = 0
         #: names whose ``fd`` is open, least recently used first
         self._open: OrderedDict[str, None] = OrderedDict()
 
@@ -249,7 +265,7 @@ class BlockStore:
         expected = min(count * self.page_size, size - first * self.page_size)
         if count == 0 or len(data) != expected:
             raise ValueError(f"pages {first}+{count} of {name}: {len(data)} bytes, expected {expected}")
-        if count > self.cap_pages:
+        if count > self.cap_pages - self._reserved:
             return False
         cached = self._files.get(name)
         pages = range(first, first + count)
@@ -274,6 +290,52 @@ class BlockStore:
                 self._lru[(name, page)] = None
         return True
 
+    def reserve(self, name: str, size: int, pages: range) -> Reservation | None:
+        """Room for ``pages`` of a version, to be written by someone else
+        (a download in a worker thread) and then committed (:meth:`commit`); None if
+        they cannot be cached (the caller then keeps the bytes itself).
+        Until then they count against the cap, and the file is not removed."""
+        if not pages or len(pages) > self.cap_pages - self._reserved:
+            return None
+        self._evict(len(pages))
+        cached = self._files.get(name)
+        if cached is None:
+            cached = self._files[name] = _CachedFile(size=size)
+        try:
+            fd = os.dup(self._fd(name, cached))
+        except OSError as exc:
+            log.warning("read cache: cannot open %s: %s", name, exc)
+            if not cached.pages and not cached.reserved:
+                self.discard(name)
+            return None
+        cached.reserved += len(pages)
+        self._reserved += len(pages)
+        return Reservation(name, pages, fd, cached)
+
+    def commit(self, reservation: Reservation) -> bool:
+        """The reserved pages were written: they are cached now.  False if
+        the version was dropped meanwhile (the bytes are still readable
+        through the reservation's fd until :meth:`release`)."""
+        cached = reservation.cached
+        if self._files.get(reservation.name) is not cached:
+            return False
+        for page in reservation.pages:
+            if page not in cached.pages:
+                cached.pages.add(page)
+                self._lru[(reservation.name, page)] = None
+            else:
+                self._lru.move_to_end((reservation.name, page))
+        return True
+
+    def release(self, reservation: Reservation) -> None:
+        """End a reservation, committed or not."""
+        reservation.cached.reserved -= len(reservation.pages)
+        self._reserved -= len(reservation.pages)
+        os.close(reservation.fd)
+        cached = reservation.cached
+        if self._files.get(reservation.name) is cached and not cached.pages and not cached.reserved:
+            self.discard(reservation.name)
+
     def write_page(self, name: str, size: int, page: int, data: bytes) -> bool:
         """Store one whole page (the last page of the file may be short)."""
         return self.write_pages(name, size, page, data)
@@ -282,7 +344,7 @@ class BlockStore:
         """Take a complete local copy of a version (e.g. a file just uploaded
         from the staging area) into the cache, if it fits under the cap."""
         pages = len(pages_of((0, size), self.page_size))
-        if pages > self.cap_pages or size == 0:
+        if pages > self.cap_pages - self._reserved or size == 0:
             return False
         self.discard(name)
         self._evict(pages)
@@ -327,12 +389,13 @@ class BlockStore:
             cached.fd = None
 
     def _evict(self, room_pages: int) -> None:
-        """Drop least-recently-used pages until ``room_pages`` more fit under the cap."""
-        while self._lru and len(self._lru) + room_pages > self.cap_pages:
+        """Drop least-recently-used pages until ``room_pages`` more fit under
+        the cap (pages reserved by downloads in flight count as used)."""
+        while self._lru and len(self._lru) + self._reserved + room_pages > self.cap_pages:
             (name, page), _ = self._lru.popitem(last=False)
             cached = self._files[name]
             cached.pages.discard(page)
-            if not cached.pages:
+            if not cached.pages and not cached.reserved:
                 self.discard(name)
                 continue
             if self._punch_supported:

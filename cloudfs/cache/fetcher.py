@@ -8,14 +8,20 @@ carries its bytes once it arrives, so a waiter never depends on the store
 keeping the page (it may have been evicted, or the cache disk may be full).
 
 The fetcher knows nothing about HTTP: it is given a ``stream(token, off,
-length)`` function yielding bytes.  Background downloads (read-ahead) run in a
-nursery owned by the mount, bounded by a capacity limiter.
+length)`` function yielding bytes and, optionally, a ``fill(token, off,
+length, fd)`` function that writes the bytes straight into a file at their
+own offsets.  With ``fill``, a download writes into room the store reserved
+in the cached file (no byte passes through the event loop) and its pages are
+committed when it ends; ``stream`` remains for what the store cannot keep.
+Background downloads (read-ahead) run in a nursery owned by the mount,
+bounded by a capacity limiter.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +35,7 @@ from cloudfs.errors import ProtocolError
 log = logging.getLogger(__name__)
 
 StreamFn = Callable[[Any, int, int], AsyncIterator[bytes]]
+FillFn = Callable[[Any, int, int, int], Awaitable[None]]
 
 #: a read retries this many times when the downloads it waited for failed
 READ_ATTEMPTS = 3
@@ -62,9 +69,11 @@ class Fetcher:
         *,
         part_size: int = 8 << 20,
         max_parallel: int = 4,
+        fill: FillFn | None = None,
     ) -> None:
         self.store = store
         self._stream = stream
+        self._fill = fill
         self._nursery = nursery
         self.page_size = store.page_size
         # a part is a whole number of pages
@@ -147,9 +156,9 @@ class Fetcher:
         try:
             if limited:
                 async with self._prefetch_limit:
-                    await self._stream_into(source, off, end, part, flights)
+                    await self._fetch(source, off, end, part, flights)
             else:
-                await self._stream_into(source, off, end, part, flights)
+                await self._fetch(source, off, end, part, flights)
         except Exception as exc:
             # waiters see the error and retry on their own; a read-ahead failure is not fatal
             log.debug("download of %s [%d, %d) failed: %r", source.name, off, end, exc)
@@ -165,6 +174,34 @@ class Fetcher:
                 if self._inflight.get(key) is flight:
                     del self._inflight[key]
                 flight.done.set()
+
+    async def _fetch(self, source: Source, off: int, end: int, part: range, flights: list[_InFlight]) -> None:
+        reservation = self.store.reserve(source.name, source.size, part) if self._fill is not None else None
+        if reservation is None:
+            await self._stream_into(source, off, end, part, flights)
+            return
+        try:
+            try:
+                await self._fill(source.token, off, end - off, reservation.fd)  # type: ignore[misc]
+            except OSError as exc:
+                # the cache file could not take them (a full cache disk): the
+                # waiters get the bytes from a streamed download instead
+                log.info("read cache: cannot store %s [%d, %d): %s", source.name, off, end, exc)
+                self.store.release(reservation)
+                reservation = None
+                await self._stream_into(source, off, end, part, flights)
+                return
+            self.bytes_fetched += end - off
+            if not self.store.commit(reservation):
+                # the store dropped this version meanwhile: hand the bytes over
+                for i, flight in enumerate(flights):
+                    page_off = (part.start + i) * self.page_size
+                    flight.data = os.pread(reservation.fd, min(self.page_size, source.size - page_off), page_off)
+            for flight in flights:
+                flight.done.set()
+        finally:
+            if reservation is not None:
+                self.store.release(reservation)
 
     async def _stream_into(
         self, source: Source, off: int, end: int, part: range, flights: list[_InFlight]

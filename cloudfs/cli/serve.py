@@ -191,7 +191,7 @@ class Mount:
         self.settings = settings
         self.client = client
         self.nursery = nursery
-        self.fetcher = Fetcher(store, client.stream, nursery)
+        self.fetcher = Fetcher(store, client.stream, nursery, fill=client.fill)
         self.writeback = WriteBack(
             client,
             journal,

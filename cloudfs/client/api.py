@@ -111,6 +111,7 @@ class CloudreveClient:
         return cls(http, dialect, settings)
 
     async def aclose(self) -> None:
+        self._downloads.close()
         await self._http.aclose()
 
     @_only_cloudfs_errors
@@ -231,6 +232,13 @@ class CloudreveClient:
         async with aclosing(self._downloads.stream(entry, off, length)) as pieces:
             async for piece in pieces:
                 yield piece
+
+    @_only_cloudfs_errors
+    async def fill(self, entry: Entry, off: int, length: int, fd: int) -> None:
+        """Write bytes ``[off, off+length)`` of ``entry``'s content into the
+        file ``fd`` at the same offsets (e.g. a sparse cache file), without
+        the bytes passing through Python: the bulk download path."""
+        await self._downloads.fill(entry, off, length, fd)
 
     @_only_cloudfs_errors
     async def upload(

@@ -7,6 +7,10 @@ version through signed URLs.
   (HTTP 200 + envelope instead of content: no ETag) is signed anew.
 * :meth:`Downloader.read` splits a large span into aligned parts fetched in
   parallel (``read_parallelism``) into one buffer.
+* :meth:`Downloader.fill` writes one range straight into a file at its own
+  offsets (the block cache's sparse file), through libcurl in a worker
+  thread (:mod:`cloudfs.client.curl`): the bulk path, with no byte passing
+  through Python.  Its answers are judged by the same dialect checks.
 * Zero-size files and reads past EOF make no request at all.
 
 Every wait is bounded: each network read by the HTTP timeout, the whole
@@ -19,13 +23,16 @@ import contextlib
 import errno
 import logging
 import re
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
 import httpx
+import pycurl
 import trio
 
 from cloudfs.client.bodies import ResponseBody
+from cloudfs.client.curl import CurlHandles, Limits, RangeResult, fetch_range
 from cloudfs.client.dialect import Dialect, UrlRefused
 from cloudfs.client.http import Http, map_error
 from cloudfs.client.models import Entry
@@ -33,7 +40,7 @@ from cloudfs.client.plan import ByteRange, clamp_read, plan_ranges
 from cloudfs.client.retry import full_jitter, should_retry
 from cloudfs.client.tasks import run_all
 from cloudfs.client.urlcache import UrlCache
-from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout
+from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +52,59 @@ MAX_ERROR_BODY = 64 << 10
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 
 
+class _Attempts:
+    """The retry policy both download paths share: resume a broken range
+    from where it stopped (with backoff, a bounded number of failures in a
+    row), sign a refused URL anew (a bounded number of times), and give up
+    at the range's deadline."""
+
+    def __init__(self, downloader: "Downloader", entry: Entry, length: int) -> None:
+        self.settings = downloader.settings
+        self.urls = downloader.urls
+        self.entry = entry
+        self.deadline = trio.current_time() + self.settings.transfer_deadline(length)
+        self.failures = 0
+        self.resigns = 0
+        self.last: CloudfsError | None = None
+
+    def check_deadline(self, missing: int) -> None:
+        if trio.current_time() >= self.deadline:
+            raise RequestTimeout(f"download of {self.entry.path}: {missing} bytes still missing after the "
+                                 f"deadline (last error: {self.last})")
+
+    def progressed(self) -> None:
+        self.failures = 0
+
+    def refused(self, exc: UrlRefused, url: str) -> None:
+        self.urls.invalidate(self.entry, url)
+        self.resigns += 1
+        self.last = exc
+        if self.resigns > MAX_RESIGN:
+            raise CloudfsError(f"download of {self.entry.path}: the server keeps refusing fresh URLs ({exc})",
+                               errno=errno.EIO) from None
+        log.debug("download URL of %s refused, signing a new one", self.entry.path)
+
+    async def failed(self, exc: CloudfsError, pos: int) -> None:
+        """Back off before resuming at ``pos``, or raise ``exc`` if it is not worth it."""
+        self.failures += 1
+        self.last = exc
+        if not should_retry(exc, idempotent=True) or self.failures >= self.settings.max_attempts:
+            raise exc
+        delay = full_jitter(self.failures, self.settings.backoff_base_s, self.settings.backoff_max_s)
+        log.info("download of %s failed at byte %d (%s); resuming in %.2f s", self.entry.path, pos, exc, delay)
+        await trio.sleep(min(delay, max(self.deadline - trio.current_time(), 0.0)))
+
+
 class Downloader:
     def __init__(self, http: Http, dialect: Dialect) -> None:
         self.http = http
         self.settings = http.settings
         self.dialect = dialect
         self.urls = UrlCache(dialect.sign_url)
+        self._curl = CurlHandles()
+
+    def close(self) -> None:
+        self._curl.close()
 
     async def read(self, entry: Entry, off: int, length: int) -> bytes:
         span = _span(entry, off, length)
@@ -84,40 +138,98 @@ class Downloader:
         if span is None:
             return  # empty file, past EOF or nothing asked: no request
         pos, end = span.start, span.end
-        deadline = trio.current_time() + self.settings.transfer_deadline(span.length)
-        failures = 0
-        resigns = 0
-        last: CloudfsError | None = None
+        attempts = _Attempts(self, entry, span.length)
         while pos < end:
-            if trio.current_time() >= deadline:
-                raise RequestTimeout(f"download of {entry.path}: {end - pos} bytes still missing after the "
-                                     f"deadline (last error: {last})")
+            attempts.check_deadline(end - pos)
             url = ""
             try:
-                url = await self._url(entry, deadline)
-                async with aclosing(self._range(entry, url, ByteRange(pos, end - pos), deadline)) as pieces:
+                url = await self._url(entry, attempts.deadline)
+                async with aclosing(self._range(entry, url, ByteRange(pos, end - pos), attempts.deadline)) as pieces:
                     async for piece in pieces:
                         pos += len(piece)
-                        failures = 0
+                        attempts.progressed()
                         yield piece  # outside any cancel scope: we are a generator
                 if pos < end:
                     raise ProtocolError(f"download of {entry.path}: body ended at byte {pos} of {end}")
             except UrlRefused as exc:
-                self.urls.invalidate(entry, url)
-                resigns += 1
-                last = exc
-                if resigns > MAX_RESIGN:
-                    raise CloudfsError(f"download of {entry.path}: the server keeps refusing fresh URLs ({exc})",
-                                       errno=errno.EIO) from None
-                log.debug("download URL of %s refused, signing a new one", entry.path)
+                attempts.refused(exc, url)
             except CloudfsError as exc:
-                failures += 1
-                last = exc
-                if not should_retry(exc, idempotent=True) or failures >= self.settings.max_attempts:
-                    raise
-                delay = full_jitter(failures, self.settings.backoff_base_s, self.settings.backoff_max_s)
-                log.info("download of %s failed at byte %d (%s); resuming in %.2f s", entry.path, pos, exc, delay)
-                await trio.sleep(min(delay, max(deadline - trio.current_time(), 0.0)))
+                await attempts.failed(exc, pos)
+
+    async def fill(self, entry: Entry, off: int, length: int, fd: int) -> None:
+        """Write bytes ``[off, off+length)`` of ``entry``'s content (clamped
+        to its size) into ``fd`` at the same offsets, retried and resumed as
+        :meth:`stream` is.  The bytes go from libcurl to the file in a worker
+        thread; a cancellation stops the transfer before this returns, so
+        nothing writes to ``fd`` afterwards."""
+        span = _span(entry, off, length)
+        if span is None:
+            return
+        pos, end = span.start, span.end
+        attempts = _Attempts(self, entry, span.length)
+        while pos < end:
+            attempts.check_deadline(end - pos)
+            url = ""
+            try:
+                url = await self._url(entry, attempts.deadline)
+                written = await self._fill_range(entry, url, pos, end - pos, fd, attempts.deadline)
+                if written:
+                    pos += written
+                    attempts.progressed()
+                if pos < end:
+                    raise ProtocolError(f"download of {entry.path}: body ended at byte {pos} of {end}")
+            except UrlRefused as exc:
+                attempts.refused(exc, url)
+            except CloudfsError as exc:
+                await attempts.failed(exc, pos)
+
+    async def _fill_range(self, entry: Entry, url: str, pos: int, length: int, fd: int, deadline: float) -> int:
+        """One attempt: bytes written (from ``pos`` on), or the error it met."""
+        what = f"download of {entry.path}"
+        settings = self.settings
+        limits = Limits(connect_timeout_s=settings.request_timeout_s, stall_timeout_s=settings.request_timeout_s,
+                        total_s=max(deadline - trio.current_time(), 0.001), verify_tls=settings.verify_tls,
+                        user_agent=settings.user_agent)
+
+        def accept(status: int, headers: list[tuple[str, str]]) -> bool:
+            # the dialect's own checks, on a header-only view of the answer
+            answer = httpx.Response(status, headers=headers)
+            return self.dialect.is_content(answer) and self.dialect.content_mismatch(entry, answer) is None
+
+        stop = threading.Event()
+        handle = self._curl.take()
+        result: RangeResult | None = None
+        try:
+            result = await run_stoppable(
+                lambda: fetch_range(handle, url, pos, length, fd, pos, accept, limits, stop), stop)
+        finally:
+            # a handle whose transfer failed may hold a half-read connection
+            self._curl.give_back(handle, reusable=result is not None and result.error is None)
+        if result.failure is not None:
+            if isinstance(result.failure, OSError):
+                raise result.failure  # the file (a full cache disk): not the server's fault
+            raise ProtocolError(f"{what}: {result.failure!r}")
+        answer = httpx.Response(result.status, headers=result.headers)
+        if result.error is not None and not result.written:
+            code, message = result.error
+            raise _curl_error(what, code, message)
+        if not result.content:
+            if result.status == 416:
+                raise CloudfsError(f"{what}: the server's content is shorter than {entry.size} bytes "
+                                   "(it changed since it was listed)", errno=errno.ESTALE)
+            mismatch = self.dialect.content_mismatch(entry, answer) if self.dialect.is_content(answer) else None
+            if mismatch is not None:
+                raise CloudfsError(f"{what}: {mismatch}", errno=errno.ESTALE)
+            raise self.dialect.content_refused(answer, result.body) or ProtocolError(
+                f"{what}: HTTP {result.status} is not content")
+        if result.status == 206:
+            match = _CONTENT_RANGE.match(answer.headers.get("content-range", ""))
+            if not match or int(match.group(1)) != pos:
+                # nothing written can be trusted: it is some other range
+                raise ProtocolError(f"{what}: answer for the wrong range ({answer.headers.get('content-range')!r})")
+        if result.error is not None:
+            log.debug("%s: %d bytes, then %s", what, result.written, result.error[1])
+        return result.written
 
     async def _url(self, entry: Entry, deadline: float) -> str:
         with trio.move_on_at(deadline):
@@ -203,3 +315,34 @@ def _span(entry: Entry, off: int, length: int) -> ByteRange | None:
     if entry.is_dir:
         raise CloudfsError(f"{entry.path} is a folder", errno=errno.EISDIR)
     return clamp_read(off, length, entry.size)
+
+
+async def run_stoppable(work: Callable[[], RangeResult], stop: threading.Event) -> RangeResult:
+    """Run blocking ``work`` in a worker thread.  If this task is cancelled,
+    set ``stop`` (the transfer checks it at least once a second) and wait
+    for the thread to end before the cancellation goes on, so nothing the
+    thread holds (a handle, a file descriptor) is used after we return."""
+    finished = trio.Event()
+    token = trio.lowlevel.current_trio_token()
+
+    def in_thread() -> RangeResult:
+        try:
+            return work()
+        finally:
+            token.run_sync_soon(finished.set)
+
+    try:
+        return await trio.to_thread.run_sync(in_thread, abandon_on_cancel=True)
+    except trio.Cancelled:
+        stop.set()
+        with trio.CancelScope(shield=True):
+            await finished.wait()
+        raise
+
+
+def _curl_error(what: str, code: int, message: str) -> CloudfsError:
+    """libcurl's failure as the transport error httpx's would have been."""
+    if code == pycurl.E_OPERATION_TIMEDOUT:
+        return RequestTimeout(f"{what}: {message}")
+    never_sent = code in (pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST)
+    return TransportError(f"{what}: {message}", maybe_delivered=not never_sent)

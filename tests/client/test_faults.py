@@ -6,8 +6,10 @@ outcome and that stored content is intact (sha256)."""
 from __future__ import annotations
 
 import errno
+import os
 import uuid
 from dataclasses import replace
+from hashlib import sha256 as sha
 
 import pytest
 import trio
@@ -142,12 +144,12 @@ async def test_non_json_answer_is_retried_then_protocol_error(connect, server, r
     assert info.value.errno == errno.EIO and "not JSON" in str(info.value)
 
 
-async def test_non_content_download_answer_is_retried(cclient, chunky, local_file, route):
+async def test_non_content_download_answer_is_retried(cclient, chunky, local_file, route, download):
     src, digest = local_file(300_000, seed=15)
     entry = await cclient.upload(name("dl-garbled"), src)
     # 200 without an ETag and without an envelope: not content
     chunky.faults.set(error_rate=1.0, error_status=200, path_regex=route("content"), count=2)
-    assert await remote_sha256(cclient, entry.path) == digest
+    assert await fetched_sha256(cclient, entry.path, download) == digest
 
 
 async def test_lost_mkdir_answer_is_reconciled(client, server, folder, route):
@@ -191,56 +193,78 @@ async def test_dead_server_fails_within_deadline(connect, fresh_server):
 
 
 # ---- downloads ------------------------------------------------------------------------------
-async def test_download_survives_dropped_connections(cclient, chunky, local_file, route):
+# Each download test runs on both paths: ``stream`` (httpx, the bytes through
+# Python) and ``fill`` (libcurl in a worker thread, the bytes written straight
+# into a file at their offsets, as the mount's block cache takes them).
+@pytest.fixture(params=["stream", "fill"])
+def download(request, tmp_path):
+    async def fetch(client, entry):
+        if request.param == "stream":
+            return await client.read(entry, 0, entry.size)
+        target = tmp_path / f"fill-{uuid.uuid4().hex[:8]}"
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            await client.fill(entry, 0, entry.size, fd)
+            return os.pread(fd, entry.size + 1, 0)
+        finally:
+            os.close(fd)
+
+    return fetch
+
+
+async def fetched_sha256(client, path, download) -> str:
+    entry = await client.stat(path)
+    return sha(await download(client, entry)).hexdigest()
+
+
+async def test_download_survives_dropped_connections(cclient, chunky, local_file, route, download):
     src, digest = local_file(3 << 20, seed=11)
     entry = await cclient.upload(name("dl-drop"), src)
     chunky.faults.set(drop_rate=1.0, drop_after_bytes=300_000, path_regex=route("content"), count=3)
-    data = await cclient.read(entry, 0, entry.size)
+    data = await download(cclient, entry)
     assert len(data) == entry.size
-    from hashlib import sha256
-
-    assert sha256(data).hexdigest() == digest
+    assert sha(data).hexdigest() == digest
     assert chunky.faults.stats()["drop_response"] == 3
 
 
-async def test_download_survives_5xx(cclient, chunky, local_file, route):
+async def test_download_survives_5xx(cclient, chunky, local_file, route, download):
     src, digest = local_file(500_000, seed=12)
     entry = await cclient.upload(name("dl-5xx"), src)
     chunky.faults.set(error_rate=1.0, error_status=500, path_regex=route("content"), count=2)
-    assert await remote_sha256(cclient, entry.path) == digest
+    assert await fetched_sha256(cclient, entry.path, download) == digest
 
 
-async def test_download_resumes_through_many_cuts(cclient, chunky, local_file, route):
+async def test_download_resumes_through_many_cuts(cclient, chunky, local_file, route, download):
     src, digest = local_file(400_000, seed=14)
     entry = await cclient.upload(name("dl-cuts"), src)
     chunky.faults.set(drop_rate=1.0, drop_after_bytes=50_000, path_regex=route("content"))
     # every answer is cut, but each brings 50 000 more bytes: the read resumes to the end
-    assert await remote_sha256(cclient, entry.path) == digest
+    assert await fetched_sha256(cclient, entry.path, download) == digest
     assert chunky.faults.stats()["drop_response"] >= 7
 
 
-async def test_download_gives_up_without_progress(connect, chunky, local_file, route):
+async def test_download_gives_up_without_progress(connect, chunky, local_file, route, download):
     client = await connect(srv=chunky, settings=replace(FAST, max_attempts=3))
     src, _ = local_file(400_000, seed=13)
     entry = await client.upload(name("dl-dead"), src)
     chunky.faults.set(drop_rate=1.0, drop_after_bytes=0, path_regex=route("content"))
     with pytest.raises(TransportError) as info:
-        await client.read(entry, 0, entry.size)
+        await download(client, entry)
     assert info.value.errno == errno.EIO
     assert chunky.faults.stats()["drop_response"] == 3
 
 
-async def test_expired_url_is_renewed(connect, tmp_path_factory, local_file, dialect):
+async def test_expired_url_is_renewed(connect, tmp_path_factory, local_file, dialect, download):
     from cloudfs.server.testing import start_server
 
     with start_server(tmp_path_factory.mktemp("url-ttl"), extra_args=["--url-ttl", "2"], dialect=dialect) as srv:
         client = await connect(srv=srv)
         src, digest = local_file(200_000)
         entry = await client.upload(name("url"), src)
-        assert await remote_sha256(client, entry.path) == digest
+        assert await fetched_sha256(client, entry.path, download) == digest
         signed = client._debug_state()["urls_signed"]
         await trio.sleep(2.1)
-        assert await remote_sha256(client, entry.path) == digest
+        assert await fetched_sha256(client, entry.path, download) == digest
         assert client._debug_state()["urls_signed"] == signed + 1
 
 

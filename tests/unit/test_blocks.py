@@ -93,3 +93,47 @@ def test_cache_name_depends_on_every_part_of_the_version():
     assert base != cache_name("id", "v1", 11)
     assert base != cache_name("id2", "v1", 10)
     assert base == cache_name("id", "v1", 10)
+
+
+def test_blocks_reservations_count_against_the_cap_and_commit_what_was_written(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=8 * PAGE, page_size=PAGE)
+    store.open()
+    fill(store, "old", content(6 * PAGE, 1))
+    data = content(4 * PAGE, 2)
+    reservation = store.reserve("new", len(data), range(0, 4))
+    assert reservation is not None
+    assert store.used_bytes + 4 * PAGE <= store.cap_bytes  # room was made before anything was written
+    assert store.reserve("other", PAGE, range(0, 5)) is None  # 5 pages do not fit beside the 4 reserved
+    os.pwrite(reservation.fd, data, 0)  # as a download in a worker thread does
+    assert not store.has_page("new", 0)  # not before it is committed
+    assert store.commit(reservation)
+    store.release(reservation)
+    assert store.read("new", (0, len(data))) == data
+    assert disk_usage(store) <= store.cap_bytes
+
+
+def test_blocks_a_reserved_file_survives_eviction_of_its_other_pages(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=4 * PAGE, page_size=PAGE)
+    store.open()
+    data = content(4 * PAGE, 3)
+    store.write_page("f", len(data), 0, data[:PAGE])
+    reservation = store.reserve("f", len(data), range(1, 4))
+    assert reservation is not None
+    fill(store, "g", content(PAGE, 4))  # evicts page 0 of "f", the only one cached
+    os.pwrite(reservation.fd, data[PAGE:], PAGE)
+    assert store.commit(reservation)
+    store.release(reservation)
+    assert store.read("f", (PAGE, len(data))) == data[PAGE:]
+
+
+def test_blocks_a_version_dropped_while_reserved_is_not_committed(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=8 * PAGE, page_size=PAGE)
+    store.open()
+    reservation = store.reserve("f", 2 * PAGE, range(0, 2))
+    assert reservation is not None
+    os.pwrite(reservation.fd, b"x" * 2 * PAGE, 0)
+    store.discard("f")
+    assert not store.commit(reservation)
+    assert os.pread(reservation.fd, 4, 0) == b"xxxx"  # still readable for the waiters
+    store.release(reservation)
+    assert store.read("f", (0, 10)) is None and store._reserved == 0

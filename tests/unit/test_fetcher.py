@@ -1,9 +1,16 @@
-"""The fetcher against an in-memory content source (no HTTP: this is the cache's logic)."""
+"""The fetcher against an in-memory content source (no HTTP: this is the
+cache's logic), in both of its download modes: streamed bytes, and bytes
+written straight into the store's file (``fill``)."""
 
+import os
+
+import pytest
 import trio
+import trio.testing
 
 from cloudfs.cache.blocks import BlockStore
 from cloudfs.cache.fetcher import Fetcher, Source
+from cloudfs.errors import ProtocolError
 
 PAGE = 4096
 
@@ -29,19 +36,39 @@ class Remote:
             await trio.sleep(0)
             yield self.data[i : min(i + 1000, off + length)]
 
+    async def fill(self, token, off, length, fd):
+        self.requests.append((off, length))
+        await self.gate.wait()
+        if self.fail_times:
+            self.fail_times -= 1
+            os.pwrite(fd, self.data[off : off + 10], off)
+            raise ProtocolError("connection dropped")
+        await trio.sleep(0)
+        os.pwrite(fd, self.data[off : off + length], off)
 
-def make(tmp_path, nursery, data, cap=64 * PAGE, **kw):
-    store = BlockStore(tmp_path, cap_bytes=cap, page_size=PAGE)
-    store.open()
-    remote = Remote(data, **kw)
-    fetcher = Fetcher(store, remote.stream, nursery, part_size=4 * PAGE, max_parallel=2)
-    return fetcher, remote, Source("f", len(data), None)
+
+@pytest.fixture(params=["stream", "fill"])
+def mode(request):
+    return request.param
+
+
+@pytest.fixture
+def make(mode):
+    def make(tmp_path, nursery, data, cap=64 * PAGE, **kw):
+        store = BlockStore(tmp_path, cap_bytes=cap, page_size=PAGE)
+        store.open()
+        remote = Remote(data, **kw)
+        fill = remote.fill if mode == "fill" else None
+        fetcher = Fetcher(store, remote.stream, nursery, part_size=4 * PAGE, max_parallel=2, fill=fill)
+        return fetcher, remote, Source("f", len(data), None)
+
+    return make
 
 
 DATA = bytes(range(256)) * 100  # 25600 bytes: 6.25 pages
 
 
-async def test_fetcher_reads_exact_spans_and_caches(tmp_path, nursery):
+async def test_fetcher_reads_exact_spans_and_caches(tmp_path, nursery, make):
     fetcher, remote, src = make(tmp_path, nursery, DATA)
     assert await fetcher.read(src, (5000, 9000)) == DATA[5000:9000]
     assert remote.requests == [(4096, 8192)]
@@ -51,7 +78,7 @@ async def test_fetcher_reads_exact_spans_and_caches(tmp_path, nursery):
     assert await fetcher.read(src, (30000, 40000)) == b""
 
 
-async def test_fetcher_concurrent_readers_share_one_download(tmp_path, nursery):
+async def test_fetcher_concurrent_readers_share_one_download(tmp_path, nursery, make):
     fetcher, remote, src = make(tmp_path, nursery, DATA)
     remote.gate = trio.Event()
     results = []
@@ -68,7 +95,7 @@ async def test_fetcher_concurrent_readers_share_one_download(tmp_path, nursery):
     assert remote.requests == [(0, 8192)]
 
 
-async def test_fetcher_prefetch_then_read_waits_instead_of_refetching(tmp_path, nursery):
+async def test_fetcher_prefetch_then_read_waits_instead_of_refetching(tmp_path, nursery, make):
     fetcher, remote, src = make(tmp_path, nursery, DATA)
     fetcher.prefetch(src, (0, len(DATA)))
     assert await fetcher.read(src, (0, len(DATA))) == DATA
@@ -78,14 +105,28 @@ async def test_fetcher_prefetch_then_read_waits_instead_of_refetching(tmp_path, 
     assert all(length <= 4 * PAGE for _, length in remote.requests)
 
 
-async def test_fetcher_retries_after_a_failed_download(tmp_path, nursery):
+async def test_fetcher_retries_after_a_failed_download(tmp_path, nursery, make):
     fetcher, remote, src = make(tmp_path, nursery, DATA, fail_times=1)
     assert await fetcher.read(src, (100, 5000)) == DATA[100:5000]
     assert len(remote.requests) == 2
 
 
-async def test_fetcher_works_with_a_zero_cap_cache(tmp_path, nursery):
+async def test_fetcher_works_with_a_zero_cap_cache(tmp_path, nursery, make):
     fetcher, remote, src = make(tmp_path, nursery, DATA, cap=0)
     assert await fetcher.read(src, (0, 10000)) == DATA[:10000]
     assert await fetcher.read(src, (0, 10000)) == DATA[:10000]
     assert len(remote.requests) == 2
+
+
+async def test_fetcher_fill_leaves_nothing_reserved_and_keeps_the_cap(tmp_path, nursery):
+    store = BlockStore(tmp_path, cap_bytes=4 * PAGE, page_size=PAGE)
+    store.open()
+    remote = Remote(DATA)
+    fetcher = Fetcher(store, remote.stream, nursery, part_size=4 * PAGE, max_parallel=2, fill=remote.fill)
+    src = Source("f", len(DATA), None)
+    for off in range(0, len(DATA), 2 * PAGE):  # 7 pages through a 4-page cache, with read-ahead
+        fetcher.prefetch(src, (off, off + 4 * PAGE))
+        assert await fetcher.read(src, (off, off + 2 * PAGE)) == DATA[off:off + 2 * PAGE]
+        assert store.used_bytes + store._reserved * PAGE <= store.cap_bytes
+    await trio.testing.wait_all_tasks_blocked()
+    assert store._reserved == 0
