@@ -49,5 +49,9 @@ test: setup
 test-slow: setup
 	$(PY) -m pytest -m slow
 
+# every benchmark, each figure beside its baseline from the same run: one table
+bench: setup
+	cd bench && ../$(PY) all.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -91,6 +91,57 @@ def environment(**server_args: object) -> Iterator[tuple[RunningServer, Path]]:
             server.stop()
 
 
+@dataclass
+class Row:
+    """One line of the results table: what was measured, cloudfs's figure,
+    the baseline's from the same run, and their ratio against the target."""
+
+    measure: str
+    cloudfs: str
+    baseline: str = ""
+    ratio: float | None = None
+    target: str = ""
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    header = Row("measure", "cloudfs", "baseline", None, "target")
+    cells = [(r.measure, r.cloudfs, r.baseline, "ratio" if r is header else ("" if r.ratio is None else f"{r.ratio:.2f}"),
+              r.target) for r in [header, *rows]]
+    widths = [max(len(c[i]) for c in cells) for i in range(5)]
+    print(f"\n== {title}")
+    for n, c in enumerate(cells):
+        print("  " + "  ".join(c[i].ljust(widths[i]) for i in range(5)).rstrip())
+        if n == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+
+def mount_pid(mountpoint: Path) -> int:
+    import json
+
+    out = subprocess.run([*CLOUDFS, "status", str(mountpoint), "--json"], capture_output=True, text=True, check=True)
+    return int(json.loads(out.stdout)[0]["pid"])
+
+
+def mount_status(mountpoint: Path) -> dict:
+    import json
+
+    out = subprocess.run([*CLOUDFS, "status", str(mountpoint), "--json"], capture_output=True, text=True, check=True)
+    return dict(json.loads(out.stdout)[0])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def rate(size: int, seconds: float) -> str:
     return f"{size / MiB / seconds:8.1f} MiB/s" if seconds > 0 else "   inf"
 

@@ -1,17 +1,24 @@
 """Benchmark: the read side of a real mount against baselines, in one run.
 
-    .venv/bin/python bench/mount_read.py [--size-mib 1024] [--reps 3]
+    .venv/bin/python bench/mount_read.py [--size-mib 1024] [--reps 3] [--dialect v4]
 
-* cold sequential read of one large file through the mount (empty block
-  cache, kernel caches dropped) vs ``curl`` of the same file's signed URL
-  from the same server: target ratio >= 0.8;
+Every cloudfs figure has its baseline measured in the same run, from the same
+server, and the table gives medians and their ratio:
+
+* cold sequential read of one large file (empty block cache, kernel caches
+  dropped) vs ``curl`` of the same file's signed URL: target >= 0.8;
 * warm re-read (from the block cache, after a remount) vs reading the cache
-  file directly;
-* ``ls -l`` of a 10,000-entry folder, cold (fresh mount) and warm;
-* ``find`` over a 20,000-entry tree, cold and warm;
-* random 4 KiB reads per second on a cold cache.
+  file directly: target >= 0.8;
+* four processes each reading a different 256 MiB file at once vs four
+  parallel curls: aggregate target >= 0.8;
+* two processes reading the same file at once: bytes downloaded / file size
+  (1.00 = one fetch of each range);
+* random 4 KiB preads on a cold cache: reads per second, p50 and p99;
+* the mount process's CPU seconds per GiB of a cold read, and its peak RSS
+  while reading a 2 GiB file (target < 200 MiB).
 
-Run as root (drops the kernel's caches between runs).  Prints medians.
+Run as root (drops the kernel's caches between runs).  Used by
+``bench/all.py`` (``make bench``) for the one table of every benchmark.
 """
 
 from __future__ import annotations
@@ -19,16 +26,22 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import subprocess
 import time
 from pathlib import Path
 
 import trio
 
-from harness import MiB, Mount, drop_caches, environment, median_of, rate, report, timed
+from harness import (MiB, Mount, Row, cpu_seconds, drop_caches, environment, mount_pid, mount_status, peak_rss_mib,
+                     print_table, timed)
 
 from cloudfs.client.api import CloudreveClient
 from cloudfs.server.store import seed_bulk_folder
+
+GiB = 1024 * MiB
+PARALLEL = 4
+PARALLEL_MIB = 256
 
 
 def read_all(path: Path, block: int = MiB) -> int:
@@ -47,110 +60,164 @@ def make_file(path: Path, size: int) -> None:
         fp.write(os.urandom(size % (16 * MiB)))
 
 
-async def upload_and_sign(server, source: Path) -> str:  # type: ignore[no-untyped-def]
+async def upload_and_sign(server, files: dict[str, Path]) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Upload each file; the signed download URL of each (the one the mount would use)."""
     client = await CloudreveClient.connect(server.url, email=server.email, password=server.password)
     async with client:
-        entry = await client.upload("/large.bin", source)
-        signed = await client._dialect.sign_url(entry)  # the same URL the mount would use
-        return signed.url
+        urls = {}
+        for remote, source in files.items():
+            entry = await client.upload(remote, source)
+            urls[remote] = (await client._dialect.sign_url(entry)).url
+        return urls
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--random-reads", type=int, default=2000)
-    parser.add_argument("--dialect", choices=["v4", "v3"], default="v4", help="server dialect (v4)")
-    args = parser.parse_args()
+def all_at_once(commands: list[list[str]]) -> float:
+    """Seconds until every one of ``commands``, started together, is done."""
+    start = time.perf_counter()
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL) for c in commands]
+    for p in procs:
+        if p.wait() != 0:
+            raise RuntimeError(f"{p.args} failed")
+    return time.perf_counter() - start
+
+
+def curl(url: str) -> list[str]:
+    return ["curl", "-sf", "-o", "/dev/null", url]
+
+
+def run(args: argparse.Namespace, dialect: str) -> list[Row]:
     size = args.size_mib * MiB
-
-    with environment(capacity=4 * size + (1 << 30), dialect=args.dialect) as (server, base):
-        source = base / "source.bin"
-        make_file(source, size)
-        url = trio.run(upload_and_sign, server, source)
-        source.unlink()
+    rss_size = args.rss_mib * MiB
+    part = PARALLEL_MIB * MiB
+    rows: list[Row] = []
+    with environment(capacity=2 * (size + rss_size + PARALLEL * part) + GiB, dialect=dialect) as (server, base):
+        sources = {"/large.bin": size, "/rss.bin": rss_size, **{f"/p{i}.bin": part for i in range(PARALLEL)}}
+        local = {}
+        for remote, length in sources.items():
+            local[remote] = base / remote.strip("/")
+            make_file(local[remote], length)
+        urls = trio.run(upload_and_sign, server, local)
+        for path in local.values():
+            path.unlink()
         seed_bulk_folder(server.data_dir, ["big"], 10_000, email=server.email)
         for i in range(20):
             seed_bulk_folder(server.data_dir, ["tree", f"d{i:02d}"], 1_000, email=server.email)
-
         mount = Mount(server, base / "mnt", base / "mcache", options="metadata_ttl=600")
-        target = mount.path / "large.bin"
 
-        # --- cold sequential read vs curl -----------------------------------------
-        def cold_prepare() -> None:
+        def cold_mount() -> int:
             mount.wipe_cache()
             mount.mount()
             drop_caches()
+            return mount_pid(mount.path)
 
-        cold = []
+        # --- cold sequential read vs curl, and the mount's CPU per GiB ------------------
+        cold, cpu = [], []
         for _ in range(args.reps):
-            cold_prepare()
-            cold.append(timed(lambda: read_all(target)))
+            pid = cold_mount()
+            before = cpu_seconds(pid)
+            cold.append(timed(lambda: read_all(mount.path / "large.bin")))
+            cpu.append((cpu_seconds(pid) - before) / (size / GiB))
             mount.umount()
-        cold_s = sorted(cold)[len(cold) // 2]
-        curl_s = median_of(args.reps, lambda: subprocess.run(["curl", "-sf", "-o", "/dev/null", url], check=True),
-                           before=drop_caches)
+        curl_s = [timed(lambda: subprocess.run(curl(urls["/large.bin"]), check=True))
+                  for _ in range(args.reps) if drop_caches() is None]
+        cold_s, curl_med = statistics.median(cold), statistics.median(curl_s)
+        rows.append(Row(f"cold sequential read, {args.size_mib} MiB", f"{size / MiB / cold_s:6.0f} MiB/s",
+                        f"curl {size / MiB / curl_med:6.0f} MiB/s", curl_med / cold_s, ">= 0.8"))
+        rows.append(Row("  mount CPU per GiB read (cold)", f"{statistics.median(cpu):6.2f} s"))
 
-        # --- warm re-read from the block cache vs the cache file --------------------
+        # --- warm re-read from the block cache vs the cache file ----------------------------
         mount.mount()
-        read_all(target)  # fill the block cache completely
+        read_all(mount.path / "large.bin")  # fill the block cache completely
         mount.umount()
         cache_file = max((base / "mcache" / "blocks" / "data").iterdir(), key=lambda p: p.stat().st_size)
-        warm = []
-        direct = []
+        warm, direct = [], []
         for _ in range(args.reps):
             mount.mount()
             drop_caches()
-            warm.append(timed(lambda: read_all(target)))
+            warm.append(timed(lambda: read_all(mount.path / "large.bin")))
             mount.umount()
             drop_caches()
             direct.append(timed(lambda: read_all(cache_file)))
-        warm_s, direct_s = sorted(warm)[len(warm) // 2], sorted(direct)[len(direct) // 2]
+        warm_s, direct_s = statistics.median(warm), statistics.median(direct)
+        rows.append(Row("warm re-read (block cache, remounted)", f"{size / MiB / warm_s:6.0f} MiB/s",
+                        f"cache file {size / MiB / direct_s:6.0f} MiB/s", direct_s / warm_s, ">= 0.8"))
 
-        # --- metadata: ls -l and find, cold and warm -------------------------------------
-        def twice(command: list[str]) -> tuple[float, float]:
+        # --- four readers of four files at once vs four curls --------------------------------
+        names = [f"p{i}.bin" for i in range(PARALLEL)]
+        parallel, curls = [], []
+        for _ in range(args.reps):
+            cold_mount()
+            parallel.append(all_at_once([["cat", str(mount.path / n)] for n in names]))
+            mount.umount()
+            drop_caches()
+            curls.append(all_at_once([curl(urls["/" + n]) for n in names]))
+        par_s, curls_s = statistics.median(parallel), statistics.median(curls)
+        total = PARALLEL * part / MiB
+        rows.append(Row(f"{PARALLEL} readers, {PARALLEL} x {PARALLEL_MIB} MiB at once", f"{total / par_s:6.0f} MiB/s",
+                        f"{PARALLEL} curls {total / curls_s:6.0f} MiB/s", curls_s / par_s, ">= 0.8"))
+
+        # --- two readers of one file: each range fetched once --------------------------------
+        shared = []
+        for _ in range(args.reps):
+            cold_mount()
+            all_at_once([["cat", str(mount.path / "large.bin")]] * 2)
+            shared.append(mount_status(mount.path)["downloaded"] / size)
+            mount.umount()
+        rows.append(Row("2 readers of one file: bytes downloaded / size", f"{statistics.median(shared):6.2f}",
+                        "", None, "1.00"))
+
+        # --- random 4 KiB reads on a cold cache ----------------------------------------------
+        cold_mount()
+        rng = random.Random(1)
+        offsets = [rng.randrange(0, size - 4096) // 4096 * 4096 for _ in range(args.random_reads)]
+        latencies = []
+        fd = os.open(mount.path / "large.bin", os.O_RDONLY)
+        for off in offsets:
+            start = time.perf_counter()
+            os.pread(fd, 4096, off)
+            latencies.append(time.perf_counter() - start)
+        os.close(fd)
+        mount.umount()
+        latencies.sort()
+        p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+        rows.append(Row("random 4 KiB preads, cold cache", f"{len(latencies) / sum(latencies):6.0f} /s",
+                        "", None, ">= 468 /s"))
+        rows.append(Row("  latency p50 / p99", f"{p50 * 1000:.1f} / {p99 * 1000:.1f} ms"))
+
+        # --- metadata: ls -l and find, cold (fresh mount) and warm ------------------------------
+        for label, command in (("ls -l, 10,000 entries", ["ls", "-l", str(mount.path / "big")]),
+                               ("find, 20,000 entries", ["find", str(mount.path / "tree")])):
             colds, warms = [], []
             for _ in range(args.reps):
                 mount.mount()
                 colds.append(timed(lambda: subprocess.run(command, stdout=subprocess.DEVNULL, check=True)))
                 warms.append(timed(lambda: subprocess.run(command, stdout=subprocess.DEVNULL, check=True)))
                 mount.umount()
-            return sorted(colds)[len(colds) // 2], sorted(warms)[len(warms) // 2]
+            rows.append(Row(f"{label}, cold / warm",
+                            f"{statistics.median(colds):.2f} / {statistics.median(warms):.2f} s"))
 
-        ls_cold, ls_warm = twice(["ls", "-l", str(mount.path / "big")])
-        find_cold, find_warm = twice(["find", str(mount.path / "tree")])
-
-        # --- random 4 KiB reads on a cold cache --------------------------------------------
-        cold_prepare()
-        rng = random.Random(1)
-        offsets = [rng.randrange(0, size - 4096) // 4096 * 4096 for _ in range(args.random_reads)]
-        fd = os.open(target, os.O_RDONLY)
-        start = time.perf_counter()
-        for off in offsets:
-            os.pread(fd, 4096, off)
-        random_s = time.perf_counter() - start
-        os.close(fd)
+        # --- peak RSS while reading a 2 GiB file ------------------------------------------------
+        pid = cold_mount()
+        read_all(mount.path / "rss.bin")
+        rss = peak_rss_mib(pid)
         mount.umount()
+        rows.append(Row(f"mount peak RSS reading {args.rss_mib} MiB", f"{rss:6.0f} MiB", "", None, "< 200 MiB"))
+    return rows
 
-    report(f"sequential read, {args.size_mib} MiB, cold, median of {args.reps}", [
-        ("mount", f"{cold_s:7.2f} s  {rate(size, cold_s)}"),
-        ("curl (same server)", f"{curl_s:7.2f} s  {rate(size, curl_s)}"),
-        ("ratio mount/curl", f"{curl_s / cold_s:7.2f}   (target >= 0.8)"),
-    ])
-    report("warm re-read from the block cache", [
-        ("mount", f"{warm_s:7.2f} s  {rate(size, warm_s)}"),
-        ("cache file directly", f"{direct_s:7.2f} s  {rate(size, direct_s)}"),
-        ("ratio mount/direct", f"{direct_s / warm_s:7.2f}"),
-    ])
-    report("metadata", [
-        ("ls -l, 10,000 entries, cold", f"{ls_cold:7.2f} s"),
-        ("ls -l, 10,000 entries, warm", f"{ls_warm:7.2f} s"),
-        ("find, 20,000 entries, cold", f"{find_cold:7.2f} s"),
-        ("find, 20,000 entries, warm", f"{find_warm:7.2f} s"),
-    ])
-    report("random 4 KiB reads, cold cache", [
-        ("reads per second", f"{args.random_reads / random_s:7.0f}"),
-    ])
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rss-mib", type=int, default=2048)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--random-reads", type=int, default=2000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parser.add_argument("--dialect", choices=["v4", "v3"], default="v4", help="server dialect (v4)")
+    args = parser.parse_args()
+    print_table(f"read side, Cloudreve {args.dialect}, medians of {args.reps}", run(args, args.dialect))
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ class Mount:
         self.settings = settings
         self.client = client
         self.nursery = nursery
-        self.fetcher = Fetcher(store, client.stream, nursery, fill=client.fill)
+        self.fetcher = Fetcher(store, client.stream, nursery, fill=client.fill, part_size=32 << 20, max_parallel=8)
         self.writeback = WriteBack(
             client,
             journal,
@@ -252,6 +252,8 @@ class Mount:
             "inodes": len(self.core.table),
             "uploads": [asdict(s) for s in self.writeback.status()],
             "uploaded": self.writeback.uploads_done,
+            #: content bytes downloaded since the mount started (read cache misses)
+            "downloaded": self.fetcher.bytes_fetched,
         }
 
     async def drain(self, progress: Callable[[], Any]) -> list[dict[str, Any]]:

@@ -1,0 +1,43 @@
+"""Every benchmark in one run, one table (``make bench``).
+
+    .venv/bin/python bench/all.py [--dialects v4 v3] [--read-mib 1024] [--write-mib 256] [--reps 3]
+
+Runs the read side (``mount_read.py``) and the write side
+(``mount_write.py``) against each dialect's bundled server, each figure
+beside its baseline from the same run, and prints one table of medians and
+ratios.  Run as root (the cold figures drop the kernel's caches).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import mount_read
+import mount_write
+from harness import Row, print_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dialects", nargs="+", choices=["v4", "v3"], default=["v4", "v3"])
+    parser.add_argument("--read-mib", type=int, default=1024)
+    parser.add_argument("--rss-mib", type=int, default=2048)
+    parser.add_argument("--write-mib", type=int, default=256)
+    parser.add_argument("--files", type=int, default=2000)
+    parser.add_argument("--random-reads", type=int, default=2000)
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    rows: list[Row] = []
+    for dialect in args.dialects:
+        read_args = argparse.Namespace(size_mib=args.read_mib, rss_mib=args.rss_mib, reps=args.reps,
+                                       random_reads=args.random_reads)
+        write_args = argparse.Namespace(size_mib=args.write_mib, reps=args.reps, files=args.files)
+        rows.append(Row(f"[Cloudreve {dialect}]", ""))
+        rows += mount_read.run(read_args, dialect)
+        rows += mount_write.run(write_args, dialect)
+        print_table(f"so far, medians of {args.reps}", rows)  # partial results survive an interrupted run
+    print_table(f"cloudfs benchmarks, medians of {args.reps} (ratios: baseline time / cloudfs time)", rows)
+
+
+if __name__ == "__main__":
+    main()
