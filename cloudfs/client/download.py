@@ -40,7 +40,7 @@ from cloudfs.client.plan import ByteRange, clamp_read, plan_ranges
 from cloudfs.client.retry import full_jitter, should_retry
 from cloudfs.client.tasks import run_all
 from cloudfs.client.urlcache import UrlCache
-from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, TransportError
+from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, TLSFailure, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -344,5 +344,7 @@ def _curl_error(what: str, code: int, message: str) -> CloudfsError:
     """libcurl's failure as the transport error httpx's would have been."""
     if code == pycurl.E_OPERATION_TIMEDOUT:
         return RequestTimeout(f"{what}: {message}")
+    if code in (pycurl.E_PEER_FAILED_VERIFICATION, pycurl.E_SSL_CONNECT_ERROR):
+        return TLSFailure(f"{what}: {message}")  # as httpx's path: a certificate does not get better
     never_sent = code in (pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST)
     return TransportError(f"{what}: {message}", maybe_delivered=not never_sent)
