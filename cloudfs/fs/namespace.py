@@ -211,7 +211,7 @@ class Namespace:
         inos = [n.ino for n in (src_node, dst_node) if n is not None]
         writeback = core.writeback
         moving = writeback.under(src.path) + (writeback.under(dst.path) if dst is not None else [])
-        async with core.locks.hold(*inos), core.writeback.paused(moving):
+        async with core.locks.hold(*inos), writeback.paused(moving):
             aside = None
             if dst is not None:
                 aside = await self._relocate(dst, split(dst.path)[0], temp_name("replaced"))
