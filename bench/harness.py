@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,15 +40,6 @@ def timed(action: Callable[[], object]) -> float:
     start = time.perf_counter()
     action()
     return time.perf_counter() - start
-
-
-def median_of(reps: int, action: Callable[[], object], before: Callable[[], object] | None = None) -> float:
-    samples = []
-    for _ in range(reps):
-        if before is not None:
-            before()
-        samples.append(timed(action))
-    return statistics.median(samples)
 
 
 @dataclass
@@ -115,18 +105,16 @@ def print_table(title: str, rows: list[Row]) -> None:
             print("  " + "  ".join("-" * w for w in widths))
 
 
-def mount_pid(mountpoint: Path) -> int:
-    import json
-
-    out = subprocess.run([*CLOUDFS, "status", str(mountpoint), "--json"], capture_output=True, text=True, check=True)
-    return int(json.loads(out.stdout)[0]["pid"])
-
-
 def mount_status(mountpoint: Path) -> dict:
+    """``cloudfs status --json`` of one mount."""
     import json
 
     out = subprocess.run([*CLOUDFS, "status", str(mountpoint), "--json"], capture_output=True, text=True, check=True)
     return dict(json.loads(out.stdout)[0])
+
+
+def mount_pid(mountpoint: Path) -> int:
+    return int(mount_status(mountpoint)["pid"])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -140,14 +128,3 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def rate(size: int, seconds: float) -> str:
-    return f"{size / MiB / seconds:8.1f} MiB/s" if seconds > 0 else "   inf"
-
-
-def report(title: str, rows: list[tuple[str, str]]) -> None:
-    print(f"\n== {title}")
-    width = max(len(name) for name, _ in rows)
-    for name, value in rows:
-        print(f"  {name.ljust(width)}  {value}")
