@@ -531,8 +531,11 @@ class WriteBack:
         try:
             return await upload(local.remote_path, local.base)
         except CloudreveError as exc:
-            if exc.code != STALE_VERSION:
+            new_name_taken = local.base is None and exc.errno == errno.EEXIST
+            if exc.code != STALE_VERSION and not new_name_taken:
                 raise
+        # the version we based on changed, or a name we meant to create (a
+        # conflict copy, a file re-created after it vanished) is taken
         remote = await self._stat_or_none(local.remote_path)
         if remote is not None and self._is_own_upload(local, remote):
             # not someone else's edit: an earlier attempt of ours landed, and

@@ -67,3 +67,4 @@ async def test_two_exchanges_at_once_keep_each_pending_upload_on_its_own_path(
             entry = await mount.client.stat(f"{top}/{tree}/b/f-{tree}")
             assert await mount.client.read(entry, 0, entry.size) == f"content of {tree}".encode()
             assert await fs.read_file(f"{top}/{tree}/b/f-{tree}") == f"content of {tree}".encode()
+
