@@ -77,17 +77,20 @@ class CurlHandles:
     def __init__(self, keep: int = 8) -> None:
         self._idle: list[pycurl.Curl] = []
         self._keep = keep
+        self._closed = False
 
     def take(self) -> pycurl.Curl:
         return self._idle.pop() if self._idle else pycurl.Curl()
 
     def give_back(self, handle: pycurl.Curl, *, reusable: bool) -> None:
-        if reusable and len(self._idle) < self._keep:
+        if reusable and not self._closed and len(self._idle) < self._keep:
             self._idle.append(handle)
         else:
             handle.close()
 
     def close(self) -> None:
+        """Close the idle handles; one still lent out is closed when it comes back."""
+        self._closed = True
         while self._idle:
             self._idle.pop().close()
 
