@@ -82,12 +82,35 @@ def unmount(mountpoint: Path) -> str | None:
 
 
 def wait_for_exit(pid: int, timeout_s: float = 60.0) -> None:
+    """Wait until the mount process has exited (it does once its uploads
+    are done and the kernel let go of the mount)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        except PermissionError:
-            return
-        time.sleep(0.1)
+    while time.monotonic() < deadline and is_running(pid):
+        time.sleep(0.02)
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` is still running.  A process that exited but that
+    nobody reaped yet (a zombie) has finished: the mount process is
+    detached, and its new parent (init, or a container's first process)
+    may take a second or more to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fp:
+            stat = fp.read()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return _signalable(pid)
+    # the state follows the command name, which is in parentheses and may hold any character
+    state = stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3]
+    return state not in (b"Z", b"X")
+
+
+def _signalable(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
