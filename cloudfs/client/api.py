@@ -139,6 +139,12 @@ class CloudreveClient:
         return self._http.client_id
 
     @property
+    def keeps_metadata(self) -> bool:
+        """Whether objects keep public metadata (mode, exact mtime): set by
+        :meth:`set_metadata` or carried by an upload (``metadata``)."""
+        return self._dialect.info.keeps_metadata
+
+    @property
     def url(self) -> str:
         return self._http.base_url
 
@@ -251,6 +257,7 @@ class CloudreveClient:
         progress: ProgressFn | None = None,
         on_session: Callable[[str], Awaitable[None]] | None = None,
         tag: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> Entry:
         """Upload the whole local file ``source`` to ``path`` and return the new Entry.
 
@@ -264,10 +271,13 @@ class CloudreveClient:
         caller can record it and cancel a session a crash left behind
         (:meth:`cancel_upload`).  ``tag`` (Cloudreve 4) is stored with the new
         version (``UPLOAD_TAG_KEY``), so the caller can recognise it later even
-        if every answer about it was lost."""
+        if every answer about it was lost.  ``metadata`` (public keys such as
+        the mode) is stored with the new version where the server keeps
+        metadata (:attr:`keeps_metadata`), at no extra request."""
         target = self._not_root(path)
         return await self._uploads.upload(target, Path(source), mtime_ns=mtime_ns, replace=replace,
-                                          progress=progress, on_session=on_session, tag=tag)
+                                          progress=progress, on_session=on_session, tag=tag,
+                                          metadata=metadata)
 
     @_only_cloudfs_errors
     async def cancel_upload(self, path: str, session_id: str) -> None:

@@ -100,7 +100,8 @@ class Dialect(Protocol):
 
     # ---- uploads -------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
-                          replace: Entry | None, tag: str | None = None) -> UploadSession: ...
+                          replace: Entry | None, tag: str | None = None,
+                          metadata: Mapping[str, str] | None = None) -> UploadSession: ...
     async def send_chunk(self, session: UploadSession, index: int, length: int,
                          body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:
         """Send one chunk, retried (re-sending a chunk is safe); ``body``
@@ -113,6 +114,14 @@ class Dialect(Protocol):
         ...
 
     async def cancel_session(self, path: str, session_id: str) -> None: ...
+
+    async def put_whole(self, path: str, content: bytes, *, replace: Entry, mtime_ns: int | None,
+                        metadata: Mapping[str, str]) -> Entry | None:
+        """A new version of the existing file ``replace`` in one request
+        (refused as stale if ``replace`` is no longer current), with its
+        mtime and ``metadata``; None where the server has no such request
+        (then an upload session does it)."""
+        ...
 
 
 class TokenDialect(Protocol):

@@ -88,3 +88,5 @@ class ServerInfo:
     dialect: Dialect
     version: str
     title: str = ""
+    #: objects keep public metadata (mode, exact mtime), set directly or with an upload
+    keeps_metadata: bool = True

@@ -38,6 +38,9 @@ class ClientSettings:
     max_upload_restarts: int = 2
     #: bytes read from the local file per piece of an upload chunk body
     upload_read_size: int = 1 << 20
+    #: a new version of at most this many bytes goes up in one request where
+    #: the server has one (Cloudreve 4: PUT /file/content), not a session
+    whole_upload_max: int = 4 << 20
     #: bytes per socket read of a download (see http._raise_socket_read_size)
     download_read_size: int = 256 << 10
     #: verify TLS certificates (False only for test servers)

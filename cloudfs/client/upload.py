@@ -21,6 +21,9 @@ session, in chunks.
   completing it (the server then has a new version that the caller must
   base its next upload on).  A cancellation meanwhile takes effect right
   after them.
+* A small new version of an existing file goes up in one request where
+  the dialect has one (:meth:`Dialect.put_whole`): no session to open,
+  complete or cancel.
 * Direct-to-cloud storage policies are refused with
   ``UnsupportedStoragePolicy``.
 """
@@ -30,7 +33,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,7 +84,7 @@ class Uploader:
 
     async def upload(self, path: str, source: Path, *, mtime_ns: int | None, replace: Entry | None,
                      progress: ProgressFn | None, on_session: SessionFn | None = None,
-                     tag: str | None = None) -> Entry:
+                     tag: str | None = None, metadata: Mapping[str, str] | None = None) -> Entry:
         try:
             fd = await trio.to_thread.run_sync(os.open, os.fspath(source), os.O_RDONLY)
         except OSError as exc:
@@ -94,11 +97,17 @@ class Uploader:
             stale = self._uncancelled.pop(path, None)
             if stale is not None:
                 await self._cancel(stale, path)
+            if replace is not None and size <= self.settings.whole_upload_max:
+                entry = await self._put_whole(path, fd, size, replace, mtime_ns, tag, metadata)
+                if entry is not None:
+                    if progress is not None and size:
+                        progress(size)
+                    return entry
             while True:
                 try:
                     with _settling(2 * self.settings.deadline_s):
                         session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms,
-                                                                 replace=replace, tag=tag)
+                                                                 replace=replace, tag=tag, metadata=metadata)
                     await self._run_session(path, session, fd, replace, progress, done, on_session, tag)
                     # whatever finishes the upload (v3: the swap into place)
                     with _settling(2 * self.settings.deadline_s):
@@ -111,6 +120,17 @@ class Uploader:
                     log.warning("upload session for %s expired mid-upload; starting again", path)
         finally:
             os.close(fd)
+
+    async def _put_whole(self, path: str, fd: int, size: int, replace: Entry, mtime_ns: int | None,
+                         tag: str | None, metadata: Mapping[str, str] | None) -> Entry | None:
+        """A small new version in one request, where the dialect has one."""
+        content = os.pread(fd, size, 0)  # small, and a staging file is in the page cache
+        if len(content) != size:
+            raise CloudfsError(f"{path}: the local file changed while being read", errno=errno.EIO)
+        values = {**(metadata or {}), **({UPLOAD_TAG_KEY: tag} if tag is not None else {})}
+        with _settling(self.settings.transfer_deadline(size) + 2 * self.settings.deadline_s):
+            # shielded: once sent, the new version may be current whether or not we hear of it
+            return await self.dialect.put_whole(path, content, replace=replace, mtime_ns=mtime_ns, metadata=values)
 
     async def _run_session(self, path: str, session: UploadSession, fd: int, replace: Entry | None,
                            progress: ProgressFn | None, done: set[int], on_session: SessionFn | None,

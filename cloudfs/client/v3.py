@@ -109,7 +109,7 @@ class V3Dialect:
     def __init__(self, http: Http, version: str, title: str = "") -> None:
         self.http = http
         http.prefix = PREFIX
-        self.info = ServerInfo(dialect="v3", version=version, title=title)
+        self.info = ServerInfo(dialect="v3", version=version, title=title, keeps_metadata=False)
         #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
         self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
         #: target path -> our content left at a temporary name by a swap whose rename failed
@@ -403,8 +403,10 @@ class V3Dialect:
 
     # ---- uploads ----------------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
-                          replace: Entry | None, tag: str | None = None) -> UploadSession:
-        # ``tag``: Cloudreve 3 keeps no metadata; complete_upload remembers it
+                          replace: Entry | None, tag: str | None = None,
+                          metadata: Mapping[str, str] | None = None) -> UploadSession:
+        # ``tag``: Cloudreve 3 keeps no metadata (``metadata`` has nowhere to
+        # go: callers know it from ``keeps_metadata``); complete_upload remembers the tag
         folder, name = split(path)
         extra: dict[str, object] = {"target": path, "mtime_ms": mtime_ms, "tag": tag}
         what = f"upload session for {path}"
@@ -529,6 +531,12 @@ class V3Dialect:
 
     async def cancel_upload(self, session: UploadSession) -> None:
         await self.cancel_session(session.path, session.session_id)
+
+    async def put_whole(self, path: str, content: bytes, *, replace: Entry, mtime_ns: int | None,
+                        metadata: Mapping[str, str]) -> Entry | None:
+        # PUT /file/update/<id> writes over the stored content in place: a
+        # failure midway would damage the old version.  Sessions swap instead.
+        return None
 
     async def cancel_session(self, path: str, session_id: str) -> None:
         """``DELETE /file/upload/<id>``: deletes the placeholder (also after expiry)."""

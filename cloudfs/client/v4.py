@@ -26,6 +26,7 @@ Retry reasoning, per call (see :mod:`retry` for the machinery):
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -34,12 +35,13 @@ from typing import Any
 
 import httpx
 import trio
+from cachetools import LRUCache
 
 from cloudfs.client import envelope
 from cloudfs.client.auth import Tokens
 from cloudfs.client.dialect import SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.http import Http
-from cloudfs.client.models import UPLOAD_TAG_KEY, Capacity, Entry, ServerInfo
+from cloudfs.client.models import MTIME_KEY, UPLOAD_TAG_KEY, Capacity, Entry, ServerInfo, mtime_value
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.v4_shapes import (
@@ -73,6 +75,8 @@ LOCK_CONFLICT = 40073
 INVALID_SIGN = 40071
 BATCH_PARTIAL = 40081
 ENTITY_NOT_EXIST = 40077
+STALE_VERSION = 40076
+FILE_TOO_BIG = 40049
 PARAM_ERR = 40001
 
 #: URIs per batch call (Cloudreve refuses more than max_batched_file, 3000 by default)
@@ -91,6 +95,8 @@ class V4Dialect:
         self.http = http
         http.prefix = PREFIX
         self.info = ServerInfo(dialect="v4", version=version, title=title)
+        #: empty files given a content entity before their first upload: (id, version) -> the file after
+        self._given: LRUCache[tuple[str, str], Entry] = LRUCache(maxsize=4096)
 
     # ---- auth -------------------------------------------------------------------------
     async def password_login(self, email: str, password: str, otp: Callable[[], str] | None) -> Tokens:
@@ -206,30 +212,73 @@ class V4Dialect:
                 raise
             return entry_from(data, path)
 
-        entry = await self.http.retrying(op, idempotent=True, what=f"create {kind} {path}")
-        if folder:
-            return entry
-        return await self._give_content(entry)
+        # A file made by /file/create has no content entity; it gets an empty
+        # one before its first upload (see _with_content), not here: a create
+        # is one request on the way of every open(O_CREAT) (tar, cp, rsync).
+        return await self.http.retrying(op, idempotent=True, what=f"create {kind} {path}")
 
-    async def _give_content(self, entry: Entry) -> Entry:
-        """Give a file made by /file/create (which has no content entity) an
-        empty one.  Cloudreve treats a version upload onto an entity-less
-        file as a placeholder: cancelling or failing it deletes the whole
-        file.  With a real (empty) entity, a failed upload only drops itself."""
-        what = f"empty content of {entry.path}"
+    async def _same_object(self, path: str, entry: Entry) -> Entry | None:
+        """What is at ``path`` now, if it is still ``entry``'s object (None:
+        nothing there); another object is refused as stale.
+
+        An empty file may have no content entity (one made by /file/create),
+        and every such file has the same ``primary_entity`` (hashid 0): as
+        ``previous`` it would match any entity-less file that took the path
+        meanwhile (a rename over it), so empty bases are checked by id."""
+        try:
+            current = await self.stat(path)
+        except CloudfsError as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise
+        if current.file_id != entry.file_id or current.is_dir:
+            raise CloudreveError(STALE_VERSION, f"{path} is another object than the one the upload replaces")
+        return current
+
+    async def _with_content(self, path: str, entry: Entry) -> Entry:
+        """``entry`` (the empty file at ``path`` an upload is about to
+        replace) with a content entity of its own.
+
+        A file made by /file/create has none, and Cloudreve treats a version
+        upload onto an entity-less file as a placeholder: cancelling or
+        failing it deletes the whole file (a rename pausing the upload would
+        then find nothing to rename).  With a real (empty) entity, a failed
+        upload only drops itself.  The answer's FileResponse does not tell
+        an entity-less file from one with an empty entity, so every empty
+        file gets a (new, empty) version first; ``previous`` keeps it from
+        replacing content another client gave the file meanwhile (40076: a
+        conflict, as for the upload itself)."""
+        known = self._given.get((entry.file_id, entry.version))
+        if known is not None:
+            return known  # given by an earlier attempt of this upload
+        current = await self._same_object(path, entry)
+        if current is None:
+            return entry  # gone: the version upload creates the file anew
+        if current.version != entry.version:
+            if current.size > 0:
+                raise CloudreveError(STALE_VERSION, f"{path} was given content by another client")
+            return current  # an empty version (an earlier attempt's): nothing to lose by uploading over it
+        what = f"empty content of {path}"
 
         async def op(_: AttemptState) -> Entry:
             data = await self._call_once("PUT", "/file/content", what=what, content=b"",
-                                         params={"uri": to_uri(entry.path), "previous": entry.version},
+                                         params={"uri": to_uri(path), "previous": entry.version},
                                          headers={"Content-Length": "0"})
-            return entry_from(data, entry.path)
+            return entry_from(data, path)
 
         try:
-            # idempotent: a second empty version of an empty file changes nothing visible
-            return await self.http.retrying(op, idempotent=True, what=what)
+            given = await self.http.retrying(op, idempotent=True, what=what)
         except CloudreveError as exc:
-            log.warning("could not give %s an empty content version: %s", entry.path, exc)
-            return entry
+            if exc.code != STALE_VERSION:
+                raise
+            # a retry after a lost answer finds our own empty version: any
+            # empty version there can be uploaded over without losing a byte
+            again = await self._same_object(path, entry)
+            if again is None or again.size > 0:
+                raise
+            given = again
+        self._given[(entry.file_id, entry.version)] = given
+        return given
 
     async def rename(self, path: str, new_name: str) -> Entry:
         target = join(split(path)[0], new_name)
@@ -359,10 +408,14 @@ class V4Dialect:
 
     # ---- uploads --------------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
-                          replace: Entry | None, tag: str | None = None) -> UploadSession:
+                          replace: Entry | None, tag: str | None = None,
+                          metadata: Mapping[str, str] | None = None) -> UploadSession:
+        if replace is not None and replace.size == 0 and not replace.is_dir:
+            replace = await self._with_content(path, replace)
         body: dict[str, Any] = {"uri": to_uri(path), "size": size}
-        if tag is not None:
-            body["metadata"] = {UPLOAD_TAG_KEY: tag}  # applied on completion
+        values = {**(metadata or {}), **({UPLOAD_TAG_KEY: tag} if tag is not None else {})}
+        if values:
+            body["metadata"] = values  # applied on completion
         if mtime_ms is not None and mtime_ms > 0:
             body["last_modified"] = mtime_ms
         if replace is not None:
@@ -431,6 +484,44 @@ class V4Dialect:
 
     async def cancel_upload(self, session: UploadSession) -> None:
         await self._cancel(session.session_id, str(session.extra.get("uri") or to_uri(session.path)))
+
+    async def put_whole(self, path: str, content: bytes, *, replace: Entry, mtime_ns: int | None,
+                        metadata: Mapping[str, str]) -> Entry | None:
+        """``PUT /file/content`` with ``previous`` (a new version, 40076 if
+        ``replace`` is not current), then one metadata patch: this request
+        takes no time or metadata, and the server's own modification time
+        becomes the upload's (the exact one is kept in ``MTIME_KEY``, as
+        after a rename).  A file made by /file/create needs no content
+        entity first: no session, so no cancellation that would delete it
+        (but an empty base is checked by id first, see :meth:`_same_object`).
+        A retry after a lost answer finds the version changed (by us): it
+        is raised as stale, and the caller recognises its own content."""
+        what = f"upload of {path}"
+        if replace.size == 0 and await self._same_object(path, replace) is None:
+            return None  # gone: an upload session creates it anew
+
+        async def op(_: AttemptState) -> Entry:
+            data = await self._call_once("PUT", "/file/content", what=what, content=content,
+                                         params={"uri": to_uri(path), "previous": replace.version},
+                                         headers={"Content-Length": str(len(content)),
+                                                  "Content-Type": "application/octet-stream"})
+            return entry_from(data, path)
+
+        try:
+            entry = await self.http.retrying(op, idempotent=True, what=what,
+                                             deadline=self.http.settings.transfer_deadline(len(content)))
+        except CloudreveError as exc:
+            if exc.code == FILE_TOO_BIG:
+                return None  # over the site's online-edit limit: a session may still take it
+            raise
+        values = dict(metadata)
+        if mtime_ns is not None and mtime_ns > 0:
+            values[MTIME_KEY] = mtime_value(mtime_ns, entry.version)
+        if values:
+            # the version is in place; without these it would show the upload's time
+            await self.set_metadata(path, values)
+            entry = dataclasses.replace(entry, metadata={**entry.metadata, **values})
+        return entry
 
     async def cancel_session(self, path: str, session_id: str) -> None:
         """Cancel a session known only by its id (e.g. one left by a crash)."""

@@ -216,3 +216,25 @@ async def test_upload_tag_is_stored_with_the_version(cclient, local_file):
     assert (await cclient.stat(path)).metadata[UPLOAD_TAG_KEY] == "first"
     await cclient.upload(path, v2_src, replace=first, tag="second")
     assert (await cclient.stat(path)).metadata[UPLOAD_TAG_KEY] == "second"
+
+
+@pytest.mark.parametrize("size", [CHUNK // 2, 3 * CHUNK], ids=["small", "session"])
+async def test_replacing_an_empty_file_that_another_took_the_place_of_is_stale(cclient, local_file, size):
+    """Every file made by create and never written has the same version
+    token on Cloudreve 4 (no content entity: hashid 0), so "previous" alone
+    cannot tell it from another such file renamed over its path meanwhile:
+    an upload based on the first must not land in the second (found by the
+    hardening test as one staged file taking another's place in the
+    write-back)."""
+    base = f"/taken-{uuid.uuid4().hex[:8]}"
+    await cclient.mkdir(base)
+    mine = await cclient.create_file(f"{base}/f")
+    await cclient.rename(f"{base}/f", "moved")
+    theirs = await cclient.create_file(f"{base}/f")
+    assert theirs.file_id != mine.file_id and theirs.size == mine.size == 0
+    src, _ = local_file(size, seed=41)
+    with pytest.raises(CloudreveError) as info:
+        await cclient.upload(f"{base}/f", src, replace=mine)
+    assert info.value.code == 40076  # stale: as if its version had changed
+    now = await cclient.stat(f"{base}/f")
+    assert now.file_id == theirs.file_id and now.size == 0  # untouched

@@ -34,7 +34,15 @@ class Recorder:
     bodies: dict[int, bytes] = field(default_factory=dict)
     completed: int = 0
 
-    async def open_upload(self, path, size, *, mtime_ms, replace, tag=None):
+    #: what put_whole answers: None as a dialect without one-request uploads
+    whole: Entry | None = None
+    whole_calls: list[tuple[str, bytes, dict]] = field(default_factory=list)
+
+    async def put_whole(self, path, content, *, replace, mtime_ns, metadata):
+        self.whole_calls.append((path, content, dict(metadata)))
+        return self.whole
+
+    async def open_upload(self, path, size, *, mtime_ms, replace, tag=None, metadata=None):
         self.opened += 1
         return UploadSession(session_id=f"s{self.opened}", path=path, size=size, chunk_size=self.chunk_size,
                              concurrency=self.concurrency, expires_at=0, policy_type=self.policy_type)
@@ -139,3 +147,39 @@ async def test_zero_byte_file_is_one_empty_chunk(tmp_path):
     rec = Recorder()
     await uploader(rec).upload("/e", p, mtime_ns=None, replace=None, progress=None)
     assert rec.sent == [0] and rec.bodies[0] == b""
+
+
+def _entry(path: str, size: int, version: str = "v1") -> Entry:
+    return Entry(file_id="f", path=path, is_dir=False, size=size, mtime_ns=0, ctime_ns=0, version=version,
+                 uploading=False)
+
+
+async def test_a_small_replacement_goes_up_in_one_request_where_the_dialect_has_one(tmp_path):
+    source = tmp_path / "small"
+    source.write_bytes(b"x" * 95)
+    rec = Recorder(whole=_entry("/f", 95, "v2"))
+    done: list[int] = []
+    entry = await uploader(rec).upload("/f", source, mtime_ns=None, replace=_entry("/f", 0), progress=done.append,
+                                       tag="t1", metadata={"k": "v"})
+    assert entry.version == "v2"
+    assert rec.whole_calls == [("/f", b"x" * 95, {"k": "v", "dav:cloudfs:upload": "t1"})]
+    assert rec.opened == 0 and rec.sent == []  # no session
+    assert done == [95]
+
+
+async def test_new_files_large_files_and_dialects_without_it_use_a_session(tmp_path):
+    source = tmp_path / "small"
+    source.write_bytes(b"x" * 95)
+    # a new file: the one-request upload would replace whatever took the name meanwhile
+    rec = Recorder(whole=_entry("/f", 95, "v2"))
+    await uploader(rec).upload("/f", source, mtime_ns=None, replace=None, progress=None)
+    assert rec.whole_calls == [] and rec.opened == 1
+    # larger than whole_upload_max
+    rec = Recorder(whole=_entry("/f", 95, "v2"))
+    up = Uploader(rec, ClientSettings(whole_upload_max=50), uploader(rec)._stat)
+    await up.upload("/f", source, mtime_ns=None, replace=_entry("/f", 0), progress=None)
+    assert rec.whole_calls == [] and rec.opened == 1
+    # the dialect has no such request (None): a session after all
+    rec = Recorder(whole=None)
+    await uploader(rec).upload("/f", source, mtime_ns=None, replace=_entry("/f", 0), progress=None)
+    assert len(rec.whole_calls) == 1 and rec.opened == 1 and sorted(rec.sent) == list(range(10))
