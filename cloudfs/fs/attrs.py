@@ -47,6 +47,15 @@ def permission_bits(entry: Entry, owner: Ownership) -> int:
     return bits
 
 
+def node_permission_bits(node: Node, owner: Ownership) -> int:
+    """The bits a node shows: a mode set while its content waits for an
+    upload is pending in its staged file (the upload carries it)."""
+    pending = getattr(node.local, "metadata", None)
+    if pending and MODE_KEY in pending:
+        return int(pending[MODE_KEY], 8) & 0o7777
+    return permission_bits(node.entry, owner)
+
+
 def build(node: Node, owner: Ownership, timeout_s: float) -> pyfuse3.EntryAttributes:
     entry = node.entry
     attrs = pyfuse3.EntryAttributes()
@@ -58,7 +67,7 @@ def build(node: Node, owner: Ownership, timeout_s: float) -> pyfuse3.EntryAttrib
     local = node.local
     size = entry.size
     mtime_ns = stored_mtime_ns(entry) or entry.mtime_ns
-    bits = permission_bits(entry, owner)
+    bits = node_permission_bits(node, owner)
     if local is not None:
         size = local.size  # type: ignore[attr-defined]
         mtime_ns = local.mtime_ns  # type: ignore[attr-defined]

@@ -57,10 +57,14 @@ class Namespace:
             # free, but another client made it meanwhile: without O_EXCL,
             # open(O_CREAT) opens the existing file
             return await self._open_existing(path, flags)
-        entry = await self._store_mode(entry, mode)
         core.meta.put(entry)
         node = core.remember(entry)
-        return self.content.created(node), node
+        info = self.content.created(node)
+        bits = mode & 0o7777
+        if bits != attrs.permission_bits(entry, core.owner):
+            # the file is staged: its first upload carries the mode (no request now)
+            await self._set_node_metadata(node, {MODE_KEY: f"{bits:o}"}, new=True)
+        return info, node
 
     async def _open_existing(self, path: str, flags: int) -> tuple[pyfuse3.FileInfo, Node]:
         core = self.core
@@ -92,6 +96,18 @@ class Namespace:
         if bits == attrs.permission_bits(entry, self.core.owner):
             return entry
         return await self._set_metadata(entry, {MODE_KEY: f"{bits:o}"})
+
+    async def _set_node_metadata(self, node: Node, values: dict[str, str], *, new: bool = False) -> None:
+        """Set public metadata of a node's object.  While its content waits
+        for an upload (or, ``new``, the file was just created and staged),
+        the upload carries it, at no request of its own."""
+        local = node.local
+        pending = isinstance(local, LocalFile) and (local.dirty or new) and not node.unlinked
+        if pending and self.core.client.keeps_metadata:
+            local.set_metadata(values)  # type: ignore[union-attr]
+            return
+        node.entry = await self._set_metadata(node.entry, values)
+        self.core.meta.put(node.entry)
 
     async def _set_metadata(self, entry: Entry, values: dict[str, str]) -> Entry:
         try:
@@ -362,9 +378,8 @@ class Namespace:
                 self.content.truncate(node, attr.st_size)
             if fields.update_mode:
                 bits = attr.st_mode & 0o7777
-                if bits != attrs.permission_bits(node.entry, core.owner):
-                    node.entry = await self._set_metadata(node.entry, {MODE_KEY: f"{bits:o}"})
-                    core.meta.put(node.entry)
+                if bits != attrs.node_permission_bits(node, core.owner):
+                    await self._set_node_metadata(node, {MODE_KEY: f"{bits:o}"})
             if fields.update_mtime:
                 await self._set_mtime(node, attr.st_mtime_ns)
 

@@ -17,7 +17,8 @@ import logging
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -40,9 +41,12 @@ CREATE TABLE IF NOT EXISTS pending (
     base_limit   INTEGER NOT NULL,
     present      TEXT NOT NULL,
     updated_ns   INTEGER NOT NULL,
-    session_id   TEXT
+    session_id   TEXT,
+    metadata     TEXT NOT NULL DEFAULT '{}'
 )
 """
+#: columns added since the first schema, for journals an older version left
+ADDED_COLUMNS = {"metadata": "TEXT NOT NULL DEFAULT '{}'"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class Record:
     present: SpanSet
     #: the upload session last opened for it (a crash may leave it holding a lock)
     session_id: str | None = None
+    #: public metadata (the mode) its upload is to carry
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, local: LocalFile) -> "Record":
@@ -74,6 +80,7 @@ class Record:
             base_mtime_ns=base.mtime_ns if base else None,
             base_limit=local.base_limit,
             present=SpanSet(local.present),
+            metadata=dict(local.metadata),
         )
 
 
@@ -93,15 +100,19 @@ class Journal:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute(SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(pending)")}
+            for column, kind in ADDED_COLUMNS.items():
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE pending ADD COLUMN {column} {kind}")
         rows = self._db.execute(
             "SELECT file_id, path, staging, size, mtime_ns, base_version, base_size,"
-            " base_mtime_ns, base_limit, present, session_id FROM pending ORDER BY updated_ns"
+            " base_mtime_ns, base_limit, present, session_id, metadata FROM pending ORDER BY updated_ns"
         ).fetchall()
         return [
             Record(
                 file_id=r[0], path=r[1], staging=Path(r[2]), size=r[3], mtime_ns=r[4],
                 base_version=r[5], base_size=r[6], base_mtime_ns=r[7], base_limit=r[8],
-                present=SpanSet.from_list(json.loads(r[9])), session_id=r[10],
+                present=SpanSet.from_list(json.loads(r[9])), session_id=r[10], metadata=json.loads(r[11]),
             )
             for r in rows
         ]
@@ -111,8 +122,10 @@ class Journal:
             self._db.close()
             self._db = None
 
-    def _run(self, sql: str, params: tuple) -> None:
+    def _run(self, sql: str, params: tuple, before: Callable[[], None] | None = None) -> None:
         assert self._db is not None, "journal not open"
+        if before is not None:
+            before()
         with self._thread_lock:
             try:
                 self._db.execute(sql, params)
@@ -120,26 +133,30 @@ class Journal:
                 # callers handle disk trouble as OSError, like the staging files' own
                 raise _as_os_error(exc) from exc
 
-    async def _execute(self, sql: str, params: tuple) -> None:
+    async def _execute(self, sql: str, params: tuple, before: Callable[[], None] | None = None) -> None:
         async with self._lock:
-            await trio.to_thread.run_sync(self._run, sql, params)
+            await trio.to_thread.run_sync(self._run, sql, params, before)
 
-    async def record(self, local: LocalFile) -> None:
-        """Durably record ``local`` as pending (its staging file must be synced first)."""
+    async def record(self, local: LocalFile, *, sync_first: bool = False) -> None:
+        """Durably record ``local`` as pending.  Its staging file must be
+        synced first: ``sync_first`` does it in the same worker-thread trip
+        (a close pays one trip, not two)."""
         rec = Record.of(local)
         await self._execute(
             "INSERT INTO pending (file_id, path, staging, size, mtime_ns, base_version,"
-            " base_size, base_mtime_ns, base_limit, present, updated_ns)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " base_size, base_mtime_ns, base_limit, present, updated_ns, metadata)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(file_id) DO UPDATE SET path=excluded.path, staging=excluded.staging,"
             " size=excluded.size, mtime_ns=excluded.mtime_ns, base_version=excluded.base_version,"
             " base_size=excluded.base_size, base_mtime_ns=excluded.base_mtime_ns,"
-            " base_limit=excluded.base_limit, present=excluded.present, updated_ns=excluded.updated_ns",
+            " base_limit=excluded.base_limit, present=excluded.present, updated_ns=excluded.updated_ns,"
+            " metadata=excluded.metadata",
             (
                 rec.file_id, rec.path, str(rec.staging), rec.size, rec.mtime_ns,
                 rec.base_version, rec.base_size, rec.base_mtime_ns, rec.base_limit,
-                json.dumps(rec.present.to_list()), time.time_ns(),
+                json.dumps(rec.present.to_list()), time.time_ns(), json.dumps(rec.metadata),
             ),
+            local.sync if sync_first else None,
         )
 
     async def set_session(self, file_id: str, session_id: str) -> None:

@@ -70,6 +70,11 @@ class LocalFile:
     fd: int | None = None
     #: uploads tried since the last one known to have landed: tag -> (size, mtime_ns)
     attempts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: SHA-256 of the small contents those uploads sent (one may land untagged)
+    sent_digests: set[str] = field(default_factory=set)
+    #: public metadata (the mode) set while the content was pending: it goes
+    #: up with the next upload instead of a request of its own
+    metadata: dict[str, str] = field(default_factory=dict)
 
     # ---- construction ------------------------------------------------------
     @classmethod
@@ -131,6 +136,12 @@ class LocalFile:
         self.generation += 1
         self.dirty = True
 
+    def set_metadata(self, values: dict[str, str]) -> None:
+        """Metadata for the next upload to carry (a change like any other)."""
+        self.metadata.update(values)
+        self.generation += 1
+        self.dirty = True
+
     # ---- reading ---------------------------------------------------------------
     def missing(self, span: Span | None = None) -> list[Span]:
         """Spans that must come from the base version."""
@@ -175,8 +186,13 @@ class LocalFile:
         os.fdatasync(self._open())
 
     # ---- after an upload ---------------------------------------------------
-    def uploaded(self, entry: Entry, generation: int) -> None:
-        """The content of ``generation`` is now ``entry`` on the server."""
+    def uploaded(self, entry: Entry, generation: int, metadata: dict[str, str] | None = None) -> None:
+        """The content of ``generation`` is now ``entry`` on the server,
+        with ``metadata`` (what the upload carried): those values are no
+        longer pending, unless they changed meanwhile."""
+        for key, value in (metadata or {}).items():
+            if self.metadata.get(key) == value:
+                del self.metadata[key]
         self.base = entry
         # only ever shrinks: the upload filled everything below it, and a
         # later truncation lowered it; raising it would let the landed

@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
+import heapq
+import itertools
 import logging
 import math
 import posixpath
@@ -36,6 +38,7 @@ from pathlib import Path
 import trio
 
 from cloudfs.cache.blocks import BlockStore, cache_name
+from cloudfs.cache.ranges import SpanSet
 from cloudfs.client.api import CloudreveClient
 from cloudfs.client.paths import relocated, within
 from cloudfs.client.models import (
@@ -65,6 +68,8 @@ STALE_VERSION = 40076
 SETTLE_S = 30.0
 #: fsync re-checks that its upload is running or due at least this often
 SYNC_RECHECK_S = 2.0
+#: a version without our tag is compared with the staged content (downloaded) up to this size
+CONTENT_CHECK_MAX = 16 << 20
 
 UploadedFn = Callable[[LocalFile, Entry, str], None]
 
@@ -75,6 +80,14 @@ def _sha256_of(path: Path) -> str:
         while chunk := fp.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+async def _digest(path: Path, size: int) -> str:
+    """SHA-256 of a staging file (a small one is read right here: page cache)."""
+    if size <= 1 << 20:
+        with open(path, "rb") as fp:
+            return hashlib.sha256(fp.read()).hexdigest()
+    return await trio.to_thread.run_sync(_sha256_of, path)
 
 
 @dataclass
@@ -118,7 +131,11 @@ class WriteBack:
         self._on_uploaded = on_uploaded
         #: every staged file, by object id (dirty or held open)
         self.files: dict[str, LocalFile] = {}
+        #: when each file's next upload is due (by id); _queue orders them (a
+        #: heap with stale entries, skipped when popped: no scan per wake-up)
         self._due: dict[str, float] = {}
+        self._queue: list[tuple[float, int, str]] = []
+        self._queued = itertools.count()
         self._active: dict[str, _Active] = {}
         self._retry_delay: dict[str, float] = {}
         self._wakeup = trio.Event()
@@ -140,7 +157,7 @@ class WriteBack:
             del self.files[old_file_id]
         self.files[local.file_id] = local
         if old_file_id in self._due:
-            self._due[local.file_id] = self._due.pop(old_file_id)
+            self._set_due(local.file_id, self._due.pop(old_file_id))
         if old_file_id in self._active:  # a landed upload, finishing
             self._active[local.file_id] = self._active.pop(old_file_id)
 
@@ -149,7 +166,11 @@ class WriteBack:
         if not local.dirty:
             return
         delay = self.delay_s if delay_s is None else delay_s
-        self._due[local.file_id] = trio.current_time() + delay
+        self._set_due(local.file_id, trio.current_time() + delay)
+
+    def _set_due(self, file_id: str, due: float) -> None:
+        self._due[file_id] = due
+        heapq.heappush(self._queue, (due, next(self._queued), file_id))
         self._wakeup.set()
 
     def cancel(self, local: LocalFile) -> None:
@@ -240,8 +261,7 @@ class WriteBack:
         if not local.dirty or (local.journaled_generation == local.generation and not again):
             return
         generation = local.generation
-        await trio.to_thread.run_sync(local.sync)
-        await self.journal.record(local)
+        await self.journal.record(local, sync_first=True)
         local.journaled_generation = max(local.journaled_generation, generation)
 
     async def sync(self, local: LocalFile) -> None:
@@ -345,19 +365,24 @@ class WriteBack:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             task_status.started()
+            queue = self._queue
             while True:
                 now = trio.current_time()
-                for file_id, due in list(self._due.items()):
-                    if due > now or not self._may_start(file_id):
-                        continue
+                while queue and queue[0][0] <= now:
+                    due, _, file_id = heapq.heappop(queue)
+                    if self._due.get(file_id) != due:
+                        continue  # rescheduled, started or forgotten since
+                    if not self._may_start(file_id):
+                        continue  # stays due: queued again when its upload ends or its hold goes
                     del self._due[file_id]
                     local = self.files.get(file_id)
                     if local is not None and local.dirty:
                         active = self._active[file_id] = _Active(trio.CancelScope(), local.generation, local.size)
                         nursery.start_soon(self._upload, local, active, name=f"upload {file_id}")
-                waiting = [d for f, d in self._due.items() if self._may_start(f)]
+                while queue and self._due.get(queue[0][2]) != queue[0][0]:
+                    heapq.heappop(queue)  # stale: wake up for a real deadline only
                 self._wakeup = trio.Event()
-                with trio.move_on_at(min(waiting, default=math.inf)):
+                with trio.move_on_at(queue[0][0] if queue else math.inf):
                     await self._wakeup.wait()
 
     def _may_start(self, file_id: str) -> bool:
@@ -379,7 +404,10 @@ class WriteBack:
             if self._active.get(local.file_id) is active:
                 del self._active[local.file_id]
             active.finished.set()
-            if local.dirty and local.file_id not in self._due:
+            if local.file_id in self._due:
+                # became due while this upload ran (the scheduler passed it over): queue it again
+                self._set_due(local.file_id, self._due[local.file_id])
+            elif local.dirty:
                 # cancelled by a change, or changed while uploading: again after the quiet delay.
                 # (A failure is due already.  An error left by an earlier attempt is
                 # no reason to stop: an fsync may be waiting for this upload, and
@@ -404,7 +432,9 @@ class WriteBack:
             def progress(n: int) -> None:
                 active.done += n
 
-            entry = await self._send(local, progress)
+            # what this generation's upload carries (the content's generation was checked just now)
+            metadata = dict(local.metadata)
+            entry = await self._send(local, progress, metadata)
         except CloudfsError as exc:
             self._failed(local, generation, exc)
             return
@@ -417,7 +447,7 @@ class WriteBack:
         with trio.CancelScope(shield=True):
             with trio.move_on_after(SETTLE_S):
                 entry = await self._keep_exact_mtime(local, entry)
-            await self._landed(local, generation, entry)
+            await self._landed(local, generation, entry, metadata)
 
     async def _fill(self, local: LocalFile) -> None:
         """Download what the upload needs of the base version.  If another
@@ -455,16 +485,17 @@ class WriteBack:
                     path, local.remote_path)
         await self.journal.move(local.file_id, local.remote_path)
 
-    async def _landed(self, local: LocalFile, generation: int, entry: Entry) -> None:
+    async def _landed(self, local: LocalFile, generation: int, entry: Entry, metadata: dict[str, str]) -> None:
         self._retry_delay.pop(local.file_id, None)
         local.attempts.clear()
+        local.sent_digests.clear()
         old_id = local.file_id
         # What the filesystem sees changes all at once, with no await between
         # the local file taking the new version (Cloudreve 3: a new id) and
         # the inode learning it: a close meanwhile would find a clean file the
         # write-back no longer knows by its old id, drop its staging, and show
         # the inode's old entry (a file read as empty after a swap).
-        local.uploaded(entry, generation)
+        local.uploaded(entry, generation, metadata)
         if old_id != entry.file_id:
             self.rekey(local, old_id)
         if not local.dirty:
@@ -505,8 +536,8 @@ class WriteBack:
     async def _keep_exact_mtime(self, local: LocalFile, entry: Entry) -> Entry:
         """Cloudreve keeps upload times to the millisecond; record finer ones
         (set by utimensat, e.g. ``cp -p``, ``rsync -a``) in metadata."""
-        if local.mtime_ns % 1_000_000 == 0:
-            return entry
+        if local.mtime_ns % 1_000_000 == 0 or stored_mtime_ns(entry) == local.mtime_ns:
+            return entry  # kept by the server, or recorded with the upload
         value = mtime_value(local.mtime_ns, entry.version)
         try:
             await self.client.set_metadata(entry.path, {MTIME_KEY: value})
@@ -515,7 +546,7 @@ class WriteBack:
             return entry
         return dataclasses.replace(entry, metadata={**entry.metadata, MTIME_KEY: value})
 
-    async def _send(self, local: LocalFile, progress: Callable[[int], None]) -> Entry:
+    async def _send(self, local: LocalFile, progress: Callable[[int], None], metadata: dict[str, str]) -> Entry:
         """One upload, resolving a conflict with a changed or vanished remote file."""
         async def record_session(session_id: str) -> None:
             # only a crash needs it (to cancel the session it left); the
@@ -525,8 +556,12 @@ class WriteBack:
         async def upload(path: str, replace: Entry | None) -> Entry:
             tag = secrets.token_hex(8)
             local.attempts[tag] = (local.size, local.mtime_ns)
+            if local.size <= CONTENT_CHECK_MAX:
+                # a small upload may land untagged (see _holds_untagged): know it by content
+                local.sent_digests.add(await _digest(local.staging, local.size))
             return await self.client.upload(path, local.staging, mtime_ns=local.mtime_ns, replace=replace,
-                                            progress=progress, on_session=record_session, tag=tag)
+                                            progress=progress, on_session=record_session, tag=tag,
+                                            metadata=metadata)
 
         try:
             return await upload(local.remote_path, local.base)
@@ -537,7 +572,7 @@ class WriteBack:
         # the version we based on changed, or a name we meant to create (a
         # conflict copy, a file re-created after it vanished) is taken
         remote = await self._stat_or_none(local.remote_path)
-        if remote is not None and self._is_own_upload(local, remote):
+        if remote is not None and (self._is_own_upload(local, remote) or await self._holds_untagged(local, remote)):
             # not someone else's edit: an earlier attempt of ours landed, and
             # every answer about it was lost (a dropped connection, a restart)
             log.info("an earlier upload of %s landed unconfirmed; uploading the current content over it",
@@ -569,6 +604,15 @@ class WriteBack:
         remote_mtime_ns = stored_mtime_ns(remote) or remote.mtime_ns
         return remote.size == size and abs(remote_mtime_ns - mtime_ns) < 1_000_000_000
 
+    async def _holds_untagged(self, local: LocalFile, remote: Entry) -> bool:
+        """Whether the server's current version is a small one of ours that
+        never got its tag: a one-request upload (Cloudreve 4's PUT
+        /file/content) whose answer was lost tags the version only after it
+        landed.  Told by content (SHA-256), so small files only."""
+        if not local.sent_digests or remote.size > CONTENT_CHECK_MAX or remote.is_dir or remote.uploading:
+            return False
+        return await self._remote_digest(remote) in local.sent_digests
+
     async def _conflict_path(self, path: str) -> str:
         folder, name = posixpath.split(path)
         stem, ext = posixpath.splitext(name)
@@ -598,8 +642,7 @@ class WriteBack:
         if self._drain_failures is not None:
             self._drain_failures[local.file_id] = self._drain_failures.get(local.file_id, 0) + 1
             delay = min(delay, DRAIN_RETRY_S)
-        self._due[local.file_id] = trio.current_time() + delay
-        self._wakeup.set()
+        self._set_due(local.file_id, trio.current_time() + delay)
 
     def _notify(self) -> None:
         self._outcome.set()
@@ -630,6 +673,7 @@ class WriteBack:
             local = LocalFile(
                 file_id=rec.file_id, remote_path=rec.path, staging=rec.staging, size=rec.size,
                 mtime_ns=rec.mtime_ns, base_limit=rec.base_limit, present=rec.present, dirty=True,
+                metadata=dict(rec.metadata),
             )
             remote = await self._stat_or_none(rec.path)
             if remote is not None and remote.file_id == rec.file_id and remote.version == (rec.base_version or ""):
@@ -653,18 +697,25 @@ class WriteBack:
 
     async def _already_there(self, remote: Entry, rec: Record) -> bool:
         """Whether the server's current content of the file is exactly the
-        staged bytes (compared by SHA-256; only done after a crash).  The
-        object id may differ: Cloudreve 3 replaces a file with a new object."""
-        if remote.size != rec.size or remote.uploading:
+        staged bytes (only done after a crash).  The object id may differ:
+        Cloudreve 3 replaces a file with a new object."""
+        return await self._holds(remote, rec.staging, rec.size, rec.present)
+
+    async def _holds(self, remote: Entry, staging: Path, size: int, present: SpanSet) -> bool:
+        """Whether ``remote``'s content is exactly the staged bytes (SHA-256)."""
+        if remote.size != size or remote.uploading:
             return False
-        if rec.present.missing((0, rec.size)):
+        if present.missing((0, size)):
             return False  # parts of our content were never local: it cannot be ours alone
-        local_hash = await trio.to_thread.run_sync(_sha256_of, rec.staging)
+        local_hash = await trio.to_thread.run_sync(_sha256_of, staging)
+        return await self._remote_digest(remote) == local_hash
+
+    async def _remote_digest(self, remote: Entry) -> str:
         digest = hashlib.sha256()
         async with aclosing(self.client.stream(remote, 0, remote.size)) as pieces:
             async for piece in pieces:
                 digest.update(piece)
-        return digest.hexdigest() == local_hash
+        return digest.hexdigest()
 
     async def _stat_or_none(self, path: str) -> Entry | None:
         try:

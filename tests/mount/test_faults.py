@@ -61,7 +61,8 @@ def assert_on_server(server: RunningServer, files: dict[str, bytes], timeout: fl
     {"drop_rate": 0.4, "drop_after_bytes": 300_000},
 ])
 def test_faults_chunk_uploads_recover(drive: Drive, fresh_server: RunningServer, fault: dict):
-    fresh_server.faults.set(path_regex="/file/upload/", seed=1, **fault)
+    # chunks of sessions, and Cloudreve 4's one request for the 2 MiB files
+    fresh_server.faults.set(path_regex="/file/upload/|/file/content$", seed=1, **fault)
     files = {f"/f{i}.bin": random.Random(i).randbytes(2 * CHUNK + i) for i in range(3)}
     files["/multi.bin"] = MULTI
     for path, data in files.items():
@@ -155,12 +156,15 @@ def test_faults_changed_on_server_keeps_both(drive: Drive, fresh_server: Running
 
 
 #: the request that puts an upload's content in place: Cloudreve 4's last
-#: chunk; Cloudreve 3's rename at the end of a swap (its upload goes to a
-#: temporary name, the old file is deleted, the new one renamed into place)
-LANDING_REQUEST = {"v4": r"/file/upload/[^/]+/\d+$", "v3": r"/object/rename$"}
+#: chunk, or for a small file its one request (PUT /file/content); Cloudreve
+#: 3's rename at the end of a swap (its upload goes to a temporary name, the
+#: old file is deleted, the new one renamed into place)
+LANDING_REQUEST = {"v4": r"/api/v4/file/(upload/[^/]+/\d+|content)$", "v3": r"/object/rename$"}
 
 
-def test_faults_landed_upload_whose_answer_was_lost_is_not_a_conflict(drive: Drive, fresh_server: RunningServer):
+@pytest.mark.parametrize("padding", [0, 5 << 20], ids=["small", "5MiB"])
+def test_faults_landed_upload_whose_answer_was_lost_is_not_a_conflict(drive: Drive, fresh_server: RunningServer,
+                                                                      padding: int):
     """The server stored a new version, but every answer about it was lost (the
     connection dropped after the last request, the retries too): the mount must
     recognise its own version when it uploads the next change, not mistake it
@@ -169,17 +173,18 @@ def test_faults_landed_upload_whose_answer_was_lost_is_not_a_conflict(drive: Dri
     moment).  v4 keeps each upload's tag in metadata; v3 has none, so the
     dialect remembers the object ids of its own uploads."""
     remote = Remote(fresh_server)
-    write(drive / "f.bin", b"version 1")
-    assert_on_server(fresh_server, {"/f.bin": b"version 1"})
+    pad = b"." * padding  # Cloudreve 4: small files go up in one request, larger ones by session
+    write(drive / "f.bin", b"version 1" + pad)
+    assert_on_server(fresh_server, {"/f.bin": b"version 1" + pad})
     # every attempt at the landing request is carried out or refused, and its answer lost
     fresh_server.faults.set(path_regex=LANDING_REQUEST[fresh_server.dialect], drop_rate=1.0,
                             drop_target="response", count=5)
-    write(drive / "f.bin", b"version 2, landed but never confirmed")
+    write(drive / "f.bin", b"version 2, landed but never confirmed" + pad)
     wait_until(lambda: fresh_server.faults.stats()["drop_response"] >= 5, timeout=30)
-    write(drive / "f.bin", b"version 3")
+    write(drive / "f.bin", b"version 3" + pad)
     drive.umount()
     assert remote.names("/") == ["f.bin"]
-    assert remote.get("/f.bin") == b"version 3"
+    assert remote.get("/f.bin") == b"version 3" + pad
 
 
 def test_faults_v3_swap_whose_rename_failed_leaves_nothing_behind(drive: Drive, fresh_server: RunningServer):
