@@ -99,7 +99,7 @@ class Content:
             if local.writers == 0:
                 local.close()
                 if not node.unlinked:
-                    core.writeback.schedule(local)
+                    core.writeback.closed(local)
         core.settle(node)
 
     def created(self, node: Node) -> pyfuse3.FileInfo:

@@ -27,6 +27,7 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import posixpath
 import secrets
 import time
@@ -68,6 +69,11 @@ STALE_VERSION = 40076
 SETTLE_S = 30.0
 #: fsync re-checks that its upload is running or due at least this often
 SYNC_RECHECK_S = 2.0
+#: a just-uploaded version up to this size is copied into the read cache on the event
+#: loop; a larger one in a worker thread, after its upload is reported done
+ADOPT_INLINE_MAX = 4 << 20
+#: a file written front to back and at least this large is uploaded as soon as it is closed
+PROMPT_UPLOAD_MIN = 8 << 20
 #: a version without our tag is compared with the staged content (downloaded) up to this size
 CONTENT_CHECK_MAX = 16 << 20
 
@@ -80,6 +86,16 @@ def _sha256_of(path: Path) -> str:
         while chunk := fp.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _copy_all(source: int, target: int, size: int) -> None:
+    """Copy ``size`` bytes between two files' starts (in the kernel)."""
+    done = 0
+    while done < size:
+        n = os.copy_file_range(source, target, size - done, done, done)
+        if n == 0:
+            raise OSError(errno.EIO, "the staging file is shorter than its version")
+        done += n
 
 
 async def _digest(path: Path, size: int) -> str:
@@ -160,6 +176,14 @@ class WriteBack:
             self._set_due(local.file_id, self._due.pop(old_file_id))
         if old_file_id in self._active:  # a landed upload, finishing
             self._active[local.file_id] = self._active.pop(old_file_id)
+
+    def closed(self, local: LocalFile) -> None:
+        """Its last writer closed ``local``.  A large file written front to
+        back (a copy) is uploaded at once: nobody edits it in place, and every
+        second waited is a second more before it is on the server.  Anything
+        else waits the quiet delay (save-then-rename, bursts of small files)."""
+        prompt = local.sequential and local.size >= PROMPT_UPLOAD_MIN
+        self.schedule(local, 0 if prompt else None)
 
     def schedule(self, local: LocalFile, delay_s: float | None = None) -> None:
         """Make ``local`` due for upload after ``delay_s`` (default: the quiet delay)."""
@@ -498,22 +522,59 @@ class WriteBack:
         local.uploaded(entry, generation, metadata)
         if old_id != entry.file_id:
             self.rekey(local, old_id)
-        if not local.dirty:
-            # the staging file is exactly this version: keep it as clean cache
-            self.store.adopt(cache_name(entry.file_id, entry.version, entry.size),
-                             entry.size, local.staging)
+        # the staging file is exactly this version: keep it as clean cache
+        # (opened now: the filesystem may drop the staging file just below)
+        kept = self._copy_source(local, entry) if not local.dirty else None
         self.uploads_done += 1
         log.info("uploaded %s (%d bytes)", local.remote_path, local.size)
-        self._on_uploaded(local, entry, old_id)
-        # then the journal: a landed version's record goes, unless a newer
-        # acknowledged generation stands on it (it is recorded on the new base first)
-        if local.dirty and local.journaled_generation > generation:
-            if not await self._journal_quietly(self.persist(local, again=True)):
-                return  # the old record stays: a replay finds the content and its base
-        if old_id != local.file_id:
-            await self._unjournal(old_id)
-        if not local.dirty:
-            await self._unjournal(local.file_id)
+        try:
+            self._on_uploaded(local, entry, old_id)
+            # then the journal: a landed version's record goes, unless a newer
+            # acknowledged generation stands on it (it is recorded on the new base first)
+            if local.dirty and local.journaled_generation > generation:
+                if not await self._journal_quietly(self.persist(local, again=True)):
+                    return  # the old record stays: a replay finds the content and its base
+            if old_id != local.file_id:
+                await self._unjournal(old_id)
+            if not local.dirty:
+                await self._unjournal(local.file_id)
+            if kept is not None:
+                self._notify()  # nobody waits for the cache copy (umount, fsync)
+                await self._keep_as_cache(kept, entry, local, generation)
+        finally:
+            if kept is not None:
+                os.close(kept)
+
+    def _copy_source(self, local: LocalFile, entry: Entry) -> int | None:
+        """The staging file, opened to be copied into the read cache; a
+        small one is copied right here (None: nothing left to do)."""
+        if entry.size <= ADOPT_INLINE_MAX:
+            self.store.adopt(cache_name(entry.file_id, entry.version, entry.size), entry.size, local.staging)
+            return None
+        try:
+            return os.open(local.staging, os.O_RDONLY)
+        except OSError:
+            return None
+
+    async def _keep_as_cache(self, source: int, entry: Entry, local: LocalFile, generation: int) -> None:
+        """Copy a large just-uploaded version into the read cache in a worker
+        thread (not on the event loop: hundreds of MiB), if the staged
+        content did not change meanwhile."""
+        store = self.store
+        pages = range(-(-entry.size // store.page_size))
+        reservation = store.reserve(cache_name(entry.file_id, entry.version, entry.size), entry.size, pages)
+        if reservation is None:
+            return
+        try:
+            try:
+                await trio.to_thread.run_sync(_copy_all, source, reservation.fd, entry.size)
+            except OSError as exc:
+                log.info("read cache: cannot keep %s: %s", entry.path, exc)
+                return
+            if local.generation == generation:  # no write since: the copy is this version
+                store.commit(reservation)
+        finally:
+            store.release(reservation)
 
     @staticmethod
     async def _journal_quietly(update: Awaitable[None]) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cloudfs.server.testing import RunningServer, start_server
-from tests.mount.conftest import Drive, Remote, sha256, wait_until
+from tests.mount.conftest import Drive, Remote, run_cloudfs, sha256, wait_until
 
 CHUNK = 1 << 20
 
@@ -324,3 +324,24 @@ def test_write_concurrent_writers(drive: Drive, remote: Remote):
                timeout=60)
     for path, data in expected.items():
         assert sha256(remote.get(path)) == sha256(data)
+
+
+@pytest.mark.parametrize("size", [100_000, 6 * CHUNK + 5], ids=["small", "large"])
+def test_write_an_uploaded_file_reads_back_from_the_cache(drive: Drive, size: int):
+    """What this mount uploaded is kept as read cache (a large file copied
+    there in a worker thread): read back after a remount (the kernel's pages
+    gone, the block cache kept), nothing is downloaded."""
+    data = random.Random(size).randbytes(size)
+    target = drive / f"kept-{size}.bin"
+    target.write_bytes(data)
+    synced(target)
+    wait_until(lambda: not status_of(drive)["uploads"], timeout=30)
+    drive.remount()
+    assert target.read_bytes() == data
+    assert status_of(drive)["downloaded"] == 0
+
+
+def status_of(d: Drive) -> dict:
+    import json
+
+    return dict(json.loads(run_cloudfs("status", str(d.path), "--json", check=True).stdout)[0])
