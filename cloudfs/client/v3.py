@@ -95,6 +95,8 @@ NOT_FOUND = 404
 OBJECT_EXIST = 40004
 SIGN_EXPIRED = 40005
 POLICY_CHANGED = 40006
+#: the policy id does not decode (40035): a stale cached one is refreshed like a changed one
+POLICY_UNKNOWN = 40035
 UPLOAD_SESSION_EXPIRED = 40011
 CHUNK_OUT_OF_ORDER = 40012
 PATH_NOT_EXIST = 40016
@@ -114,6 +116,8 @@ class V3Dialect:
         self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
         #: target path -> our content left at a temporary name by a swap whose rename failed
         self._stranded: dict[str, Entry] = {}
+        #: the storage policy uploads name (listed once; refreshed when refused)
+        self._policy: dict[str, Any] | None = None
 
     # ---- auth (SessionDialect) ----------------------------------------------------------------
     async def _session_call(self, method: str, path: str, *, what: str, cookie: SessionCookie | None,
@@ -198,6 +202,15 @@ class V3Dialect:
                 return child
         raise CloudfsError(f"{path}: no such file or folder", errno=errno.ENOENT)
 
+    async def _children_named(self, folder: str, names: set[str]) -> dict[str, Entry]:
+        """Those of ``names`` that are in ``folder``, from one listing."""
+        _, children, _ = await self._listing(folder)
+        found: dict[str, Entry] = {}
+        for child in children:
+            if child.name in names:
+                found.setdefault(child.name, child)  # the first, as _child finds it
+        return found
+
     async def stat(self, path: str) -> Entry:
         if path == "/":
             folder_id, children, _ = await self._listing("/")
@@ -275,8 +288,9 @@ class V3Dialect:
         await self.http.retrying(op, idempotent=True, what=what)
         return await self._child(path)
 
-    async def rename(self, path: str, new_name: str) -> Entry:
-        entry = await self._child(path)
+    async def rename(self, path: str, new_name: str, *, entry: Entry | None = None) -> Entry:
+        """``entry``: the object at ``path``, if the caller just listed it."""
+        entry = entry if entry is not None else await self._child(path)
         target = join(split(path)[0], new_name)
         body = {"src": _src([entry]), "new_name": new_name}
         what = f"rename {path}"
@@ -411,11 +425,16 @@ class V3Dialect:
         extra: dict[str, object] = {"target": path, "mtime_ms": mtime_ms, "tag": tag}
         what = f"upload session for {path}"
 
-        async def open_once() -> UploadSession:
+        async def open_once(fresh: bool = False) -> UploadSession:
             # a replacement goes to a temporary name first (no versions in v3);
             # a new one per attempt, so a lost answer's placeholder is in nobody's way
             target_name = temp_name() if replace is not None else name
-            _children, policy = await self._upload_folder(folder)
+            policy = self._policy
+            if fresh or policy is None:
+                # in 3.8 the policy is the user's group's, the same in every
+                # folder: one listing tells it, until the server says it changed
+                _children, policy = await self._upload_folder(folder)
+                self._policy = policy
             body = {"path": folder, "size": size, "name": target_name, "policy_id": str(policy.get("id") or ""),
                     "last_modified": mtime_ms if mtime_ms is not None and mtime_ms > 0 else 0,
                     "mime_type": ""}
@@ -426,8 +445,8 @@ class V3Dialect:
             try:
                 return await open_once()
             except CloudreveError as exc:
-                if exc.code == POLICY_CHANGED:  # the folder's policy changed: list again, once
-                    return await open_once()
+                if exc.code in (POLICY_CHANGED, POLICY_UNKNOWN):  # the policy changed: list again, once
+                    return await open_once(fresh=True)
                 if exc.code == UPLOAD_ONGOING and replace is None and state.maybe_delivered:
                     # Our lost answer left a session whose placeholder holds the name;
                     # listings hide placeholders and only the session id (which we never
@@ -480,16 +499,15 @@ class V3Dialect:
             placed = await self._child(target)
             self._remember_own(placed, session)
             return placed
-        uploaded = await self._child(session.path)
+        # both from one listing of the folder
+        found = await self._children_named(split(target)[0], {split(session.path)[1], split(target)[1]})
+        uploaded = found.get(split(session.path)[1])
+        if uploaded is None:
+            raise CloudfsError(f"{session.path}: no such file or folder", errno=errno.ENOENT)
         # from here on the content may land without our hearing of it (a
         # lost answer to the rename below): remember it is ours
         self._remember_own(uploaded, session)
-        try:
-            current: Entry | None = await self._child(target)
-        except CloudfsError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-            current = None  # deleted meanwhile: just move ours in
+        current = found.get(split(target)[1])  # None: deleted meanwhile, just move ours in
         if current is not None:
             if current.file_id != replace.file_id or current.is_dir or current.size != replace.size:
                 # changed by someone else since the caller based its content on it.
@@ -499,7 +517,7 @@ class V3Dialect:
                 raise CloudreveError(STALE_VERSION, f"{target} was changed by someone else during the upload")
             await self._delete([current], what=f"replace {target}")
         try:
-            placed = await self.rename(session.path, split(target)[1])
+            placed = await self.rename(session.path, split(target)[1], entry=uploaded)
         except CloudfsError:
             log.error("the new content of %s is left at %s: renaming it into place failed", target,
                       session.path)
