@@ -7,6 +7,7 @@ medians and ratios of measurements taken in the same run are reported.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -128,3 +129,13 @@ def peak_rss_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def script_main(title: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                run: Callable[[argparse.Namespace, str], list[Row]]) -> None:
+    """A benchmark script's command line: its arguments, a dialect, one table."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parser.add_argument("--dialect", choices=["v4", "v3"], default="v4", help="server dialect (v4)")
+    args = parser.parse_args()
+    print_table(f"{title}, Cloudreve {args.dialect}, medians of {args.reps}", run(args, args.dialect))
