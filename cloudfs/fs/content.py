@@ -107,6 +107,7 @@ class Content:
         handle = self._new_handle(node, writer=True)
         local = self.stage(node)
         local.writers += 1
+        self.core.writeback.note_activity()
         node.cached_version = None
         return pyfuse3.FileInfo(fh=handle.fh)
 

@@ -102,9 +102,9 @@ class Namespace:
         for an upload (or, ``new``, the file was just created and staged),
         the upload carries it, at no request of its own."""
         local = node.local
-        pending = isinstance(local, LocalFile) and (local.dirty or new) and not node.unlinked
-        if pending and self.core.client.keeps_metadata:
-            local.set_metadata(values)  # type: ignore[union-attr]
+        if (isinstance(local, LocalFile) and (local.dirty or new) and not node.unlinked
+                and self.core.client.keeps_metadata):
+            local.set_metadata(values)
             return
         node.entry = await self._set_metadata(node.entry, values)
         self.core.meta.put(node.entry)

@@ -72,6 +72,10 @@ SYNC_RECHECK_S = 2.0
 #: a just-uploaded version up to this size is copied into the read cache on the event
 #: loop; a larger one in a worker thread, after its upload is reported done
 ADOPT_INLINE_MAX = 4 << 20
+#: files created or closed less than this apart make a burst: ordinary uploads wait for its end...
+BURST_QUIET_S = 0.3
+#: ...but never longer than this past their due time
+BURST_MAX_WAIT_S = 10.0
 #: a file written front to back and at least this large is uploaded as soon as it is closed
 PROMPT_UPLOAD_MIN = 8 << 20
 #: a version without our tag is compared with the staged content (downloaded) up to this size
@@ -147,11 +151,17 @@ class WriteBack:
         self._on_uploaded = on_uploaded
         #: every staged file, by object id (dirty or held open)
         self.files: dict[str, LocalFile] = {}
-        #: when each file's next upload is due (by id); _queue orders them (a
-        #: heap with stale entries, skipped when popped: no scan per wake-up)
+        #: when each file's next upload is due (by id); the queues order them
+        #: (heaps with stale entries, skipped when popped: no scan per wake-up).
+        #: Urgent files (fsync, umount, a closed copy) start when due; the
+        #: others wait, while files keep being created and closed (a burst:
+        #: tar x, cp -r, a build), for a pause, or until they waited BURST_MAX_WAIT_S
         self._due: dict[str, float] = {}
         self._queue: list[tuple[float, int, str]] = []
+        self._urgent_queue: list[tuple[float, int, str]] = []
+        self._urgent: set[str] = set()
         self._queued = itertools.count()
+        self._last_activity = -math.inf
         self._active: dict[str, _Active] = {}
         self._retry_delay: dict[str, float] = {}
         self._wakeup = trio.Event()
@@ -172,6 +182,9 @@ class WriteBack:
         if self.files.get(old_file_id) is local:
             del self.files[old_file_id]
         self.files[local.file_id] = local
+        if old_file_id in self._urgent:
+            self._urgent.discard(old_file_id)
+            self._urgent.add(local.file_id)
         if old_file_id in self._due:
             self._set_due(local.file_id, self._due.pop(old_file_id))
         if old_file_id in self._active:  # a landed upload, finishing
@@ -182,19 +195,30 @@ class WriteBack:
         back (a copy) is uploaded at once: nobody edits it in place, and every
         second waited is a second more before it is on the server.  Anything
         else waits the quiet delay (save-then-rename, bursts of small files)."""
+        self.note_activity()
         prompt = local.sequential and local.size >= PROMPT_UPLOAD_MIN
         self.schedule(local, 0 if prompt else None)
 
+    def note_activity(self) -> None:
+        """A file was created or closed: uploads that are not urgent wait for
+        a pause (the kernel's requests then have the CPU and the server to
+        themselves; the content is safe in the journal meanwhile)."""
+        self._last_activity = trio.current_time()
+
     def schedule(self, local: LocalFile, delay_s: float | None = None) -> None:
-        """Make ``local`` due for upload after ``delay_s`` (default: the quiet delay)."""
+        """Make ``local`` due for upload after ``delay_s`` (default: the quiet
+        delay); 0 makes it urgent: it starts even in a burst of activity."""
         if not local.dirty:
             return
+        if delay_s == 0:
+            self._urgent.add(local.file_id)
         delay = self.delay_s if delay_s is None else delay_s
         self._set_due(local.file_id, trio.current_time() + delay)
 
     def _set_due(self, file_id: str, due: float) -> None:
         self._due[file_id] = due
-        heapq.heappush(self._queue, (due, next(self._queued), file_id))
+        queue = self._urgent_queue if file_id in self._urgent else self._queue
+        heapq.heappush(queue, (due, next(self._queued), file_id))
         self._wakeup.set()
 
     def cancel(self, local: LocalFile) -> None:
@@ -239,6 +263,7 @@ class WriteBack:
         """The file is gone (unlinked): nothing of it is to be uploaded."""
         await self.cancel_and_wait(local)
         self._due.pop(local.file_id, None)
+        self._urgent.discard(local.file_id)
         self._retry_delay.pop(local.file_id, None)
         if self.files.get(local.file_id) is local:
             del self.files[local.file_id]
@@ -277,6 +302,7 @@ class WriteBack:
         if self.files.get(local.file_id) is local:
             del self.files[local.file_id]
         self._due.pop(local.file_id, None)
+        self._urgent.discard(local.file_id)
         return True
 
     async def persist(self, local: LocalFile, *, again: bool = False) -> None:
@@ -389,25 +415,44 @@ class WriteBack:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             task_status.started()
-            queue = self._queue
             while True:
                 now = trio.current_time()
-                while queue and queue[0][0] <= now:
-                    due, _, file_id = heapq.heappop(queue)
-                    if self._due.get(file_id) != due:
-                        continue  # rescheduled, started or forgotten since
-                    if not self._may_start(file_id):
-                        continue  # stays due: queued again when its upload ends or its hold goes
-                    del self._due[file_id]
-                    local = self.files.get(file_id)
-                    if local is not None and local.dirty:
-                        active = self._active[file_id] = _Active(trio.CancelScope(), local.generation, local.size)
-                        nursery.start_soon(self._upload, local, active, name=f"upload {file_id}")
-                while queue and self._due.get(queue[0][2]) != queue[0][0]:
-                    heapq.heappop(queue)  # stale: wake up for a real deadline only
+                self._start_due(self._urgent_queue, now, 0.0, nursery)
+                quiet_at = self._last_activity + BURST_QUIET_S
+                # in a burst, only what waited too long already
+                self._start_due(self._queue, now, 0.0 if now >= quiet_at else BURST_MAX_WAIT_S, nursery)
+                wake = math.inf
+                if (urgent := self._next_due(self._urgent_queue)) is not None:
+                    wake = urgent
+                if (ordinary := self._next_due(self._queue)) is not None:
+                    wake = min(wake, min(max(ordinary, quiet_at), ordinary + BURST_MAX_WAIT_S))
                 self._wakeup = trio.Event()
-                with trio.move_on_at(queue[0][0] if queue else math.inf):
+                with trio.move_on_at(wake):
                     await self._wakeup.wait()
+
+    def _start_due(self, queue: list[tuple[float, int, str]], now: float, grace: float,
+                   nursery: trio.Nursery) -> None:
+        """Start the uploads in ``queue`` due ``grace`` seconds before ``now`` or earlier.
+        (Compared as ``due + grace``, the wake-up time computed in run: the same
+        sum in both places, or float rounding could keep run waking up at once.)"""
+        while queue and queue[0][0] + grace <= now:
+            due, _, file_id = heapq.heappop(queue)
+            if self._due.get(file_id) != due:
+                continue  # rescheduled, started or forgotten since
+            if not self._may_start(file_id):
+                continue  # stays due: queued again when its upload ends or its hold goes
+            del self._due[file_id]
+            self._urgent.discard(file_id)
+            local = self.files.get(file_id)
+            if local is not None and local.dirty:
+                active = self._active[file_id] = _Active(trio.CancelScope(), local.generation, local.size)
+                nursery.start_soon(self._upload, local, active, name=f"upload {file_id}")
+
+    def _next_due(self, queue: list[tuple[float, int, str]]) -> float | None:
+        """The earliest real due time in ``queue`` (stale entries dropped)."""
+        while queue and self._due.get(queue[0][2]) != queue[0][0]:
+            heapq.heappop(queue)
+        return queue[0][0] if queue else None
 
     def _may_start(self, file_id: str) -> bool:
         local = self.files.get(file_id)

@@ -1,9 +1,12 @@
-"""The write-back's bookkeeping of holds (a rename moving files), without
-uploads: nothing here reaches the client, the journal or the block store."""
+"""The write-back's bookkeeping of holds (a rename moving files) and its
+scheduling, without uploads: nothing here reaches the client, the journal
+or the block store."""
+
+import trio
 
 from cloudfs.client.models import Entry
 from cloudfs.upload.staging import LocalFile
-from cloudfs.upload.writeback import WriteBack
+from cloudfs.upload.writeback import BURST_MAX_WAIT_S, BURST_QUIET_S, WriteBack
 
 
 def bookkeeping_only() -> WriteBack:
@@ -30,3 +33,50 @@ async def test_a_hold_follows_the_file_when_a_landed_upload_changes_its_id(tmp_p
         assert writeback.is_held(local)
     assert not writeback.is_held(local)
     assert "0 held" in writeback.describe()
+
+
+def _dirty(tmp_path, name: str) -> LocalFile:
+    entry = Entry(file_id=name, path=f"/{name}", is_dir=False, size=0, mtime_ns=0, ctime_ns=0, version="v1")
+    local = LocalFile.create(tmp_path, entry)
+    local.write(0, b"data")
+    return local
+
+
+async def test_ordinary_uploads_wait_out_a_burst_of_closes_and_urgent_ones_do_not(tmp_path, autojump_clock):
+    """tar x, cp -r: while files keep being created and closed, uploads that
+    nobody waits for leave the CPU and the server to the kernel's requests,
+    until a pause (or BURST_MAX_WAIT_S past their time); fsync's and
+    umount's (urgent) start at once."""
+    writeback = bookkeeping_only()  # quiet delay 0.1 s
+    started: dict[str, float] = {}
+
+    async def record(local, active):
+        started[local.remote_path] = trio.current_time()
+        del writeback._active[local.file_id]
+        active.finished.set()
+
+    writeback._upload = record  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(writeback.run)
+        a, b, c = (_dirty(tmp_path, name) for name in "abc")
+        for local in (a, b, c):
+            writeback.add(local)
+        writeback.closed(a)  # due in 0.1 s
+        burst_start = trio.current_time()
+        for _ in range(20):  # a close every 0.1 s for 2 s
+            await trio.sleep(0.1)
+            writeback.note_activity()
+        assert "/a" not in started
+        writeback.schedule(b, 0)  # fsync: urgent
+        await trio.sleep(0.01)
+        assert "/b" in started and "/a" not in started
+        await trio.sleep(BURST_QUIET_S + 0.1)
+        assert burst_start + 2.0 + BURST_QUIET_S - 0.01 <= started["/a"] <= burst_start + 2.0 + BURST_QUIET_S + 0.02
+        # a burst that does not end: waited out no longer than BURST_MAX_WAIT_S past the due time
+        writeback.closed(c)
+        due = trio.current_time() + 0.1
+        for _ in range(150):
+            await trio.sleep(0.1)
+            writeback.note_activity()
+        assert due + BURST_MAX_WAIT_S - 0.01 <= started["/c"] <= due + BURST_MAX_WAIT_S + 0.02
+        nursery.cancel_scope.cancel()
