@@ -261,16 +261,17 @@ class V3Dialect:
         kind = "folder" if folder else "file"
         what = f"create {kind} {path}"
         parent, name = split(path)
-        # PUT /directory succeeds on an existing folder: look first.  A
-        # missing parent is fine: both calls create it (like v4's create)
-        try:
-            _, children, _ = await self._listing(parent)
-        except CloudreveError as exc:
-            if exc.code != PATH_NOT_EXIST:
-                raise
-            children = []
-        if any(c.name == name for c in children):
-            raise CloudfsError(f"{path} already exists", errno=errno.EEXIST)
+        if folder:
+            # PUT /directory succeeds on an existing folder: look first.  A
+            # missing parent is fine: both calls create it (like v4's create)
+            try:
+                _, children, _ = await self._listing(parent)
+            except CloudreveError as exc:
+                if exc.code != PATH_NOT_EXIST:
+                    raise
+                children = []
+            if any(c.name == name for c in children):
+                raise CloudfsError(f"{path} already exists", errno=errno.EEXIST)
 
         async def op(state: AttemptState) -> None:
             try:
@@ -286,7 +287,26 @@ class V3Dialect:
                 raise
 
         await self.http.retrying(op, idempotent=True, what=what)
-        return await self._child(path)
+        if folder:
+            return await self._child(path)
+        return await self._created_file(path)
+
+    async def _created_file(self, path: str) -> Entry:
+        """The file ``POST /file/create`` just made.  That call refuses an
+        existing file (40004) but not a folder of the same name (3.8 keeps
+        files and folders apart), so the one listing that tells the new
+        file's id also tells whether a folder has the name: then the file
+        goes again, and the name counts as taken, as everywhere else."""
+        parent, name = split(path)
+        _, children, _ = await self._listing(parent)
+        same = [c for c in children if c.name == name]
+        made = next((c for c in same if not c.is_dir), None)
+        if made is None:
+            raise CloudfsError(f"{path}: no such file or folder", errno=errno.ENOENT)
+        if any(c.is_dir for c in same):
+            await self._delete([made], what=f"drop {path} (a folder has its name)")
+            raise CloudfsError(f"{path} already exists", errno=errno.EEXIST)
+        return made
 
     async def rename(self, path: str, new_name: str, *, entry: Entry | None = None) -> Entry:
         """``entry``: the object at ``path``, if the caller just listed it."""

@@ -37,6 +37,9 @@ async def test_mkdir_and_create_file(client, folder):
         with pytest.raises(CloudfsError) as info:
             await call(path)
         assert info.value.errno == errno.EEXIST
+    # nothing made beside the folder (Cloudreve 3 would keep a file and a folder of one name)
+    _, children = await client.list_all(folder)
+    assert [(c.name, c.is_dir) for c in children] == [("sub", True)]
 
 
 async def test_special_names_roundtrip(client, folder, dialect):
