@@ -712,8 +712,8 @@ class WriteBack:
 
     async def _holds_untagged(self, local: LocalFile, remote: Entry) -> bool:
         """Whether the server's current version is a small one of ours that
-        never got its tag: a one-request upload (Cloudreve 4's PUT
-        /file/content) whose answer was lost tags the version only after it
+        never got its tag: an upload in one request (the client's
+        ``put_whole``) whose answer was lost tags the version only after it
         landed.  Told by content (SHA-256), so small files only."""
         if not local.sent_digests or remote.size > CONTENT_CHECK_MAX or remote.is_dir or remote.uploading:
             return False
@@ -804,7 +804,7 @@ class WriteBack:
     async def _already_there(self, remote: Entry, rec: Record) -> bool:
         """Whether the server's current content of the file is exactly the
         staged bytes (only done after a crash).  The object id may differ:
-        Cloudreve 3 replaces a file with a new object."""
+        on some servers a replaced file is a new object."""
         return await self._holds(remote, rec.staging, rec.size, rec.present)
 
     async def _holds(self, remote: Entry, staging: Path, size: int, present: SpanSet) -> bool:
