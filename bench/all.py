@@ -38,7 +38,8 @@ def main() -> None:
                                        random_reads=args.random_reads)
         write_args = argparse.Namespace(size_mib=args.write_mib, reps=args.reps, files=args.files,
                                         rss_mib=args.rss_mib)
-        rsync_args = argparse.Namespace(files=args.rsync_files, reps=args.reps, wsgidav=args.wsgidav)
+        rsync_args = argparse.Namespace(files=args.rsync_files, reps=args.reps, wsgidav=args.wsgidav,
+                                        repo_files=1000)
         rows.append(Row(f"[Cloudreve {dialect}]", ""))
         if "read" in args.only:
             rows += mount_read.run(read_args, dialect)

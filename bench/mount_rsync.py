@@ -7,6 +7,9 @@ The tree is ``--files`` files of 16 KiB and two of 32 MiB.  Timed: until
 returns).  Then a second ``rsync -a --stats`` over a fresh mount must
 transfer no file (mtimes and sizes kept).
 
+Also ``git clone`` of a local repository of ``--repo-files`` files into the
+mount, then ``git status``, against the same on local disk.
+
 Beside it, in the same run, when ``rclone`` and ``wsgidav`` are installed
 (neither is a dependency of cloudfs: ``apt-get install rclone``, ``pip install
 wsgidav cheroot`` in any environment, or ``--wsgidav PATH``): the same rsync
@@ -39,6 +42,26 @@ def make_tree(root: Path, files: int) -> None:
     for i in range(2):
         with open(root / f"big{i}.bin", "wb") as fp:
             fp.write(os.urandom(32 * MiB))
+
+
+def make_repo(root: Path, files: int) -> None:
+    """A git repository of ``files`` small files in 20 folders, one commit."""
+    for i in range(files):
+        folder = root / f"src{i % 20:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"m{i:04d}.py").write_text(f"# module {i}\n" + "x = 1\n" * (i % 50))
+    git = ["git", "-C", str(root), "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "bench"], check=True)
+
+
+def clone_and_status(repo: Path, target: Path) -> float:
+    """Seconds for ``git clone`` of a local repository, then ``git status``."""
+    start = time.perf_counter()
+    subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(repo), str(target)], check=True)
+    subprocess.run(["git", "-C", str(target), "status", "--porcelain"], check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
 
 
 def rsync(source: Path, target: Path) -> int:
@@ -145,6 +168,17 @@ def run(args: argparse.Namespace, dialect: str) -> list[Row]:
         local_s = time.perf_counter() - start
         ours = cloudfs_runs(args, dialect, tree, base, server)
         theirs = rclone_runs(args, tree, base)
+        repo = base / "repo"
+        make_repo(repo, args.repo_files)
+        local_clone = statistics.median(clone_and_status(repo, base / f"clone-{rep}") for rep in range(args.reps))
+        mount = Mount(server, base / "mnt", base / "mcache", options="delete=permanent")
+        clones = []
+        for rep in range(args.reps):
+            mount.wipe_cache()
+            mount.mount()
+            clones.append(clone_and_status(repo, mount.path / f"clone-{rep}"))
+            mount.umount()
+        mount_clone = statistics.median(clones)
     med = {k: statistics.median(v) for k, v in ours.items()}
     what = f"rsync -a {args.files} x 16 KiB + 2 x 32 MiB"
     rows = []
@@ -166,6 +200,8 @@ def run(args: argparse.Namespace, dialect: str) -> list[Row]:
             Row("rsync -a again: files transferred", f"{med['second']:.0f}", "", None, "0"),
         ]
     rows.append(Row(f"{what}: to local disk", f"{local_s:6.2f} s", "", None, ""))
+    rows.append(Row(f"git clone ({args.repo_files} files) + git status", f"{mount_clone:6.2f} s",
+                    f"local disk {local_clone:6.2f} s", local_clone / mount_clone, ""))
     return rows
 
 
@@ -173,6 +209,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--wsgidav", help="path of a wsgidav command (default: the one on PATH)")
+    parser.add_argument("--repo-files", type=int, default=1000)
 
 
 def main() -> None:
