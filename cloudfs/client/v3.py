@@ -196,11 +196,10 @@ class V3Dialect:
     async def _child(self, path: str) -> Entry:
         """The object at ``path`` (not the root), found in its parent's listing."""
         parent, name = split(path)
-        _, children, _ = await self._listing(parent)
-        for child in children:
-            if child.name == name:
-                return child
-        raise CloudfsError(f"{path}: no such file or folder", errno=errno.ENOENT)
+        found = (await self._children_named(parent, {name})).get(name)
+        if found is None:
+            raise CloudfsError(f"{path}: no such file or folder", errno=errno.ENOENT)
+        return found
 
     async def _children_named(self, folder: str, names: set[str]) -> dict[str, Entry]:
         """Those of ``names`` that are in ``folder``, from one listing."""
@@ -208,7 +207,7 @@ class V3Dialect:
         found: dict[str, Entry] = {}
         for child in children:
             if child.name in names:
-                found.setdefault(child.name, child)  # the first, as _child finds it
+                found.setdefault(child.name, child)  # the first of a name (a file and a folder may share it)
         return found
 
     async def stat(self, path: str) -> Entry:

@@ -105,8 +105,7 @@ def _copy_all(source: int, target: int, size: int) -> None:
 async def _digest(path: Path, size: int) -> str:
     """SHA-256 of a staging file (a small one is read right here: page cache)."""
     if size <= 1 << 20:
-        with open(path, "rb") as fp:
-            return hashlib.sha256(fp.read()).hexdigest()
+        return _sha256_of(path)
     return await trio.to_thread.run_sync(_sha256_of, path)
 
 
