@@ -13,7 +13,10 @@ warning is noise (and an error under ``-W error``).  So:
   and then pumping the chain until the closed connection makes it raise;
 * :class:`FileSlice` is a request body for ``httpx.Request.stream`` that is a
   plain iterator object, not a generator: streamed from a local file by
-  ``pread`` in a worker thread, re-creatable for every retry.
+  ``pread`` in a worker thread, re-creatable for every retry;
+* :class:`WholeBody` is the same for a body held in memory (httpx's own
+  wraps bytes in a generator, abandoned when the server drops the
+  connection mid-body: a refused upload, a dropped connection).
 """
 
 from __future__ import annotations
@@ -113,3 +116,28 @@ class FileSlice(httpx.AsyncByteStream):
 
     async def aclose(self) -> None:
         self.remaining = 0
+
+
+class WholeBody(httpx.AsyncByteStream):
+    """A request body held in memory, sent as one piece.  Every iteration
+    starts afresh (a retried request sends it again)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __aiter__(self) -> "_OnePiece":  # type: ignore[override]
+        return _OnePiece(self.data)
+
+
+class _OnePiece:
+    def __init__(self, data: bytes) -> None:
+        self._data: bytes | None = data
+
+    def __aiter__(self) -> "_OnePiece":
+        return self
+
+    async def __anext__(self) -> bytes:
+        data, self._data = self._data, None
+        if data is None:
+            raise StopAsyncIteration
+        return data

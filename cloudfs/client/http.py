@@ -33,6 +33,7 @@ import httpx
 
 from cloudfs.client import envelope
 from cloudfs.client.auth import Authenticator
+from cloudfs.client.bodies import WholeBody
 from cloudfs.client.retry import AttemptState, retrying
 from cloudfs.client.settings import ClientSettings
 from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, ServerError, TLSFailure, TransportError
@@ -173,6 +174,11 @@ class Http:
             if isinstance(content, httpx.AsyncByteStream):
                 request = self.client.build_request(method, url, **kwargs)
                 request.stream = content  # not wrapped in httpx's generator (see bodies.py)
+                return await self.client.send(request)
+            if isinstance(content, (bytes, bytearray, memoryview)):
+                # httpx sets the Content-Length; the body is ours, not its generator
+                request = self.client.build_request(method, url, content=content, **kwargs)
+                request.stream = WholeBody(bytes(content))
                 return await self.client.send(request)
             return await self.client.request(method, url, content=content, **kwargs)
         except httpx.HTTPError as exc:
