@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import posixpath
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -80,6 +81,8 @@ BURST_MAX_WAIT_S = 10.0
 PROMPT_UPLOAD_MIN = 8 << 20
 #: a version without our tag is compared with the staged content (downloaded) up to this size
 CONTENT_CHECK_MAX = 16 << 20
+#: the suffix a conflict copy's name carries (see _conflict_path)
+CONFLICT_SUFFIX = re.compile(r" \(conflict \d{4}-\d\d-\d\d \d{6}(?: \d+)?\)$")
 
 UploadedFn = Callable[[LocalFile, Entry, str], None]
 
@@ -719,15 +722,27 @@ class WriteBack:
         return await self._remote_digest(remote) in local.sent_digests
 
     async def _conflict_path(self, path: str) -> str:
+        """A free name beside ``path`` for a conflict copy.  Free on the
+        server, and not the path of another staged file of ours (several
+        files losing their place at once would pick the same name, then
+        conflict with each other).  The caller takes it with no await in
+        between.  A conflict copy that conflicts again is named after the
+        original, not nested."""
         folder, name = posixpath.split(path)
         stem, ext = posixpath.splitext(name)
+        stem = CONFLICT_SUFFIX.sub("", stem) or stem
         stamp = time.strftime("%Y-%m-%d %H%M%S")
         for n in range(1, 100):
             suffix = f" (conflict {stamp})" if n == 1 else f" (conflict {stamp} {n})"
             candidate = posixpath.join(folder, f"{stem}{suffix}{ext}")
-            if await self._stat_or_none(candidate) is None:
+            if self._claimed(candidate):
+                continue
+            if await self._stat_or_none(candidate) is None and not self._claimed(candidate):
                 return candidate
         raise CloudfsError(f"no free conflict name for {path}", errno=errno.EEXIST)
+
+    def _claimed(self, path: str) -> bool:
+        return any(local.remote_path == path for local in self.files.values())
 
     def _failed(self, local: LocalFile, generation: int, exc: BaseException) -> None:
         local.error = exc
