@@ -132,8 +132,13 @@ class Namespace:
             raise fail(errno.EISDIR)
         node = core.table.by_file_id(entry.file_id)
         async with core.locks.hold(*([node.ino] if node else [])):
-            await self._before_removal(entry, node)
-            await self._delete(entry.path)
+            local = await self._before_removal(entry, node)
+            # its upload waits meanwhile; it is forgotten only once the file
+            # is gone: if the delete fails, the staged content still goes up
+            async with core.writeback.paused([local] if local is not None else []):
+                await self._delete(entry.path)
+                if local is not None:
+                    await core.writeback.forget(local)
             core.meta.remove(entry.path)
             if node is not None:
                 self._removed(node)
@@ -166,17 +171,19 @@ class Namespace:
         await self.core.client.delete([path], permanent=not self.core.settings.delete_to_trash)
         self.core.forget_capacity()
 
-    async def _before_removal(self, entry: Entry, node: Node | None, *, strict: bool = True) -> None:
-        """Stop uploads of a file about to leave the namespace; keep its content
-        readable for processes that still have it open.  ``strict``: a failure
-        to fetch that content is raised (before anything was given up), else
-        only logged (the caller is past the point of no return)."""
+    async def _before_removal(self, entry: Entry, node: Node | None, *, strict: bool = True) -> LocalFile | None:
+        """For a file about to leave the namespace: keep its content readable
+        for processes that still have it open.  Returns its staged content,
+        for the caller to forget in the write-back once the file is gone.
+        ``strict``: a failure to fetch that content is raised (before
+        anything was given up), else only logged (the caller is past the
+        point of no return)."""
         core = self.core
         local = node.local if node is not None else core.writeback.files.get(entry.file_id)
         held_open = node is not None and node.opens > 0 and not node.is_dir
         if not isinstance(local, LocalFile):
             if not held_open:
-                return
+                return None
             local = self.content.stage(node)  # type: ignore[arg-type]
         if held_open:
             # downloads are signed by path, and the path goes now (to the
@@ -189,7 +196,7 @@ class Namespace:
                     raise
                 log.warning("%s left the namespace while open; its content could not be kept for the open "
                             "handles: %s", entry.path, exc)
-        await core.writeback.forget(local)
+        return local
 
     def _removed(self, node: Node) -> None:
         self.core.table.detach(node)
@@ -242,8 +249,10 @@ class Namespace:
                         dst_node.entry = dst  # type: ignore[assignment]
                 raise
             if dst is not None and aside is not None:
-                await self._before_removal(aside, dst_node, strict=False)
+                replaced = await self._before_removal(aside, dst_node, strict=False)
                 await self._delete_quietly(aside.path)
+                if replaced is not None:
+                    await writeback.forget(replaced)  # its uploads are paused with the rename's
                 core.meta.remove(dst.path)
                 if dst_node is not None:
                     self._removed(dst_node)

@@ -716,7 +716,13 @@ class WriteBack:
         """Whether the server's current version is a small one of ours that
         never got its tag: an upload in one request (the client's
         ``put_whole``) whose answer was lost tags the version only after it
-        landed.  Told by content (SHA-256), so small files only."""
+        landed.  Told by content (SHA-256), so small files only.  Such an
+        upload replaces its base object in place: another object with equal
+        content (empty files, say) is someone else's, and uploading over it
+        would take the id of a file the write-back may be staging too."""
+        base = local.base
+        if base is None or remote.file_id != base.file_id:
+            return False
         if not local.sent_digests or remote.size > CONTENT_CHECK_MAX or remote.is_dir or remote.uploading:
             return False
         return await self._remote_digest(remote) in local.sent_digests

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import pyfuse3
 import pytest
 
 from cloudfs.server.testing import RunningServer
@@ -75,3 +76,53 @@ async def test_files_losing_their_place_at_once_get_a_conflict_name_each(
         assert got == set(contents.values())
         entry = await mount.client.stat(earlier_copy)
         assert await mount.client.read(entry, 0, entry.size) == b"someone else's"
+
+
+async def test_equal_content_under_the_name_is_not_taken_for_our_own_upload(
+    server: RunningServer, tmp_path: Path, top: str,
+) -> None:
+    """A file to be created anew finds its name taken by another object whose
+    content happens to equal its own (empty files, say).  That is not an
+    upload of ours that landed unconfirmed (which only ever replaces our base
+    object in place): before, the write-back uploaded over that object, took
+    its id, and pushed out of the write-back the staged file that really was
+    that object's, whose acknowledged content was then never uploaded
+    (seen under injected failures: "was missing from the write-back")."""
+    async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/a", b"")
+        assert await mount.writeback.drain() == []
+        await fs.write_file(f"{top}/a", b"pending edit")  # staged, due in an hour
+        await fs.write_file(f"{top}/b", b"")
+        [other] = [local for local in mount.writeback.files.values() if local.remote_path == f"{top}/b"]
+        other.remote_path, other.base = f"{top}/a", None  # to be created anew where "a" is
+        await mount.writeback.sync(other)
+        assert await mount.writeback.drain() == []
+        entry = await mount.client.stat(f"{top}/a")
+        assert await mount.client.read(entry, 0, entry.size) == b"pending edit"
+
+
+async def test_an_unlink_the_server_refuses_keeps_the_pending_content(
+    fresh_server: RunningServer, tmp_path: Path, top: str,
+) -> None:
+    """unlink(2) fails (the server refuses the delete): the file is still
+    there, so its acknowledged new content must still go up.  Before, the
+    write-back forgot the upload before the delete was even sent."""
+    delete_route = r"/api/v4/file$" if fresh_server.dialect == "v4" else r"/api/v3/object$"
+    async with ops_mount(fresh_server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/f", b"first")
+        assert await mount.writeback.drain() == []
+        await fs.write_file(f"{top}/f", b"acknowledged edit")  # staged, due in an hour
+        parent, name = await fs._parent(f"{top}/f")
+        fresh_server.faults.set(error_rate=1.0, error_status=400, path_regex=delete_route)
+        try:
+            with pytest.raises(pyfuse3.FUSEError):
+                await mount.ops.unlink(parent, name, None)  # type: ignore[arg-type]
+        finally:
+            fresh_server.faults.clear()
+        assert await mount.writeback.drain() == []
+        entry = await mount.client.stat(f"{top}/f")
+        assert await mount.client.read(entry, 0, entry.size) == b"acknowledged edit"
