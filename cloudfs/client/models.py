@@ -24,6 +24,8 @@ MTIME_KEY = "dav:cloudfs:mtime"
 #: whose answers were all lost recognises its own version by it (metadata
 #: belongs to the file, not the version, so size and mtime are checked too)
 UPLOAD_TAG_KEY = "dav:cloudfs:upload"
+#: marks a file that is a symbolic link; its content is the link's target
+LINK_KEY = "dav:cloudfs:symlink"
 
 
 #: Names (comma-separated) the metadata keys of an entry that only this

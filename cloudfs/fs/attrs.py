@@ -56,7 +56,7 @@ def node_permission_bits(node: Node, owner: Ownership) -> int:
     return permission_bits(node.entry, owner)
 
 
-def build(node: Node, owner: Ownership, timeout_s: float) -> pyfuse3.EntryAttributes:
+def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False) -> pyfuse3.EntryAttributes:
     entry = node.entry
     attrs = pyfuse3.EntryAttributes()
     attrs.st_ino = node.ino
@@ -71,6 +71,9 @@ def build(node: Node, owner: Ownership, timeout_s: float) -> pyfuse3.EntryAttrib
     if local is not None:
         size = local.size  # type: ignore[attr-defined]
         mtime_ns = local.mtime_ns  # type: ignore[attr-defined]
+    if link:
+        # a link's own mode means nothing on Linux: always shown as 0777
+        kind, bits = stat.S_IFLNK, 0o777
     attrs.st_mode = kind | bits
     # folders report 1: "link count unknown", so tools never assume a leaf folder
     attrs.st_nlink = 1

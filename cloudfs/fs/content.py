@@ -144,6 +144,16 @@ class Content:
             fetcher.prefetch(source, ahead)
         return await fetcher.read(source, (off, off + size))
 
+    async def read_all(self, node: Node) -> bytes:
+        """The whole content of a small file (a link's target), staged or
+        through the read cache."""
+        local = node.local
+        if isinstance(local, LocalFile):
+            return await local.read(0, local.size, self.core.fetch_base)
+        await self.core.refresh(node)
+        entry = node.entry
+        return await self.core.fetch_base(entry, (0, entry.size)) if entry.size else b""
+
     def write(self, fh: int, off: int, data: bytes) -> int:
         handle = self.handle(fh)
         if not handle.writer:

@@ -27,6 +27,7 @@ from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
 from cloudfs.fs.handles import HandleTable, InodeLocks
 from cloudfs.fs.inodes import InodeTable, Node
+from cloudfs.fs.links import LinkRule
 from cloudfs.fs.meta import ABSENT, MetaCache, join, split
 from cloudfs.upload.staging import LocalFile
 from cloudfs.upload.writeback import WriteBack
@@ -73,6 +74,8 @@ class Core:
         assert settings.cache_dir is not None
         self.staging_dir = settings.cache_dir / "staging"
         self._capacity = _CapacityCache()
+        #: where the server keeps no metadata, a link's name carries the mark
+        self.links = LinkRule(by_name=not client.keeps_metadata)
 
     # ---- nodes -------------------------------------------------------------
     def node(self, ino: int) -> Node:
@@ -90,7 +93,10 @@ class Core:
         return node
 
     def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
-        return attrs.build(node, self.owner, self.settings.metadata_ttl_s)
+        return attrs.build(node, self.owner, self.settings.metadata_ttl_s, link=self.is_link(node))
+
+    def is_link(self, node: Node) -> bool:
+        return self.links.is_link(node.entry, getattr(node.local, "metadata", None))
 
     def settle(self, node: Node) -> None:
         """Drop a node's staged content once it is clean and nobody has it open,
@@ -108,10 +114,28 @@ class Core:
 
     # ---- names ---------------------------------------------------------------
     async def child(self, parent: Node, name: str) -> Entry:
-        """The remote object ``name`` in folder ``parent``; ENOENT if none."""
+        """The remote object ``name`` in folder ``parent``; ENOENT if none.
+        Where links are told by name, ``name`` may be a link's shown name."""
         if not parent.is_dir:
             raise fail(errno.ENOTDIR)
         path = join(parent.path, name)
+        if not self.links.by_name:
+            return await self._child_at(path)
+        try:
+            return await self._child_at(path)
+        except pyfuse3.FUSEError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            link_path = join(parent.path, self.links.stored_name(name, True))
+            try:
+                entry = await self._child_at(link_path)
+            except pyfuse3.FUSEError:
+                raise exc from None
+            if not self.links.is_link(entry):
+                raise exc from None
+            return entry
+
+    async def _child_at(self, path: str) -> Entry:
         cached = self.meta.entry(path)
         if isinstance(cached, Entry):
             return cached

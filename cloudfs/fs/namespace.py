@@ -26,12 +26,15 @@ from cloudfs.fs import attrs
 from cloudfs.fs.content import Content
 from cloudfs.fs.core import Core, fail
 from cloudfs.fs.inodes import MEMORY_ONLY_KEY, Node
+from cloudfs.fs.links import LINK_MARK, PATH_MAX
 from cloudfs.fs.meta import join, split
 from cloudfs.upload.staging import LocalFile
 
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".cloudfs-"
+#: the longest name, in bytes, that Linux and the servers take
+NAME_MAX = 255
 
 
 def temp_name(purpose: str) -> str:
@@ -65,6 +68,36 @@ class Namespace:
             # the file is staged: its first upload carries the mode (no request now)
             await self._set_node_metadata(node, {MODE_KEY: f"{bits:o}"}, new=True)
         return info, node
+
+    async def symlink(self, parent: Node, name: str, target: bytes) -> Node:
+        """A link is a small file holding its target (see ``links.py``),
+        staged and uploaded like any new file: durable here at once."""
+        core = self.core
+        core.check_writable()
+        if not target or len(target) >= PATH_MAX:
+            raise fail(errno.ENOENT if not target else errno.ENAMETOOLONG)
+        if await core.child_or_none(parent, name) is not None:
+            raise fail(errno.EEXIST)
+        stored = core.links.stored_name(name, True)
+        if len(os.fsencode(stored)) > NAME_MAX:
+            raise fail(errno.ENAMETOOLONG)  # the mark in the name made it too long
+        entry = await core.client.create_file(join(parent.path, stored))
+        core.meta.put(entry)
+        node = core.remember(entry)
+        local = self.content.stage(node)
+        local.write(0, target)
+        if not core.links.by_name:
+            local.set_metadata(dict(LINK_MARK))
+        local.close()
+        core.writeback.note_activity()
+        await core.writeback.persist(local)
+        core.writeback.closed(local)
+        return node
+
+    async def readlink(self, node: Node) -> bytes:
+        if not self.core.is_link(node):
+            raise fail(errno.EINVAL)
+        return await self.content.read_all(node)
 
     async def _open_existing(self, path: str, flags: int) -> tuple[pyfuse3.FileInfo, Node]:
         core = self.core
@@ -208,6 +241,7 @@ class Namespace:
         core.check_writable()
         src = await core.child(old_parent, old_name)
         dst = await core.child_or_none(new_parent, new_name)
+        new_name = core.links.stored_name(new_name, core.links.is_link(src))
         new_path = join(new_parent.path, new_name)
         if src.is_dir and (new_path + "/").startswith(src.path.rstrip("/") + "/"):
             raise fail(errno.EINVAL)  # into itself or its own subtree
@@ -270,12 +304,16 @@ class Namespace:
         async with core.locks.hold(*[n.ino for n in nodes if n is not None]), core.writeback.paused(moving):
             a_folder, a_name = split(a.path)
             b_folder, b_name = split(b.path)
+            # each takes the other's shown name (a link file keeps its mark)
+            links = core.links
+            b_to = links.stored_name(links.shown_name(a_name, links.is_link(a)), links.is_link(b))
+            a_to = links.stored_name(links.shown_name(b_name, links.is_link(b)), links.is_link(a))
             a_aside = await self._relocate(a, a_folder, temp_name("exchange"))
-            b_moved = await self._relocate(b, a_folder, a_name)
-            a_moved = await self._relocate(a_aside, b_folder, b_name)
+            b_moved = await self._relocate(b, a_folder, b_to)
+            a_moved = await self._relocate(a_aside, b_folder, a_to)
             a_moved = await self._keep_mtime(a, a_moved)
             b_moved = await self._keep_mtime(b, b_moved)
-            await self._remap({a.path: b.path, b.path: a.path})
+            await self._remap({a.path: a_moved.path, b.path: b_moved.path})
             for old in (a, b):
                 core.meta.remove(old.path)
                 if old.is_dir:

@@ -183,7 +183,7 @@ class Operations(pyfuse3.Operations):
         if start_id == 0 or not handle.loaded:
             # one snapshot per pass: offsets stay valid while the kernel pages through it
             children = await core.listing(handle.node)
-            handle.entries = [(e.name, e) for e in children]
+            handle.entries = core.links.shown_names(children)
             handle.loaded = True
         for index in range(start_id, len(handle.entries)):
             name, entry = handle.entries[index]
@@ -231,7 +231,12 @@ class Operations(pyfuse3.Operations):
 
     @fuse_op()
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
-        raise fail(errno.EPERM)  # Cloudreve stores no symbolic links
+        node = await self.namespace.symlink(self.core.node(parent_inode), decode_name(name), target)
+        return self.core.attributes(node)
+
+    @fuse_op()
+    async def readlink(self, inode: int, ctx: pyfuse3.RequestContext) -> bytes:
+        return await self.namespace.readlink(self.core.node(inode))
 
     @fuse_op()
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
