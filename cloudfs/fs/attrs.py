@@ -75,8 +75,9 @@ def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False)
         # a link's own mode means nothing on Linux: always shown as 0777
         kind, bits = stat.S_IFLNK, 0o777
     attrs.st_mode = kind | bits
-    # folders report 1: "link count unknown", so tools never assume a leaf folder
-    attrs.st_nlink = 1
+    # folders report 1: "link count unknown", so tools never assume a leaf
+    # folder; a file unlinked while open has no name left: 0
+    attrs.st_nlink = 0 if node.unlinked and not entry.is_dir else 1
     attrs.st_uid = owner.uid
     attrs.st_gid = owner.gid
     attrs.st_rdev = 0
@@ -84,7 +85,7 @@ def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False)
     attrs.st_blksize = BLOCK_SIZE
     attrs.st_blocks = -(-attrs.st_size // 512)
     attrs.st_mtime_ns = mtime_ns
-    attrs.st_atime_ns = mtime_ns
+    attrs.st_atime_ns = mtime_ns if node.atime_ns is None else node.atime_ns
     attrs.st_ctime_ns = max(mtime_ns, entry.mtime_ns)
     attrs.st_birthtime_ns = entry.ctime_ns
     return attrs

@@ -47,7 +47,7 @@ class Node:
     """One inode: the remote object it stands for, and what the kernel and
     the open handles hold of it."""
 
-    __slots__ = ("_entry", "cached_version", "ino", "local", "lookups", "opens", "unlinked")
+    __slots__ = ("_entry", "atime_ns", "cached_version", "ino", "local", "lookups", "opens", "unlinked")
 
     def __init__(self, ino: int, entry: Entry, *, lookups: int = 0) -> None:
         self.ino = ino
@@ -58,6 +58,9 @@ class Node:
         self.unlinked = False
         #: content version the kernel may still have cached pages of
         self.cached_version: str | None = None
+        #: an access time set explicitly (utimensat): kept in memory for the
+        #: inode's lifetime (the servers keep none; otherwise atime = mtime)
+        self.atime_ns: int | None = None
         #: local content state (set by the write side while the file has staged data)
         self.local: object | None = None
 

@@ -429,6 +429,8 @@ class Namespace:
                     await self._set_node_metadata(node, {MODE_KEY: f"{bits:o}"})
             if fields.update_mtime:
                 await self._set_mtime(node, attr.st_mtime_ns)
+            if fields.update_atime:
+                node.atime_ns = attr.st_atime_ns
 
     async def _set_mtime(self, node: Node, mtime_ns: int) -> None:
         local = node.local

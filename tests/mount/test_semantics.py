@@ -518,6 +518,7 @@ def test_utimensat_now_and_omit(drive: Drive, remote: Remote, here: Path):
     # UTIME_OMIT on the mtime: only the atime was asked for, the mtime stays
     utimensat(path, (1_500_000_000, 0), (0, UTIME_OMIT))
     assert os.stat(path).st_mtime_ns == stamp
+    assert os.stat(path).st_atime_ns == 1_500_000_000 * 10**9  # kept (in the mount's memory)
     utimensat(path, (0, UTIME_NOW), (0, UTIME_OMIT))
     assert os.stat(path).st_mtime_ns == stamp
     utimensat(path, (0, UTIME_OMIT), (0, UTIME_OMIT))
@@ -745,11 +746,14 @@ def test_unlinked_open_file_stays_usable_and_is_not_uploaded(drive: Drive, remot
         os.unlink(here / "f")
         assert not (here / "f").exists()
         assert os.pread(fd, 100, 0) == b"on the server"
+        assert os.fstat(fd).st_nlink == 0
         os.pwrite(fd, b"ON", 0)
         os.lseek(fd, 0, os.SEEK_END)
         os.write(fd, b"!")
         assert os.pread(fd, 100, 0) == b"ON the server!"
         os.fsync(fd)
+        time.sleep(1.2)  # past the attribute timeout: fstat asks the mount, not the kernel's copy
+        assert os.fstat(fd).st_nlink == 0
         # a new file of the same name is a different file
         create(here / "f", b"newcomer")
         assert os.pread(fd, 100, 0) == b"ON the server!"
