@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from cloudfs.cli.version import VersionAction
+
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "mount": ("cloudfs.cli.mount", "mount a Cloudreve drive"),
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cloudfs", description="Mount a Cloudreve cloud drive as a local directory."
     )
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
