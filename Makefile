@@ -10,15 +10,18 @@ SYSTEM_PACKAGES := fuse3 libfuse3-dev pkg-config rsync git tar curl
 # headers to build fsstress from xfstests' source, see tests/mount/test_stress.py)
 # (installed when root; a missing one is skipped, never fatal)
 STRESS_PACKAGES := fio dbench stress-ng xfslibs-dev
+# Programs that check what `make install` installs: zsh reads the zsh completion,
+# systemd-analyze verifies the units (optional like the stress tools)
+CHECK_PACKAGES := zsh systemd
 
-.PHONY: setup system-packages demo test test-slow bench clean
+.PHONY: setup system-packages demo test test-slow bench share clean
 
 setup: system-packages $(STAMP)
 
 system-packages:
 	@installed() { dpkg-query -W -f='$${Status}' "$$1" 2>/dev/null | grep -q "install ok installed"; }; \
 	missing=""; for p in $(SYSTEM_PACKAGES); do installed $$p || missing="$$missing $$p"; done; \
-	optional=""; for p in $(STRESS_PACKAGES); do installed $$p || optional="$$optional $$p"; done; \
+	optional=""; for p in $(STRESS_PACKAGES) $(CHECK_PACKAGES); do installed $$p || optional="$$optional $$p"; done; \
 	if [ -n "$$missing$$optional" ] && [ "$$(id -u)" = 0 ]; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
 	    apt-get update -qq || true; \
@@ -52,6 +55,11 @@ test-slow: setup
 # every benchmark, each figure beside its baseline from the same run: one table
 bench: setup
 	cd bench && ../$(PY) all.py
+
+# the man page and shell completions under share/, regenerated from the argument
+# parser (committed; a test fails when they fall behind it)
+share: setup
+	$(PY) -m cloudfs.cli.sharefiles
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
