@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -140,3 +141,22 @@ def test_make_install_from_scratch(tmp_path: Path):
     assert_units_verify(install)
     install.make("uninstall")
     assert not install.app.exists() and not (install.prefix / "bin/cloudfs").exists()
+
+
+@pytest.mark.slow
+def test_wheel_carries_metadata_license_man_page_and_completions(tmp_path: Path):
+    # pip's PEP 517 build is the one `python -m build` and pipx run (in an isolated environment)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(REPO)],
+                   check=True, timeout=600, capture_output=True)
+    (wheel,) = tmp_path.glob("cloudfs-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        meta = archive.read(info).decode()
+    version = metadata.version("cloudfs")
+    for name in ("share/man/man1/cloudfs.1", "share/bash-completion/completions/cloudfs",
+                 "share/zsh/site-functions/_cloudfs"):
+        assert f"cloudfs-{version}.data/data/{name}" in names, name
+    assert f"cloudfs-{version}.dist-info/licenses/LICENSE" in names
+    assert f"Version: {version}" in meta and "License-Expression: MIT" in meta
+    assert "Classifier: Topic :: System :: Filesystems" in meta and "Requires-Dist: shtab" in meta
