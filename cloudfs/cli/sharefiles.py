@@ -102,7 +102,8 @@ def write(share: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cloudfs.cli.sharefiles", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m cloudfs.cli.sharefiles",
+                                     description="write (or check) the generated files under share/")
     parser.add_argument("--share", type=Path, default=Path("share"), help="the share/ directory (default: ./share)")
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if a file is out of date")
     args = parser.parse_args(argv)

@@ -52,8 +52,8 @@ def versions() -> dict[str, str]:
     }
 
 
-def version_line(found: dict[str, str] | None = None) -> str:
-    v = versions() if found is None else found
+def version_line() -> str:
+    v = versions()
     return f"cloudfs {v['cloudfs']} (pyfuse3 {v['pyfuse3']}, libfuse {v['libfuse']}, Python {v['python']})"
 
 
