@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from cloudfs.cli.version import VersionAction
+
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "mount": ("cloudfs.cli.mount", "mount a Cloudreve drive"),
@@ -20,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "login": ("cloudfs.cli.login", "log in once and keep the login for later mounts"),
     "logout": ("cloudfs.cli.login", "revoke and forget a stored login"),
     "server": ("cloudfs.server.cli", "run the bundled Cloudreve-compatible server"),
+    "completion": ("cloudfs.cli.completion", "print the bash or zsh completion script"),
 }
 
 
@@ -27,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cloudfs", description="Mount a Cloudreve cloud drive as a local directory."
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action=VersionAction)
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)

@@ -28,6 +28,7 @@ from cloudfs.cache.fetcher import Fetcher
 from cloudfs.cli import sdnotify
 from cloudfs.cli.taskdump import dump_tasks_on_signal
 from cloudfs.cli.control import ControlServer
+from cloudfs.cli.version import version_line, versions
 from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Entry
 from cloudfs.config import MountSettings
@@ -103,6 +104,8 @@ async def serve(
     """Mount and serve until unmounted.  ``connect()`` detects the server and
     logs in, so those errors come before anything is mounted."""
     assert settings.cache_dir is not None
+    # first, so every mount's log (appended to by the next mount) says what ran
+    log.info("%s: mounting %s on %s", version_line(), settings.url, settings.mountpoint)
     with ExitStack() as stack:
         lock_cache_dir(settings, stack)
         client = await connect()
@@ -246,6 +249,8 @@ class Mount:
             "url": settings.url,
             "user": settings.user,
             "pid": os.getpid(),
+            # the running mount's, which may be older than the installed command's
+            "versions": versions(),
             "reachable": reachable,
             "capacity": {"total": capacity.total, "used": capacity.used} if capacity else None,
             "cache": {"used": store.used_bytes, "cap": store.cap_bytes, "dir": str(settings.cache_dir)},
