@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def mount_error(server: RunningServer, mountpoint: Path, *args: str, url: str | None = None,
-                password: str | None = None, already_mounted: bool = False) -> str:
+                password: str | None = None, already_mounted: bool = False, input: str | None = None) -> str:
     result = run_cloudfs("mount", url or server.url, str(mountpoint), "--user", server.email, *args,
-                         password=server.password if password is None else password, timeout=60)
+                         password=server.password if password is None else password, timeout=60, input=input)
     assert result.returncode != 0, "the mount should have failed"
     assert not is_mounted(mountpoint) or already_mounted
     lines = result.stderr.strip().splitlines()
@@ -81,6 +81,72 @@ def test_cli_login_then_mount_without_a_password(server: RunningServer, tmp_path
     run_cloudfs("logout", server.url, "--user", server.email, check=True)
     result = run_cloudfs("mount", server.url, str(d.path), "--user", server.email, password=None)
     assert result.returncode != 0 and "password" in result.stderr.lower()
+
+
+def one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The error of a command that failed as bad input should: non-zero, one line, no traceback."""
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_cli_a_given_password_is_used_whatever_is_stored(server: RunningServer, tmp_path: Path):
+    run_cloudfs("login", server.url, "--user", server.email, "--password-stdin", input=server.password + "\n",
+                check=True)
+    try:
+        mnt = tmp_path / "mnt"
+        mnt.mkdir()
+        # regression: with a login stored, a wrong password mounted anyway with the stored login
+        assert "password" in mount_error(server, mnt, password="wrong-password").lower()
+        wrong = tmp_path / "wrong.password"
+        wrong.write_text("wrong-password\n")
+        assert "password" in mount_error(server, mnt, "--password-file", str(wrong), password="").lower()
+        assert "password" in mount_error(server, mnt, "--password-stdin", password="", input="wrong\n").lower()
+        # regression: a failed login deleted the stored one, which was still valid
+        assert "password" in one_line(run_cloudfs("login", server.url, "--user", server.email,
+                                                  password="wrong-password")).lower()
+        d = Drive(server, mnt, tmp_path / "cache")
+        run_cloudfs("mount", server.url, str(mnt), "--user", server.email, "--cache-dir", str(d.cache_dir),
+                    password=None, check=True)
+        d.mounted = True
+        try:
+            assert os.listdir(mnt) is not None
+        finally:
+            d.umount()
+    finally:
+        run_cloudfs("logout", server.url, "--user", server.email)
+
+
+def test_cli_password_stdin_with_nothing_on_it(server: RunningServer, tmp_path: Path):
+    for command in (["login", server.url], ["mount", server.url, str(tmp_path)]):
+        message = one_line(run_cloudfs(*command, "--user", server.email, "--password-stdin", input=""))
+        assert "--password-stdin" in message and "standard input" in message
+    # no password at all, and no terminal to ask on: says how to give one
+    message = one_line(run_cloudfs("login", server.url, "--user", server.email))
+    assert "no terminal" in message and "--password-stdin" in message
+    (tmp_path / "empty").write_text("")
+    assert "is empty" in one_line(run_cloudfs("login", server.url, "--user", server.email,
+                                              "--password-file", str(tmp_path / "empty")))
+
+
+@pytest.mark.v4_only("dialect-neutral (the CLI's choice of store); mounts twice")
+def test_cli_mount_stores_its_login_only_when_asked(server: RunningServer, tmp_path: Path):
+    from cloudfs.client.tokenstore import TokenStore
+
+    store = TokenStore()
+    store.delete(server.url)
+    d = Drive(server, tmp_path / "mnt", tmp_path / "cache")
+    d.mount()
+    d.umount()
+    assert store.load(server.url, server.email) is None
+    d.extra = ("--store-login",)
+    d.mount()
+    try:
+        assert store.load(server.url, server.email) is not None
+    finally:
+        d.umount()
+        run_cloudfs("logout", server.url, "--user", server.email)
 
 
 @pytest.mark.v4_only("dialect-neutral (systemd notification) and slow (~60 s): once is enough")
