@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
         return 2 if isinstance(exc, UsageError) else 1
     if not args.foreground:
         return _start_background(args, password, mount_log_file(settings.mountpoint))
-    setup_logging(args.verbose, log_file=args.log_file)
+    setup_logging(args.verbose, log_file=args.log_file, mount=True)
     return mount_foreground(settings, password, ready_fd=args.ready_fd, store_login=args.store_login)
 
 

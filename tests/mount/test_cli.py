@@ -174,6 +174,33 @@ def test_cli_notify_socket_gets_ready_after_the_mount_is_usable(server: RunningS
         sock.close()
 
 
+@pytest.mark.v4_only("dialect-neutral (logging)")
+def test_cli_foreground_logs_without_verbose(server: RunningServer, tmp_path: Path):
+    # regression: without -v a --foreground mount logged nothing (an empty journal under a supervisor)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "INVOCATION_ID"}
+    env["CLOUDFS_PASSWORD"] = server.password
+    with open(tmp_path / "stderr", "w+") as err:
+        proc = subprocess.Popen([*CLOUDFS, "mount", server.url, str(mnt), "--user", server.email, "--foreground",
+                                 "--cache-dir", str(tmp_path / "cache"), "-o", "upload_delay=0.1"],
+                                env=env, stdin=subprocess.DEVNULL, stderr=err)
+        try:
+            wait_until(lambda: is_mounted(mnt), timeout=30)
+            (mnt / "logged.txt").write_text("hello\n")
+            run_cloudfs("umount", str(mnt), check=True)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            force_unmount(mnt)
+        err.seek(0)
+        logged = err.read()
+    assert f"mounted {server.url} on {mnt}" in logged, logged
+    assert "uploaded /logged.txt" in logged and f"unmounted {mnt}" in logged, logged
+    assert server.password not in logged
+
+
 def test_cli_status_lists_pending_uploads(drive: Drive):
     # (a session's requests, or Cloudreve 4's one request for a small file)
     drive.server.faults.set(path_regex="/file/upload|/file/content$", latency_s=1.5)
