@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from cloudfs.cli.argparsing import CommandParser
+
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "mount": ("cloudfs.cli.mount", "mount a Cloudreve drive"),
@@ -27,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cloudfs", description="Mount a Cloudreve cloud drive as a local directory."
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=CommandParser)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)

@@ -212,6 +212,56 @@ def test_cli_status_lists_pending_uploads(drive: Drive):
     wait_until(lambda: "/pending.bin" not in run_cloudfs("status", str(drive.path)).stdout, timeout=30)
 
 
+def test_cli_status_names_the_pid_and_sums_up_many_uploads(drive: Drive):
+    drive.server.faults.set(path_regex="/file/upload|/file/content$", latency_s=3)
+    try:
+        for i in range(8):
+            (drive / f"many-{i}.bin").write_bytes(b"y" * 10_000)
+        out = run_cloudfs("status", str(drive.path), check=True).stdout
+        watched = watch_output(drive, seconds=1.5)
+    finally:
+        drive.server.faults.clear()
+    # regression: the pid the README points to was missing; every pending file was listed
+    assert f"pid {drive.pid()}" in out.splitlines()[0]
+    assert "uploads: 8 pending" in out and "... and 3 more" in out, out
+    assert sum("/many-" in line for line in out.splitlines()) == 5, out
+    assert all("8 pending" in shown for shown in watched), watched
+    wait_until(lambda: "/many-" not in run_cloudfs("status", str(drive.path)).stdout, timeout=60)
+    # regression: --watch showed nothing while nothing was pending
+    for idle in watch_output(drive, seconds=1.5):
+        assert "0 pending" in idle and "done" in idle, idle
+
+
+def watch_output(drive: Drive, *, seconds: float) -> tuple[str, str]:
+    """What ``cloudfs status --watch`` shows in a pipe, and on a terminal, within ``seconds`` each."""
+    import pty
+
+    shown = []
+    for terminal in (False, True):
+        out = ""
+        primary, secondary = pty.openpty() if terminal else os.pipe()
+        proc = subprocess.Popen([*CLOUDFS, "status", str(drive.path), "--watch"], stdout=secondary,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                env=dict(os.environ, COLUMNS="200", TERM="xterm"))
+        os.close(secondary)
+        try:
+            deadline = time.monotonic() + seconds
+            os.set_blocking(primary, False)
+            while time.monotonic() < deadline:
+                try:
+                    out += os.read(primary, 65536).decode(errors="replace")
+                except BlockingIOError:
+                    time.sleep(0.05)
+                except OSError:
+                    break
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+            os.close(primary)
+        shown.append(out)
+    return shown[0], shown[1]
+
+
 def test_cli_status_of_an_unreachable_server_keeps_the_mount(drive: Drive):
     # regression: a capacity request cut off by status's own time limit left
     # its answer unset; the error escaped the control handler and ended the mount
@@ -236,7 +286,19 @@ def test_cli_config_remote_and_fstab_helper(server: RunningServer, tmp_path: Pat
     try:
         run_cloudfs("mount", "work", password=server.password, check=True)
         assert is_mounted(mnt)
-        run_cloudfs("umount", str(mnt), check=True)
+        # regression: umount took the remote's name for a directory in the current one
+        run_cloudfs("umount", "work", check=True)
+        assert not is_mounted(mnt)
+        # regression: a mountpoint after an option was refused as an unrecognized argument
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        run_cloudfs("mount", "work", "-o", "ro", str(elsewhere), password=server.password, check=True)
+        try:
+            assert is_mounted(elsewhere) and not is_mounted(mnt)
+            with pytest.raises(OSError):
+                (elsewhere / "read-only.txt").write_text("x")
+        finally:
+            run_cloudfs("umount", str(elsewhere), check=True)
         # as mount(8) would run it for an fstab line
         helper = Path(sys.executable).with_name("mount.cloudfs")
         env = dict(os.environ, CLOUDFS_PASSWORD=server.password)
