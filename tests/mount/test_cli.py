@@ -328,3 +328,37 @@ def test_cli_systemd_units_verify(unit: str, tmp_path: Path):
     result = subprocess.run(["systemd-analyze", "verify", str(instance)], capture_output=True, text=True)
     problems = [line for line in result.stderr.splitlines() if instance.name in line or "cloudfs" in line]
     assert result.returncode == 0 and not problems, result.stderr
+
+
+@pytest.mark.v4_only("the demo starts a server of its own")
+def test_cli_demo_ctrl_c_stops_the_server_after_the_uploads(tmp_path: Path):
+    # regression: the terminal's Ctrl-C reached the bundled server too, which
+    # died before the mount could upload what was pending
+    import signal
+
+    from cloudfs.server.testing import start_server
+    from tests.mount.conftest import Remote
+
+    mnt, data = tmp_path / "demo", tmp_path / "server"
+    demo = subprocess.Popen([*CLOUDFS, "demo", str(mnt), "--data", str(data)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            start_new_session=True)  # a process group of its own, as a terminal gives it
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:
+            if "Press Ctrl-C" in line:
+                break
+        payload = os.urandom(3 << 20)
+        (mnt / "written-before-ctrl-c.bin").write_bytes(payload)  # uploads after the default 2 s delay
+        os.killpg(demo.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole foreground group
+        out, err = demo.communicate(timeout=180)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+        force_unmount(mnt)
+    assert not is_mounted(mnt)
+    with start_server(data, faults=False) as server:
+        assert Remote(server).get("/written-before-ctrl-c.bin") == payload, err
+    assert demo.returncode == 0 and "the server is stopped" in out, err
