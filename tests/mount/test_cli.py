@@ -262,6 +262,28 @@ def watch_output(drive: Drive, *, seconds: float) -> tuple[str, str]:
     return shown[0], shown[1]
 
 
+@pytest.mark.v4_only("dialect-neutral (umount's report)")
+def test_cli_umount_says_what_stays_pending_when_the_server_is_gone(tmp_path: Path):
+    # (a full drive: tests/mount/test_faults.py)
+    from cloudfs.server.testing import start_server
+
+    server = start_server(tmp_path / "server", faults=False)
+    d = Drive(server, tmp_path / "mnt", tmp_path / "cache", options="upload_delay=60")
+    try:
+        d.mount()
+        (d / "unsent.txt").write_text("kept locally\n")
+        server.stop()
+        result = run_cloudfs("umount", "--quiet", str(d.path), timeout=300)
+        d.mounted = False
+        assert result.returncode == 1, result.stderr
+        assert "1 upload(s) could not finish" in result.stderr and "/unsent.txt" in result.stderr
+        assert str(tmp_path / "cache" / "staging") in result.stderr
+        assert not is_mounted(d.path)
+    finally:
+        force_unmount(d.path)
+        server.stop()
+
+
 def test_cli_status_of_an_unreachable_server_keeps_the_mount(drive: Drive):
     # regression: a capacity request cut off by status's own time limit left
     # its answer unset; the error escaped the control handler and ended the mount
