@@ -168,12 +168,13 @@ REMOTE_KEYS: dict[str, tuple[str, Callable[[object], object]]] = {
     "readahead_max": ("readahead_max", lambda v: parse_size(v if isinstance(v, int) else _string(v))),
     "delete": ("delete_to_trash", lambda v: _choice("trash", "permanent")(v) == "trash"),
     "password_file": ("password_file", _path),
+    "store_login": ("store_login", _boolean),
 }
 
 
 def load_remote(name: str, path: Path | None = None) -> dict[str, object]:
     """The settings of remote ``name`` as MountSettings keyword arguments
-    (plus ``password_file``), validated; ConfigError names the file and key."""
+    (plus ``password_file`` and ``store_login``), validated; ConfigError names the file and key."""
     path = path or config_path()
     try:
         with open(path, "rb") as fp:

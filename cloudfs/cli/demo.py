@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         start_server(data, faults=False).stop()
         seed_demo_tree(data, DEFAULT_USER)
         seeded.touch()
-    server = start_server(data, faults=False)
+    # in a session of its own: the terminal's Ctrl-C must not stop the server
+    # before the mount (also in its own session) has uploaded what is pending
+    server = start_server(data, faults=False, own_session=True)
     print(f"cloudfs demo server: {server.url}  (user {DEFAULT_USER}, password {DEFAULT_PASSWORD})")
     mount = [sys.executable, "-m", "cloudfs", "mount", server.url, str(mountpoint), "--user", DEFAULT_USER,
              "--cache-dir", str(data.parent / "cache")]
@@ -72,9 +74,15 @@ Mounted on {mountpoint}. Try, in another terminal:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("\nunmounting...")
+        print("\nunmounting (after the pending uploads)...")
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
-        subprocess.run([sys.executable, "-m", "cloudfs", "umount", str(mountpoint)])
+        # umount waits for the uploads, and names those that could not finish
+        umount = subprocess.run([sys.executable, "-m", "cloudfs", "umount", str(mountpoint)])
         server.stop()
+    if umount.returncode != 0:
+        print("cloudfs demo: the server is stopped; uploads still pending stay journaled and are sent "
+              "the next time the demo runs", file=sys.stderr)
+        return 1
+    print("unmounted; the server is stopped")
     return 0

@@ -8,8 +8,6 @@ in the user's state dir); never the password.
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
 import sys
 from pathlib import Path
 
@@ -18,8 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="server URL, or a remote named in the config file")
     parser.add_argument("--user", metavar="EMAIL", help="account e-mail")
     if parser.prog.endswith("login"):
-        parser.add_argument("--password-file", type=Path, metavar="FILE",
-                            help="read the password from FILE (else CLOUDFS_PASSWORD, else a prompt)")
+        given = parser.add_mutually_exclusive_group()
+        given.add_argument("--password-stdin", action="store_true",
+                           help="read the password from the first line of standard input")
+        given.add_argument("--password-file", type=Path, metavar="FILE",
+                           help="read the password from FILE (else CLOUDFS_PASSWORD, else a prompt)")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
@@ -37,12 +38,6 @@ def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
     return url.rstrip("/"), user
 
 
-def _prompt(text: str) -> str:
-    if not sys.stdin.isatty():
-        raise SystemExit(f"cloudfs: {text.strip(': ')} needed, but there is no terminal to ask on")
-    return getpass.getpass(text)
-
-
 def run(args: argparse.Namespace) -> int:
     from cloudfs.cli.logs import setup_logging
 
@@ -55,31 +50,38 @@ def run(args: argparse.Namespace) -> int:
 def login(args: argparse.Namespace) -> int:
     import trio
 
+    from cloudfs.cli import password as passwords
     from cloudfs.client.api import CloudreveClient
     from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
     url, user = _remote(args)
-    if not user:
-        user = input("E-mail: ").strip() if sys.stdin.isatty() else None
+    try:
         if not user:
-            raise SystemExit("cloudfs: --user EMAIL is needed")
-    if args.password_file:
-        password = args.password_file.read_text().rstrip("\n")
-    else:
-        password = os.environ.get("CLOUDFS_PASSWORD") or _prompt(f"Password for {user} at {url}: ")
+            # standard input is the password's when --password-stdin says so
+            user = input("E-mail: ").strip() if sys.stdin.isatty() and not args.password_stdin else None
+            if not user:
+                raise passwords.PasswordError("--user EMAIL is needed")
+        password = passwords.explicit(stdin=args.password_stdin, file=args.password_file) or \
+            passwords.prompt(f"Password for {user} at {url}: ")
+    except passwords.PasswordError as exc:
+        print(f"cloudfs: {exc}", file=sys.stderr)
+        return 2
     store = TokenStore()
 
+    def otp() -> str:
+        return passwords.prompt("Two-factor code: ", instead="run cloudfs login on a terminal")
+
     async def main() -> None:
-        # a login with the password, not a stored token: that is what this command is for
-        store.delete(url, user)
-        client = await CloudreveClient.connect(url, email=user, password=password,
-                                               otp=lambda: _prompt("Two-factor code: "), token_store=store)
+        # the password, not a stored login, is what this command is for; the
+        # stored login is replaced only once the new one has succeeded
+        client = await CloudreveClient.connect(url, email=user, password=password, otp=otp, token_store=store,
+                                               resume=False)
         await client.aclose()
 
     try:
         trio.run(main)
-    except CloudfsError as exc:
+    except (CloudfsError, passwords.PasswordError) as exc:
         print(f"cloudfs: {exc}", file=sys.stderr)
         return 1
     print(f"logged in to {url} as {user}; the login is kept in {store.path}")

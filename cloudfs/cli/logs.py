@@ -20,11 +20,15 @@ def mount_log_file(mountpoint: str | os.PathLike[str]) -> Path:
     return state_dir() / "logs" / f"mount-{name}.log"
 
 
-def setup_logging(verbosity: int, *, log_file: Path | None = None) -> None:
+def setup_logging(verbosity: int, *, log_file: Path | None = None, mount: bool = False) -> None:
+    """``mount``: the process serving a mount, which logs what it does
+    (mounted, unmounted, uploads and their failures) without ``-v``, to its
+    log file or to stderr: a ``--foreground`` mount under a supervisor has
+    no other record."""
     if verbosity >= 2:
         level = logging.DEBUG
-    elif verbosity == 1 or log_file is not None or os.environ.get("INVOCATION_ID"):
-        level = logging.INFO  # a service or background mount keeps a record of uploads
+    elif verbosity == 1 or mount or log_file is not None or os.environ.get("INVOCATION_ID"):
+        level = logging.INFO
     else:
         level = logging.WARNING
     if log_file is not None:

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from cloudfs.cli.argparsing import CommandParser
 from cloudfs.cli.version import VersionAction
 
 # subcommand -> (module, one-line help)
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cloudfs", description="Mount a Cloudreve cloud drive as a local directory."
     )
     parser.add_argument("--version", action=VersionAction)
-    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True,
+                                parser_class=CommandParser)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)

@@ -46,8 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_mount_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", metavar="EMAIL", help="account e-mail")
-    parser.add_argument("--password-file", type=Path, metavar="FILE",
-                        help="read the password from FILE (else CLOUDFS_PASSWORD, the token store, or a prompt)")
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of standard input")
+    given.add_argument("--password-file", type=Path, metavar="FILE",
+                       help="read the password from FILE (else CLOUDFS_PASSWORD, the stored login, or a prompt)")
+    parser.add_argument("--store-login", action="store_true",
+                        help="keep this password login for later mounts, as cloudfs login does")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="cache and staging dir for this account")
     parser.add_argument("--cache-size", type=parse_size, metavar="SIZE", help="read cache cap, e.g. 2G (default 2G)")
     parser.add_argument("-f", "--foreground", action="store_true", help="stay attached and log to stderr")
@@ -60,7 +65,7 @@ def add_mount_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     # internal: used by the background process
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--password-stdin", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--password-pipe", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--log-file", type=Path, help=argparse.SUPPRESS)
 
 
@@ -98,8 +103,10 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MountSettings, set[str
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
     password_file = kwargs.pop("password_file", None)
-    if args.password_file is None and password_file is not None:
+    if args.password_file is None and password_file is not None and not args.password_stdin:
         args.password_file = password_file
+    if kwargs.pop("store_login", False):
+        args.store_login = True
     values, flags = parse_options(args.options)
     delete = values.pop("delete", None)
     if delete is not None:
@@ -129,25 +136,33 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MountSettings, set[str
 
 
 def read_password(args: argparse.Namespace, settings: MountSettings) -> str | None:
-    """The password if one is given or needed; None when a stored token will do."""
+    """The password to log in with; None when the stored login is to be used.
+
+    A password given on purpose (``--password-stdin``, ``--password-file``,
+    ``CLOUDFS_PASSWORD``) is used whatever is stored; the prompt comes only
+    when nothing is given and nothing is stored."""
+    from cloudfs.cli import password as passwords
     from cloudfs.client.tokenstore import TokenStore
 
-    if args.password_stdin:
+    if args.password_pipe:
+        # the background process: what the command the user typed settled on
         return sys.stdin.readline().rstrip("\n") or None
-    if args.password_file:
-        try:
-            return args.password_file.read_text().rstrip("\n")
-        except OSError as exc:
-            raise UsageError(f"cannot read the password file: {exc}") from None
-    if os.environ.get("CLOUDFS_PASSWORD"):
-        return os.environ["CLOUDFS_PASSWORD"]
+    try:
+        given = passwords.explicit(stdin=args.password_stdin, file=args.password_file)
+    except passwords.PasswordError as exc:
+        raise UsageError(str(exc)) from None
+    if given is not None:
+        if settings.user is None:
+            raise UsageError("a password needs an account: pass --user EMAIL")
+        return given
     if TokenStore().load(settings.url, settings.user) is not None:
         return None
     if settings.user is None:
         raise UsageError("no stored login for this server: pass --user EMAIL (or run: cloudfs login URL)")
     if sys.stdin.isatty():
         return getpass.getpass(f"Password for {settings.user} at {settings.url}: ")
-    raise UsageError("no password: set CLOUDFS_PASSWORD, use --password-file, or run: cloudfs login URL")
+    raise UsageError("no password: use --password-stdin, --password-file or CLOUDFS_PASSWORD, "
+                     "or run: cloudfs login URL")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,11 +180,16 @@ def run(args: argparse.Namespace) -> int:
         return 2 if isinstance(exc, UsageError) else 1
     if not args.foreground:
         return _start_background(args, password, mount_log_file(settings.mountpoint))
-    setup_logging(args.verbose, log_file=args.log_file)
-    return mount_foreground(settings, password, ready_fd=args.ready_fd)
+    setup_logging(args.verbose, log_file=args.log_file, mount=True)
+    return mount_foreground(settings, password, ready_fd=args.ready_fd, store_login=args.store_login)
 
 
-def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd: int | None = None) -> int:
+def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd: int | None = None,
+                     store_login: bool = False) -> int:
+    """Mount and serve until unmounted.  With a ``password`` the mount logs
+    in with it (never with a stored login instead), and keeps that login in
+    the token store only if ``store_login``; without one it resumes the
+    stored login, and keeps it current as the server renews it."""
     import trio
 
     from cloudfs.cli.serve import serve
@@ -197,7 +217,8 @@ def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd:
             settings.url,
             email=settings.user,
             password=password,
-            token_store=TokenStore(),
+            resume=password is None,
+            token_store=TokenStore() if password is None or store_login else None,
             # large socket reads: the mount streams big ranges
             settings=ClientSettings(request_timeout_s=settings.timeout_s, deadline_s=settings.timeout_s,
                                     download_read_size=1 << 20),
@@ -227,10 +248,11 @@ def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd:
 def _start_background(args: argparse.Namespace, password: str | None, log_file: Path) -> int:
     """Re-run this command in the foreground, detached; wait for it to be ready."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    argv = [a for a in args.argv if a not in ("-f", "--foreground")]
+    # the password, however it was given, reaches the process through its standard input
+    argv = [a for a in args.argv if a not in ("-f", "--foreground", "--password-stdin")]
     read_end, write_end = os.pipe()
     command = [sys.executable, "-m", "cloudfs", *argv, "--foreground", "--ready-fd", str(write_end),
-               "--password-stdin", "--log-file", str(log_file)]
+               "--password-pipe", "--log-file", str(log_file)]
     env = {k: v for k, v in os.environ.items() if k != "CLOUDFS_PASSWORD"}
     with open(os.devnull, "rb+") as devnull:
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=devnull, stderr=devnull,

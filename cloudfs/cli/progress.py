@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from rich.console import Console
@@ -10,9 +9,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, Trans
 
 
 class UploadProgress:
-    def __init__(self, *, enabled: bool = True) -> None:
-        console = Console(stderr=True)
-        self.enabled = enabled and sys.stderr.isatty()
+    """A bar per upload.  As a context manager it draws itself (on stderr
+    by default); ``bars`` is the same display for a caller's own ``Live``."""
+
+    def __init__(self, *, enabled: bool = True, console: Console | None = None) -> None:
+        console = console or Console(stderr=True)
+        self.enabled = enabled and console.is_terminal
         self._progress = Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
             console=console, transient=True, disable=not self.enabled,
@@ -25,6 +27,10 @@ class UploadProgress:
 
     def __exit__(self, *exc: object) -> None:
         self._progress.__exit__(*exc)
+
+    @property
+    def bars(self) -> Progress:
+        return self._progress
 
     def update(self, uploads: list[dict[str, Any]]) -> None:
         seen = set()

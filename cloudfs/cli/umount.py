@@ -14,17 +14,18 @@ from typing import Any
 
 from cloudfs.cli import control
 from cloudfs.cli.progress import UploadProgress
+from cloudfs.cli.target import mount_target
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("mountpoint", type=Path)
+    parser.add_argument("mountpoint", help="the mount's directory, or a remote named in the config file")
     parser.add_argument("--no-wait", action="store_true",
                         help="unmount without waiting for uploads (they stay journaled and finish in the background)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
 
 
 def run(args: argparse.Namespace) -> int:
-    mountpoint = args.mountpoint.expanduser().resolve()
+    mountpoint = mount_target(args.mountpoint)
     sock = control.socket_path(mountpoint)
     pid = None
     left: list[dict[str, Any]] = []

@@ -85,6 +85,7 @@ class CloudreveClient:
         otp: Callable[[], str] | None = None,
         token_store: "object | None" = None,
         settings: ClientSettings = ClientSettings(),
+        resume: bool = True,
     ) -> "CloudreveClient":
         """Detect the server (``NotCloudreveError`` names what was found), then
         log in: a stored refresh token first, else email + password (asking
@@ -92,7 +93,10 @@ class CloudreveClient:
         ``AuthenticationError`` if neither works.  Use as ``async with``.
 
         ``token_store`` is a :class:`cloudfs.client.auth.TokenStore` (or
-        anything with its ``load``/``save``); None keeps nothing on disk."""
+        anything with its ``load``/``save``); None keeps nothing on disk.
+        ``resume=False`` logs in with the password even when a login is
+        stored (a password given means that password: a wrong one fails);
+        the new login then replaces the stored one."""
         url = url.strip().rstrip("/")
         http = Http(url, settings)
         try:
@@ -100,10 +104,10 @@ class CloudreveClient:
             store: Store | None = token_store  # type: ignore[assignment]
             if isinstance(dialect, V3Dialect):  # cookie session (Cloudreve 3)
                 http.auth = await session_login(dialect, url, email=email, password=password, otp=otp,
-                                                store=store)
+                                                store=store, resume=resume)
             else:
                 http.auth = await token_login(dialect, url, email=email, password=password, otp=otp,
-                                              store=store)
+                                              store=store, resume=resume)
         except BaseException:
             await http.aclose()
             raise

@@ -3,7 +3,9 @@ session dialect (v3).
 
 Token dialect (v4): a stored refresh token first, else the
 password (and a 2FA code if asked); the resulting :class:`BearerAuth`
-writes every new token pair back to the token store.
+writes every new token pair back to the token store.  With ``resume=False``
+the stored login is not tried: the password is used, and only a login it
+succeeds with replaces the stored one (a wrong password leaves it alone).
 
 The password, when given, is kept in memory for the client's lifetime so an
 unrecoverable refresh failure (revoked chain, expired refresh token) can log
@@ -44,11 +46,12 @@ async def token_login(
     password: str | None,
     otp: Callable[[], str] | None,
     store: Store | None,
+    resume: bool = True,
 ) -> BearerAuth:
     register_secret(password)
     tokens: Tokens | None = None
     user = email
-    if store is not None:
+    if store is not None and resume:
         stored = await trio.to_thread.run_sync(store.load, url, email)
         if stored is not None:
             try:
@@ -99,6 +102,7 @@ async def session_login(
     password: str | None,
     otp: Callable[[], str] | None,
     store: Store | None,
+    resume: bool = True,
 ) -> CookieAuth:
     """Log in a session dialect (v3): the stored session cookie first (if the
     server still knows its session, re-issued fresh), else the password.
@@ -107,7 +111,7 @@ async def session_login(
     register_secret(password)
     cookie: SessionCookie | None = None
     user = email
-    if store is not None:
+    if store is not None and resume:
         stored = await trio.to_thread.run_sync(store.load, url, email)
         if stored is not None and stored.session_cookie:
             saved = SessionCookie(COOKIE_NAME, stored.session_cookie, issued_at=stored.saved_at,

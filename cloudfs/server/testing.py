@@ -97,8 +97,10 @@ class RunningServer:
     dialect: str
     api: str
 
-    def __init__(self, data_dir: Path, argv: list[str], email: str, password: str, port: int) -> None:
+    def __init__(self, data_dir: Path, argv: list[str], email: str, password: str, port: int,
+                 *, own_session: bool = False) -> None:
         self.data_dir = data_dir
+        self._own_session = own_session
         self.email = email
         self.password = password
         self.dialect = _dialect_of(argv)
@@ -117,7 +119,8 @@ class RunningServer:
         cmd = [sys.executable, "-m", "cloudfs.server", *self._argv, "--port", str(self._port)]
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                      start_new_session=self._own_session)
         self._stderr_lines = []
         self._threads = [threading.Thread(target=self._pump_stderr, args=(self._proc,), daemon=True)]
         self._threads[0].start()
@@ -255,8 +258,13 @@ def _dialect_of(argv: Sequence[str]) -> str:
 def start_server(data_dir: str | os.PathLike[str] | None, *, user: str = DEFAULT_USER,
                  password: str = DEFAULT_PASSWORD, capacity: int | None = None, faults: bool = True,
                  chunk_size: int | None = None, access_ttl: float | None = None,
-                 extra_args: Sequence[str] = (), port: int = 0, dialect: str | None = None) -> RunningServer:
+                 extra_args: Sequence[str] = (), port: int = 0, dialect: str | None = None,
+                 own_session: bool = False) -> RunningServer:
     """Start ``cloudfs server`` on 127.0.0.1 serving ``data_dir`` (a temp dir if None).
+
+    ``own_session``: out of the terminal's process group, so a Ctrl-C there
+    does not stop it; only :meth:`RunningServer.stop` does (the demo stops it
+    after the mount's last uploads reached it).
 
     ``dialect`` "v3" serves Cloudreve 3.8.3's ``/api/v3`` (same as ``--dialect v3``
     in ``extra_args``); ``access_ttl`` only matters to v4 (v3 uses cookie sessions)."""
@@ -273,4 +281,4 @@ def start_server(data_dir: str | os.PathLike[str] | None, *, user: str = DEFAULT
     if dialect is not None:
         argv += ["--dialect", dialect]
     argv += list(extra_args)
-    return RunningServer(path, argv, user, password, port)
+    return RunningServer(path, argv, user, password, port, own_session=own_session)

@@ -99,6 +99,19 @@ async def test_token_store_resumes_without_password(connect, token_store, server
     assert (await resumed.stat("/")).is_dir
 
 
+async def test_a_given_password_is_used_even_with_a_stored_login(connect, token_store, server):
+    # regression: a wrong password was ignored while a stored login worked
+    await connect()
+    stored = token_store.load(server.url, server.email)
+    assert stored is not None
+    with pytest.raises(AuthenticationError):
+        await connect(password="definitely-wrong-pw-5521", resume=False)
+    assert token_store.load(server.url, server.email) == stored  # a failed login leaves it alone
+    fresh = await connect(resume=False)  # the right one logs in anew and replaces it
+    assert (await fresh.stat("/")).is_dir
+    assert token_store.load(server.url, server.email) != stored
+
+
 @pytest.mark.v4_only("refresh tokens are Cloudreve 4's; v3: test_v3.py")
 async def test_revoked_stored_login_falls_back_to_password(connect, token_store, server):
     await connect()

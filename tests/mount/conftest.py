@@ -67,13 +67,16 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def run_cloudfs(*args: str, password: str | None = None, timeout: float = 120, check: bool = False,
-                **kwargs: object) -> subprocess.CompletedProcess[str]:
+                input: str | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    """``cloudfs ARGS`` with ``CLOUDFS_PASSWORD=password`` (if given) and
+    ``input`` on standard input (else nothing: no terminal, as in a script)."""
     env = dict(os.environ)
     env.pop("CLOUDFS_PASSWORD", None)
     if password is not None:
         env["CLOUDFS_PASSWORD"] = password
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     result = subprocess.run([*CLOUDFS, *args], env=env, capture_output=True, text=True, timeout=timeout,
-                            stdin=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+                            **stdin, **kwargs)  # type: ignore[call-overload]
     if check and result.returncode != 0:
         raise AssertionError(f"cloudfs {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return result

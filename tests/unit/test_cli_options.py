@@ -48,3 +48,38 @@ def test_mount_logs_are_named_after_the_whole_mountpoint_path(monkeypatch, tmp_p
     a, b = mount_log_file("/home/alice/a/cloud"), mount_log_file("/home/alice/b/cloud/")
     assert a.name == "mount-home-alice-a-cloud.log" and b.name == "mount-home-alice-b-cloud.log"
     assert mount_log_file("/").name == "mount-root.log"
+
+
+def test_subcommand_positionals_may_follow_options(tmp_path):
+    # regression: `cloudfs mount NAME -o X DIR` was refused (DIR "unrecognized")
+    from cloudfs.cli.main import build_parser
+
+    args = build_parser().parse_args(["mount", "work", "-o", "ro", str(tmp_path), "--user", "a@b.c"])
+    assert (args.url, args.mountpoint, args.options, args.user) == ("work", tmp_path, ["ro"], "a@b.c")
+    args = build_parser().parse_args(["mount", "work"])
+    assert (args.url, args.mountpoint) == ("work", None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["mount", "a", "b", "c"])
+
+
+def test_passwords_given_on_purpose(tmp_path, monkeypatch):
+    import io
+
+    from cloudfs.cli import password
+
+    assert password.from_stdin(io.StringIO("secret\r\nmore\n")) == "secret"
+    for empty in ("", "\n"):
+        with pytest.raises(password.PasswordError, match="--password-stdin"):
+            password.from_stdin(io.StringIO(empty))
+    (tmp_path / "pw").write_text("from-file\n")
+    (tmp_path / "empty").write_text("\n")
+    assert password.from_file(tmp_path / "pw") == "from-file"
+    with pytest.raises(password.PasswordError, match="is empty"):
+        password.from_file(tmp_path / "empty")
+    with pytest.raises(password.PasswordError, match="cannot read"):
+        password.from_file(tmp_path / "missing")
+    monkeypatch.setenv("CLOUDFS_PASSWORD", "from-env")
+    assert password.explicit(file=tmp_path / "pw") == "from-file"  # the command line before the environment
+    assert password.explicit() == "from-env"
+    monkeypatch.setenv("CLOUDFS_PASSWORD", "")
+    assert password.explicit() is None
