@@ -31,7 +31,8 @@ def _mark_paths(parser: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 _mark_paths(sub)
-        elif action.type is Path:
+        elif action.type is Path or action.dest in DIRECTORY_DESTS:
+            # (a mount's directory may also be given as a remote's name: directories still help)
             directory = action.dest in DIRECTORY_DESTS or action.metavar == "DIR"
             action.complete = shtab.DIRECTORY if directory else shtab.FILE  # type: ignore[attr-defined]
 
