@@ -497,8 +497,13 @@ class V4Dialect:
         A retry after a lost answer finds the version changed (by us): it
         is raised as stale, and the caller recognises its own content."""
         what = f"upload of {path}"
-        if replace.size == 0 and await self._same_object(path, replace) is None:
-            return None  # gone: an upload session creates it anew
+        if replace.size == 0:
+            current = await self._same_object(path, replace)
+            if current is None:
+                return None  # gone: an upload session creates it anew
+            # an earlier session attempt may have given it an empty entity (a
+            # new version, see _with_content): nothing is lost over an empty one
+            replace = current if current.size == 0 else replace
 
         async def op(_: AttemptState) -> Entry:
             data = await self._call_once("PUT", "/file/content", what=what, content=content,

@@ -22,6 +22,7 @@ from cloudfs.cache.fetcher import Fetcher, Source
 from cloudfs.cache.ranges import Span
 from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Capacity, Entry
+from cloudfs.client.paths import MAX_NAME_BYTES
 from cloudfs.config import MountSettings
 from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
@@ -126,9 +127,11 @@ class Core:
         except pyfuse3.FUSEError as exc:
             if exc.errno != errno.ENOENT:
                 raise
-            link_path = join(parent.path, self.links.stored_name(name, True))
+            link_name = self.links.stored_name(name, True)
+            if len(link_name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+                raise  # no link file can have this name
             try:
-                entry = await self._child_at(link_path)
+                entry = await self._child_at(join(parent.path, link_name))
             except pyfuse3.FUSEError:
                 raise exc from None
             if not self.links.is_link(entry):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyfuse3
 import pytest
+import trio
 
 from cloudfs.server.testing import RunningServer
 from tests.ops.conftest import Driver, ops_mount
@@ -126,3 +127,33 @@ async def test_an_unlink_the_server_refuses_keeps_the_pending_content(
         assert await mount.writeback.drain() == []
         entry = await mount.client.stat(f"{top}/f")
         assert await mount.client.read(entry, 0, entry.size) == b"acknowledged edit"
+
+
+async def test_a_change_during_the_first_upload_of_an_empty_file_makes_no_conflict_copy(
+    fresh_server: RunningServer, tmp_path: Path, top: str,
+) -> None:
+    """A new (empty) file's first upload, by session, gives it an empty
+    content entity first (a new version: see V4Dialect._with_content); a
+    truncation cancels that upload, and the next one goes in one request
+    (PUT /file/content) based on the version before the entity.  That was
+    refused as stale and the content went to a conflict copy, leaving the
+    file empty: the mount took its own empty version for another client's
+    edit.  fsync waited meanwhile and must return with the content up."""
+    size = 30 << 20  # a first chunk (25 MiB) far beyond the socket buffers: read as it is sent
+    chunk0 = r"/api/v4/file/upload/[^/]+/0$" if fresh_server.dialect == "v4" else r"/api/v3/file/upload/[^/]+/0$"
+    async with ops_mount(fresh_server, tmp_path, upload_delay_s=0.2) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        fresh_server.faults.set(path_regex=chunk0, latency_s=1.5, count=1)  # the server reads the chunk late
+        fh = await fs.write_file(f"{top}/big", b"x" * size, close=False)
+        ino = await fs.inode(f"{top}/big")
+        local = mount.core.node(ino).local
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(mount.ops.fsync, fh, False)
+            await trio.sleep(0.7)  # the upload is sending chunk 0
+            mount.ops.content.truncate(mount.core.node(ino), 1000)  # what ftruncate(2) comes to
+        await fs.close(fh)
+        assert local.error is None
+        assert await mount.writeback.drain() == []
+        entry = await mount.client.stat(f"{top}/big")
+        assert await mount.client.read(entry, 0, entry.size) == b"x" * 1000
