@@ -232,7 +232,8 @@ def test_write_modes_times_and_owners(drive: Drive, server: RunningServer, tmp_p
 
 def test_write_hard_links_and_devices_are_refused(drive: Drive):
     # (symbolic links work: test_links.py)
-    for make in (lambda: os.mkfifo(drive / "fifo"), lambda: os.link(drive / "doc.txt", drive / "hard")):
+    (drive / "hard-source").write_bytes(b"x")
+    for make in (lambda: os.mkfifo(drive / "fifo"), lambda: os.link(drive / "hard-source", drive / "hard")):
         with pytest.raises(OSError) as info:
             make()
         assert info.value.errno == errno.EPERM
