@@ -9,8 +9,15 @@ import pyfuse3
 import pytest
 import trio
 
+from cloudfs.cli.serve import Mount
 from cloudfs.server.testing import RunningServer
 from tests.ops.conftest import Driver, ops_mount
+
+
+async def remote_bytes(mount: Mount, path: str) -> bytes:
+    """The content of ``path`` on the server."""
+    entry = await mount.client.stat(path)
+    return await mount.client.read(entry, 0, entry.size) if entry.size else b""
 
 
 @pytest.fixture
@@ -39,8 +46,7 @@ async def test_content_meant_for_a_new_name_that_got_taken_goes_beside_it(
         await mount.client.upload(f"{top}/f", taken)  # the name is taken again, by another object
         local.base = None  # what a vanished base leaves: the content is to be created anew
         assert await mount.writeback.drain() == []
-        entry = await mount.client.stat(f"{top}/f")
-        assert await mount.client.read(entry, 0, entry.size) == b"someone else's"
+        assert await remote_bytes(mount, f"{top}/f") == b"someone else's"
         _, children = await mount.client.list_all(top)
         copies = [c for c in children if "(conflict" in c.name]
         assert len(copies) == 1
@@ -75,8 +81,7 @@ async def test_files_losing_their_place_at_once_get_a_conflict_name_each(
         assert len(copies) == 3 and not any(name.count("(conflict") > 1 for name in copies), sorted(copies)
         got = {await mount.client.read(c, 0, c.size) for c in copies.values()}
         assert got == set(contents.values())
-        entry = await mount.client.stat(earlier_copy)
-        assert await mount.client.read(entry, 0, entry.size) == b"someone else's"
+        assert await remote_bytes(mount, earlier_copy) == b"someone else's"
 
 
 async def test_equal_content_under_the_name_is_not_taken_for_our_own_upload(
@@ -100,8 +105,7 @@ async def test_equal_content_under_the_name_is_not_taken_for_our_own_upload(
         other.remote_path, other.base = f"{top}/a", None  # to be created anew where "a" is
         await mount.writeback.sync(other)
         assert await mount.writeback.drain() == []
-        entry = await mount.client.stat(f"{top}/a")
-        assert await mount.client.read(entry, 0, entry.size) == b"pending edit"
+        assert await remote_bytes(mount, f"{top}/a") == b"pending edit"
 
 
 async def test_an_unlink_the_server_refuses_keeps_the_pending_content(
@@ -125,8 +129,7 @@ async def test_an_unlink_the_server_refuses_keeps_the_pending_content(
         finally:
             fresh_server.faults.clear()
         assert await mount.writeback.drain() == []
-        entry = await mount.client.stat(f"{top}/f")
-        assert await mount.client.read(entry, 0, entry.size) == b"acknowledged edit"
+        assert await remote_bytes(mount, f"{top}/f") == b"acknowledged edit"
 
 
 async def test_a_change_during_the_first_upload_of_an_empty_file_makes_no_conflict_copy(
@@ -155,5 +158,4 @@ async def test_a_change_during_the_first_upload_of_an_empty_file_makes_no_confli
         await fs.close(fh)
         assert local.error is None
         assert await mount.writeback.drain() == []
-        entry = await mount.client.stat(f"{top}/big")
-        assert await mount.client.read(entry, 0, entry.size) == b"x" * 1000
+        assert await remote_bytes(mount, f"{top}/big") == b"x" * 1000
