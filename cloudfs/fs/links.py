@@ -1,8 +1,8 @@
 """Symbolic links, stored as small files whose content is the target.
 
-Where the backend keeps object metadata (Cloudreve 4), a link is a file
-under its own name marked with ``LINK_KEY``: the web UI and other clients see
-a small file holding the target.  Where it keeps none (Cloudreve 3), the
+Where the backend keeps object metadata (the client's ``keeps_metadata``),
+a link is a file under its own name marked with ``LINK_KEY``: the web UI and
+other clients see a small file holding the target.  Where it keeps none, the
 name carries the mark, as rclone's ``--links`` does: the link ``NAME`` is
 the file ``NAME.rclonelink``, so a drive shared with rclone users reads the
 same in both.  (A file and a link file of the same shown name cannot both be
