@@ -366,3 +366,15 @@ def test_cli_demo_ctrl_c_stops_the_server_after_the_uploads(tmp_path: Path):
     with start_server(data, faults=False) as server:
         assert Remote(server).get("/written-before-ctrl-c.bin") == payload, err
     assert demo.returncode == 0 and "the server is stopped" in out, err
+
+
+@pytest.mark.v4_only("dialect-neutral (output)")
+def test_cli_output_into_a_closed_pipe_is_quiet(drive: Drive):
+    # `cloudfs status | head` where head is gone before status writes: no traceback
+    proc = subprocess.Popen([*CLOUDFS, "status", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # long before the command has started and written
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
