@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudfs.cache.ranges import Span, SpanSet, clamp, split
-from cloudfs.client.models import Entry
+from cloudfs.client.models import Entry, stored_mtime_ns
 
 FetchFn = Callable[[Entry, Span], Awaitable[bytes]]
 
@@ -110,7 +110,8 @@ class LocalFile:
             remote_path=entry.path,
             staging=staging,
             size=entry.size,
-            mtime_ns=entry.mtime_ns,
+            # the file's own time (an exact one set by utimensat), not the server's
+            mtime_ns=stored_mtime_ns(entry) or entry.mtime_ns,
             base=entry,
             base_limit=entry.size,
         )

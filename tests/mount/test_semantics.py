@@ -506,6 +506,19 @@ def test_hard_links_and_special_files_are_eperm(drive: Drive, here: Path):
 
 
 # ---- times ---------------------------------------------------------------------------------
+def test_touch_a_keeps_the_exact_mtime(drive: Drive, here: Path):
+    # touch -a: futimens on an O_WRONLY descriptor, UTIME_OMIT for the mtime;
+    # opening for writing stages the file, which showed the server's own time
+    path = here / "f"
+    create(path, b"t")
+    synced(path)
+    stamp = 1_600_000_000_123_456_789
+    os.utime(path, ns=(stamp, stamp))
+    subprocess.run(["touch", "-a", "-d", "@1500000000", str(path)], check=True)
+    st = os.stat(path)
+    assert st.st_mtime_ns == stamp and st.st_atime_ns == 1_500_000_000 * 10**9
+
+
 def test_utimensat_now_and_omit(drive: Drive, remote: Remote, here: Path):
     path = here / "f"
     create(path, b"t")
