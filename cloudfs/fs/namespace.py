@@ -170,11 +170,8 @@ class Namespace:
             # is gone: if the delete fails, the staged content still goes up
             async with core.writeback.paused([local] if local is not None else []):
                 await self._delete(entry.path)
-                if local is not None:
-                    await core.writeback.forget(local)
-            core.meta.remove(entry.path)
-            if node is not None:
-                self._removed(node)
+                core.meta.remove(entry.path)
+                await self._forget_removed(node, local)
 
     async def rmdir(self, parent: Node, name: str) -> None:
         core = self.core
@@ -235,6 +232,20 @@ class Namespace:
         self.core.table.detach(node)
         self.core.settle(node)
 
+    async def _forget_removed(self, node: Node | None, local: LocalFile | None) -> None:
+        """A file left the namespace: its node is marked removed first, with
+        no await before, so that a write through a handle still open can no
+        longer stage it again; then its staged upload is forgotten.  (The
+        other way round, a write while the write-back awaited its journal
+        staged the file again under the deleted name: an upload that
+        re-created it, or moved along with later renames of that name.)"""
+        if node is not None:
+            self.core.table.detach(node)
+        if local is not None:
+            await self.core.writeback.forget(local)
+        if node is not None:
+            self.core.settle(node)
+
     # ---- rename --------------------------------------------------------------
     async def rename(self, old_parent: Node, old_name: str, new_parent: Node, new_name: str, flags: int) -> None:
         core = self.core
@@ -285,11 +296,8 @@ class Namespace:
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)
                 await self._delete_quietly(aside.path)
-                if replaced is not None:
-                    await writeback.forget(replaced)  # its uploads are paused with the rename's
                 core.meta.remove(dst.path)
-                if dst_node is not None:
-                    self._removed(dst_node)
+                await self._forget_removed(dst_node, replaced)  # its uploads are paused with the rename's
             moved = await self._keep_mtime(src, moved)
             self._recache(src, moved)
             await self._remap({src.path: moved.path})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -159,3 +160,52 @@ async def test_a_change_during_the_first_upload_of_an_empty_file_makes_no_confli
         assert local.error is None
         assert await mount.writeback.drain() == []
         assert await remote_bytes(mount, f"{top}/big") == b"x" * 1000
+
+
+@pytest.mark.parametrize("how", ["unlink", "rename over"])
+async def test_a_write_while_a_removal_forgets_the_upload_does_not_bring_the_file_back(
+    server: RunningServer, tmp_path: Path, top: str, monkeypatch: pytest.MonkeyPatch, how: str,
+) -> None:
+    """A process writes to an open file while another unlinks it (or renames
+    a file over it).  The write-back forgot the staged upload, then awaited
+    its journal while the inode was not yet marked removed: the write staged
+    the file again, under the name that was just deleted.  That stale upload
+    re-created the deleted file (or, its path dragged along by later renames,
+    made conflict copies: seen as two staged files sharing one path)."""
+    async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/f", b"v1")
+        await fs.write_file(f"{top}/other", b"other")
+        assert await mount.writeback.drain() == []
+        ino = await fs.inode(f"{top}/f")
+        info = await mount.ops.open(ino, os.O_WRONLY, None)  # type: ignore[arg-type]
+        await mount.ops.write(info.fh, 0, b"v2")
+        journal = mount.writeback.journal
+        forget = journal.forget
+        entered, go_on = trio.Event(), trio.Event()
+
+        async def held_forget(file_id: str) -> None:
+            entered.set()
+            await go_on.wait()
+            await forget(file_id)
+
+        monkeypatch.setattr(journal, "forget", held_forget)
+        parent, name = await fs._parent(f"{top}/f")
+        async with trio.open_nursery() as nursery:
+            if how == "unlink":
+                nursery.start_soon(mount.ops.unlink, parent, name, None)
+            else:
+                nursery.start_soon(fs.rename, f"{top}/other", f"{top}/f")
+            with trio.fail_after(10):
+                await entered.wait()
+            await mount.ops.write(info.fh, 0, b"written while it was being removed")
+            go_on.set()
+        monkeypatch.setattr(journal, "forget", forget)
+        await mount.ops.release(info.fh)
+        assert await mount.writeback.drain() == []
+        _, children = await mount.client.list_all(top)
+        expected = ["other"] if how == "unlink" else ["f"]
+        assert [c.name for c in children] == expected
+        if how == "rename over":
+            assert await remote_bytes(mount, f"{top}/f") == b"other"
