@@ -170,8 +170,8 @@ class Namespace:
             # is gone: if the delete fails, the staged content still goes up
             async with core.writeback.paused([local] if local is not None else []):
                 await self._delete(entry.path)
-                core.meta.remove(entry.path)
                 await self._forget_removed(node, local)
+                core.meta.remove(entry.path)
 
     async def rmdir(self, parent: Node, name: str) -> None:
         core = self.core
@@ -296,8 +296,8 @@ class Namespace:
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)
                 await self._delete_quietly(aside.path)
-                core.meta.remove(dst.path)
                 await self._forget_removed(dst_node, replaced)  # its uploads are paused with the rename's
+                core.meta.remove(dst.path)
             moved = await self._keep_mtime(src, moved)
             self._recache(src, moved)
             await self._remap({src.path: moved.path})
