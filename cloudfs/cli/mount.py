@@ -10,7 +10,6 @@ exit, before anything is mounted.
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import os
 import subprocess
@@ -159,10 +158,11 @@ def read_password(args: argparse.Namespace, settings: MountSettings) -> str | No
         return None
     if settings.user is None:
         raise UsageError("no stored login for this server: pass --user EMAIL (or run: cloudfs login URL)")
-    if sys.stdin.isatty():
-        return getpass.getpass(f"Password for {settings.user} at {settings.url}: ")
-    raise UsageError("no password: use --password-stdin, --password-file or CLOUDFS_PASSWORD, "
-                     "or run: cloudfs login URL")
+    try:
+        return passwords.prompt(f"Password for {settings.user} at {settings.url}: ",
+                                instead=f"{passwords.HOW}, or run: cloudfs login URL")
+    except passwords.PasswordError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
