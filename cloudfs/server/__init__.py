@@ -52,6 +52,14 @@ async def _collect_trash_forever(state: ServerState, period: float = 600.0) -> N
         await trio.sleep(period)
 
 
+def _closing_events_first(trigger: Any, hub: Any) -> Any:
+    """Shutdown ends the change-feed streams first: hypercorn waits for open requests to finish."""
+    async def wrapped() -> None:
+        await trigger()
+        hub.close()
+    return wrapped
+
+
 async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED,
                 shutdown_trigger: Any = None, access_log: bool = False) -> None:
     """Run the server until cancelled (or ``shutdown_trigger`` returns).
@@ -73,6 +81,9 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
         if settings:
             state.faults.set(FaultRule.from_json(settings))
     app = wrap_app(state)
+    hub = state.events
+    if hub is not None and shutdown_trigger is not None:
+        shutdown_trigger = _closing_events_first(shutdown_trigger, hub)
     try:
         async with trio.open_nursery() as nursery:
             async def run_http(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -86,6 +97,8 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
                 nursery.start_soon(collect_sessions_forever, state)
             else:
                 nursery.start_soon(_collect_trash_forever, state)
+                if hub is not None:
+                    nursery.start_soon(hub.run)
             binds = await nursery.start(run_http)
             url = binds[0] if binds else f"http://{config.host}:{config.port}"
             task_status.started(url)

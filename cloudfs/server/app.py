@@ -74,7 +74,8 @@ def make_endpoint(state: ServerState, handlers: dict[str, Handler]) -> Callable[
         user, refused = _current_user(state, request, cid)
         if refused is not None:
             return refused
-        ctx = Ctx(state, user, cid, str(request.base_url).rstrip("/"))
+        ctx = Ctx(state, user, cid, str(request.base_url).rstrip("/"),
+                  client_id=request.headers.get("x-cr-client-id", ""))
         try:
             return await handler(ctx, request, **request.path_params)
         except BindError as exc:

@@ -54,6 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true",
                         help="v3 only: gin debug mode, envelopes carry the raw 'error' text")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    events = parser.add_argument_group("change feed (GET /file/events, v4)")
+    events.add_argument("--events", choices=["on", "disabled", "absent"], default="on",
+                        help="on (default); disabled: answer 40019 as with fs_event_push_enabled off; "
+                             "absent: answer 404 as servers before 4.11 do")
+    events.add_argument("--events-debounce", type=float, default=5.0,
+                        help="seconds events are held and merged before delivery (fs_event_push_debounce, 5)")
+    events.add_argument("--events-max-age", type=float, default=14 * 86400.0,
+                        help="seconds a disconnected client id keeps its events (fs_event_push_max_age, 14 d)")
+    events.add_argument("--events-keepalive", type=float, default=30.0,
+                        help="seconds between keep-alive frames (30)")
     faults = parser.add_argument_group("fault injection (tests only; needs --faults)")
     faults.add_argument("--faults", action="store_true", help="enable fault injection and /_cloudfs/faults")
     faults.add_argument("--fault-latency", type=float, help="seconds added to matching requests")
@@ -91,7 +101,9 @@ def config_from_args(args: argparse.Namespace):  # -> ServerConfig (import kept 
         max_file_size=args.max_file_size, access_ttl=args.access_ttl, refresh_ttl=args.refresh_ttl,
         upload_session_ttl=args.upload_session_ttl,
         url_ttl=args.url_ttl if args.url_ttl is not None else (600.0 if args.dialect == "v3" else 3600.0),
-        faults=args.faults, fault_settings=settings, dialect=args.dialect, debug=args.debug)
+        faults=args.faults, fault_settings=settings, dialect=args.dialect, debug=args.debug,
+        events=args.events, events_debounce=args.events_debounce, events_max_age=args.events_max_age,
+        events_keepalive=args.events_keepalive)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ import uuid
 from typing import Any
 
 from . import errors as E
-from . import ids, metadata, search, views
+from . import eventemit, ids, metadata, search, views
 from .locks import LockRequest, LockSession
 from .navigator import (
     CREATE,
@@ -288,6 +288,7 @@ def create_chain(ctx: Ctx, ancestor: Node, desired: list[str], ftype: int,
                     row = store.create_file(ancestor.row, name, meta)
                 except sqlite3.IntegrityError as exc:
                     raise E.file_existed(str(exc)) from None
+        eventemit.created(ctx, row)
         ancestor = ancestor.child(row)
     return ancestor
 
@@ -302,6 +303,7 @@ def rename(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     problem = validate_name(new_name)
     if problem:
         raise E.illegal_name(problem)
+    before = eventemit.locate(ctx, node.row) if eventemit.active(ctx) else None
     session = LockSession()
     ctx.state.locks.acquire(session, "rename", [_lock_req(ctx, node)])
     try:
@@ -314,6 +316,8 @@ def rename(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
                 ctx.state.store.remove_metadata(row.id, "thumb:disabled")
     finally:
         ctx.state.locks.release(session)
+    if before is not None:
+        eventemit.renamed(ctx, before, row.name)
     renamed = Node(row, node.fs, node.prefix, node.elements[:-1] + [row.name], node.caps)
     return render(ctx, renamed, None)
 
@@ -380,6 +384,7 @@ def _move_copy_targets(ctx: Ctx, targets: list[Node], destination: Node, copy: b
         requests += [LockRequest(dst_ns, f"{base}/{_restored_name(t, meta)}", t.row.type)
                      for t in targets if "sys:restore_uri" in meta[t.row.id]]
     requests += [LockRequest(dst_ns, f"{base}/{t.row.name}", t.row.type) for t in targets]
+    before = [eventemit.locate(ctx, t.row) for t in targets] if eventemit.active(ctx) and not copy else []
     session = LockSession()
     ctx.state.locks.acquire(session, "moveCopy", requests)
     try:
@@ -397,6 +402,7 @@ def _move_copy_targets(ctx: Ctx, targets: list[Node], destination: Node, copy: b
                     raise E.file_existed(str(exc)) from None
     finally:
         ctx.state.locks.release(session)
+    eventemit.moved_or_copied(ctx, [t.row for t in targets], destination.row, before)
 
 
 def _restored_name(node: Node, meta: dict[int, dict[str, str]]) -> str:
@@ -444,6 +450,7 @@ def delete(ctx: Ctx, uris: list[CloudreveURI], hard: bool) -> None:
         if all(t.row.id != node.row.id for t in targets):
             targets.append(node)
     if targets:
+        before = [eventemit.locate(ctx, t.row) for t in targets] if eventemit.active(ctx) else []
         session = LockSession()
         ctx.state.locks.acquire(session, "delete" if hard else "softDelete",
                                 [_lock_req(ctx, t) for t in targets])
@@ -457,6 +464,7 @@ def delete(ctx: Ctx, uris: list[CloudreveURI], hard: bool) -> None:
                         ctx.state.store.soft_delete(t.row, str(uuid.uuid4()), t.uri, collect)
         finally:
             ctx.state.locks.release(session)
+        eventemit.deleted(ctx, before)
     err = ae.aggregate()
     if err is not None:
         raise err

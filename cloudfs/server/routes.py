@@ -255,8 +255,14 @@ async def force_unlock(ctx: Ctx, request: Request) -> Response:
 
 @login_required
 async def feature_disabled(ctx: Ctx, request: Request) -> Response:
-    """Event push (SSE) and full-text search exist in 4.11+ but are switched off here."""
+    """Full-text search exists in 4.11+ but is switched off here."""
     raise E.AppError(E.FEATURE_NOT_ENABLED, "This feature is not enabled")
+
+
+async def file_events(ctx: Ctx, request: Request) -> Response:
+    from .eventstream import file_events as stream  # imported on use: the one user of sse-starlette
+
+    return await stream(ctx, request)
 
 
 async def empty_trash(ctx: Ctx, request: Request) -> Response:
@@ -340,7 +346,7 @@ ROUTES: list[tuple[str, dict[str, Handler]]] = [
     ("/api/v4/user/capacity", {"GET": user_capacity}),
     ("/api/v4/file", {"GET": list_files, "DELETE": delete_files}),
     ("/api/v4/file/info", {"GET": file_info}),
-    ("/api/v4/file/events", {"GET": feature_disabled}),
+    ("/api/v4/file/events", {"GET": file_events}),
     ("/api/v4/file/search", {"GET": feature_disabled}),
     ("/api/v4/file/create", {"POST": create_file}),
     ("/api/v4/file/rename", {"POST": rename_file}),

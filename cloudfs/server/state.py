@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .auth import TokenAuth, TwoFactorSessions, check_password, hash_password
 from .db import Database, User
+from .eventhub import EventHub
 from .ids import IdCodec
 from .locks import LockSystem
 from .store import Store
@@ -76,6 +77,11 @@ class ServerConfig:
     dialect: str = "v4"
     #: gin debug mode (v3): envelopes carry the raw ``error`` text
     debug: bool = False
+    #: GET /file/events: "on", "disabled" (fs_event_push_enabled off: 40019) or "absent" (before 4.11: 404)
+    events: str = "on"
+    events_debounce: float = 5.0  # fs_event_push_debounce
+    events_max_age: float = 14 * 24 * 3600.0  # fs_event_push_max_age
+    events_keepalive: float = 30.0  # the stream's keep-alive ticker
 
 
 class ServerState:
@@ -110,6 +116,10 @@ class ServerState:
         self.url_cache: dict[tuple[Any, ...], tuple[str, float]] = {}
         #: the v3 dialect's runtime (cloudfs.server.v3app.V3Runtime), None when serving v4
         self.v3: Any = None
+        #: the change feed's hub (v4 only; its timers run in serve())
+        self.events: EventHub | None = None
+        if config.dialect == "v4":
+            self.events = EventHub(config.events_debounce, config.events_max_age)
         self.ensure_account()
         from .uploads import UploadManager  # circular at import time
 
@@ -161,3 +171,5 @@ class Ctx:
     cid: str
     base_url: str
     headers: dict[str, str] = field(default_factory=dict)
+    #: X-Cr-Client-Id of the request ("" if none): its changes are not echoed to that client's feed
+    client_id: str = ""

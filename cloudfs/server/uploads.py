@@ -36,7 +36,7 @@ import trio
 from starlette.requests import ClientDisconnect, Request
 
 from . import errors as E
-from . import ids, metadata, views
+from . import eventemit, ids, metadata, views
 from .locks import LockRequest, LockSession
 from .navigator import (
     LOCK,
@@ -332,6 +332,7 @@ class UploadManager:
         store.unlink_blobs(stale)
         final = store.get(node.row.id)
         assert final is not None
+        eventemit.modified(ctx, final)
         return Node(final, node.fs, node.prefix, node.elements, node.caps)
 
     # --- DELETE /file/upload ------------------------------------------------------
@@ -410,7 +411,9 @@ class UploadManager:
             return
         try:
             if session.new_file:
+                before = [eventemit.locate(ctx, row)] if eventemit.active(ctx) else []
                 hard_delete_rows(ctx, [row])
+                eventemit.deleted(ctx, before)
             else:
                 pending = store.entity(session.entity_id)
                 if pending is not None:
@@ -418,5 +421,6 @@ class UploadManager:
                         stale = store.unlink_entity(row, pending)
                         store.remove_metadata(row.id, "sys:upload_session_id")
                     store.unlink_blobs(stale)
+                    eventemit.modified(ctx, row)  # VersionControl(delete) -> deleteEntity
         except Exception:  # best effort, as in Cloudreve (it only logs)
             log.exception("cleanup after failed upload")
