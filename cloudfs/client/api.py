@@ -18,7 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from cloudfs.client import paths
 from cloudfs.client.detect import detect
@@ -32,6 +32,9 @@ from cloudfs.client.models import Capacity, Entry, ServerInfo
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
 from cloudfs.errors import CloudfsError, ProtocolError
+
+if TYPE_CHECKING:
+    from cloudfs.client.changefeed import ChangeFeed
 
 __all__ = ["ClientSettings", "CloudreveClient", "ProgressFn"]
 
@@ -141,6 +144,21 @@ class CloudreveClient:
     def client_id(self) -> str:
         """The ``X-Cr-Client-Id`` this client sends (a UUID per instance)."""
         return self._http.client_id
+
+    def use_client_id(self, client_id: str) -> None:
+        """Send this ``X-Cr-Client-Id`` from now on: one kept per account, so a remount's
+        change feed resumes where the last one stopped and never hears its own changes."""
+        self._http.client_id = client_id
+        self._http.client.headers["X-Cr-Client-Id"] = client_id
+
+    def change_feed(self, **callbacks: Any) -> ChangeFeed | None:
+        """A :class:`~cloudfs.client.changefeed.ChangeFeed` of the whole drive (Cloudreve 4;
+        it finds out itself whether the server has one); None for Cloudreve 3."""
+        if self.info.dialect != "v4":
+            return None
+        from cloudfs.client.changefeed import ChangeFeed
+
+        return ChangeFeed(self._http, **callbacks)
 
     @property
     def keeps_metadata(self) -> bool:
