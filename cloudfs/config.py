@@ -64,6 +64,10 @@ class MountSettings:
     cache_size: int = 2 * GiB
     metadata_ttl_s: float = 60.0
     negative_ttl_s: float = 5.0
+    #: "auto": follow the server's change feed where it has one (Cloudreve 4.11+); "off": TTLs only
+    events: str = "auto"
+    #: the metadata TTL while the change feed is live (a safety net: changes arrive as events)
+    events_ttl_s: float = 600.0
     #: bound on any single operation waiting for the server
     timeout_s: float = 30.0
     read_only: bool = False
@@ -91,6 +95,8 @@ class MountSettings:
         self.cache_dir = Path(self.cache_dir)
         if self.fsync not in ("remote", "local"):
             raise ValueError(f"fsync must be 'remote' or 'local', not {self.fsync!r}")
+        if self.events not in ("auto", "off"):
+            raise ValueError(f"events must be 'auto' or 'off', not {self.events!r}")
 
 
 # ---- the config file ---------------------------------------------------------
@@ -156,6 +162,8 @@ REMOTE_KEYS: dict[str, tuple[str, Callable[[object], object]]] = {
     "cache_size": ("cache_size", lambda v: parse_size(v if isinstance(v, int) else _string(v))),
     "metadata_ttl": ("metadata_ttl_s", _number),
     "negative_ttl": ("negative_ttl_s", _number),
+    "events": ("events", _choice("auto", "off")),
+    "events_ttl": ("events_ttl_s", _number),
     "timeout": ("timeout_s", _number),
     "fsync": ("fsync", _choice("remote", "local")),
     "uid": ("uid", _integer),

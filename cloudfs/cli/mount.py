@@ -27,7 +27,7 @@ _VALUE_OPTIONS = {
     "metadata_ttl": float, "negative_ttl": float, "timeout": float,
     "cache_size": parse_size, "fsync": str, "upload_delay": float, "max_uploads": int,
     "readahead_max": parse_size, "dirty_threshold": parse_size, "delete": str, "user": str,
-    "cache_dir": Path,
+    "cache_dir": Path, "events": str, "events_ttl": float,
 }
 _FLAG_OPTIONS = {"ro", "rw", "allow_other", "nonempty", "default_permissions", "noatime", "atime",
                  "dev", "nodev", "suid", "nosuid", "exec", "noexec", "auto", "noauto", "_netdev", "user", "users"}
@@ -60,7 +60,8 @@ def add_mount_options(parser: argparse.ArgumentParser) -> None:
                         help="let other users access the mount (needs user_allow_other in /etc/fuse.conf)")
     parser.add_argument("-o", dest="options", action="append", default=[], metavar="OPTIONS",
                         help="comma-separated: uid=,gid=,umask=,metadata_ttl=,timeout=,fsync=remote|local,"
-                             "delete=trash|permanent,upload_delay=,max_uploads=,nonempty,ro,allow_other")
+                             "delete=trash|permanent,upload_delay=,max_uploads=,events=auto|off,events_ttl=,"
+                             "nonempty,ro,allow_other")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     # internal: used by the background process
     parser.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
@@ -112,8 +113,10 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MountSettings, set[str
         if delete not in ("trash", "permanent"):
             raise UsageError("mount option delete must be 'trash' or 'permanent'")
         kwargs["delete_to_trash"] = delete == "trash"
+    if values.get("events", "auto") not in ("auto", "off"):
+        raise UsageError("mount option events must be 'auto' or 'off'")
     renames = {"metadata_ttl": "metadata_ttl_s", "negative_ttl": "negative_ttl_s", "timeout": "timeout_s",
-               "upload_delay": "upload_delay_s"}
+               "upload_delay": "upload_delay_s", "events_ttl": "events_ttl_s"}
     kwargs.update({renames.get(k, k): v for k, v in values.items()})
     if "ro" in flags or args.read_only:
         kwargs["read_only"] = True

@@ -33,7 +33,9 @@ from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Entry
 from cloudfs.config import MountSettings
 from cloudfs.errors import CloudfsError
+from cloudfs.client import clientid
 from cloudfs.fs import inject
+from cloudfs.fs.changes import KernelInvalidator, LiveChanges
 from cloudfs.fs.core import Core
 from cloudfs.fs.inodes import InodeTable
 from cloudfs.fs.meta import MetaCache
@@ -109,6 +111,7 @@ async def serve(
     with ExitStack() as stack:
         lock_cache_dir(settings, stack)
         client = await connect()
+        client.use_client_id(clientid.load_or_create(settings.cache_dir / "client-id"))
         async with client, open_mount(settings, client) as (mount, pending):
             inject.install_from_env(mount.ops)  # test-only; does nothing unless its variable is set
             await mount.writeback.replay(pending)
@@ -116,6 +119,7 @@ async def serve(
             await mount.nursery.start(mount.control.serve)
             pyfuse3.init(mount.ops, str(settings.mountpoint), fuse_options(settings))
             try:
+                mount.follow_changes(KernelInvalidator())
                 mount.nursery.start_soon(_tune_readahead, str(settings.mountpoint))
                 mount.nursery.start_soon(_stop_on_signals)
                 mount.nursery.start_soon(dump_tasks_on_signal, mount.writeback.describe)
@@ -209,6 +213,25 @@ class Mount:
         self.core = Core(client, settings, InodeTable(root), meta, self.fetcher, self.writeback)
         self.ops = Operations(self.core)
         self.control = ControlServer(settings.mountpoint, self.status, self.drain)
+        self.changes: LiveChanges | None = None
+
+    def follow_changes(self, kernel: KernelInvalidator | None) -> None:
+        """Start following the server's change feed, if it may have one and it is wanted."""
+        settings = self.settings
+        if settings.events == "off":
+            return
+        changes = LiveChanges(self.core, kernel, live_ttl_s=settings.events_ttl_s,
+                              fallback_ttl_s=settings.metadata_ttl_s)
+        feed = self.client.change_feed(on_change=changes.note, on_state=changes.note)
+        if feed is not None:
+            self.changes = changes
+            self.nursery.start_soon(changes.run, feed)
+
+    def change_mode(self) -> dict[str, Any]:
+        if self.changes is not None:
+            return self.changes.describe()
+        why = "events=off" if self.settings.events == "off" else "no change feed on Cloudreve 3"
+        return {"mode": f"ttl ({why})", "metadata_ttl_s": self.core.metadata_ttl_s}
 
     def _uploaded(self, local: LocalFile, entry: Entry, old_file_id: str) -> None:
         core = self.core
@@ -259,6 +282,8 @@ class Mount:
             "uploaded": self.writeback.uploads_done,
             #: content bytes downloaded since the mount started (read cache misses)
             "downloaded": self.fetcher.bytes_fetched,
+            #: how changes by other clients reach the mount: the change feed, or TTLs
+            "changes": self.change_mode(),
         }
 
     async def drain(self, progress: Callable[[], Any]) -> list[dict[str, Any]]:

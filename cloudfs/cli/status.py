@@ -57,6 +57,9 @@ def render(status: dict[str, Any]) -> str:
         lines.append(f"  capacity: {human(capacity['used'])} used of {human(capacity['total'])}")
     cache = status["cache"]
     lines.append(f"  cache: {human(cache['used'])} of {human(cache['cap'])} ({cache['dir']})")
+    changes = status.get("changes")
+    if changes:
+        lines.append(f"  changes by others: {changes['mode']}, metadata TTL {changes['metadata_ttl_s']:g} s")
     lines.append(f"  {uploads_summary(status)}")
     # failing uploads first: a person needs to see those, not the ones merely waiting
     uploads = sorted(status["uploads"], key=lambda upload: not upload.get("error"))

@@ -72,6 +72,8 @@ class Core:
         self.handles = HandleTable()
         self.locks = InodeLocks()
         self.owner = attrs.Ownership(settings.uid, settings.gid, settings.umask)
+        #: what the kernel is told to cache entries and attributes for (longer while the change feed is live)
+        self.metadata_ttl_s = settings.metadata_ttl_s
         assert settings.cache_dir is not None
         self.staging_dir = settings.cache_dir / "staging"
         self._capacity = _CapacityCache()
@@ -94,7 +96,7 @@ class Core:
         return node
 
     def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
-        return attrs.build(node, self.owner, self.settings.metadata_ttl_s, link=self.is_link(node))
+        return attrs.build(node, self.owner, self.metadata_ttl_s, link=self.is_link(node))
 
     def is_link(self, node: Node) -> bool:
         return self.links.is_link(node.entry, getattr(node.local, "metadata", None))

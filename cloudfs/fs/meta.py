@@ -10,7 +10,8 @@ Three TTL caches (cachetools):
 
 The filesystem's own changes (create, unlink, rename...) update the cache at
 once, so it never contradicts what this mount did.  Changes made by other
-clients show up when the entries expire.
+clients show up when the entries expire, or at once where the server has a
+change feed (``cloudfs.fs.changes``).
 
 Plain ``def`` only: every method is atomic with respect to other trio tasks.
 """
@@ -61,16 +62,33 @@ class MetaCache:
         max_entries: int = 100_000,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.ttl_s = ttl_s
         self.negative_ttl_s = negative_ttl_s
-        # sized by the number of children, so one huge folder cannot pin memory forever
-        self._listings: TTLCache[str, Listing] = TTLCache(
-            maxsize=max_listed_entries, ttl=ttl_s, timer=timer, getsizeof=lambda l: len(l.children) + 1
-        )
-        self._entries: TTLCache[str, Entry] = TTLCache(maxsize=max_entries, ttl=ttl_s, timer=timer)
+        self._max_listed_entries = max_listed_entries
+        self._max_entries = max_entries
+        self._timer = timer
+        self.ttl_s = ttl_s
+        self._listings, self._entries = self._fresh_caches(ttl_s)
         self._negative: TTLCache[str, bool] = TTLCache(
             maxsize=max_entries, ttl=max(negative_ttl_s, 1e-9), timer=timer
         )
+
+    def _fresh_caches(self, ttl_s: float) -> tuple[TTLCache[str, Listing], TTLCache[str, Entry]]:
+        # listings are sized by their number of children, so one huge folder cannot pin memory forever
+        listings: TTLCache[str, Listing] = TTLCache(
+            maxsize=self._max_listed_entries, ttl=ttl_s, timer=self._timer,
+            getsizeof=lambda l: len(l.children) + 1,
+        )
+        return listings, TTLCache(maxsize=self._max_entries, ttl=ttl_s, timer=self._timer)
+
+    def retime(self, ttl_s: float, *, keep: bool) -> None:
+        """Use another TTL from now on (the change feed came or went); ``keep`` carries the
+        cached listings and entries over (their age starts anew), else they are dropped."""
+        listings, entries = self._fresh_caches(ttl_s)
+        if keep:
+            listings.update(self._listings)
+            entries.update(self._entries)
+        self.ttl_s = ttl_s
+        self._listings, self._entries = listings, entries
 
     # ---- reads -------------------------------------------------------------------
     def listing(self, path: str) -> Listing | None:

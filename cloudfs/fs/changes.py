@@ -1,0 +1,241 @@
+"""Live changes: what other clients do to the drive, applied to the mount's caches as it happens.
+
+:class:`LiveChanges` runs the client's change feed for the whole drive and,
+for each change, drops or refreshes exactly what it touches:
+
+* the metadata cache: the entry at the path(s) concerned, and its place in
+  the cached listing of its folder (updated with one stat where a listing is
+  cached, so a folder of 10,000 entries is not listed again for one change);
+* the inode table: a rename moves the node (and everything below it);
+* the kernel: ``invalidate_entry`` for a name that went away,
+  ``invalidate_inode`` (attributes and cached pages) for a file whose content
+  changed, so ``stat``, ``ls`` and the next ``cat`` see the change at once.
+
+A file with local changes not yet uploaded is left alone (its pages are this
+mount's data); the write-back's conflict rules decide when it is uploaded.
+
+While the feed is live the metadata TTL is ``events_ttl`` (10 min: a safety
+net, not the way changes arrive); when it is connecting, disconnected, or the
+server has none (Cloudreve 3, 4 before 4.11, switched off), the mount uses the
+plain ``metadata_ttl``.  Each switch, every (re)subscription (even a
+``resumed`` one: an event the server took for a stream that then broke is
+lost) and a burst that may have overflowed the server's buffer drop
+everything cached: a full re-check.
+
+pyfuse3's invalidation calls block on the kernel and must not run inside a
+request handler: they are queued and made from a worker thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pyfuse3
+import trio
+
+from cloudfs.client.changefeed import Change, ChangeFeed, FeedState, StateChange
+from cloudfs.client.models import Entry
+from cloudfs.errors import CloudfsError
+from cloudfs.fs.core import Core
+from cloudfs.fs.inodes import ROOT_INODE, Node
+from cloudfs.fs.meta import split
+
+log = logging.getLogger(__name__)
+
+KernelCall = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+class KernelInvalidator:
+    """Queue of pyfuse3 invalidations, made in a worker thread (they block on the kernel)."""
+
+    def __init__(self) -> None:
+        self._send, self._receive = trio.open_memory_channel[KernelCall](math.inf)
+        self.made = 0
+
+    def entry(self, parent_ino: int, name: str, deleted: int = 0) -> None:
+        self._send.send_nowait((pyfuse3.invalidate_entry, (parent_ino, name.encode("utf-8", "surrogateescape"),
+                                                           deleted)))
+
+    def inode(self, ino: int, attr_only: bool = False) -> None:
+        self._send.send_nowait((pyfuse3.invalidate_inode, (ino, attr_only)))
+
+    async def run(self) -> None:
+        async for first in self._receive:
+            calls = [first]
+            while True:  # one thread hop for everything queued
+                try:
+                    calls.append(self._receive.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await trio.to_thread.run_sync(_make_calls, calls, abandon_on_cancel=True)
+            self.made += len(calls)
+
+
+def _make_calls(calls: list[KernelCall]) -> None:
+    for fn, args in calls:
+        try:
+            fn(*args)
+        except OSError as exc:
+            # ENOENT: the kernel no longer knows that inode or name: nothing to drop
+            if exc.errno != errno.ENOENT:
+                log.debug("kernel invalidation %s%r failed: %s", fn.__name__, args, exc)
+
+
+class LiveChanges:
+    def __init__(self, core: Core, kernel: KernelInvalidator | None, *, live_ttl_s: float,
+                 fallback_ttl_s: float) -> None:
+        self.core = core
+        self.kernel = kernel
+        self.live_ttl_s = live_ttl_s
+        self.fallback_ttl_s = fallback_ttl_s
+        self.state = FeedState.CONNECTING
+        self.reason = ""
+        self.applied = 0
+        self.rechecks = 0
+        self._changes, self._pending = trio.open_memory_channel[Change | StateChange](math.inf)
+
+    @property
+    def mode(self) -> str:
+        """What ``cloudfs status`` shows: ``events`` while live, else ``ttl`` and why."""
+        if self.state == FeedState.LIVE:
+            return "events"
+        return f"ttl ({self.state.value}{': ' + self.reason if self.reason else ''})"
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": self.mode, "metadata_ttl_s": self.core.metadata_ttl_s, "applied": self.applied,
+                "rechecks": self.rechecks}
+
+    # ---- feed callbacks (from the feed's task: queue, apply in order) -------------------
+    def note(self, item: Change | StateChange) -> None:
+        self._changes.send_nowait(item)
+
+    async def run(self, feed: ChangeFeed) -> None:
+        async with trio.open_nursery() as nursery:
+            if self.kernel is not None:
+                nursery.start_soon(self.kernel.run)
+            nursery.start_soon(feed.run)
+            async for item in self._pending:
+                try:
+                    if isinstance(item, StateChange):
+                        self.switch(item)
+                    else:
+                        await self.apply(item)
+                except CloudfsError as exc:
+                    log.info("change %s not applied (%s): re-checking everything", item, exc)
+                    self.recheck_all()
+                except Exception:  # a bug here must not take the mount down; TTLs still hold
+                    log.exception("internal error applying %s", item)
+                    self.recheck_all()
+
+    # ---- state ------------------------------------------------------------------------------
+    def switch(self, change: StateChange) -> None:
+        was_live = self.state == FeedState.LIVE
+        self.state, self.reason = change.state, change.reason
+        live = change.state == FeedState.LIVE
+        if live or was_live:
+            # Every (re)subscription starts over, "resumed" too: an event the server had taken
+            # for a stream that then broke is lost, and an overflow loses some silently.
+            # Leaving the live state starts over too: the kernel holds long timeouts.
+            self.core.metadata_ttl_s = self.live_ttl_s if live else self.fallback_ttl_s
+            self.core.meta.retime(self.core.metadata_ttl_s, keep=False)
+            self.recheck_all()
+
+    def recheck_all(self) -> None:
+        """Forget every cached entry and listing, in the kernel too (it may hold long timeouts)."""
+        self.rechecks += 1
+        self.core.meta.clear()
+        if self.kernel is None:
+            return
+        nodes = [n for n in self.core.table if not n.unlinked]
+        ino_at = {n.path: n.ino for n in nodes}
+        for node in nodes:
+            if node.ino == ROOT_INODE:
+                continue
+            self.kernel.inode(node.ino, attr_only=node.local is not None)
+            parent_ino = ino_at.get(split(node.path)[0])
+            if parent_ino is not None:
+                self.kernel.entry(parent_ino, node.entry.name)
+
+    # ---- one change ---------------------------------------------------------------------------
+    async def apply(self, change: Change) -> None:
+        self.applied += 1
+        log.debug("remote change: %s", change)
+        if change.kind == "delete":
+            self._gone(change.path, change.file_id, deleted=True)
+        elif change.kind == "rename":
+            self._renamed(change)
+            await self._refetch(change.new_path, change.file_id)
+        else:  # create / modify
+            await self._refetch(change.path, change.file_id, changed_content=change.kind == "modify")
+
+    def _node(self, file_id: str, path: str) -> Node | None:
+        node = self.core.table.by_file_id(file_id)
+        if node is None or node.unlinked or node.path != path:
+            return None
+        return node
+
+    def _parent_ino(self, path: str) -> int | None:
+        parent = split(path)[0]
+        if parent == "/":
+            return ROOT_INODE
+        node = self._node_at(parent)
+        return node.ino if node is not None else None
+
+    def _node_at(self, path: str) -> Node | None:
+        for node in self.core.table:
+            if node.path == path and not node.unlinked:
+                return node
+        return None
+
+    def _gone(self, path: str, file_id: str, *, deleted: bool) -> None:
+        meta = self.core.meta
+        meta.forget_subtree(path)
+        meta.remove(path)
+        node = self._node(file_id, path)
+        parent_ino = self._parent_ino(path)
+        if self.kernel is not None and parent_ino is not None:
+            # with the node's number the kernel also tells inotify watchers
+            self.kernel.entry(parent_ino, split(path)[1], node.ino if deleted and node is not None else 0)
+
+    def _renamed(self, change: Change) -> None:
+        core = self.core
+        node = self._node(change.file_id, change.path)
+        parent_ino = self._parent_ino(change.path)
+        core.meta.forget_subtree(change.path)
+        core.meta.remove(change.path)
+        core.meta.forget_subtree(change.new_path)
+        if node is not None:
+            core.table.move_subtrees({change.path: change.new_path})
+        if self.kernel is not None and parent_ino is not None:
+            self.kernel.entry(parent_ino, split(change.path)[1])
+
+    async def _refetch(self, path: str, file_id: str, *, changed_content: bool = False) -> None:
+        """The object at ``path`` is new or changed: a fresh entry where one is cached."""
+        core = self.core
+        meta = core.meta
+        parent = split(path)[0]
+        cached = meta.listing(parent) is not None or isinstance(meta.entry(path), Entry)
+        meta.invalidate(path)
+        entry: Entry | None = None
+        if cached:
+            try:
+                entry = await core.client.stat(path)
+            except CloudfsError as exc:
+                meta.invalidate_listing(parent)
+                if exc.errno != errno.ENOENT:
+                    raise
+                return  # gone again already: its delete event follows
+            meta.put(entry)
+        else:
+            meta.invalidate_listing(parent)
+        node = core.table.by_file_id(file_id)
+        if node is None or node.unlinked or node.local is not None:
+            return  # unknown to the kernel, or unsaved local data: the write-back's conflict rules decide
+        if entry is not None and entry.file_id == node.entry.file_id:
+            node.entry = entry
+        if self.kernel is not None:
+            self.kernel.inode(node.ino, attr_only=not changed_content)

@@ -1,0 +1,198 @@
+"""Live changes: another client changes the drive, the mount sees it well before any TTL.
+
+The server runs with a 0.3 s debounce; the mount keeps metadata 600 s while
+its change feed is live (the default ``events_ttl``), and the kernel is told
+the same, so only the feed's invalidations can make these changes show in
+seconds.  The fallback tests check that without a feed (Cloudreve 3, the
+feed switched off, a server before 4.11, ``events=off``) the mount goes back
+to the plain ``metadata_ttl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloudfs.server.testing import RunningServer, start_server
+from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, mounted, run_cloudfs, wait_until
+from tests.server.helpers import Api, uri
+
+DEBOUNCE = 0.3
+#: a change must show well within this (the TTLs are 600 s; the kernel's too)
+SEEN_WITHIN_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    srv = start_server(tmp_path_factory.mktemp("changes"), faults=True,
+                       extra_args=["--events-debounce", str(DEBOUNCE)])
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def drive(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Drive]:
+    with mounted(server, tmp_path_factory.mktemp("drive")) as d:
+        wait_until(lambda: status(d)["changes"]["mode"] == "events", timeout=15)
+        yield d
+
+
+@pytest.fixture
+def other(server: RunningServer) -> Iterator[Api]:
+    """Another client (its own client id), talking HTTP as the web UI does."""
+    with Api(server) as api:
+        yield api
+
+
+def status(d: Drive) -> dict:
+    out = run_cloudfs("status", str(d.path), "--json", check=True)
+    return json.loads(out.stdout)[0]
+
+
+def fresh_folder(drive: Drive, other: Api, name: str) -> Path:
+    """A folder the mount has listed (so its listing is cached, for 600 s)."""
+    other.mkdir("/" + name)
+    folder = drive / name
+    wait_until(lambda: folder.is_dir(), timeout=SEEN_WITHIN_S)
+    assert os.listdir(folder) == []
+    return folder
+
+
+def test_status_shows_the_live_mode(drive: Drive):
+    changes = status(drive)["changes"]
+    assert changes["mode"] == "events" and changes["metadata_ttl_s"] == 600
+    assert "changes by others: events, metadata TTL 600 s" in run_cloudfs("status", str(drive.path)).stdout
+
+
+def test_create_shows_in_a_cached_listing(drive: Drive, other: Api):
+    folder = fresh_folder(drive, other, "create")
+    other.put("/create/new.txt", b"hello")
+    other.mkdir("/create/sub")
+    wait_until(lambda: sorted(os.listdir(folder)) == ["new.txt", "sub"], timeout=SEEN_WITHIN_S)
+    assert (folder / "new.txt").read_bytes() == b"hello"
+
+
+def test_modify_reaches_stat_and_a_cached_file(drive: Drive, other: Api):
+    folder = fresh_folder(drive, other, "modify")
+    other.put("/modify/f.txt", b"old")
+    wait_until(lambda: (folder / "f.txt").exists(), timeout=SEEN_WITHIN_S)
+    assert (folder / "f.txt").read_bytes() == b"old"  # now in the kernel's page cache
+    assert os.stat(folder / "f.txt").st_size == 3  # and its size in the kernel's attribute cache
+    other.put("/modify/f.txt", b"new and longer", previous=other.info("/modify/f.txt")["data"]["primary_entity"])
+    # a plain stat: the kernel was told, no timeout had to pass
+    wait_until(lambda: os.stat(folder / "f.txt").st_size == 14, timeout=SEEN_WITHIN_S)
+    assert (folder / "f.txt").read_bytes() == b"new and longer"
+
+
+def test_rename_and_move(drive: Drive, other: Api):
+    folder = fresh_folder(drive, other, "rename")
+    other.put("/rename/a.txt", b"a")
+    other.mkdir("/rename/dir")
+    wait_until(lambda: sorted(os.listdir(folder)) == ["a.txt", "dir"], timeout=SEEN_WITHIN_S)
+    assert os.listdir(folder / "dir") == []
+    with open(folder / "a.txt", "rb") as held:  # an open file follows its object
+        other.ok("POST", "/file/rename", json={"uri": uri("/rename/a.txt"), "new_name": "b.txt"})
+        wait_until(lambda: sorted(os.listdir(folder)) == ["b.txt", "dir"], timeout=SEEN_WITHIN_S)
+        assert not (folder / "a.txt").exists()
+        assert os.stat(folder / "b.txt").st_ino == os.fstat(held.fileno()).st_ino
+        assert held.read() == b"a"
+    other.ok("POST", "/file/move", json={"uris": [uri("/rename/b.txt")], "dst": uri("/rename/dir")})
+    wait_until(lambda: os.listdir(folder / "dir") == ["b.txt"], timeout=SEEN_WITHIN_S)
+    assert os.listdir(folder) == ["dir"]
+    assert (folder / "dir" / "b.txt").read_bytes() == b"a"
+
+
+def test_delete(drive: Drive, other: Api):
+    folder = fresh_folder(drive, other, "delete")
+    other.put("/delete/gone.txt", b"x")
+    other.mkdir("/delete/gone-dir/inner")
+    wait_until(lambda: sorted(os.listdir(folder)) == ["gone-dir", "gone.txt"], timeout=SEEN_WITHIN_S)
+    assert os.listdir(folder / "gone-dir") == ["inner"]
+    other.delete("/delete/gone.txt", "/delete/gone-dir")
+    wait_until(lambda: os.listdir(folder) == [], timeout=SEEN_WITHIN_S)
+    assert not (folder / "gone.txt").exists() and not (folder / "gone-dir").exists()
+
+
+def test_own_changes_are_not_echoed_and_stay(drive: Drive, other: Api):
+    folder = fresh_folder(drive, other, "own")
+    (folder / "mine.txt").write_bytes(b"mine")
+    os.sync()
+    before = status(drive)["changes"]["applied"]
+    time.sleep(DEBOUNCE * 6)
+    assert status(drive)["changes"]["applied"] == before
+    assert os.listdir(folder) == ["mine.txt"]
+
+
+def test_remote_modify_of_a_file_with_local_changes_loses_nothing(
+        server: RunningServer, other: Api, tmp_path: Path):
+    # uploads held back long enough for the remote change to come first
+    with mounted(server, tmp_path, options="upload_delay=30,delete=permanent") as d:
+        wait_until(lambda: status(d)["changes"]["mode"] == "events", timeout=15)
+        other.mkdir("/conflict")
+        other.put("/conflict/doc.txt", b"base")
+        wait_until(lambda: (d / "conflict" / "doc.txt").exists(), timeout=SEEN_WITHIN_S)
+        (d / "conflict" / "doc.txt").write_bytes(b"local edit")
+        time.sleep(DEBOUNCE * 3)
+        applied = status(d)["changes"]["applied"]
+        other.put("/conflict/doc.txt", b"remote edit",
+                  previous=other.info("/conflict/doc.txt")["data"]["primary_entity"])
+        wait_until(lambda: status(d)["changes"]["applied"] > applied, timeout=SEEN_WITHIN_S)
+        assert (d / "conflict" / "doc.txt").read_bytes() == b"local edit"
+    # after the unmount's upload, both versions exist on the server
+    contents = {f["name"]: other.download("/conflict/" + f["name"]) for f in other.ls("/conflict")["files"]}
+    assert sorted(contents.values()) == [b"local edit", b"remote edit"]
+
+
+def test_a_stream_cut_mid_frame_reconnects_and_rechecks(server: RunningServer, other: Api, tmp_path: Path):
+    other.mkdir("/cut")
+    subscribed = len(b"event:subscribed\ndata:<nil>\n\n")
+    # the mount's first feed connection is cut 20 bytes into its first event frame
+    server.faults.set(drop_rate=1.0, drop_after_bytes=subscribed + 20, drop_target="response",
+                      path_regex="/file/events", count=1)
+    with mounted(server, tmp_path) as d:
+        wait_until(lambda: status(d)["changes"]["mode"] == "events", timeout=15)
+        assert os.listdir(d / "cut") == []  # cached for 600 s
+        other.put("/cut/one.txt", b"1")  # its event frame is the one cut
+        wait_until(lambda: server.faults.stats()["drop_response"] == 1, timeout=SEEN_WITHIN_S)
+        # the event is lost with the stream; the reconnect re-checks everything cached instead
+        wait_until(lambda: os.listdir(d / "cut") == ["one.txt"], timeout=SEEN_WITHIN_S)
+        wait_until(lambda: status(d)["changes"]["mode"] == "events", timeout=SEEN_WITHIN_S)
+        assert status(d)["changes"]["rechecks"] >= 2  # subscribed, then again after the cut
+        other.put("/cut/two.txt", b"2")  # and the new stream delivers
+        wait_until(lambda: sorted(os.listdir(d / "cut")) == ["one.txt", "two.txt"], timeout=SEEN_WITHIN_S)
+    server.faults.clear()
+
+
+# --- fallback: no feed, the plain TTL -------------------------------------------------------
+def _ttl_fallback(srv: RunningServer, base: Path, options: str, mode_prefix: str) -> None:
+    with mounted(srv, base, options=f"{TEST_OPTIONS},metadata_ttl=2,{options}".rstrip(",")) as d:
+        wait_until(lambda: status(d)["changes"]["mode"].startswith(mode_prefix), timeout=15)
+        assert status(d)["changes"]["metadata_ttl_s"] == 2
+        Remote(srv).mkdir("/fallback")
+        wait_until(lambda: (d / "fallback").is_dir(), timeout=10)
+        assert os.listdir(d / "fallback") == []
+        Remote(srv).put("/fallback/late.txt", b"x")
+        wait_until(lambda: os.listdir(d / "fallback") == ["late.txt"], timeout=10)  # the TTL (2 s) did it
+
+
+@pytest.mark.parametrize("switch,mode", [("disabled", "ttl (unavailable: the change feed is switched off"),
+                                         ("absent", "ttl (unavailable: the server has no change feed")])
+def test_fallback_when_the_server_has_no_feed(tmp_path: Path, switch: str, mode: str):
+    with start_server(tmp_path / "srv", faults=False, extra_args=["--events", switch]) as srv:
+        _ttl_fallback(srv, tmp_path, "", mode)
+
+
+def test_fallback_on_cloudreve_3(tmp_path: Path):
+    with start_server(tmp_path / "srv", faults=False, dialect="v3") as srv:
+        _ttl_fallback(srv, tmp_path, "", "ttl (no change feed on Cloudreve 3)")
+
+
+def test_events_off(server: RunningServer, tmp_path: Path):
+    _ttl_fallback(server, tmp_path, "events=off", "ttl (events=off)")
