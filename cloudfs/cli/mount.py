@@ -60,7 +60,7 @@ def add_mount_options(parser: argparse.ArgumentParser) -> None:
                         help="let other users access the mount (needs user_allow_other in /etc/fuse.conf)")
     parser.add_argument("-o", dest="options", action="append", default=[], metavar="OPTIONS",
                         help="comma-separated: uid=,gid=,umask=,metadata_ttl=,timeout=,fsync=remote|local,"
-                             "delete=trash|permanent,upload_delay=,max_uploads=,events=auto|off,events_ttl=,"
+                             "delete=trash|permanent,upload_delay=,max_uploads=, events=auto|off,events_ttl=, "
                              "nonempty,ro,allow_other")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     # internal: used by the background process

@@ -141,7 +141,7 @@ class LiveChanges:
             # for a stream that then broke is lost, and an overflow loses some silently.
             # Leaving the live state starts over too: the kernel holds long timeouts.
             self.core.metadata_ttl_s = self.live_ttl_s if live else self.fallback_ttl_s
-            self.core.meta.retime(self.core.metadata_ttl_s, keep=False)
+            self.core.meta.retime(self.core.metadata_ttl_s)
             self.recheck_all()
 
     def recheck_all(self) -> None:

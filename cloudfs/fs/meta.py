@@ -80,15 +80,11 @@ class MetaCache:
         )
         return listings, TTLCache(maxsize=self._max_entries, ttl=ttl_s, timer=self._timer)
 
-    def retime(self, ttl_s: float, *, keep: bool) -> None:
-        """Use another TTL from now on (the change feed came or went); ``keep`` carries the
-        cached listings and entries over (their age starts anew), else they are dropped."""
-        listings, entries = self._fresh_caches(ttl_s)
-        if keep:
-            listings.update(self._listings)
-            entries.update(self._entries)
+    def retime(self, ttl_s: float) -> None:
+        """Start over with another TTL (the change feed came or went): everything cached is dropped."""
         self.ttl_s = ttl_s
-        self._listings, self._entries = listings, entries
+        self._listings, self._entries = self._fresh_caches(ttl_s)
+        self._negative.clear()
 
     # ---- reads -------------------------------------------------------------------
     def listing(self, path: str) -> Listing | None:

@@ -35,7 +35,14 @@ def test_mount_options_become_settings(tmp_path):
     assert settings.mountpoint == Path(tmp_path).resolve()
 
 
-@pytest.mark.parametrize("option", ["bogus", "uid=abc", "delete=maybe", "colour=red"])
+def test_mount_events_options(tmp_path):
+    settings, _ = mount.settings_from_args(parse("http://127.0.0.1:1/", str(tmp_path)))
+    assert settings.events == "auto" and settings.events_ttl_s == 600
+    settings, _ = mount.settings_from_args(parse("http://127.0.0.1:1/", str(tmp_path), "-o", "events=off,events_ttl=90"))
+    assert settings.events == "off" and settings.events_ttl_s == 90
+
+
+@pytest.mark.parametrize("option", ["bogus", "uid=abc", "delete=maybe", "colour=red", "events=sometimes"])
 def test_mount_bad_options_are_refused(tmp_path, option):
     with pytest.raises(mount.UsageError):
         mount.settings_from_args(parse("http://x", str(tmp_path), "-o", option))

@@ -59,3 +59,17 @@ def test_meta_listing_size_is_bounded():
         meta.put_listing(entry(f"/d{i}", is_dir=True), [entry(f"/d{i}/{j}") for j in range(30)])
     kept = sum(meta.listing(f"/d{i}") is not None for i in range(10))
     assert 0 < kept < 10
+
+
+def test_meta_retime_starts_over_with_the_new_ttl():
+    clock = Clock()
+    meta = MetaCache(ttl_s=60, negative_ttl_s=5, timer=clock)
+    meta.put_listing(entry("/d", is_dir=True), [entry("/d/a")])
+    meta.put_absent("/gone")
+    meta.retime(600)  # the change feed went live
+    assert meta.entry("/d/a") is None and meta.entry("/gone") is None  # a full re-check
+    meta.put_listing(entry("/d", is_dir=True), [entry("/d/a")])
+    clock.now = 500
+    assert meta.entry("/d/a") == entry("/d/a")  # trusted for the long TTL
+    clock.now = 601
+    assert meta.entry("/d/a") is None
