@@ -67,15 +67,16 @@ class Mount:
 
 
 @contextmanager
-def environment(**server_args: object) -> Iterator[tuple[RunningServer, Path]]:
-    """A temp dir holding the server's data, caches and XDG dirs of the run."""
+def environment(faults: bool = False, **server_args: object) -> Iterator[tuple[RunningServer, Path]]:
+    """A temp dir holding the server's data, caches and XDG dirs of the run
+    (``faults``: the server counts requests, see ``RunningServer.faults``)."""
     with tempfile.TemporaryDirectory(prefix="cloudfs-bench-") as tmp:
         base = Path(tmp)
         for key, sub in (("XDG_STATE_HOME", "state"), ("XDG_CACHE_HOME", "cache"),
                          ("XDG_CONFIG_HOME", "config"), ("XDG_RUNTIME_DIR", "run")):
             (base / sub).mkdir(mode=0o700)
             os.environ[key] = str(base / sub)
-        server = start_server(base / "server", faults=False, **server_args)  # type: ignore[arg-type]
+        server = start_server(base / "server", faults=faults, **server_args)  # type: ignore[arg-type]
         try:
             yield server, base
         finally:

@@ -81,20 +81,20 @@ def _publish(ctx: Ctx, sub: Subscriber, event: Event) -> None:
     hub.publish(sub, event)
 
 
-def created(ctx: Ctx, row: FileRow) -> None:
+def _at_its_path(ctx: Ctx, kind: str, row: FileRow) -> None:
     if not active(ctx):
         return
     where = locate(ctx, row)
     for sub, root in _eligible(ctx, where.chain[:-1]):
-        _publish(ctx, sub, Event(CREATE, ctx.state.codec.file(row.id), _relative(root, where.path)))
+        _publish(ctx, sub, Event(kind, ctx.state.codec.file(row.id), _relative(root, where.path)))
+
+
+def created(ctx: Ctx, row: FileRow) -> None:
+    _at_its_path(ctx, CREATE, row)
 
 
 def modified(ctx: Ctx, row: FileRow) -> None:
-    if not active(ctx):
-        return
-    where = locate(ctx, row)
-    for sub, root in _eligible(ctx, where.chain[:-1]):
-        _publish(ctx, sub, Event(MODIFY, ctx.state.codec.file(row.id), _relative(root, where.path)))
+    _at_its_path(ctx, MODIFY, row)
 
 
 def renamed(ctx: Ctx, before: Located, new_name: str) -> None:

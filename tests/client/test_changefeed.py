@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from cloudfs.client import clientid
 from cloudfs.client.api import ClientSettings, CloudreveClient
-from cloudfs.client.changefeed import BACKOFF_FIRST_S, Change, FeedState, StateChange
+from cloudfs.client.changefeed import BACKOFF_FIRST_S, Change, ChangeFeed, FeedState, StateChange
 from cloudfs.server.testing import RunningServer, start_server
 
 FAST = ClientSettings(request_timeout_s=5.0, deadline_s=15.0, backoff_base_s=0.02, backoff_max_s=0.2)
@@ -49,17 +51,24 @@ class Recorder:
                 await trio.sleep(0.05)
 
 
-@pytest.fixture
-async def listening(events_server: RunningServer) -> AsyncIterator[tuple[CloudreveClient, Recorder]]:
-    client = await connect(events_server)
+@asynccontextmanager
+async def feed_of(srv: RunningServer, **options: Any) -> AsyncIterator[tuple[CloudreveClient, ChangeFeed, Recorder]]:
+    """A client of ``srv`` with its change feed running for the block."""
+    client = await connect(srv)
     seen = Recorder()
-    feed = client.change_feed(on_change=seen.change, on_state=seen.state, silence_limit_s=5.0)
+    feed = client.change_feed(on_change=seen.change, on_state=seen.state, **options)
     assert feed is not None
     async with client, trio.open_nursery() as nursery:
         nursery.start_soon(feed.run)
+        yield client, feed, seen
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+async def listening(events_server: RunningServer) -> AsyncIterator[tuple[CloudreveClient, Recorder]]:
+    async with feed_of(events_server, silence_limit_s=5.0) as (client, feed, seen):
         await seen.until(lambda: feed.state == FeedState.LIVE)
         yield client, seen
-        nursery.cancel_scope.cancel()
 
 
 async def test_hears_other_clients_but_not_itself(events_server: RunningServer, listening) -> None:
@@ -89,12 +98,7 @@ async def test_every_request_carries_the_client_id_it_was_given(events_server: R
 
 async def test_reconnects_after_a_server_restart(tmp_path: Path) -> None:
     with start_server(tmp_path / "srv", faults=False, extra_args=SERVER_ARGS) as srv:
-        client = await connect(srv)
-        seen = Recorder()
-        feed = client.change_feed(on_change=seen.change, on_state=seen.state, silence_limit_s=5.0)
-        assert feed is not None
-        async with client, trio.open_nursery() as nursery:
-            nursery.start_soon(feed.run)
+        async with feed_of(srv, silence_limit_s=5.0) as (_, feed, seen):
             await seen.until(lambda: feed.state == FeedState.LIVE)
             await trio.to_thread.run_sync(srv.restart)
             await seen.until(lambda: [s.state for s in seen.states][-2:] == [FeedState.DISCONNECTED,
@@ -104,24 +108,17 @@ async def test_reconnects_after_a_server_restart(tmp_path: Path) -> None:
             async with other:
                 await other.mkdir("/after-restart")
             await seen.until(lambda: [c.path for c in seen.changes] == ["/after-restart"])
-            nursery.cancel_scope.cancel()
 
 
 async def test_a_silent_stream_counts_as_dead(events_server: RunningServer) -> None:
     # a stream that says nothing for longer than the silence limit (here its answer is
     # held back 3 s, the limit is 0.5 s) is given up and opened again
-    client = await connect(events_server)
-    seen = Recorder()
-    feed = client.change_feed(on_change=seen.change, on_state=seen.state, silence_limit_s=0.5)
-    assert feed is not None
     events_server.faults.set(reply_delay_s=3.0, path_regex="/file/events", count=1)
     try:
-        async with client, trio.open_nursery() as nursery:
-            nursery.start_soon(feed.run)
+        async with feed_of(events_server, silence_limit_s=0.5) as (_, feed, seen):
             await seen.until(lambda: feed.state == FeedState.LIVE, timeout=15)
             assert seen.states[0].state == FeedState.DISCONNECTED  # the first try timed out
             assert feed.connects >= 2
-            nursery.cancel_scope.cancel()
     finally:
         events_server.faults.clear()
 
@@ -129,15 +126,9 @@ async def test_a_silent_stream_counts_as_dead(events_server: RunningServer) -> N
 @pytest.mark.parametrize("switch,reason", [("disabled", "switched off"), ("absent", "before 4.11")])
 async def test_no_feed_on_the_server(tmp_path: Path, switch: str, reason: str) -> None:
     with start_server(tmp_path / "srv", faults=False, extra_args=["--events", switch]) as srv:
-        client = await connect(srv)
-        seen = Recorder()
-        feed = client.change_feed(on_change=seen.change, on_state=seen.state)
-        assert feed is not None
-        async with client, trio.open_nursery() as nursery:
-            nursery.start_soon(feed.run)
+        async with feed_of(srv) as (_, feed, seen):
             await seen.until(lambda: feed.state == FeedState.UNAVAILABLE)
             assert reason in seen.states[-1].reason
-            nursery.cancel_scope.cancel()
 
 
 async def test_cloudreve_3_has_no_feed(tmp_path: Path) -> None:
