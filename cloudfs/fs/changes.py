@@ -96,6 +96,8 @@ class LiveChanges:
         self.reason = ""
         self.applied = 0
         self.rechecks = 0
+        #: whether the server kept what happened while the feed was away (the last subscription)
+        self.resumed = False
         self._changes, self._pending = trio.open_memory_channel[Change | StateChange](math.inf)
 
     @property
@@ -107,7 +109,7 @@ class LiveChanges:
 
     def describe(self) -> dict[str, Any]:
         return {"mode": self.mode, "metadata_ttl_s": self.core.metadata_ttl_s, "applied": self.applied,
-                "rechecks": self.rechecks}
+                "rechecks": self.rechecks, "resumed": self.resumed}
 
     # ---- feed callbacks (from the feed's task: queue, apply in order) -------------------
     def note(self, item: Change | StateChange) -> None:
@@ -136,6 +138,8 @@ class LiveChanges:
         was_live = self.state == FeedState.LIVE
         self.state, self.reason = change.state, change.reason
         live = change.state == FeedState.LIVE
+        if live and change.reason != "overflow":
+            self.resumed = change.resumed
         if live or was_live:
             # Every (re)subscription starts over, "resumed" too: an event the server had taken
             # for a stream that then broke is lost, and an overflow loses some silently.

@@ -120,6 +120,19 @@ def test_delete(drive: Drive, other: Api):
     assert not (folder / "gone.txt").exists() and not (folder / "gone-dir").exists()
 
 
+def test_a_remount_resumes_under_the_same_client_id(server: RunningServer, other: Api, tmp_path: Path):
+    with mounted(server, tmp_path) as d:
+        wait_until(lambda: status(d)["changes"]["mode"] == "events", timeout=15)
+        assert status(d)["changes"]["resumed"] is False  # a new account cache: a new client id
+        d.umount()
+        other.mkdir("/while-unmounted")  # kept by the server for our client id
+        d.mount()
+        wait_until(lambda: status(d)["changes"]["mode"] == "events", timeout=15)
+        assert status(d)["changes"]["resumed"] is True
+        wait_until(lambda: status(d)["changes"]["applied"] >= 1, timeout=SEEN_WITHIN_S)  # the replay
+        assert (d / "while-unmounted").is_dir()
+
+
 def test_own_changes_are_not_echoed_and_stay(drive: Drive, other: Api):
     folder = fresh_folder(drive, other, "own")
     (folder / "mine.txt").write_bytes(b"mine")
