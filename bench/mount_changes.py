@@ -1,6 +1,6 @@
 """Live changes: how soon another client's change shows in the mount, and what an idle mount costs.
 
-    .venv/bin/python bench/mount_changes.py [--rounds 5] [--tree 10000] [--idle-s 120]
+    .venv/bin/python bench/mount_changes.py [--rounds 5] [--tree 10000] [--idle-s 180]
 
 * latency: another client (plain HTTP, as the web UI) creates, modifies,
   renames and deletes files; the time until ``ls``/``stat`` in the mount
@@ -48,8 +48,9 @@ def latency_round(api: Api, mnt: Path, n: int) -> dict[str, float]:
     api.put(f"{folder}/del.txt", b"d")
     local = mnt / folder.lstrip("/")
     wait_for(lambda: local.is_dir() and sorted(os.listdir(local)) == ["del.txt", "mod.txt", "ren.txt"])
-    os.stat(local / "mod.txt")  # cached by the kernel and the mount from now on
     time.sleep(6)  # past the debounce of the set-up changes
+    assert sorted(os.listdir(local)) == ["del.txt", "mod.txt", "ren.txt"]
+    os.stat(local / "mod.txt")  # cached by the kernel and the mount from now on
     made = time.monotonic()
     api.put(f"{folder}/new.txt", b"n")
     api.put(f"{folder}/mod.txt", b"new content", previous=api.info(f"{folder}/mod.txt")["data"]["primary_entity"])
@@ -108,7 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tree", type=int, default=10000)
-    parser.add_argument("--idle-s", type=float, default=120.0)
+    parser.add_argument("--idle-s", type=float, default=180.0)
     args = parser.parse_args()
     rows: list[Row] = []
     with environment(faults=True) as (server, base):  # Cloudreve's defaults: 5 s debounce

@@ -118,8 +118,9 @@ async def serve(
             await mount.nursery.start(mount.writeback.run)
             await mount.nursery.start(mount.control.serve)
             pyfuse3.init(mount.ops, str(settings.mountpoint), fuse_options(settings))
+            kernel = KernelInvalidator()
             try:
-                mount.follow_changes(KernelInvalidator())
+                mount.follow_changes(kernel)
                 mount.nursery.start_soon(_tune_readahead, str(settings.mountpoint))
                 mount.nursery.start_soon(_stop_on_signals)
                 mount.nursery.start_soon(dump_tasks_on_signal, mount.writeback.describe)
@@ -128,6 +129,7 @@ async def serve(
                 log.info("mounted %s on %s", settings.url, settings.mountpoint)
                 await _run_fuse_loop()
             finally:
+                kernel.close()  # before the FUSE session goes
                 pyfuse3.close(unmount=True)
             log.info("unmounted %s", settings.mountpoint)
             sdnotify.notify("STOPPING=1")

@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import logging
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -50,11 +51,24 @@ KernelCall = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 class KernelInvalidator:
-    """Queue of pyfuse3 invalidations, made in a worker thread (they block on the kernel)."""
+    """Queue of pyfuse3 invalidations, made in a worker thread (they block on the kernel).
+
+    :meth:`close` must come before ``pyfuse3.close()``: a call made on a closed
+    FUSE session would touch freed memory."""
 
     def __init__(self) -> None:
         self._send, self._receive = trio.open_memory_channel[KernelCall](math.inf)
         self.made = 0
+        # held by the worker thread around each call; close() takes it to end the calls
+        self._session_lock = threading.Lock()
+        self._closed = False
+
+    def close(self, wait_s: float = 2.0) -> None:
+        """No call after this returns (unless one stayed blocked in the kernel for ``wait_s``)."""
+        acquired = self._session_lock.acquire(timeout=wait_s)
+        self._closed = True
+        if acquired:
+            self._session_lock.release()
 
     def entry(self, parent_ino: int, name: str, deleted: int = 0) -> None:
         self._send.send_nowait((pyfuse3.invalidate_entry, (parent_ino, name.encode("utf-8", "surrogateescape"),
@@ -71,18 +85,20 @@ class KernelInvalidator:
                     calls.append(self._receive.receive_nowait())
                 except trio.WouldBlock:
                     break
-            await trio.to_thread.run_sync(_make_calls, calls, abandon_on_cancel=True)
+            await trio.to_thread.run_sync(self._make_calls, calls, abandon_on_cancel=True)
             self.made += len(calls)
 
-
-def _make_calls(calls: list[KernelCall]) -> None:
-    for fn, args in calls:
-        try:
-            fn(*args)
-        except OSError as exc:
-            # ENOENT: the kernel no longer knows that inode or name: nothing to drop
-            if exc.errno != errno.ENOENT:
-                log.debug("kernel invalidation %s%r failed: %s", fn.__name__, args, exc)
+    def _make_calls(self, calls: list[KernelCall]) -> None:  # in the worker thread
+        for fn, args in calls:
+            with self._session_lock:
+                if self._closed:
+                    return
+                try:
+                    fn(*args)
+                except OSError as exc:
+                    # ENOENT: the kernel no longer knows that inode or name: nothing to drop
+                    if exc.errno != errno.ENOENT:
+                        log.debug("kernel invalidation %s%r failed: %s", fn.__name__, args, exc)
 
 
 class LiveChanges:
@@ -223,18 +239,19 @@ class LiveChanges:
         meta = core.meta
         parent = split(path)[0]
         cached = meta.listing(parent) is not None or isinstance(meta.entry(path), Entry)
-        meta.invalidate(path)
         entry: Entry | None = None
         if cached:
             try:
                 entry = await core.client.stat(path)
             except CloudfsError as exc:
+                meta.invalidate(path)
                 meta.invalidate_listing(parent)
                 if exc.errno != errno.ENOENT:
                     raise
                 return  # gone again already: its delete event follows
-            meta.put(entry)
+            meta.put(entry)  # in the cached listing too; a folder's own listing stays (its changes come as events)
         else:
+            meta.invalidate(path)  # a name known missing, say
             meta.invalidate_listing(parent)
         node = core.table.by_file_id(file_id)
         if node is None or node.unlinked or node.local is not None:
