@@ -114,7 +114,7 @@ class LiveChanges:
         self.rechecks = 0
         #: whether the server kept what happened while the feed was away (the last subscription)
         self.resumed = False
-        self._changes, self._pending = trio.open_memory_channel[Change | StateChange](math.inf)
+        self._queue, self._queued = trio.open_memory_channel[Change | StateChange](math.inf)
 
     @property
     def mode(self) -> str:
@@ -129,14 +129,14 @@ class LiveChanges:
 
     # ---- feed callbacks (from the feed's task: queue, apply in order) -------------------
     def note(self, item: Change | StateChange) -> None:
-        self._changes.send_nowait(item)
+        self._queue.send_nowait(item)
 
     async def run(self, feed: ChangeFeed) -> None:
         async with trio.open_nursery() as nursery:
             if self.kernel is not None:
                 nursery.start_soon(self.kernel.run)
             nursery.start_soon(feed.run)
-            async for item in self._pending:
+            async for item in self._queued:
                 try:
                     if isinstance(item, StateChange):
                         self.switch(item)
@@ -185,7 +185,7 @@ class LiveChanges:
         self.applied += 1
         log.debug("remote change: %s", change)
         if change.kind == "delete":
-            self._gone(change.path, change.file_id, deleted=True)
+            self._gone(change.path, change.file_id)
         elif change.kind == "rename":
             self._renamed(change)
             await self._refetch(change.new_path, change.file_id)
@@ -211,7 +211,7 @@ class LiveChanges:
                 return node
         return None
 
-    def _gone(self, path: str, file_id: str, *, deleted: bool) -> None:
+    def _gone(self, path: str, file_id: str) -> None:
         meta = self.core.meta
         meta.forget_subtree(path)
         meta.remove(path)
@@ -219,7 +219,9 @@ class LiveChanges:
         parent_ino = self._parent_ino(path)
         if self.kernel is not None and parent_ino is not None:
             # with the node's number the kernel also tells inotify watchers
-            self.kernel.entry(parent_ino, split(path)[1], node.ino if deleted and node is not None else 0)
+            # (not for a file with unsaved local data: it keeps showing until its upload lands)
+            deleted = node.ino if node is not None and node.local is None else 0
+            self.kernel.entry(parent_ino, split(path)[1], deleted)
 
     def _renamed(self, change: Change) -> None:
         core = self.core
