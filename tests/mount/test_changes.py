@@ -183,6 +183,24 @@ def test_a_stream_cut_mid_frame_reconnects_and_rechecks(server: RunningServer, o
     server.faults.clear()
 
 
+def test_a_change_lost_in_a_server_restart_is_seen_after_the_reconnect(tmp_path: Path):
+    # a long debounce: the change is still held by the server when it restarts, and lost
+    with start_server(tmp_path / "srv", faults=False, extra_args=["--events-debounce", "30"]) as srv:
+        with mounted(srv, tmp_path) as d, Api(srv) as other:
+            wait_until(lambda: status(d)["changes"]["mode"] == "events", timeout=15)
+            other.mkdir("/restart")
+            wait_until(lambda: (d / "restart").is_dir(), timeout=SEEN_WITHIN_S)  # the root was not cached yet
+            assert os.listdir(d / "restart") == []  # cached for 600 s
+            other.put("/restart/meanwhile.txt", b"m")
+            rechecks = status(d)["changes"]["rechecks"]
+            srv.restart()
+            # losing the stream, then the new subscription (the server kept nothing), each
+            # re-check everything cached
+            wait_until(lambda: status(d)["changes"]["rechecks"] >= rechecks + 2, timeout=30)
+            assert status(d)["changes"]["mode"] == "events" and status(d)["changes"]["resumed"] is False
+            assert os.listdir(d / "restart") == ["meanwhile.txt"]
+
+
 # --- fallback: no feed, the plain TTL -------------------------------------------------------
 def _ttl_fallback(srv: RunningServer, base: Path, options: str, mode_prefix: str) -> None:
     with mounted(srv, base, options=f"{TEST_OPTIONS},metadata_ttl=2,{options}".rstrip(",")) as d:
