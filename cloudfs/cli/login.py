@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The URL and user of the command line, filled in from a configured
+    remote when ``url`` names one; the remote's ``password_file`` becomes
+    this login's unless a password is given on the command line."""
     from cloudfs.config import ConfigError, load_remote
 
     url, user = args.url, args.user
@@ -34,7 +37,12 @@ def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
         except ConfigError as exc:
             raise SystemExit(f"cloudfs: {exc}") from None
         url = str(remote["url"])
-        user = user or remote.get("user")  # type: ignore[assignment]
+        configured_user = remote.get("user")
+        user = user or (str(configured_user) if configured_user else None)
+        password_file = remote.get("password_file")
+        if (password_file is not None and getattr(args, "password_file", "absent") is None
+                and not getattr(args, "password_stdin", False)):
+            args.password_file = Path(str(password_file))
     return url.rstrip("/"), user
 
 

@@ -334,6 +334,27 @@ def test_cli_config_remote_and_fstab_helper(server: RunningServer, tmp_path: Pat
         force_unmount(mnt)
 
 
+@pytest.mark.v4_only("dialect-neutral: how login reads a configured remote")
+def test_cli_login_of_a_remote_uses_its_password_file(server: RunningServer, tmp_path: Path):
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "cloudfs" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    secret = tmp_path / "work.password"
+    secret.write_text(server.password + "\n")
+    secret.chmod(0o600)
+    config.write_text(f'[remotes.work]\nurl = "{server.url}"\nuser = "{server.email}"\n'
+                      f'password_file = "{secret}"\n')
+    try:
+        # regression: login NAME ignored the remote's password_file and asked for a password
+        result = run_cloudfs("login", "work", password=None)
+        assert result.returncode == 0 and "logged in" in result.stdout, result.stderr
+        # a password given on the command line still wins over the configured file
+        wrong = one_line(run_cloudfs("login", "work", "--password-stdin", input="wrong-password\n", password=None))
+        assert "password" in wrong.lower()
+    finally:
+        run_cloudfs("logout", "work")
+        config.unlink(missing_ok=True)
+
+
 @pytest.mark.v4_only("the demo starts a server of its own")
 def test_cli_demo_ctrl_c_stops_the_server_after_the_uploads(tmp_path: Path):
     # regression: the terminal's Ctrl-C reached the bundled server too, which
