@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
-def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
+def resolve_remote(args: argparse.Namespace) -> tuple[str, str | None]:
     """The URL and user of the command line, filled in from a configured
     remote when ``url`` names one; the remote's ``password_file`` becomes
     this login's unless a password is given on the command line."""
@@ -63,7 +63,7 @@ def login(args: argparse.Namespace) -> int:
     from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
-    url, user = _remote(args)
+    url, user = resolve_remote(args)
     try:
         if not user:
             # standard input is the password's when --password-stdin says so
@@ -103,7 +103,7 @@ def logout(args: argparse.Namespace) -> int:
     from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
-    url, user = _remote(args)
+    url, user = resolve_remote(args)
     store = TokenStore()
     stored = store.load(url, user)
     if stored is None:
