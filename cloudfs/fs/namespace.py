@@ -184,6 +184,7 @@ class Namespace:
                 await self._delete(entry.path)
                 await self._forget_removed(node, local)
                 core.meta.remove(entry.path)
+                core.pins.removed(entry.path)
                 children_changed(parent)
 
     async def rmdir(self, parent: Node, name: str) -> None:
@@ -196,6 +197,7 @@ class Namespace:
             raise fail(errno.ENOTEMPTY)
         await self._delete(entry.path)
         core.meta.remove(entry.path)
+        core.pins.removed(entry.path)
         children_changed(parent)
         node = core.table.by_file_id(entry.file_id)
         if node is not None:
@@ -416,6 +418,7 @@ class Namespace:
         must see the other's moves whole), then the journal records follow."""
         self.core.table.move_subtrees(moves)
         moved = self.core.writeback.relocate(moves)
+        self.core.pins.moved(moves)
         await self.core.writeback.record_paths(moved)
 
     async def _keep_mtime(self, old: Entry, moved: Entry) -> Entry:
