@@ -80,6 +80,11 @@ def test_pinned_files_stay_readable_while_the_server_is_down(fresh_server: Runni
     # pins outlive the mount; unpin lets them go
     with mounted(server, tmp_path, options=OFFLINE_OPTIONS) as d:
         assert status_of(d.path)["pins"]["paths"] == ["/keep"]
+        # a new version on the server is fetched by the next pass (a pin asks for one now)
+        remote.put("/keep/a.txt", b"changed on the server\n")
+        run_cloudfs("pin", str(d.path / "keep"), check=True)
+        wait_until(lambda: status_of(d.path)["pins"]["cached"] == len(big) + 22 == status_of(d.path)["pins"]["bytes"],
+                   timeout=30)
         assert "unpinned" in run_cloudfs("unpin", str(d.path / "keep"), check=True).stdout
         wait_until(lambda: status_of(d.path)["pins"]["paths"] == [], timeout=10)
         # bad input: one clear line each
