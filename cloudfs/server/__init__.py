@@ -84,6 +84,8 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
                 from .v3uploads import collect_sessions_forever
 
                 nursery.start_soon(collect_sessions_forever, state)
+            elif config.dialect == "koodrive":
+                pass  # no housekeeping: the recycle bin keeps items until emptied
             else:
                 nursery.start_soon(_collect_trash_forever, state)
             binds = await nursery.start(run_http)
