@@ -10,7 +10,7 @@ import httpx
 
 from cloudfs.server.koodrive.auth import format_x_date
 
-from .koohelpers import P, KooApi, kapi, kd_fresh, kd_server, switches  # noqa: F401 (fixtures)
+from .koohelpers import P, KooApi, switches
 
 
 def test_login_answers_session_info(kd_server):

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from .koohelpers import KooApi, kapi, kd_server, switches  # noqa: F401 (fixtures)
+from .koohelpers import KooApi, switches
 
 ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

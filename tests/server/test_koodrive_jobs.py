@@ -3,7 +3,7 @@ with the slow- and failing-job switches, cancel and listing."""
 
 from __future__ import annotations
 
-from .koohelpers import kapi, kd_server, switches  # noqa: F401 (fixtures)
+from .koohelpers import switches
 
 COPY, DELETE, MOVE, RESTORE, EMPTY = 1, 2, 3, 4, 7
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from .koohelpers import MIB, KooApi, kd_fresh, switches  # noqa: F401 (fixtures)
+from .koohelpers import MIB, KooApi, switches
 
 
 @pytest.fixture

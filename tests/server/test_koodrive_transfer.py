@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from .koohelpers import MIB, KooApi, kapi, kd_fresh, kd_server, switches  # noqa: F401 (fixtures)
+from .koohelpers import MIB, KooApi, switches
 
 BIG = os.urandom(11 * MIB + 123)  # three sequential parts of 5 MiB, 5 MiB, 1 MiB+123
 

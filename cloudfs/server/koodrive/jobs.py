@@ -177,6 +177,7 @@ def _copy(rt: KooRuntime, tree: Tree, user: User, row: FileRow, target: FileRow,
     added = sum(r.size for r in rows if not r.is_folder)
     if rt.used_bytes(user) + added > rt.capacity_bytes():
         raise E.KooError(E.NO_SPACE)
+    assert row.parent_id is not None  # the root is never copied
     created = store.copy_level([dataclasses.replace(row, name=name)], {row.parent_id: target})
     top = created[row.id]
     level = [row] if row.is_folder else []
@@ -226,7 +227,8 @@ async def create_job(kc: KooCtx) -> dict[str, Any]:
     if not allowed and action is not None:
         raise E.bad("actionType is invalid")
     kc.tree.check_container(body, "dstContainerId")
-    task_info = body.get("taskInfo") if isinstance(body.get("taskInfo"), dict) else {}
+    raw_info = body.get("taskInfo")
+    task_info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
     if task_type != EMPTY_BIN:
         kc.tree.check_container(task_info, "srcContainerId")
     need_path = task_type == DELETE and action == 201 and rt.switches.require_file_path

@@ -10,17 +10,13 @@ AppSecret) come from the command line (defaults below, printed at start).
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..db import User
 from ..state import ServerState
 from .auth import Tokens
 from .presign import Presigner
 from .switches import Switches
-
-if TYPE_CHECKING:
-    from .jobs import Jobs
-    from .uploads import Uploads
 
 DEFAULT_APP_ID = "cloudfs-demo-app"
 DEFAULT_APP_SECRET = "cloudfs-demo-app-secret"
@@ -29,7 +25,7 @@ DEFAULT_AGENT = "cloudfs"
 
 class KooRuntime:
     def __init__(self, state: ServerState) -> None:
-        from .jobs import Jobs
+        from .jobs import Jobs  # these import the runtime's module for its type
         from .uploads import Uploads
 
         self.state = state
@@ -47,8 +43,8 @@ class KooRuntime:
         self.user_key = db.get_meta("kd_user_id") or ""
         self.container_id = db.get_meta("kd_container_id") or ""
         self.presigner = Presigner(state.secret)
-        self.jobs: Jobs = Jobs(self)
-        self.uploads: Uploads = Uploads(self)
+        self.jobs = Jobs(self)
+        self.uploads = Uploads(self)
 
     # --- the account -----------------------------------------------------------------------
     @property

@@ -54,7 +54,9 @@ async def refresh(kc: KooCtx) -> dict[str, Any]:
     if not old:
         raise E.unauthorized("Authorization must be AT+{accessToken}")
     token = kc.body.get("refreshToken")
-    uid = rt.tokens.user_of(token, "refresh") if isinstance(token, str) and token else None
+    if not isinstance(token, str) or not token:
+        raise E.unauthorized("refreshToken is required")
+    uid = rt.tokens.user_of(token, "refresh")
     if uid is None:
         raise E.unauthorized("the refresh token is invalid or expired")
     owner = rt.state.db.conn.execute("SELECT user_id FROM kd_tokens WHERE token=?", (old,)).fetchone()

@@ -120,13 +120,17 @@ def _plan(body: dict[str, Any], length: int, default_size: int) -> tuple[list[Pa
     for item in raw:
         if not isinstance(item, dict):
             raise E.bad("multiParts is invalid")
-        number, size = item.get("partNumber"), item.get("partSize")
-        if not isinstance(number, int) or not isinstance(size, int) or isinstance(number, bool) or size < 0:
+        number, part_size = item.get("partNumber"), item.get("partSize")
+        if not isinstance(number, int) or not isinstance(part_size, int) or isinstance(number, bool) \
+                or part_size < 0:
             raise E.bad("partNumber/partSize is invalid")
         ctx = item.get("hashCtx") or ""
         if ctx and (not isinstance(ctx, str) or not HEX64.fullmatch(ctx)):
             raise E.bad("hashCtx must be 64 hex characters (8 x 32-bit SHA-256 words)")
-        parts.append(Part(number, size, int(item.get("partOffset", -1)), ctx.lower()))
+        offset_given = item.get("partOffset", -1)
+        if not isinstance(offset_given, int) or isinstance(offset_given, bool):
+            raise E.bad("partOffset is invalid")
+        parts.append(Part(number, part_size, offset_given, ctx.lower()))
     parts.sort(key=lambda p: p.number)
     if [p.number for p in parts] != list(range(1, len(parts) + 1)):
         raise E.bad("partNumber must run from 1 to the number of parts")
