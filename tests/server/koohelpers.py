@@ -162,7 +162,9 @@ class KooApi:
         return self.ok("POST", "/jobs", json=body)["data"]
 
     def poll(self, job_id: str) -> dict[str, Any]:
-        return self.ok("GET", f"/{job_id}")
+        body = self.ok("GET", f"/{job_id}")
+        assert body["code"] == "0", body  # the GetJobDetail page types code as String
+        return dict(body["data"])
 
     def run_job(self, *args: Any, **kw: Any) -> dict[str, Any]:
         job_id = self.job(*args, **kw)

@@ -17,7 +17,7 @@ def test_lifecycle_pending_running_done(kapi):
     states = [kapi.poll(job) for _ in range(4)]
     assert [s["jobInfo"]["status"] for s in states] == [0, 1, 2, 2]
     assert [s["jobInfo"]["progress"] for s in states[:3]] == [0, 50, 100]
-    assert states[0]["code"] == "0" and states[0]["jobInfo"]["taskType"] == 3
+    assert states[0]["jobInfo"]["taskType"] == 3 and states[0]["jobInfo"]["userId"] == kapi.user_id
     assert kapi.names(dst) == ["a.txt"] and kapi.names(src) == []
     assert states[2]["taskInfos"] == [{"fileId": fid, "code": 0, "msg": "success"}]
 
@@ -48,10 +48,10 @@ def test_failing_jobs_switch(kapi):
     switches(kapi.server, job_fail_count=1)
     fid = kapi.upload("survivor.txt", b"s")
     result = kapi.run_job(DELETE, 202, [fid])
-    assert result["jobInfo"]["status"] == 2 and result["jobInfo"]["taskResultCode"] == 1
+    assert result["jobInfo"]["status"] == 2 and result["jobInfo"]["taskResultCode"] == 3
     assert result["jobInfo"]["resultCode"] == 13000409
     assert kapi.detail(fid)["fileName"] == "survivor.txt"  # not applied
-    assert kapi.run_job(DELETE, 202, [fid])["jobInfo"]["taskResultCode"] == 0  # only the next one failed
+    assert kapi.run_job(DELETE, 202, [fid])["jobInfo"]["taskResultCode"] == 1  # only the next one failed
 
 
 def test_copy_folder_tree(kapi):
@@ -79,25 +79,29 @@ def test_move_errors_per_file(kapi):
     assert kapi.run_job(MOVE, 301, [top], inner)["taskInfos"][0]["code"] == 13000307  # into itself
     assert kapi.run_job(MOVE, 301, [fid], top)["taskInfos"][0]["code"] == 13000312  # already there
     conflict = kapi.run_job(MOVE, 301, [fid], inner)
-    assert conflict["taskInfos"][0]["code"] == 13000405 and conflict["jobInfo"]["taskResultCode"] == 1
+    assert conflict["taskInfos"][0]["code"] == 13000405 and conflict["jobInfo"]["taskResultCode"] == 3
+    movable = kapi.upload("movable.txt", b"m", top)
+    partial = kapi.run_job(MOVE, 301, [movable, "nope"], inner)
+    assert partial["jobInfo"]["taskResultCode"] == 2 and partial["jobInfo"]["resultCode"] == 13000309
+    assert "movable.txt" in kapi.names(inner)
     assert kapi.run_job(MOVE, 301, ["nope"], inner)["taskInfos"][0]["code"] == 13000309
     switches(kapi.server, job_conflict="rename")
     assert kapi.run_job(MOVE, 301, [fid], inner)["taskInfos"][0]["code"] == 0
-    assert len(kapi.names(inner)) == 2 and kapi.names(top) == ["inner"]
+    assert len(kapi.names(inner)) == 3 and kapi.names(top) == ["inner"]
 
 
 def test_recycle_restore_and_empty(kapi):
     top = kapi.mkdir("bin-test")["id"]
     folder = kapi.mkdir("gone", top)["id"]
     kapi.upload("inside.txt", b"i", folder)
-    assert kapi.run_job(DELETE, 201, [folder])["jobInfo"]["taskResultCode"] == 0
+    assert kapi.run_job(DELETE, 201, [folder])["jobInfo"]["taskResultCode"] == 1
     assert kapi.names(top) == []
     binned = {f["fileName"]: f for f in kapi.ls(type=1)}
     assert binned["gone"]["recycled"] is True and "recycledTime" in binned["gone"]
     assert [f["fileName"] for f in kapi.ls(folder, type=1)] == ["inside.txt"]
     assert kapi.error("POST", "/files/0", json={"containerId": kapi.container, "parentFileId": folder}) == 13000404
     assert kapi.run_job(DELETE, 201, [folder])["taskInfos"][0]["code"] == 13000306  # already recycled
-    assert kapi.run_job(RESTORE, None, [folder])["jobInfo"]["taskResultCode"] == 0
+    assert kapi.run_job(RESTORE, None, [folder])["jobInfo"]["taskResultCode"] == 1
     assert kapi.names(top) == ["gone"] and kapi.names(folder) == ["inside.txt"]
     kapi.run_job(DELETE, 201, [folder])
     used = int(kapi.space()["spaceUsed"])

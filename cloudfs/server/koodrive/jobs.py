@@ -7,7 +7,9 @@ done (2).  ``job_polls_per_step`` 0 makes the first poll finish it.  Each file
 of the batch gets its own result in ``taskInfos`` (13000405 name taken,
 13000307 into itself, 13000312 already there, 13000309 gone...); a job whose
 files all failed, or that the ``job_fail_count`` switch fails, ends done with a
-non-zero ``taskResultCode`` and nothing applied.  A cancelled job (3) is never
+``taskResultCode`` 3 (2 when only some files failed) and, for the switch,
+nothing applied.  The detail answer is ``data{jobInfo, taskInfos}`` with
+``code`` a String (ENT GetJobDetail page).  A cancelled job (3) is never
 applied.  Jobs live in memory: a restarted emulator has forgotten them.
 
 The creation answer carries the task id in ``data`` (String), as the ENT
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 COPY, DELETE, MOVE, RESTORE, UNZIP, PACKAGE, EMPTY_BIN = range(1, 8)
 ACTIONS = {COPY: (101,), DELETE: (201, 202), MOVE: (301,), RESTORE: (), EMPTY_BIN: (701,)}
 PENDING, RUNNING, DONE, CANCELLED = range(4)
+ALL_OK, PARTIAL, ALL_FAILED = 1, 2, 3
 
 
 @dataclass
@@ -48,15 +51,18 @@ class Job:
     created: float = field(default_factory=time.time)
     status: int = PENDING
     polls: int = 0
+    #: 0 until done; then 1 all succeeded, 2 partially failed, 3 all failed (the values of the
+    #: sibling "Querying an Asynchronous Task" page: the batch-task page gives none)
     task_result_code: int = 0
     result_code: int = 0
     results: list[dict[str, Any]] = field(default_factory=list)
 
-    def info(self) -> dict[str, Any]:
+    def info(self, user_key: str) -> dict[str, Any]:
+        """JobDetailInfo (ENT GetJobDetail page)."""
         progress = {PENDING: 0, RUNNING: 50, DONE: 100, CANCELLED: 0}[self.status]
-        return {"taskId": self.task_id, "taskType": self.task_type, "actionType": self.action_type,
-                "status": self.status, "taskResultCode": self.task_result_code,
-                "resultCode": self.result_code, "progress": progress}
+        return {"taskId": self.task_id, "taskName": f"task-{self.task_type}", "userId": user_key,
+                "taskType": self.task_type, "actionType": self.action_type, "status": self.status,
+                "taskResultCode": self.task_result_code, "resultCode": self.result_code, "progress": progress}
 
 
 class Jobs:
@@ -87,15 +93,15 @@ class Jobs:
         user = self.rt.user
         if sw.job_fail_count > 0:
             sw.job_fail_count -= 1
-            job.status, job.task_result_code, job.result_code = DONE, 1, sw.job_fail_code
+            job.status, job.task_result_code, job.result_code = DONE, ALL_FAILED, sw.job_fail_code
             job.results = [{"fileId": fid, "code": sw.job_fail_code, "msg": E.MESSAGES.get(sw.job_fail_code, "")}
                            for fid, _ in job.files]
             return
         job.results = apply(self.rt, user, job)
         failed = [r for r in job.results if r["code"] != 0]
         job.status = DONE
+        job.task_result_code = ALL_OK if not failed else (ALL_FAILED if len(failed) == len(job.results) else PARTIAL)
         if failed:
-            job.task_result_code = 1
             job.result_code = failed[0]["code"]
 
 
@@ -256,7 +262,7 @@ def _job_of(kc: KooCtx, task_id: Any) -> Job:
 async def job_detail(kc: KooCtx, job_id: str) -> dict[str, Any]:
     job = _job_of(kc, job_id)
     kc.rt.jobs.poll(job)
-    return {"jobInfo": job.info(), "taskInfos": job.results}
+    return {"data": {"jobInfo": job.info(kc.rt.user_key), "taskInfos": job.results}}
 
 
 async def list_jobs(kc: KooCtx) -> dict[str, Any]:
@@ -273,7 +279,7 @@ async def list_jobs(kc: KooCtx) -> dict[str, Any]:
             and (wanted_type is None or j.task_type == wanted_type)
             and (wanted_status is None or j.status == wanted_status)]
     jobs.sort(key=lambda j: j.created, reverse=True)
-    return {"total": len(jobs), "jobInfos": [j.info() for j in jobs[offset:offset + limit]]}
+    return {"total": len(jobs), "jobInfos": [j.info(kc.rt.user_key) for j in jobs[offset:offset + limit]]}
 
 
 async def cancel_job(kc: KooCtx) -> dict[str, Any]:

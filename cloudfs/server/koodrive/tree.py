@@ -221,8 +221,9 @@ class Tree:
             "containers": [self.rt.container_id],
             "containerId": self.rt.container_id,
             "recycled": RECYCLED_AT in meta or not self.is_live(row),
-            "owners": [user_key],
-            "lastEditor": user_key,
+            # User objects whose schema is unknown: the user id only
+            "owners": [{"userId": user_key}],
+            "lastEditor": {"userId": user_key},
             "description": meta.get(DESCRIPTION, ""),
             "properties": {},
             "attachments": [],
