@@ -122,7 +122,11 @@ def test_logical_delete_needs_file_path(kapi):
 
 def test_cancel_and_list(kapi):
     fid = kapi.upload("keep.txt", b"k")
-    job = kapi.job(DELETE, 202, [fid])
+    created = kapi.ok("POST", "/jobs", json={
+        "taskType": 2, "actionType": 202, "dstContainerId": kapi.container,
+        "taskInfo": {"srcContainerId": kapi.container, "fileInfo": [{"fileId": fid, "filePath": f"/{fid}"}]}})
+    assert created["code"] == "0" and isinstance(created["data"], str)  # as the CreateJob page shows
+    job = created["data"]
     listed = kapi.ok("GET", "/jobs", params={"offset": 0, "limit": 10, "status": 0})
     assert job in [j["taskId"] for j in listed["jobInfos"]] and listed["total"] >= 1
     assert kapi.ok("POST", "/cancel", json={"taskId": job})["code"] == "0"
