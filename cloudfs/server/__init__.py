@@ -1,5 +1,7 @@
 """``cloudfs server``: a Cloudreve-compatible HTTP server: 4.x (``/api/v4``) or,
-with ``dialect="v3"``, 3.8.3 (``/api/v3``, modules ``v3*.py``).
+with ``dialect="v3"``, 3.8.3 (``/api/v3``, modules ``v3*.py``); with
+``dialect="koodrive"`` a Huawei KooDrive emulator (package ``koodrive``,
+docs/koodrive-emulator.md).
 
 Serves one data directory (SQLite metadata + blob files) on Starlette over
 hypercorn's trio worker.  Use :func:`serve` from trio code (it reports the

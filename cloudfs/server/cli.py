@@ -4,7 +4,8 @@ Kept import-light (the CLI builds every subcommand's parser): the server
 stack is imported only in :func:`run`.  Defaults are Cloudreve's: 1 GiB
 capacity (default "User" group), 25 MiB chunks (default local policy), access
 tokens 3600 s, refresh tokens 14 days, upload sessions 86400 s, download URLs
-3600 s (v3: 600 s).  ``--dialect v3`` serves Cloudreve 3.8.3's ``/api/v3``.
+3600 s (v3: 600 s).  ``--dialect v3`` serves Cloudreve 3.8.3's ``/api/v3``,
+``--dialect koodrive`` a KooDrive emulator (its options: :mod:`.koodrive.cli`).
 On start it prints the account and ``listening on <url>`` (port 0
 picks a free port).  SIGINT/SIGTERM stop it gracefully.
 """

@@ -226,3 +226,26 @@ def test_url_serves_the_object_signed(kapi):
     # the file is gone and its only object with it
     resp = httpx.get(url)
     assert resp.status_code == 404 and b"NoSuchKey" in resp.content
+
+
+def test_pending_upload_is_invisible_and_dies_with_its_folder(kapi):
+    folder = kapi.mkdir("pending-home")["id"]
+    data = b"pending content"
+    created = kapi.create("pending.bin", data, folder)
+    assert kapi.names(folder) == []
+    assert kapi.error("POST", f"/files/{created['fileId']}/detail", json={"containerId": kapi.container}) == 13000309
+    kapi.put_parts(created, data)
+    kapi.run_job(2, 202, [folder])
+    assert kapi.error("POST", "/files/complete", json={"fileId": created["fileId"]}) == 13000401
+
+
+def test_upload_tasks_survive_a_restart(kd_fresh):
+    data = os.urandom(1000)
+    with KooApi(kd_fresh) as api:
+        created = api.create("restart.bin", data)
+        kd_fresh.restart()
+        api.http.close()
+        api.http = httpx.Client(base_url=kd_fresh.url, timeout=30)
+        api.put_parts(created, data)
+        api.ok("POST", "/files/complete", json={"fileId": created["fileId"]})
+        assert api.download(created["fileId"]) == data

@@ -334,11 +334,15 @@ async def complete(kc: KooCtx) -> dict[str, Any]:
     if task.upload_id not in rt.uploads.tasks:
         raise E.KooError(E.UPLOAD_TASK_MISSING)  # completed or dropped meanwhile
     row = store.get(task.file_row)
-    if actual != task.sha256 or (claimed is not None and claimed.lower() != actual) or row is None:
+    if row is None:  # its folder was deleted for good meanwhile: the task went with it
         with store.db.tx():
             rt.uploads.drop(task)
-            if row is not None:
-                store.delete_files([row])
+        store.unlink_blobs([task.blob])
+        raise E.KooError(E.UPLOAD_TASK_MISSING)
+    if actual != task.sha256 or (claimed is not None and claimed.lower() != actual):
+        with store.db.tx():
+            rt.uploads.drop(task)
+            store.delete_files([row])
         store.unlink_blobs([task.blob])
         raise E.KooError(E.INTEGRITY_FAILED)
     with store.db.tx():
