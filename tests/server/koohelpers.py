@@ -121,7 +121,8 @@ class KooApi:
         return self.ok("POST", f"/files/{file_id}/detail", json={"containerId": self.container})
 
     def create(self, name: str, data: bytes, parent: str = "root", **extra: Any) -> dict[str, Any]:
-        body = {"fileName": name, "parentFolder": [parent], "sha256": hashlib.sha256(data).hexdigest(),
+        body = {"fileName": name, "fileType": "0", "parentFolder": [parent],
+                "sha256": hashlib.sha256(data).hexdigest(),
                 "length": len(data), "uploadMode": "multipart", "uploadType": 1, "autoRename": 3,
                 "containerId": self.container}
         body.update(extra)

@@ -8,7 +8,7 @@ import pytest
 
 from .koohelpers import KooApi, switches
 
-ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")  # createFile's yyyy-MM-dd'T'HH:mm:ss'Z'
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,8 @@ def test_detail_fields_and_types(kapi):
     switches(kapi.server, item_sha256=True, time_format="epoch_ms")
     item = kapi.detail(fid)
     assert len(item["sha256"]) == 64 and isinstance(item["editedTime"], int)
+    switches(kapi.server, time_format="iso_ms")
+    assert re.fullmatch(r"\S+T\d\d:\d\d:\d\d\.\d{3}Z", kapi.detail(fid)["editedTime"])
 
 
 def test_detail_of_unknown_ids(kapi):

@@ -67,7 +67,8 @@ def test_client_plan_and_upload_urls(kapi):
      10 * MIB + 10),  # parallel: part 2 lacks hashCtx
 ])
 def test_part_rules(kapi, plan, length):
-    body = {"fileName": "rules.bin", "parentFolder": ["root"], "sha256": "0" * 64, "length": length,
+    body = {"fileName": "rules.bin", "fileType": "0", "parentFolder": ["root"], "sha256": "0" * 64,
+            "length": length,
             "uploadMode": "multipart", "uploadType": 1, "autoRename": 2, "multiParts": plan,
             "containerId": kapi.container}
     assert kapi.error("POST", "/files/create", json=body) == 13000102
@@ -79,17 +80,29 @@ def test_parallel_plan_with_hash_ctx(kapi):
     assert created["multiParts"][1]["hashCtx"] == "ab" * 32
     bad_ctx = [{"partNumber": 1, "partSize": 5 * MIB}, {"partNumber": 2, "partSize": 64, "hashCtx": "xyz"}]
     assert kapi.error("POST", "/files/create", json={
-        "fileName": "p2.bin", "parentFolder": ["root"], "sha256": sha(data), "length": len(data),
+        "fileName": "p2.bin", "fileType": "0", "parentFolder": ["root"], "sha256": sha(data), "length": len(data),
         "multiParts": bad_ctx, "containerId": kapi.container}) == 13000102
 
 
 def test_create_validation(kapi):
-    base = {"fileName": "v.bin", "parentFolder": ["root"], "sha256": "1" * 64, "length": 1,
+    base = {"fileName": "v.bin", "fileType": "0", "parentFolder": ["root"], "sha256": "1" * 64, "length": 1,
             "containerId": kapi.container}
     for bad in ({"sha256": "abc"}, {"length": -1}, {"length": 201 * (1 << 30)}, {"uploadType": 2},
-                {"uploadMode": "content"}, {"fileName": "a|b"}, {"autoRename": 7}):
-        assert kapi.error("POST", "/files/create", json={**base, **bad}) == 13000102, bad
+                {"uploadMode": "content"}, {"fileName": "a|b"}, {"fileName": " "}, {"autoRename": 7},
+                {"fileType": None}, {"fileType": "10"}, {"uploadMode": "put", "length": 6 * (1 << 30)}):
+        body = {k: v for k, v in {**base, **bad}.items() if v is not None}
+        assert kapi.error("POST", "/files/create", json=body) == 13000102, bad
     assert kapi.error("POST", "/files/create", json={**base, "parentFolder": ["nope"]}) == 13000309
+
+
+def test_put_mode_and_client_file_type(kapi):
+    data = os.urandom(100)
+    created = kapi.create("put.doc", data, uploadMode="put", fileType="doc", sha256=None)
+    assert [(p["partNumber"], p["partSize"]) for p in created["multiParts"]] == [(1, 100)]
+    kapi.put_parts(created, data)
+    kapi.ok("POST", "/files/complete", json={"fileId": created["fileId"]})  # no sha256 anywhere: not checked
+    item = kapi.detail(created["fileId"])
+    assert item["fileType"] == "doc" and kapi.download(created["fileId"]) == data
 
 
 def test_sha256_mismatch_at_complete(kapi):
@@ -133,7 +146,7 @@ def test_rapid_upload_and_skip(kapi):
     skipped = kapi.create("known.txt", data, autoRename=4)
     assert skipped["exist"] is True and skipped["fileId"] == first
     assert kapi.error("POST", "/files/create", json={
-        "fileName": "known.txt", "parentFolder": ["root"], "sha256": sha(data), "length": len(data),
+        "fileName": "known.txt", "fileType": "0", "parentFolder": ["root"], "sha256": sha(data), "length": len(data),
         "autoRename": 3, "containerId": kapi.container}) == 13000405
     renamed = kapi.create("known.txt", data, autoRename=2)
     assert renamed["fileName"].startswith("known_") and renamed["fileName"].endswith(".txt")
@@ -150,7 +163,7 @@ def test_empty_file(kapi):
 def test_quota_at_create(kd_fresh):
     with KooApi(kd_fresh) as api:
         assert api.error("POST", "/files/create", json={
-            "fileName": "huge.bin", "parentFolder": ["root"], "sha256": "3" * 64, "length": 65 * MIB,
+            "fileName": "huge.bin", "fileType": "0", "parentFolder": ["root"], "sha256": "3" * 64, "length": 65 * MIB,
             "containerId": api.container}) == 13000311
 
 

@@ -36,9 +36,10 @@ class Switches:
     # --- envelope --------------------------------------------------------------------
     #: type of ``code``: "page" = what each endpoint's page shows (table in app.py), "int", "string"
     code_as: str = "page"
-    #: item times: "iso" (2025-11-12T08:37:14.613Z, as the space pages show) or "epoch_ms"
+    #: item times: "iso" (2023-08-18T05:43:49Z, createFile's createdTime format), "iso_ms"
+    #: (2025-11-12T08:37:14.613Z, as the usage pages show) or "epoch_ms"
     time_format: str = "iso"
-    #: ``fileType`` of a file (folders are "10", documented); unknown, "0" assumed
+    #: ``fileType`` of a file created without one (fileType is the client's; folders are "10")
     file_type: str = "0"
     #: list items and detail carry ``sha256`` (unknown whether the real service does)
     item_sha256: bool = False
@@ -93,7 +94,7 @@ class Switches:
     recycle_counts: bool = True
 
     _CHOICES = {"payload_hash": ("sha256", "unsigned"), "code_as": ("page", "int", "string"),
-                "time_format": ("iso", "epoch_ms"), "page_size_over_max": ("clamp", "reject"),
+                "time_format": ("iso", "iso_ms", "epoch_ms"), "page_size_over_max": ("clamp", "reject"),
                 "job_conflict": ("fail", "rename"), "space_unit": ("B", "KB"), "usage_unit": ("B", "KB")}
 
     def update(self, values: dict[str, Any]) -> None:

@@ -30,13 +30,16 @@ RECYCLED_FROM = "kd:recycled_from"
 RECYCLED_AT = "kd:recycled_at"
 PENDING = "kd:pending"
 SHA256 = "kd:sha256"
+FILE_TYPE = "kd:file_type"
 DESCRIPTION = "kd:description"
 MAX_NAME = 250
 BAD_NAME_CHARS = re.compile(r'[<>|:"*?/\\]')
 
 
-def iso_time(us: int) -> str:
+def iso_time(us: int, millis: bool = True) -> str:
     when = datetime.datetime.fromtimestamp(us / 1_000_000, datetime.UTC)
+    if not millis:
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
@@ -56,7 +59,7 @@ def parse_time(text: Any) -> int | None:
 
 
 def check_name(name: Any, field: str = "fileName", max_len: int = MAX_NAME) -> str:
-    if not isinstance(name, str) or not name or name in (".", ".."):
+    if not isinstance(name, str) or not name.strip() or name in (".", ".."):
         raise E.bad(f"{field} is invalid")
     if len(name) > max_len or BAD_NAME_CHARS.search(name) or any(ord(c) < 32 for c in name):
         raise E.bad(f"{field} is invalid")
@@ -196,7 +199,8 @@ class Tree:
 
     # --- JSON -------------------------------------------------------------------------------
     def time(self, us: int) -> Any:
-        return iso_time(us) if self.rt.switches.time_format == "iso" else us // 1000
+        fmt = self.rt.switches.time_format
+        return us // 1000 if fmt == "epoch_ms" else iso_time(us, millis=fmt == "iso_ms")
 
     def item(self, row: FileRow, meta: dict[str, str] | None = None) -> dict[str, Any]:
         """One file or folder as list entries and ``/detail`` show it (the full schema is
@@ -210,7 +214,7 @@ class Tree:
         item: dict[str, Any] = {
             "id": self.fid(row),
             "fileName": row.name,
-            "fileType": FOLDER_TYPE if row.is_folder else self.rt.switches.file_type,
+            "fileType": FOLDER_TYPE if row.is_folder else meta.get(FILE_TYPE, self.rt.switches.file_type),
             "fileSuffix": "" if row.is_folder else suffix_of(row.name),
             "mimeType": "" if row.is_folder else (mimetypes.guess_type(row.name)[0] or "application/octet-stream"),
             "size": 0 if row.is_folder else row.size,

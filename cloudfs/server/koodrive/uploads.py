@@ -2,8 +2,10 @@
 ``files/multipart/uploadUrl`` and ``files/complete``.
 
 The rules the reference gives, enforced at create (13000102 otherwise):
-whole-file ``sha256`` (64 hex) and ``length`` (at most 200 GB, read as
-200 GiB) are required; parts are numbered 1..N, N <= 10,000, and cover the
+``fileName``, ``fileType`` (the client's own; "10" is a folder) and ``length``
+are required, ``sha256`` (whole file, 64 hex) is optional; ``uploadMode``
+"put" is one PUT of at most 5 GB, "multipart" (the default) at most 200 GB
+(GB read as GiB); in multipart mode parts are numbered 1..N, N <= 10,000, and cover the
 file exactly; every part but the last is 5 MiB..5 GiB, the last 0..5 GiB.
 A *parallel* plan (any part carrying ``hashCtx``) must also have every part
 but the last a multiple of 64 bytes and a ``hashCtx`` on every part but the
@@ -17,7 +19,7 @@ the create answer ``rapidUpload: true``: the file exists at once, sharing the
 content.  ``autoRename`` 3 refuses a taken name (13000405), 2 appends a
 timestamp, 4 answers the existing file (``exist: true``) when its name and
 sha256 match.  At complete every part must be there (13000409) and the
-content must hash to the announced sha256 (13000402; the task is then
+content must hash to the sha256 announced at create or complete (13000402; the task is then
 dropped, as its content is unusable).  Upload tasks are kept in the data
 directory (table ``kd_uploads``) until completed.
 """
@@ -43,7 +45,7 @@ from ..store import FileRow, new_blob_name
 from . import errors as E
 from .context import KooCtx
 from .presign import obs_error
-from .tree import PENDING, SHA256, Tree, check_name, parse_time
+from .tree import FILE_TYPE, PENDING, SHA256, Tree, check_name, parse_time
 
 if TYPE_CHECKING:
     from .runtime import KooRuntime
@@ -185,38 +187,43 @@ async def create(kc: KooCtx) -> dict[str, Any]:
         tree.check_container(body)
     name = check_name(body.get("fileName"))
     sha256, length = body.get("sha256"), body.get("length")
-    if not isinstance(sha256, str) or not HEX64.fullmatch(sha256):
+    if sha256 is not None and (not isinstance(sha256, str) or not HEX64.fullmatch(sha256)):
         raise E.bad("sha256 must be the whole file's SHA-256 (64 hex)")
-    sha256 = sha256.lower()
+    sha256 = sha256.lower() if sha256 else ""
     if not isinstance(length, int) or isinstance(length, bool) or length < 0:
         raise E.bad("length is invalid")
-    if length > MAX_FILE:
-        raise E.bad("a multipart file is at most 200 GB")
-    if body.get("uploadMode", "multipart") != "multipart":
-        raise E.bad("uploadMode must be multipart")
+    upload_mode = body.get("uploadMode", "multipart")
+    if upload_mode not in ("multipart", "put"):
+        raise E.bad("uploadMode must be put or multipart")
+    if length > (MAX_FILE if upload_mode == "multipart" else MAX_PART):
+        raise E.bad("a file is at most 5 GB in put mode, 200 GB in multipart mode")
     if body.get("uploadType", 1) != 1:
         raise E.bad("uploadType 0 and 2 are not supported yet")
-    if str(body.get("fileType", "")) == "10":
-        raise E.bad("fileType 10 is a folder: use /directory")
+    file_type = body.get("fileType")
+    if not isinstance(file_type, str) or not file_type or file_type == "10" or len(file_type) > 64:
+        raise E.bad("fileType is required (and 10 is a folder: use /directory)")
     mode = tree.rename_mode(body, "autoRename")
     parents = body.get("parentFolder") or ["root"]
     if not isinstance(parents, list) or len(parents) != 1:
         raise E.bad("parentFolder is invalid")
     parent = tree.row(kc.me, parents[0], folder=True)
-    parts, parallel = _plan(body, length, rt.switches.default_part_size)
+    if upload_mode == "put":  # one PUT of the whole file
+        parts, parallel = [Part(1, length, 0)], False
+    else:
+        parts, parallel = _plan(body, length, rt.switches.default_part_size)
     answer: dict[str, Any] = {"containerId": rt.container_id, "parentFolder": [tree.fid(parent)]}
     existing = tree.store.child(parent.id, name)
-    if mode == 4 and existing is not None and not existing.is_folder \
+    if mode == 4 and sha256 and existing is not None and not existing.is_folder \
             and tree.meta(existing).get(SHA256) == sha256 and not tree.meta(existing).get(PENDING):
         return {**answer, "fileId": tree.fid(existing), "fileName": existing.name, "rapidUpload": True,
                 "exist": True, "uploadId": "", "multiParts": []}
     if rt.used_bytes(kc.me) + length > rt.capacity_bytes():
         raise E.KooError(E.NO_SPACE)
-    known = _known_content(tree, sha256, length) if rt.switches.rapid_upload else None
+    known = _known_content(tree, sha256, length) if rt.switches.rapid_upload and sha256 else None
     store = tree.store
     with store.db.tx():
         final = tree.free_name(parent, name, False, 2 if mode == 2 else 3)
-        row = store.create_file(parent, final, None)
+        row = store.create_file(parent, final, {FILE_TYPE: file_type})
         created, edited = parse_time(body.get("createdTime")), parse_time(body.get("editedTime"))
         if created or edited:
             store.conn.execute("UPDATE files SET created_at=?, updated_at=? WHERE id=?",
@@ -339,7 +346,7 @@ async def complete(kc: KooCtx) -> dict[str, Any]:
             rt.uploads.drop(task)
         store.unlink_blobs([task.blob])
         raise E.KooError(E.UPLOAD_TASK_MISSING)
-    if actual != task.sha256 or (claimed is not None and claimed.lower() != actual):
+    if (task.sha256 and actual != task.sha256) or (claimed is not None and claimed.lower() != actual):
         with store.db.tx():
             rt.uploads.drop(task)
             store.delete_files([row])
