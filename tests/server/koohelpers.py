@@ -65,11 +65,11 @@ class KooApi:
         return h
 
     def app_headers(self, method: str, path: str, query: str = "", body: bytes = b"",
-                    secret: str = APP_SECRET, when: float | None = None) -> dict[str, str]:
+                    secret: str = APP_SECRET, when: float | None = None, mode: str = "sha256") -> dict[str, str]:
         host = self.server.url.removeprefix("http://")
         signed = {"host": host, "x-date": format_x_date(time.time() if when is None else when),
                   "x-user-id": self.user_id}
-        auth = authorization_header(APP_ID, secret, method, path, query, signed, body)
+        auth = authorization_header(APP_ID, secret, method, path, query, signed, body, mode)
         return {"Authorization": auth, "X-Date": signed["x-date"], "X-User-Id": self.user_id,
                 "Content-Type": "application/json"}
 

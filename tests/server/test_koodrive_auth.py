@@ -152,8 +152,8 @@ def test_forced_token_expiry_then_refresh(kapi):
 def test_token_lifetime_and_sliding(kd_server):
     switches(kd_server, token_ttl=2, token_sliding=True)
     with KooApi(kd_server) as api:
-        for _ in range(3):  # each call pushes the expiry on
-            time.sleep(1.0)
+        for _ in range(3):  # each call pushes the expiry on: 3.6 s > the 2 s lifetime
+            time.sleep(1.2)
             api.space()
         switches(kd_server, token_sliding=False)
         api.login()
@@ -168,3 +168,23 @@ def test_tokens_survive_a_restart(kd_fresh):
         api.http.close()
         api.http = httpx.Client(base_url=kd_fresh.url, timeout=30)
         api.space()
+
+
+def test_unsigned_payload_switch(kapi):
+    path = P + "/files/0"
+    body = json.dumps({"containerId": kapi.container, "parentFileId": "root"}).encode()
+    unsigned = kapi.app_headers("POST", path, body=body, mode="unsigned")
+    assert kapi.http.post(path, content=body, headers=unsigned).status_code == 400
+    switches(kapi.server, payload_hash="unsigned")
+    assert kapi.http.post(path, content=body, headers=unsigned).status_code == 200
+
+
+def test_refresh_rotation_switch(kapi):
+    switches(kapi.server, rotate_refresh=True)
+    resp = kapi.http.post(P + "/auth/refreshToken", headers={"Authorization": f"AT+{kapi.token}"},
+                          json={"refreshToken": kapi.refresh_token})
+    new = resp.json()["data"]["sessionInfo"]
+    assert new["refreshToken"] != kapi.refresh_token
+    again = kapi.http.post(P + "/auth/refreshToken", headers={"Authorization": f"AT+{new['accessToken']}"},
+                           json={"refreshToken": kapi.refresh_token})
+    assert again.status_code == 401  # the old refresh token died

@@ -169,7 +169,7 @@ class Tokens:
         now = time.time()
         if row is None or row[1] <= now:
             return None
-        if slide is not None and now + slide > row[1]:
+        if slide is not None and now + slide > row[1] + 0.25:  # not a write for every call
             self.conn.execute("UPDATE kd_tokens SET expires=? WHERE token=?", (now + slide, token))
         return int(row[0])
 
