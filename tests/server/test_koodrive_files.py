@@ -63,6 +63,18 @@ def test_page_size_over_the_maximum(kapi, folder):
                                                 "pageInfo": {"pageSize": 21}}) == 13000102
 
 
+def test_first_cursor_zero_and_type_filter(kapi, folder):
+    assert len(kapi.page(folder, cursor="0", size=100)["files"]) == 30
+    folders = kapi.ok("POST", "/files/0", json={"containerId": kapi.container, "parentFileId": folder,
+                                                "fileType": "10"})["files"]
+    assert len(folders) == 7 and {f["fileType"] for f in folders} == {"10"}
+    kapi.upload("typed.doc", b"t", folder, fileType="doc")
+    typed = kapi.ok("POST", "/files/0", json={"containerId": kapi.container, "parentFileId": folder,
+                                              "fileType": "doc"})["files"]
+    assert [f["fileName"] for f in typed] == ["typed.doc"]
+    kapi.run_job(2, 202, [typed[0]["id"]])
+
+
 def test_bad_cursor_and_wrong_container(kapi, folder):
     assert kapi.error("POST", "/files/0", json={"containerId": kapi.container, "parentFileId": folder,
                                                 "pageInfo": {"pageCursor": "!!"}}) == 13000102

@@ -19,7 +19,7 @@ from ..db import now_us
 from ..store import FileRow
 from . import errors as E
 from .context import KooCtx
-from .tree import DESCRIPTION, RECYCLED_AT, check_name, parse_time, suffix_of
+from .tree import DESCRIPTION, FILE_TYPE, RECYCLED_AT, check_name, parse_time, suffix_of
 
 SORT_KEYS = {1: "name", 2: "size", 3: "created", 4: "modified", 5: "recycled", 6: "format"}
 
@@ -102,14 +102,16 @@ async def list_files(kc: KooCtx, type: str) -> dict[str, Any]:
         rows = tree.children(parent)
     file_type = body.get("fileType")
     if file_type not in (None, ""):
-        rows = [r for r in rows if (r.is_folder and str(file_type) == "10")
-                or (not r.is_folder and str(file_type) == sw.file_type)]
+        metas = tree.store.metadata([r.id for r in rows], public_only=False)
+        rows = [r for r in rows if str(file_type) == (
+            "10" if r.is_folder else metas.get(r.id, {}).get(FILE_TYPE, sw.file_type))]
     name_filter = body.get("fileName")
     if isinstance(name_filter, str) and name_filter:
         rows = [r for r in rows if name_filter.lower() in r.name.lower()]
     rows = _sort(kc, rows, sort_type, direction == 2)
     cursor_raw = page.get("pageCursor") or ""
-    cursor = _decode_cursor(cursor_raw) if cursor_raw else {"o": 0, "n": 0}
+    # sibling list pages document "0" as the first cursor
+    cursor = _decode_cursor(cursor_raw) if cursor_raw not in ("", "0") else {"o": 0, "n": 0}
     offset, served = cursor["o"], int(cursor.get("n", 0))
     take = size
     if sw.short_pages and offset < len(rows):
