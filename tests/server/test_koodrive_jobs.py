@@ -3,6 +3,8 @@ with the slow- and failing-job switches, cancel and listing."""
 
 from __future__ import annotations
 
+import time
+
 from .koohelpers import switches
 
 COPY, DELETE, MOVE, RESTORE, EMPTY = 1, 2, 3, 4, 7
@@ -42,6 +44,17 @@ def test_slow_jobs_switch(kapi):
     switches(kapi.server, job_polls_per_step=0)
     fid = kapi.upload("fast.txt", b"f")
     assert kapi.poll(kapi.job(DELETE, 202, [fid]))["jobInfo"]["status"] == 2
+
+
+def test_jobs_slow_in_time(kapi):
+    switches(kapi.server, job_polls_per_step=0, job_seconds=0.4)
+    fid = kapi.upload("timed.txt", b"t")
+    job = kapi.job(DELETE, 202, [fid])
+    assert kapi.poll(job)["jobInfo"]["status"] == 0
+    time.sleep(0.45)
+    assert kapi.poll(job)["jobInfo"]["status"] == 1
+    time.sleep(0.45)
+    assert kapi.poll(job)["jobInfo"]["status"] == 2
 
 
 def test_failing_jobs_switch(kapi):

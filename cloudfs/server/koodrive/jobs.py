@@ -3,7 +3,8 @@ the recycle bin), ``GET /{job_id}`` (poll), ``GET /jobs`` (list), ``POST /cancel
 
 A job does nothing when it is created.  Each poll moves it on: pending (0)
 for ``job_polls_per_step`` polls, running (1) as many, then it is applied and
-done (2).  ``job_polls_per_step`` 0 makes the first poll finish it.  Each file
+done (2).  ``job_polls_per_step`` 0 makes the first poll finish it; with
+``job_seconds`` each state also lasts at least that long (slow jobs in time).  Each file
 of the batch gets its own result in ``taskInfos`` (13000405 name taken,
 13000307 into itself, 13000312 already there, 13000309 gone...); a job whose
 files all failed, or that the ``job_fail_count`` switch fails, ends done with a
@@ -81,8 +82,11 @@ class Jobs:
         if job.status in (DONE, CANCELLED):
             return
         job.polls += 1
-        step = self.rt.switches.job_polls_per_step
+        sw = self.rt.switches
+        step = sw.job_polls_per_step
         stage = DONE if step <= 0 else min((job.polls - 1) // step, DONE)
+        if sw.job_seconds > 0:  # slow jobs in time too: each state lasts at least job_seconds
+            stage = min(stage, int((time.time() - job.created) // sw.job_seconds))
         if stage == DONE:
             self._finish(job)
         else:

@@ -62,6 +62,8 @@ class Switches:
     # --- jobs ------------------------------------------------------------------------
     #: polls a job stays in each of pending and running (1 = pending, running, done)
     job_polls_per_step: int = 1
+    #: test switch: each job state lasts at least this long, s (0 = polls alone decide)
+    job_seconds: float = 0.0
     #: test switch: the next N jobs end done with an error result (the operation not applied)
     job_fail_count: int = 0
     #: resultCode of such a failed job
