@@ -101,3 +101,13 @@ def test_switch_control_rejects_unknown_names(kd_fresh):
     resp = httpx.post(kd_fresh.url + "/_cloudfs/koodrive/switches", json={"space_unit": "MB"})
     assert resp.status_code == 400
     assert httpx.delete(kd_fresh.url + "/_cloudfs/koodrive/switches").json()["range"] is True
+
+
+def test_rate_limit_switch(fresh):
+    switches(fresh.server, rate_limit=3)
+    answers = [fresh.request("GET", "/space/usage/overview") for _ in range(6)]
+    refused = [r for r in answers if r.status_code == 429]
+    assert answers[0].status_code == 200 and len(refused) >= 2
+    assert {r.json()["code"] for r in refused} == {"APIGW.0308"}
+    time.sleep(1.1)
+    assert fresh.request("GET", "/space/usage/overview").status_code == 200

@@ -19,8 +19,10 @@ answers 403 "Request has expired").
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -56,6 +58,29 @@ class KooJSON(JSONResponse):
 def _code_is_string(rt: KooRuntime, name: str) -> bool:
     mode = rt.switches.code_as
     return mode == "string" or (mode == "page" and name in CODE_IS_STRING)
+
+
+class Throttle:
+    """The gateway's rate limit (switch ``rate_limit``): a one-second sliding window."""
+
+    def __init__(self) -> None:
+        self.times: collections.deque[float] = collections.deque()
+
+    def allow(self, per_second: float) -> bool:
+        if per_second <= 0:
+            return True
+        now = time.monotonic()
+        while self.times and self.times[0] <= now - 1.0:
+            self.times.popleft()
+        if len(self.times) >= per_second:
+            return False
+        self.times.append(now)
+        return True
+
+
+def throttled() -> Response:
+    return KooJSON({"error_code": "APIGW.0308", "error_msg": "The throttling threshold has been reached",
+                    "code": "APIGW.0308", "msg": "The throttling threshold has been reached"}, status_code=429)
 
 
 def gateway_404() -> Response:
@@ -112,11 +137,14 @@ async def authenticate(rt: KooRuntime, request: Request) -> Any:
     return user
 
 
-def endpoint(rt: KooRuntime, methods: dict[str, tuple[str, Handler, bool]]) -> Callable[[Request], Any]:
+def endpoint(rt: KooRuntime, methods: dict[str, tuple[str, Handler, bool]],
+             throttle: Throttle) -> Callable[[Request], Any]:
     async def serve(request: Request) -> Response:
         spec = methods.get(request.method)
         if spec is None:
             return gateway_404()
+        if not throttle.allow(rt.switches.rate_limit):
+            return throttled()
         name, handler, needs_auth = spec
         as_string = _code_is_string(rt, name)
         try:
@@ -223,7 +251,8 @@ def build_koodrive_app(state: ServerState) -> Starlette:
     rt = KooRuntime(state)
     state.koodrive = rt
     routes: list[Any] = _control_routes(rt, state) + _object_routes(rt)
-    routes += [Route(path, endpoint(rt, methods), methods=ALL_METHODS) for path, methods in ROUTES]
+    throttle = Throttle()
+    routes += [Route(path, endpoint(rt, methods, throttle), methods=ALL_METHODS) for path, methods in ROUTES]
     app = Starlette(routes=routes)
 
     async def not_found(scope: Any, receive: Any, send: Any) -> None:

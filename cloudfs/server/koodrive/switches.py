@@ -33,6 +33,8 @@ class Switches:
     refresh_ttl: float = 30 * 86400.0
     #: a refresh hands out a new refreshToken (and the old one dies): unknown, off
     rotate_refresh: bool = False
+    #: API requests a second before the gateway answers 429 APIGW.0308 (limits unknown; 0 = none)
+    rate_limit: float = 0.0
     # --- envelope --------------------------------------------------------------------
     #: type of ``code``: "page" = what each endpoint's page shows (table in app.py), "int", "string"
     code_as: str = "page"
