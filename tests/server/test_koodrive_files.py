@@ -146,3 +146,14 @@ def test_rename(kapi):
     assert kapi.error("POST", "/files/rename/nope", json={"containerId": kapi.container, "name": "x"}) == 13000309
     switches(kapi.server, rename_max_len=80)
     assert kapi.error("POST", f"/files/rename/{fid}", json={"containerId": kapi.container, "name": "n" * 81}) == 13000102
+
+
+def test_a_large_folder_pages_completely(kd_fresh):
+    from cloudfs.server.store import seed_bulk_folder
+
+    seed_bulk_folder(kd_fresh.data_dir, ["bulk"], 2500, folders=30)
+    with KooApi(kd_fresh) as api:
+        bulk = next(f["id"] for f in api.ls() if f["fileName"] == "bulk")
+        names = [f["fileName"] for f in api.ls(bulk)]
+    assert len(names) == 2530 and len(set(names)) == 2530
+    assert names[:30] == [f"d{i:04d}" for i in range(30)] and names[30] == "f0000"
