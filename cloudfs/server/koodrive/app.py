@@ -32,11 +32,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..state import ServerState
-from . import auth, downloads, files, jobs, session, space, uploads
+from . import auth, downloads, files, jobs, session, space
 from . import errors as E
+from . import uploads as upload_handlers
 from .context import KooCtx
+from .jobstore import Jobs
 from .runtime import KooRuntime
 from .switches import Switches
+from .uploadstore import Uploads
 
 log = logging.getLogger("cloudfs.server.koodrive")
 P = "/koodrive/ose/v1"
@@ -137,7 +140,7 @@ async def authenticate(rt: KooRuntime, request: Request) -> Any:
     return user
 
 
-def endpoint(rt: KooRuntime, methods: dict[str, tuple[str, Handler, bool]],
+def endpoint(rt: KooRuntime, jobs: Jobs, uploads: Uploads, methods: dict[str, tuple[str, Handler, bool]],
              throttle: Throttle) -> Callable[[Request], Any]:
     async def serve(request: Request) -> Response:
         spec = methods.get(request.method)
@@ -151,7 +154,7 @@ def endpoint(rt: KooRuntime, methods: dict[str, tuple[str, Handler, bool]],
             auth.check_trace_id(request.headers.get("x-traceid"))
             user = await authenticate(rt, request) if needs_auth else None
             body = await _json_body(request)
-            payload = await handler(KooCtx(rt, user, request, body), **request.path_params)
+            payload = await handler(KooCtx(rt, jobs, uploads, user, request, body), **request.path_params)
         except E.KooError as exc:
             return KooJSON(E.body(exc, as_string), status_code=exc.status)
         return KooJSON({"code": "0" if as_string else 0, "msg": "success", **payload})
@@ -161,10 +164,10 @@ def endpoint(rt: KooRuntime, methods: dict[str, tuple[str, Handler, bool]],
 ROUTES: list[tuple[str, dict[str, tuple[str, Handler, bool]]]] = [
     (P + "/auth/login", {"POST": ("login", session.login, False)}),
     (P + "/auth/refreshToken", {"POST": ("refresh", session.refresh, False)}),
-    (P + "/files/create", {"POST": ("create_file", uploads.create, True)}),
-    (P + "/files/complete", {"POST": ("complete_file", uploads.complete, True)}),
+    (P + "/files/create", {"POST": ("create_file", upload_handlers.create, True)}),
+    (P + "/files/complete", {"POST": ("complete_file", upload_handlers.complete, True)}),
     (P + "/files/download", {"POST": ("download", downloads.download_urls, True)}),
-    (P + "/files/multipart/uploadUrl", {"POST": ("upload_url", uploads.upload_urls, True)}),
+    (P + "/files/multipart/uploadUrl", {"POST": ("upload_url", upload_handlers.upload_urls, True)}),
     (P + "/files/rename/{file_id}", {"POST": ("rename", files.rename, True)}),
     (P + "/files/{file_id}/detail", {"POST": ("detail", files.detail, True)}),
     (P + "/files/{type}", {"POST": ("list", files.list_files, True)}),
@@ -179,7 +182,7 @@ ROUTES: list[tuple[str, dict[str, tuple[str, Handler, bool]]]] = [
 ]
 
 
-def _object_routes(rt: KooRuntime) -> list[Route]:
+def _object_routes(rt: KooRuntime, uploads: Uploads) -> list[Route]:
     async def get_object(request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
             return downloads.obs_error("MethodNotAllowed", "The specified method is not allowed.", 405)
@@ -188,10 +191,11 @@ def _object_routes(rt: KooRuntime) -> list[Route]:
     async def put_part(request: Request) -> Response:
         if request.method != "PUT":
             return downloads.obs_error("MethodNotAllowed", "The specified method is not allowed.", 405)
-        return await uploads.put_part(rt, request, request.path_params["upload_id"], request.path_params["number"])
+        return await upload_handlers.put_part(rt, uploads, request, request.path_params["upload_id"],
+                                              request.path_params["number"])
 
     return [Route(downloads.DOWNLOAD_PREFIX + "{key}", get_object, methods=ALL_METHODS),
-            Route(uploads.UPLOAD_PREFIX + "{upload_id}/{number}", put_part, methods=ALL_METHODS)]
+            Route(upload_handlers.UPLOAD_PREFIX + "{upload_id}/{number}", put_part, methods=ALL_METHODS)]
 
 
 def _control_routes(rt: KooRuntime, state: ServerState) -> list[Route]:
@@ -250,9 +254,11 @@ def _control_routes(rt: KooRuntime, state: ServerState) -> list[Route]:
 def build_koodrive_app(state: ServerState) -> Starlette:
     rt = KooRuntime(state)
     state.koodrive = rt
-    routes: list[Any] = _control_routes(rt, state) + _object_routes(rt)
+    jobs, uploads = Jobs(rt), Uploads(rt)
+    routes: list[Any] = _control_routes(rt, state) + _object_routes(rt, uploads)
     throttle = Throttle()
-    routes += [Route(path, endpoint(rt, methods, throttle), methods=ALL_METHODS) for path, methods in ROUTES]
+    routes += [Route(path, endpoint(rt, jobs, uploads, methods, throttle), methods=ALL_METHODS)
+               for path, methods in ROUTES]
     app = Starlette(routes=routes)
 
     async def not_found(scope: Any, receive: Any, send: Any) -> None:

@@ -8,13 +8,17 @@ from typing import Any
 from starlette.requests import Request
 
 from ..db import User
+from .jobstore import Jobs
 from .runtime import KooRuntime
 from .tree import Tree
+from .uploadstore import Uploads
 
 
 @dataclass
 class KooCtx:
     rt: KooRuntime
+    jobs: Jobs
+    uploads: Uploads
     #: the user acted for (None only on the login/refresh endpoints)
     user: User | None
     request: Request

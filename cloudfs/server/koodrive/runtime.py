@@ -25,9 +25,6 @@ DEFAULT_AGENT = "cloudfs"
 
 class KooRuntime:
     def __init__(self, state: ServerState) -> None:
-        from .jobs import Jobs  # these import the runtime's module for its type
-        from .uploads import Uploads
-
         self.state = state
         options: dict[str, Any] = dict(state.config.dialect_options)
         self.switches = Switches()
@@ -43,8 +40,6 @@ class KooRuntime:
         self.user_key = db.get_meta("kd_user_id") or ""
         self.container_id = db.get_meta("kd_container_id") or ""
         self.presigner = Presigner(state.secret)
-        self.jobs = Jobs(self)
-        self.uploads = Uploads(self)
 
     # --- the account -----------------------------------------------------------------------
     @property
@@ -61,15 +56,3 @@ class KooRuntime:
 
     def capacity_bytes(self) -> int:
         return self.state.capacity_total()
-
-    def used_bytes(self, user: User) -> int:
-        used = self.state.db.storage_used(user.id)
-        if not self.switches.recycle_counts:
-            used -= self.recycled_bytes(user)
-        return max(used, 0)
-
-    def recycled_bytes(self, user: User) -> int:
-        from .tree import Tree
-
-        tree = Tree(self)
-        return sum(row.size for row in tree.store.descendants(tree.recycled(user)) if not row.is_folder)

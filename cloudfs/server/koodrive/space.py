@@ -42,14 +42,14 @@ async def get_space(kc: KooCtx, owner_id: str) -> dict[str, Any]:
     return {"data": {
         "type": 1, "status": 1, "ownerId": owner_id, "containerId": kc.rt.container_id,
         "bizRootFileId": tree.fid(tree.root(kc.me)), "bizSboxFileId": "",
-        "capacity": str(kc.rt.capacity_bytes() // unit), "spaceUsed": str(kc.rt.used_bytes(kc.me) // unit),
+        "capacity": str(kc.rt.capacity_bytes() // unit), "spaceUsed": str(kc.tree.used_bytes(kc.me) // unit),
     }}
 
 
 def _user_usage(kc: KooCtx, user: User) -> dict[str, Any]:
     unit = _unit(kc, "usage")
     return {"quota": str(kc.rt.capacity_bytes() // unit), "userId": kc.rt.key_of(user),
-            "used": round(kc.rt.used_bytes(user) / unit, 3),
+            "used": round(kc.tree.used_bytes(user) / unit, 3),
             "createTime": iso_time(user.created_at), "effectiveTime": iso_time(user.created_at),
             "expirationTime": iso_time(user.created_at + 100 * YEAR_US)}
 
@@ -84,7 +84,7 @@ def _tiers(kc: KooCtx) -> list[dict[str, Any]]:
     allocated = quota * len(users)
     return [{"quota": str(quota // unit), "totalAllocation": allocated // unit,
              "totalCapacity": allocated // unit,
-             "totalUsed": sum(kc.rt.used_bytes(u) for u in users) // unit}]
+             "totalUsed": sum(kc.tree.used_bytes(u) for u in users) // unit}]
 
 
 async def usage_by_quota(kc: KooCtx) -> dict[str, Any]:

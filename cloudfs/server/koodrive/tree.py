@@ -183,6 +183,13 @@ class Tree:
             height += 1 if level else 0
         return height
 
+    def used_bytes(self, user: User) -> int:
+        """Space used: every stored byte, the recycle bin's too unless ``recycle_counts`` is off."""
+        used = self.rt.state.db.storage_used(user.id)
+        if not self.rt.switches.recycle_counts:
+            used -= sum(r.size for r in self.store.descendants(self.recycled(user)) if not r.is_folder)
+        return max(used, 0)
+
     # --- writes -----------------------------------------------------------------------------
     def recycle(self, row: FileRow) -> None:
         parent_id = row.parent_id

@@ -21,18 +21,15 @@ timestamp, 4 answers the existing file (``exist: true``) when its name and
 sha256 match.  At complete every part must be there (13000409) and the
 content must hash to the sha256 announced at create or complete (13000402; the task is then
 dropped, as its content is unusable).  Upload tasks are kept in the data
-directory (table ``kd_uploads``) until completed.
+directory until completed (:mod:`.uploadstore`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets
-import time
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -46,6 +43,7 @@ from . import errors as E
 from .context import KooCtx
 from .presign import obs_error
 from .tree import FILE_TYPE, PENDING, SHA256, Tree, check_name, parse_time
+from .uploadstore import Part, Task, Uploads
 
 if TYPE_CHECKING:
     from .runtime import KooRuntime
@@ -56,56 +54,6 @@ MAX_FILE = 200 * GIB
 HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 UPLOAD_PREFIX = "/obs/upload/"
 WRITE_BATCH = 4 << 20
-
-SCHEMA = "CREATE TABLE IF NOT EXISTS kd_uploads (id TEXT PRIMARY KEY, data TEXT NOT NULL)"
-
-
-@dataclass
-class Part:
-    number: int
-    size: int
-    offset: int
-    hash_ctx: str = ""
-
-
-@dataclass
-class Task:
-    upload_id: str
-    file_row: int
-    user_id: int
-    length: int
-    sha256: str
-    blob: str
-    parallel: bool
-    parts: list[Part]
-    received: list[int] = field(default_factory=list)
-    #: editedTime given at create (µs), else the completion time is the file's
-    edited_us: int | None = None
-    created: float = field(default_factory=time.time)
-
-
-class Uploads:
-    def __init__(self, rt: KooRuntime) -> None:
-        self.rt = rt
-        self.conn = rt.state.db.conn
-        self.conn.execute(SCHEMA)
-        self.tasks: dict[str, Task] = {}
-        for (data,) in self.conn.execute("SELECT data FROM kd_uploads"):
-            raw = json.loads(data)
-            raw["parts"] = [Part(**p) for p in raw["parts"]]
-            task = Task(**raw)
-            self.tasks[task.upload_id] = task
-
-    def save(self, task: Task) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO kd_uploads(id, data) VALUES(?,?)",
-                          (task.upload_id, json.dumps(asdict(task))))
-
-    def drop(self, task: Task) -> None:
-        self.tasks.pop(task.upload_id, None)
-        self.conn.execute("DELETE FROM kd_uploads WHERE id=?", (task.upload_id,))
-
-    def by_file(self, file_row: int) -> Task | None:
-        return next((t for t in self.tasks.values() if t.file_row == file_row), None)
 
 
 # --- the part plan -------------------------------------------------------------------------
@@ -217,7 +165,7 @@ async def create(kc: KooCtx) -> dict[str, Any]:
             and tree.meta(existing).get(SHA256) == sha256 and not tree.meta(existing).get(PENDING):
         return {**answer, "fileId": tree.fid(existing), "fileName": existing.name, "rapidUpload": True,
                 "exist": True, "uploadId": "", "multiParts": []}
-    if rt.used_bytes(kc.me) + length > rt.capacity_bytes():
+    if tree.used_bytes(kc.me) + length > rt.capacity_bytes():
         raise E.KooError(E.NO_SPACE)
     known = _known_content(tree, sha256, length) if rt.switches.rapid_upload and sha256 else None
     store = tree.store
@@ -240,8 +188,8 @@ async def create(kc: KooCtx) -> dict[str, Any]:
         blob.parent.mkdir(parents=True, exist_ok=True)
         with open(blob, "wb") as fh:
             fh.truncate(length)
-        rt.uploads.tasks[task.upload_id] = task
-        rt.uploads.save(task)
+        kc.uploads.tasks[task.upload_id] = task
+        kc.uploads.save(task)
     return {**answer, "fileId": tree.fid(row), "fileName": final, "rapidUpload": False, "exist": False,
             "uploadId": task.upload_id, "multiParts": [_part_json(kc, task, p) for p in parts]}
 
@@ -249,7 +197,7 @@ async def create(kc: KooCtx) -> dict[str, Any]:
 def _task_of(kc: KooCtx) -> Task:
     raw = kc.body.get("fileId")
     num = kc.rt.state.codec.decode(raw, FILE) if isinstance(raw, str) else None
-    task = kc.rt.uploads.by_file(num) if num is not None else None
+    task = kc.uploads.by_file(num) if num is not None else None
     if task is None or task.user_id != kc.me.id:
         raise E.KooError(E.UPLOAD_TASK_MISSING)
     return task
@@ -274,13 +222,13 @@ async def upload_urls(kc: KooCtx) -> dict[str, Any]:
                 raise E.bad("hashCtx must be 64 hex characters")
             part.hash_ctx = ctx.lower()
         out.append(_part_json(kc, task, part))
-    kc.rt.uploads.save(task)
+    kc.uploads.save(task)
     return {"multiParts": out}
 
 
 # --- PUT <uploadUrl> --------------------------------------------------------------------------
-async def put_part(rt: KooRuntime, request: Request, upload_id: str, number: str) -> Response:
-    task = rt.uploads.tasks.get(upload_id)
+async def put_part(rt: KooRuntime, uploads: Uploads, request: Request, upload_id: str, number: str) -> Response:
+    task = uploads.tasks.get(upload_id)
     part = task.parts[int(number) - 1] if task is not None and number.isdigit() \
         and 1 <= int(number) <= len(task.parts) else None
     if task is None or part is None:
@@ -312,9 +260,9 @@ async def put_part(rt: KooRuntime, request: Request, upload_id: str, number: str
         os.close(fd)
     if written != part.size:
         return obs_error("IncompleteBody", "The request body is shorter than Content-Length.", 400)
-    if part.number not in task.received and task.upload_id in rt.uploads.tasks:
+    if part.number not in task.received and task.upload_id in uploads.tasks:
         task.received.append(part.number)
-        rt.uploads.save(task)
+        uploads.save(task)
     return Response(status_code=200, headers={"ETag": f'"{digest.hexdigest()}"'})
 
 
@@ -329,7 +277,7 @@ def _sha256_file(path: str) -> str:
 
 async def complete(kc: KooCtx) -> dict[str, Any]:
     task = _task_of(kc)
-    rt, tree = kc.rt, kc.tree
+    tree = kc.tree
     store = tree.store
     claimed = kc.body.get("sha256")
     if claimed is not None and (not isinstance(claimed, str) or not HEX64.fullmatch(claimed)):
@@ -338,22 +286,22 @@ async def complete(kc: KooCtx) -> dict[str, Any]:
         raise E.KooError(E.UPLOAD_FAILED, "Not every part has been uploaded.")
     path = str(store.blob_path(task.blob))
     actual = await trio.to_thread.run_sync(_sha256_file, path)
-    if task.upload_id not in rt.uploads.tasks:
+    if task.upload_id not in kc.uploads.tasks:
         raise E.KooError(E.UPLOAD_TASK_MISSING)  # completed or dropped meanwhile
     row = store.get(task.file_row)
     if row is None:  # its folder was deleted for good meanwhile: the task went with it
         with store.db.tx():
-            rt.uploads.drop(task)
+            kc.uploads.drop(task)
         store.unlink_blobs([task.blob])
         raise E.KooError(E.UPLOAD_TASK_MISSING)
     if (task.sha256 and actual != task.sha256) or (claimed is not None and claimed.lower() != actual):
         with store.db.tx():
-            rt.uploads.drop(task)
+            kc.uploads.drop(task)
             store.delete_files([row])
         store.unlink_blobs([task.blob])
         raise E.KooError(E.INTEGRITY_FAILED)
     with store.db.tx():
-        rt.uploads.drop(task)
+        kc.uploads.drop(task)
         entity = store.create_entity(row, task.length, task.blob, None, kc.me.id)
         store.upgrade_placeholder(row, entity, task.edited_us or now_us())
         store.remove_metadata(row.id, PENDING)
