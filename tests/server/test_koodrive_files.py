@@ -157,3 +157,13 @@ def test_a_large_folder_pages_completely(kd_fresh):
         names = [f["fileName"] for f in api.ls(bulk)]
     assert len(names) == 2530 and len(set(names)) == 2530
     assert names[:30] == [f"d{i:04d}" for i in range(30)] and names[30] == "f0000"
+
+
+def test_code_type_switch(kapi):
+    assert kapi.request("POST", "/files/0", json={"containerId": kapi.container}).json()["code"] == 0
+    switches(kapi.server, code_as="string")
+    assert kapi.request("POST", "/files/0", json={"containerId": kapi.container}).json()["code"] == "0"
+    assert kapi.error("POST", "/files/nope/detail", json={"containerId": kapi.container}) == "13000309"
+    switches(kapi.server, code_as="int")
+    body = kapi.request("GET", "/jobs", params={"offset": 0, "limit": 1}).json()
+    assert body["code"] == 0

@@ -107,9 +107,11 @@ def apply(rt: KooRuntime, user: User, job: Job) -> list[dict[str, Any]]:
         return results
     for file_id, _ in job.files:
         result: dict[str, Any] = {"fileId": file_id, "code": 0, "msg": "success"}
+        freed: list[str] = []  # blobs to unlink only once the transaction committed
         try:
             with tree.store.db.tx():
-                new_id = _apply_one(rt, tree, user, job, file_id, stale)
+                new_id = _apply_one(rt, tree, user, job, file_id, freed)
+            stale += freed
             if new_id is not None:
                 result["newFileId"] = new_id
         except E.KooError as exc:
