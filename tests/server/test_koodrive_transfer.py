@@ -126,6 +126,15 @@ def test_complete_needs_every_part(kapi):
     assert kapi.error("POST", "/files/complete", json={"fileId": "nope"}) == 13000401
 
 
+def test_part_put_after_complete_is_no_such_upload(kapi):
+    data = b"done already"
+    created = kapi.create("done.bin", data)
+    kapi.put_parts(created, data)
+    kapi.ok("POST", "/files/complete", json={"fileId": created["fileId"]})
+    resp = kapi.http.put(created["multiParts"][0]["uploadUrl"], content=data)
+    assert resp.status_code == 404 and b"NoSuchUpload" in resp.content
+
+
 def test_part_put_must_have_the_signed_length(kapi):
     data = b"0123456789"
     created = kapi.create("len.bin", data)

@@ -18,7 +18,7 @@ A known ``sha256`` of the same length (any file the emulator stores) makes
 the create answer ``rapidUpload: true``: the file exists at once, sharing the
 content.  ``autoRename`` 3 refuses a taken name (13000405), 2 appends a
 timestamp, 4 answers the existing file (``exist: true``) when its name and
-sha256 match.  At complete every part must be there (13000409) and the
+sha256 match (and refuses the name, 13000405, when only the name does: an assumption).  At complete every part must be there (13000409) and the
 content must hash to the sha256 announced at create or complete (13000402; the task is then
 dropped, as its content is unusable).  Upload tasks are kept in the data
 directory until completed (:mod:`.uploadstore`).
@@ -240,7 +240,10 @@ async def put_part(rt: KooRuntime, uploads: Uploads, request: Request, upload_id
         return obs_error("SignatureDoesNotMatch", "Content-Length is signed: it must be the part size.", 403)
     path = rt.state.store.blob_path(task.blob)
     digest = hashlib.md5(usedforsecurity=False)
-    fd = await trio.to_thread.run_sync(os.open, path, os.O_WRONLY)
+    try:
+        fd = await trio.to_thread.run_sync(os.open, path, os.O_WRONLY)
+    except FileNotFoundError:  # completed or dropped meanwhile
+        return obs_error("NoSuchUpload", "The specified upload does not exist.", 404)
     written = 0
     try:
         buffer = bytearray()
