@@ -271,3 +271,17 @@ def test_upload_tasks_survive_a_restart(kd_fresh):
         api.put_parts(created, data)
         api.ok("POST", "/files/complete", json={"fileId": created["fileId"]})
         assert api.download(created["fileId"]) == data
+
+
+def test_a_dropped_part_upload_is_not_counted(kapi):
+    data = os.urandom(200_000)
+    created = kapi.create("dropped.bin", data)
+    url = created["multiParts"][0]["uploadUrl"]
+    kapi.server.faults.set(drop_rate=1.0, drop_after_bytes=50_000, drop_target="request",
+                           path_regex="^/obs/upload/", count=1)
+    with pytest.raises(httpx.HTTPError):
+        kapi.http.put(url, content=data).raise_for_status()
+    assert kapi.error("POST", "/files/complete", json={"fileId": created["fileId"]}) == 13000409
+    kapi.http.put(url, content=data).raise_for_status()  # the same URL again
+    kapi.ok("POST", "/files/complete", json={"fileId": created["fileId"]})
+    assert kapi.download(created["fileId"]) == data
