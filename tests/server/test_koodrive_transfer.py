@@ -285,3 +285,36 @@ def test_a_dropped_part_upload_is_not_counted(kapi):
     kapi.http.put(url, content=data).raise_for_status()  # the same URL again
     kapi.ok("POST", "/files/complete", json={"fileId": created["fileId"]})
     assert kapi.download(created["fileId"]) == data
+
+
+def _contexts(tmp_path, data: bytes, offsets: list[int]) -> dict[int, str]:
+    from cloudfs.server.koodrive import sha256ctx
+
+    path = tmp_path / "ctx.bin"
+    path.write_bytes(data)
+    return sha256ctx.digest_with_states(str(path), offsets)[1]
+
+
+def test_parallel_upload_hash_ctx_checked_at_complete(kapi, tmp_path):
+    from cloudfs.server.koodrive import sha256ctx
+
+    if not sha256ctx.AVAILABLE:
+        pytest.skip("libcrypto not found: the emulator cannot read SHA-256 states")
+    data = os.urandom(10 * MIB + 100)
+    states = _contexts(tmp_path, data, [5 * MIB, 10 * MIB])
+    plan = [{"partNumber": 1, "partSize": 5 * MIB},
+            {"partNumber": 2, "partSize": 5 * MIB, "hashCtx": states[5 * MIB]},
+            {"partNumber": 3, "partSize": 100, "hashCtx": states[10 * MIB]}]
+    created = kapi.create("parallel-ok.bin", data, multiParts=plan)
+    kapi.put_parts(created, data)
+    kapi.ok("POST", "/files/complete", json={"fileId": created["fileId"]})
+    assert kapi.download(created["fileId"]) == data
+    # a wrong state: the content hashes right, the parallel bookkeeping does not
+    plan[2]["hashCtx"] = states[5 * MIB]
+    created = kapi.create("parallel-bad.bin", data, multiParts=plan, sha256=None)
+    kapi.put_parts(created, data)
+    assert kapi.error("POST", "/files/complete", json={"fileId": created["fileId"]}) == 13000402
+    switches(kapi.server, verify_hash_ctx=False)
+    created = kapi.create("parallel-unchecked.bin", data, multiParts=plan, sha256=None)
+    kapi.put_parts(created, data)
+    kapi.ok("POST", "/files/complete", json={"fileId": created["fileId"]})

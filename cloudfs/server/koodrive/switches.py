@@ -85,6 +85,8 @@ class Switches:
     download_partial: bool = False
     #: ``rapidUpload`` when the whole-file sha256 is already stored
     rapid_upload: bool = True
+    #: complete checks each hashCtx against the content (13000402 when wrong)
+    verify_hash_ctx: bool = True
     #: part size the server plans when files/create has no multiParts (unknown)
     default_part_size: int = 5 * MIB
     # --- space -----------------------------------------------------------------------

@@ -9,9 +9,10 @@ are required, ``sha256`` (whole file, 64 hex) is optional; ``uploadMode``
 file exactly; every part but the last is 5 MiB..5 GiB, the last 0..5 GiB.
 A *parallel* plan (any part carrying ``hashCtx``) must also have every part
 but the last a multiple of 64 bytes and a ``hashCtx`` on every part but the
-first: 8 x 32-bit words of SHA-256 state, read as 64 hex characters
-(assumption ``hashCtx`` format; only the form is checked: the whole-file
-hash at complete catches wrong content).  Without ``multiParts`` the
+first: 8 x 32-bit words of SHA-256 state, read as 64 hex characters, each
+word big-endian (assumption ``hashCtx`` format).  At complete each ``hashCtx``
+is checked against the state after the bytes before its part (13000402 when
+wrong; switch ``verify_hash_ctx``; needs libcrypto, see :mod:`.sha256ctx`).  Without ``multiParts`` the
 emulator plans sequential parts of ``default_part_size``.
 
 A known ``sha256`` of the same length (any file the emulator stores) makes
@@ -42,6 +43,7 @@ from ..store import FileRow, new_blob_name
 from . import errors as E
 from .context import KooCtx
 from .presign import obs_error
+from .sha256ctx import digest_with_states
 from .tree import FILE_TYPE, PENDING, SHA256, Tree, check_name, parse_time
 from .uploadstore import Part, Task, Uploads
 
@@ -270,14 +272,6 @@ async def put_part(rt: KooRuntime, uploads: Uploads, request: Request, upload_id
 
 
 # --- files/complete ---------------------------------------------------------------------------
-def _sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(8 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 async def complete(kc: KooCtx) -> dict[str, Any]:
     task = _task_of(kc)
     tree = kc.tree
@@ -288,7 +282,10 @@ async def complete(kc: KooCtx) -> dict[str, Any]:
     if sorted(task.received) != list(range(1, len(task.parts) + 1)):
         raise E.KooError(E.UPLOAD_FAILED, "Not every part has been uploaded.")
     path = str(store.blob_path(task.blob))
-    actual = await trio.to_thread.run_sync(_sha256_file, path)
+    check_ctx = task.parallel and kc.rt.switches.verify_hash_ctx
+    offsets = [p.offset for p in task.parts if p.hash_ctx] if check_ctx else []
+    actual, states = await trio.to_thread.run_sync(digest_with_states, path, offsets)
+    wrong_ctx = [p.number for p in task.parts if p.hash_ctx and states.get(p.offset, p.hash_ctx) != p.hash_ctx]
     if task.upload_id not in kc.uploads.tasks:
         raise E.KooError(E.UPLOAD_TASK_MISSING)  # completed or dropped meanwhile
     row = store.get(task.file_row)
@@ -297,12 +294,13 @@ async def complete(kc: KooCtx) -> dict[str, Any]:
             kc.uploads.drop(task)
         store.unlink_blobs([task.blob])
         raise E.KooError(E.UPLOAD_TASK_MISSING)
-    if (task.sha256 and actual != task.sha256) or (claimed is not None and claimed.lower() != actual):
+    if (task.sha256 and actual != task.sha256) or (claimed is not None and claimed.lower() != actual) \
+            or wrong_ctx:
         with store.db.tx():
             kc.uploads.drop(task)
             store.delete_files([row])
         store.unlink_blobs([task.blob])
-        raise E.KooError(E.INTEGRITY_FAILED)
+        raise E.KooError(E.INTEGRITY_FAILED, f"hashCtx of part {wrong_ctx[0]} is wrong." if wrong_ctx else None)
     with store.db.tx():
         kc.uploads.drop(task)
         entity = store.create_entity(row, task.length, task.blob, None, kc.me.id)
