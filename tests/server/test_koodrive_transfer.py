@@ -318,3 +318,17 @@ def test_parallel_upload_hash_ctx_checked_at_complete(kapi, tmp_path):
     created = kapi.create("parallel-unchecked.bin", data, multiParts=plan, sha256=None)
     kapi.put_parts(created, data)
     kapi.ok("POST", "/files/complete", json={"fileId": created["fileId"]})
+
+
+def test_expired_part_url_then_a_fresh_one(kapi):
+    switches(kapi.server, upload_url_ttl=1)
+    data = b"late parts"
+    created = kapi.create("late.bin", data)
+    time.sleep(2.1)
+    resp = kapi.http.put(created["multiParts"][0]["uploadUrl"], content=data)
+    assert resp.status_code == 403 and b"Request has expired" in resp.content
+    switches(kapi.server, upload_url_ttl=3600)
+    fresh = kapi.ok("POST", "/files/multipart/uploadUrl",
+                    json={"fileId": created["fileId"], "multiParts": [{"partNumber": 1, "partSize": len(data)}]})
+    kapi.http.put(fresh["multiParts"][0]["uploadUrl"], content=data).raise_for_status()
+    kapi.ok("POST", "/files/complete", json={"fileId": created["fileId"]})
