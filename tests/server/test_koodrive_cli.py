@@ -15,10 +15,10 @@ from .koohelpers import KooApi
 
 def test_switches_and_app_credentials_from_the_command_line(tmp_path):
     with start_server(tmp_path, dialect="koodrive", capacity=2 << 20,
-                      extra_args=["--kd-switch", "usage_unit=B", "--kd-switch", "range=off",
+                      extra_args=["--kd-switch", "usage_unit=B", "--kd-switch", "range=off", "--url-ttl", "60",
                                   "--app-id", "my-app", "--app-secret", "s3cret"]) as srv:
         values = httpx.get(srv.url + "/_cloudfs/koodrive/switches").json()
-        assert values["usage_unit"] == "B" and values["range"] is False
+        assert values["usage_unit"] == "B" and values["range"] is False and values["url_ttl"] == 60
         with KooApi(srv) as api:
             assert api.ok("GET", "/space/usage/overview")["data"]["totalCapacity"] == 2 << 20
             path = "/koodrive/ose/v1/space/usage/overview"

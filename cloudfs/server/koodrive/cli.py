@@ -22,6 +22,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         switches = parse_assignments(args.kd_switch)
+        if getattr(args, "url_ttl", None) is not None:  # the shared --url-ttl, unless a switch says otherwise
+            switches.setdefault("url_ttl", str(args.url_ttl))
         Switches().update(switches)  # fail at start on a bad name or value
     except ValueError as exc:
         raise SystemExit(f"cloudfs server: {exc}") from None
