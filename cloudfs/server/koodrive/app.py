@@ -20,6 +20,7 @@ answers 403 "Request has expired").
 from __future__ import annotations
 
 import collections
+import hmac
 import json
 import logging
 import time
@@ -31,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..db import User
 from ..state import ServerState
 from . import auth, downloads, files, jobs, session, space
 from . import errors as E
@@ -104,7 +106,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return value
 
 
-async def authenticate(rt: KooRuntime, request: Request) -> Any:
+async def authenticate(rt: KooRuntime, request: Request) -> User:
     """The user a request acts for, or a KooError (see :mod:`.auth`)."""
     header = request.headers.get("authorization", "")
     is_hmac = header.startswith("HMAC-SHA256")
@@ -127,7 +129,7 @@ async def authenticate(rt: KooRuntime, request: Request) -> Any:
         headers = {k.lower(): v for k, v in request.headers.items()}
         expected = auth.signature(rt.app_secret, request.method, request.url.path, request.url.query, headers,
                                   cred.signed_headers, await request.body(), rt.switches.payload_hash)
-        if expected != cred.signature:
+        if not hmac.compare_digest(expected, cred.signature):
             raise E.auth_failed("signature mismatch")
         return user
     sw = rt.switches
