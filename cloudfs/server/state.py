@@ -43,7 +43,7 @@ class DialectMismatch(RuntimeError):
     """The data directory holds a drive of the other API dialect."""
 
 
-DIALECTS = ("v4", "v3")
+DIALECTS = ("v4", "v3", "koodrive")
 
 
 @dataclass
@@ -82,6 +82,8 @@ class ServerConfig:
     events_debounce: float = 5.0  # fs_event_push_debounce
     events_max_age: float = 14 * 24 * 3600.0  # fs_event_push_max_age
     events_keepalive: float = 30.0  # the stream's keep-alive ticker
+    #: settings only one dialect reads (koodrive: app_id, app_secret, switches)
+    dialect_options: dict[str, Any] = field(default_factory=dict)
 
 
 class ServerState:
@@ -120,6 +122,8 @@ class ServerState:
         self.events: EventHub | None = None
         if config.dialect == "v4":
             self.events = EventHub(config.events_debounce, config.events_max_age)
+        #: the koodrive dialect's runtime (cloudfs.server.koodrive.runtime.KooRuntime)
+        self.koodrive: Any = None
         self.ensure_account()
         from .uploads import UploadManager  # circular at import time
 
