@@ -21,7 +21,11 @@ reader has to live with:
 
 Connection failures are retried with jittered exponential backoff; the
 first attempt after a lost stream waits at least a second, so the server has
-noticed the old connection is gone before the same id subscribes again.
+noticed the old connection is gone before the same id subscribes again.  After
+a *silent* stream (half-open: the server has not noticed) the wait is one
+keep-alive period longer: Cloudreve marks a client id offline when its old
+stream's write fails, even if the id is already back on a new stream, which
+would then hear nothing until its next reconnect.
 """
 
 from __future__ import annotations
@@ -39,11 +43,13 @@ from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from cloudfs.client import envelope
 from cloudfs.client.http import LOGIN_REQUIRED, Http, map_error
-from cloudfs.errors import CloudfsError
+from cloudfs.errors import CloudfsError, RequestTimeout
 
 log = logging.getLogger(__name__)
 
-#: Cloudreve's keep-alive period is 30 s: three missed ones and the stream counts as dead
+#: Cloudreve's keep-alive period
+KEEPALIVE_S = 30.0
+#: three missed keep-alives and the stream counts as dead
 SILENCE_LIMIT_S = 95.0
 #: the server's channel holds 16 events: a burst this large may have lost some
 OVERFLOW_BURST = 16
@@ -100,12 +106,13 @@ class ChangeFeed:
 
     def __init__(self, http: Http, *, on_change: Callable[[Change], None],
                  on_state: Callable[[StateChange], None], silence_limit_s: float = SILENCE_LIMIT_S,
-                 backoff_max_s: float = BACKOFF_MAX_S) -> None:
+                 backoff_max_s: float = BACKOFF_MAX_S, keepalive_s: float = KEEPALIVE_S) -> None:
         self.http = http
         self.on_change = on_change
         self.on_state = on_state
         self.silence_limit_s = silence_limit_s
         self.backoff_max_s = backoff_max_s
+        self.keepalive_s = keepalive_s
         self.state = FeedState.CONNECTING
         self.connects = 0
         self.events_seen = 0
@@ -131,10 +138,17 @@ class ChangeFeed:
                 continue
             except CloudfsError as exc:
                 reason = str(exc)
+                silent = isinstance(exc, RequestTimeout)
+            else:
+                silent = False
             if self.state == FeedState.LIVE or self.events_seen != live_before:
                 delay = BACKOFF_FIRST_S  # it worked for a while: start the backoff over
             self._set(StateChange(FeedState.DISCONNECTED, reason=reason))
-            await trio.sleep(delay * random.uniform(1.0, 1.5))
+            # After a silent (half-open) stream the server notices the loss only when its next
+            # keep-alive fails, and then marks our client id offline, even if we are back on a
+            # new stream by then (which would hear nothing): come back after that.
+            wait = max(delay, self.keepalive_s + 5) if silent else delay
+            await trio.sleep(wait * random.uniform(1.0, 1.5))
             delay = min(delay * 2, self.backoff_max_s)
 
     async def _stream_once(self) -> None:

@@ -115,10 +115,13 @@ async def test_a_silent_stream_counts_as_dead(events_server: RunningServer) -> N
     # held back 3 s, the limit is 0.5 s) is given up and opened again
     events_server.faults.set(reply_delay_s=3.0, path_regex="/file/events", count=1)
     try:
-        async with feed_of(events_server, silence_limit_s=0.5) as (_, feed, seen):
-            await seen.until(lambda: feed.state == FeedState.LIVE, timeout=15)
+        async with feed_of(events_server, silence_limit_s=0.5, keepalive_s=0.0) as (_, feed, seen):
+            started = trio.current_time()
+            await seen.until(lambda: feed.state == FeedState.LIVE, timeout=20)
             assert seen.states[0].state == FeedState.DISCONNECTED  # the first try timed out
             assert feed.connects >= 2
+            # not back before the server's next keep-alive (+5 s) found the old stream gone
+            assert trio.current_time() - started >= 5.0
     finally:
         events_server.faults.clear()
 
