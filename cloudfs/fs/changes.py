@@ -99,6 +99,8 @@ class KernelInvalidator:
                     # ENOENT: the kernel no longer knows that inode or name: nothing to drop
                     if exc.errno != errno.ENOENT:
                         log.debug("kernel invalidation %s%r failed: %s", fn.__name__, args, exc)
+                except Exception:  # never let one call end the worker (the TTLs still hold)
+                    log.exception("kernel invalidation %s%r failed", fn.__name__, args)
 
 
 class LiveChanges:
@@ -135,7 +137,7 @@ class LiveChanges:
         async with trio.open_nursery() as nursery:
             if self.kernel is not None:
                 nursery.start_soon(self.kernel.run)
-            nursery.start_soon(feed.run)
+            nursery.start_soon(self._follow, feed)
             async for item in self._queued:
                 try:
                     if isinstance(item, StateChange):
@@ -148,6 +150,13 @@ class LiveChanges:
                 except Exception:  # a bug here must not take the mount down; TTLs still hold
                     log.exception("internal error applying %s", item)
                     self.recheck_all()
+
+    async def _follow(self, feed: ChangeFeed) -> None:
+        try:
+            await feed.run()
+        except Exception:  # a bug in the feed must not take the mount down: TTLs take over
+            log.exception("the change feed stopped on an internal error; using metadata_ttl")
+            self.note(StateChange(FeedState.UNAVAILABLE, reason="internal error"))
 
     # ---- state ------------------------------------------------------------------------------
     def switch(self, change: StateChange) -> None:
