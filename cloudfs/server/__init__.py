@@ -1,5 +1,5 @@
 """``cloudfs server``: a Cloudreve-compatible HTTP server: 4.x (``/api/v4``) or,
-with ``dialect="v3"``, 3.8.3 (``/api/v3``, modules ``v3*.py``).
+with ``dialect="v3"``, 3.8.3 (``/api/v3``, package ``v3``).
 
 Serves one data directory (SQLite metadata + blob files) on Starlette over
 hypercorn's trio worker.  Use :func:`serve` from trio code (it reports the
@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from .state import DEFAULT_PASSWORD, DEFAULT_USER, ServerConfig, ServerState
+from .common.state import DEFAULT_PASSWORD, DEFAULT_USER, ServerConfig, ServerState
 
 __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "ServerConfig", "ServerState", "serve"]
 
@@ -42,7 +42,7 @@ def _hypercorn_config(config: ServerConfig, access_log: bool) -> Any:
 
 async def _collect_trash_forever(state: ServerState, period: float = 600.0) -> None:
     """Cloudreve's trash collector cron: purge items past their retention (7 days)."""
-    from .fileops import collect_trash
+    from .v4.fileops import collect_trash
 
     while True:
         try:
@@ -61,7 +61,7 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
     from hypercorn.trio import serve as hypercorn_serve
 
     from .app import wrap_app
-    from .faults import FaultRule, FaultState
+    from .testing.faults import FaultRule, FaultState
 
     state = ServerState(config)
     if config.faults:
@@ -81,7 +81,7 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
                 nursery.cancel_scope.cancel()  # HTTP side shut down: stop the housekeeping too
 
             if config.dialect == "v3":
-                from .v3uploads import collect_sessions_forever
+                from .v3.uploads import collect_sessions_forever
 
                 nursery.start_soon(collect_sessions_forever, state)
             else:

@@ -21,12 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import errors as E
-from . import ids
-from .binding import BindError
-from .envelope import api_response, error_envelope, param_error_envelope, plain_404
-from .routes import ROUTES, Handler
-from .state import Ctx, ServerState
+from .common import ids
+from .common.binding import BindError
+from .common.state import Ctx, ServerState
+from .v4 import errors as E
+from .v4.envelope import api_response, error_envelope, param_error_envelope, plain_404
+from .v4.routes import ROUTES, Handler
 
 log = logging.getLogger("cloudfs.server")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -92,7 +92,7 @@ def build_app(state: ServerState) -> Starlette:
     routes: list[Any] = [Route(path, make_endpoint(state, handlers), methods=ALL_METHODS)
                          for path, handlers in ROUTES]
     if state.config.faults:
-        from .faults import control_routes
+        from .testing.faults import control_routes
 
         routes += control_routes(state)
     app = Starlette(routes=routes)
@@ -135,13 +135,13 @@ class DrainBody:
 def wrap_app(state: ServerState) -> Any:
     """The ASGI app to serve: the Starlette app (behind the fault injector if enabled)."""
     if state.config.dialect == "v3":
-        from .v3app import build_v3_app
+        from .v3.app import build_v3_app
 
         app: Any = build_v3_app(state)
     else:
         app = build_app(state)
     if state.config.faults:
-        from .faults import FaultMiddleware
+        from .testing.faults import FaultMiddleware
 
         app = FaultMiddleware(app, state)
     return DrainBody(app)

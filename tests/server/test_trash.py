@@ -117,8 +117,8 @@ def test_trash_retention_collector(fresh_server):
     # the collector runs every 10 minutes; call it directly with a clock 8 days ahead
     import time
 
-    from cloudfs.server.fileops import collect_trash
-    from cloudfs.server.state import ServerConfig, ServerState
+    from cloudfs.server.common.state import ServerConfig, ServerState
+    from cloudfs.server.v4.fileops import collect_trash
 
     with Api(fresh_server) as api:
         api.put("/old.txt", b"x" * 10)

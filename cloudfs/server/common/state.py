@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..v4.locks import LockSystem
 from .auth import TokenAuth, TwoFactorSessions, check_password, hash_password
 from .db import Database, User
 from .ids import IdCodec
-from .locks import LockSystem
 from .store import Store
 
 if TYPE_CHECKING:
-    from .faults import FaultState
-    from .uploads import UploadManager
+    from ..testing.faults import FaultState
+    from ..v4.uploads import UploadManager
 
 log = logging.getLogger("cloudfs.server")
 
@@ -108,10 +108,10 @@ class ServerState:
         self.capacity_override: int | None = None
         self.faults: FaultState | None = None
         self.url_cache: dict[tuple[Any, ...], tuple[str, float]] = {}
-        #: the v3 dialect's runtime (cloudfs.server.v3app.V3Runtime), None when serving v4
+        #: the v3 dialect's runtime (cloudfs.server.v3.app.V3Runtime), None when serving v4
         self.v3: Any = None
         self.ensure_account()
-        from .uploads import UploadManager  # circular at import time
+        from ..v4.uploads import UploadManager  # circular at import time
 
         self.uploads: UploadManager = UploadManager(self)
 

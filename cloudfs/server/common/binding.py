@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PARAM_ERR, AppError
+from ..v4.errors import PARAM_ERR, AppError
 
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _FIELD_MAP = {"UserName": "Email", "Password": "Password", "Path": "Path",

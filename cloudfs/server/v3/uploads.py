@@ -37,17 +37,17 @@ from typing import TYPE_CHECKING, Any
 import trio
 from starlette.requests import Request
 
-from . import ids
-from . import v3errors as E
-from .db import User, now_us
-from .store import FileRow, new_blob_name
-from .uploads import write_body
-from .v3fs import add_file_row, delete
-from .v3tree import UPLOAD_SESSION_KEY, legal_name
+from ..common import ids
+from ..common.db import User, now_us
+from ..common.store import FileRow, new_blob_name
+from ..v4.uploads import write_body
+from . import errors as E
+from .fs import add_file_row, delete
+from .tree import UPLOAD_SESSION_KEY, legal_name
 
 if TYPE_CHECKING:
-    from .state import ServerState
-    from .v3app import V3Runtime
+    from ..common.state import ServerState
+    from .app import V3Runtime
 
 log = logging.getLogger("cloudfs.server")
 SESSION_PREFIX = "callback_"

@@ -33,15 +33,15 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from . import ids
-from . import v3errors as E
-from .db import User, now_us
-from .store import FileRow
-from .v3tree import POLICY_NAME, go_base, go_clean, go_dir, legal_name, query_now
-from .views import go_time
+from ..common import ids
+from ..common.db import User, now_us
+from ..common.store import FileRow
+from ..v4.views import go_time
+from . import errors as E
+from .tree import POLICY_NAME, go_base, go_clean, go_dir, legal_name, query_now
 
 if TYPE_CHECKING:
-    from .v3app import V3Runtime
+    from .app import V3Runtime
 
 FOLDER_PROPS_TTL = 300
 

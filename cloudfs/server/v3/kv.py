@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
-from .db import Database
+from ..common.db import Database
 
 COOKIE_NAME = "cloudreve-session"
 SESSION_PREFIX = "cd_session_"

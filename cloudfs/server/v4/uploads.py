@@ -35,8 +35,10 @@ from typing import TYPE_CHECKING, Any
 import trio
 from starlette.requests import ClientDisconnect, Request
 
+from ..common import ids
+from ..common.store import FILE, new_blob_name
 from . import errors as E
-from . import ids, metadata, views
+from . import metadata, views
 from .locks import LockRequest, LockSession
 from .navigator import (
     LOCK,
@@ -49,11 +51,10 @@ from .navigator import (
     render,
     walk,
 )
-from .store import FILE, new_blob_name
 from .uris import CloudreveURI, validate_name
 
 if TYPE_CHECKING:
-    from .state import Ctx, ServerState
+    from ..common.state import Ctx, ServerState
 
 log = logging.getLogger("cloudfs.server")
 WRITE_BATCH = 4 << 20  # bytes buffered before one positional write

@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 if TYPE_CHECKING:
-    from .state import ServerState
+    from ..common.state import ServerState
 
 CONTROL_PREFIX = "/_cloudfs/"
 COUNTERS = ("matched", "latency", "error", "drop_request", "drop_response", "garble", "reply_delay",

@@ -13,7 +13,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from . import ids
+from ..common import ids
 
 # boolset bits of the navigators (pkg/filemanager/fs/dbfs/navigator.go)
 _MY_CAPS = (0, 1, 6, 7, 8, 9, 10, 14, 15, 16, 18, 19, 20, 23, 24)

@@ -19,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..common import ids
+from ..common.store import FileRow
 from . import errors as E
-from . import ids, views
-from .store import FileRow
+from . import views
 from .uris import CloudreveURI, go_quote, join_uri, path_escape
 
 if TYPE_CHECKING:
-    from .state import Ctx
+    from ..common.state import Ctx
 
 # navigator capability numbers (NavigatorCapability iota)
 CREATE, RENAME, UPLOAD, DOWNLOAD, UPDATE_METADATA, LIST = 0, 1, 6, 7, 8, 9

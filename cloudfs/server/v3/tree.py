@@ -25,9 +25,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from . import ids
-from .store import FileRow, Store
-from .views import go_time
+from ..common import ids
+from ..common.store import FileRow, Store
+from ..v4.views import go_time
 
 UPLOAD_SESSION_KEY = "sys:upload_session_id"
 RESERVED_CHARS = set('\\?*<":>/|')

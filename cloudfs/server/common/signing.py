@@ -15,7 +15,7 @@ import hmac
 import re
 import time
 
-from .errors import INVALID_SIGN, NO_PERMISSION, SIGN_EXPIRED, AppError
+from ..v4.errors import INVALID_SIGN, NO_PERMISSION, SIGN_EXPIRED, AppError
 
 
 def sign(secret: bytes, body: str, expires: int) -> str:

@@ -36,10 +36,9 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from . import signing
-from . import v3errors as E
-from .db import User
-from .downloads import (
+from ..common import signing
+from ..common.db import User
+from ..v4.downloads import (
     BlobResponse,
     RangeError,
     _etag_list,
@@ -47,10 +46,11 @@ from .downloads import (
     http_error,
     parse_range,
 )
-from .uris import go_path_escape
+from ..v4.uris import go_path_escape
+from . import errors as E
 
 if TYPE_CHECKING:
-    from .v3app import V3Runtime
+    from .app import V3Runtime
 
 PREFIX = "/api/v3/file/download/"
 KEY_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase

@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..common import ids
 from . import errors as E
-from . import ids
 from .uris import CloudreveURI, URIError
 
 MAX_VALUE_BYTES = 65535

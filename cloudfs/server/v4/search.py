@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
+from ..common.store import ORDER_COLUMNS, Cursor, FileRow, Store
 from . import errors as E
-from .store import ORDER_COLUMNS, Cursor, FileRow, Store
 
 MAX_SEARCHED_FOLDERS = 65535
 _EXTS = {

@@ -34,10 +34,11 @@ import trio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..common import ids, signing
+from ..common.state import Ctx
 from . import errors as E
-from . import ids, signing, views
+from . import views
 from .navigator import DOWNLOAD, get_target
-from .state import Ctx
 from .uris import CloudreveURI, go_path_escape
 
 READ_SIZE = 4 << 20

@@ -21,8 +21,11 @@ import time
 import uuid
 from typing import Any
 
+from ..common import ids
+from ..common.state import Ctx
+from ..common.store import Cursor, FileRow
 from . import errors as E
-from . import ids, metadata, search, views
+from . import metadata, search, views
 from .locks import LockRequest, LockSession
 from .navigator import (
     CREATE,
@@ -41,8 +44,6 @@ from .navigator import (
     render,
     walk,
 )
-from .state import Ctx
-from .store import Cursor, FileRow
 from .uris import CloudreveURI, URIError, join_uri, validate_name
 
 DEFAULT_PAGE_SIZE = 100

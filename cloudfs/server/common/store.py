@@ -1,6 +1,6 @@
 """The file tree: folders, files, content entities (blobs), metadata, quota.
 
-Synchronous operations on :class:`~cloudfs.server.db.Database`, each one a
+Synchronous operations on :class:`~cloudfs.server.common.db.Database`, each one a
 single transaction, modelled on Cloudreve's ``inventory/file.go``:
 
 * a *file* row points at its current content *entity* (``primary_entity``);

@@ -18,12 +18,13 @@ import trio
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from . import downloads, fileops, ids, metadata, views
+from ..common import ids
+from ..common.auth import TokenError, check_password, totp_verify
+from ..common.binding import F, bind_form, bind_json
+from ..common.state import VERSION, Ctx
+from . import downloads, fileops, metadata, views
 from . import errors as E
-from .auth import TokenError, check_password, totp_verify
-from .binding import F, bind_form, bind_json
 from .envelope import api_response, envelope, ok
-from .state import VERSION, Ctx
 from .uploads import content_length
 
 Handler = Callable[..., Awaitable[Response]]

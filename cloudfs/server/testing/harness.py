@@ -57,7 +57,7 @@ class FaultControl:
             drop_rate: float = 0.0, drop_after_bytes: int = 0, path_regex: str | None = None,
             count: int | None = None, seed: int | None = None, drop_target: str = "auto",
             garble_rate: float = 0.0, reply_delay_s: float = 0.0) -> None:
-        """Replace the fault rule (see :mod:`cloudfs.server.faults`)."""
+        """Replace the fault rule (see :mod:`cloudfs.server.testing.faults`)."""
         _request("POST", self._endpoint, {
             "latency_s": latency_s, "error_rate": error_rate, "error_status": error_status,
             "drop_rate": drop_rate, "drop_after_bytes": drop_after_bytes, "drop_target": drop_target,

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .db import Database
-from .store import FileRow, Store, new_blob_name
+from ..common.db import Database
+from ..common.store import FileRow, Store, new_blob_name
 
 LARGE_NAME = "large-64MiB.bin"
 LARGE_SIZE = 64 << 20

@@ -33,16 +33,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Match, Route
 
-from . import ids, v3downloads, v3fs, v3uploads
-from . import v3errors as E
-from .auth import check_password, totp_verify
-from .binding import BindError, F, bind_form, bind_json
-from .db import User
-from .envelope import plain_404
-from .state import ServerState
-from .v3kv import KV, Session, Sessions
-from .v3tree import Tree
-from .views import go_time
+from ..common import ids
+from ..common.auth import check_password, totp_verify
+from ..common.binding import BindError, F, bind_form, bind_json
+from ..common.db import User
+from ..common.state import ServerState
+from ..v4.envelope import plain_404
+from ..v4.views import go_time
+from . import downloads, fs, uploads
+from . import errors as E
+from .kv import KV, Session, Sessions
+from .tree import Tree
 
 log = logging.getLogger("cloudfs.server")
 VERSION = "3.8.3"
@@ -227,7 +228,7 @@ async def user_storage(ctx: V3Ctx, request: Request) -> Any:
 async def list_directory(ctx: V3Ctx, request: Request, path: str = "") -> Any:
     # gin's catch-all parameter keeps the leading slash: /directory/a/b -> "/a/b"
     args = bind_form({"path": "/" + path}, PATH)
-    return v3fs.list_directory(ctx.rt, ctx.me, args["path"])
+    return fs.list_directory(ctx.rt, ctx.me, args["path"])
 
 
 async def directory_redirect(ctx: V3Ctx, request: Request) -> Any:
@@ -237,7 +238,7 @@ async def directory_redirect(ctx: V3Ctx, request: Request) -> Any:
 async def create_directory(ctx: V3Ctx, request: Request) -> Any:
     args = await _json(request, PATH)
     try:
-        v3fs.create_directory(ctx.rt, ctx.me, args["path"])
+        fs.create_directory(ctx.rt, ctx.me, args["path"])
     except E.V3Error as exc:
         raise E.err(E.CREATE_FOLDER_FAILED, exc.msg, exc) from None
     return None
@@ -245,7 +246,7 @@ async def create_directory(ctx: V3Ctx, request: Request) -> Any:
 
 async def create_file(ctx: V3Ctx, request: Request) -> Any:
     args = await _json(request, PATH)
-    v3fs.create_file(ctx.rt, ctx.me, args["path"])
+    fs.create_file(ctx.rt, ctx.me, args["path"])
     return None
 
 
@@ -253,14 +254,14 @@ async def delete_objects(ctx: V3Ctx, request: Request) -> Any:
     args = await _json(request, ITEMS)
     dirs, files = _targets(ctx, args)
     # force/unlink need the group's advance-delete option, which the "User" group lacks
-    v3fs.delete(ctx.rt, ctx.me, dirs, files)
+    fs.delete(ctx.rt, ctx.me, dirs, files)
     return None
 
 
 async def move_objects(ctx: V3Ctx, request: Request) -> Any:
     args = await _json(request, MOVE)
     dirs, files = _targets(ctx, args["src"])
-    v3fs.move(ctx.rt, ctx.me, dirs, files, args["src_dir"], args["dst"])
+    fs.move(ctx.rt, ctx.me, dirs, files, args["src_dir"], args["dst"])
     return None
 
 
@@ -273,7 +274,7 @@ async def copy_objects(ctx: V3Ctx, request: Request) -> Any:
     args = await _json(request, MOVE)
     _one_object(args["src"])
     dirs, files = _targets(ctx, args["src"])
-    v3fs.copy(ctx.rt, ctx.me, dirs, files, args["src_dir"], args["dst"])
+    fs.copy(ctx.rt, ctx.me, dirs, files, args["src_dir"], args["dst"])
     return None
 
 
@@ -281,51 +282,51 @@ async def rename_object(ctx: V3Ctx, request: Request) -> Any:
     args = await _json(request, RENAME)
     _one_object(args["src"])
     dirs, files = _targets(ctx, args["src"])
-    v3fs.rename(ctx.rt, ctx.me, dirs, files, args["new_name"])
+    fs.rename(ctx.rt, ctx.me, dirs, files, args["new_name"])
     return None
 
 
 async def property_(ctx: V3Ctx, request: Request, id: str) -> Any:
     params = {k: request.query_params.getlist(k)[0] for k in request.query_params}
     args = bind_form(params, PROPERTY)
-    return v3fs.properties(ctx.rt, ctx.me, id, args["is_folder"], args["trace_root"])
+    return fs.properties(ctx.rt, ctx.me, id, args["is_folder"], args["trace_root"])
 
 
 # --- uploads / downloads -----------------------------------------------------------------------
 async def create_upload(ctx: V3Ctx, request: Request) -> Any:
-    return v3uploads.create_session(ctx.rt, ctx.me, await _json(request, UPLOAD))
+    return uploads.create_session(ctx.rt, ctx.me, await _json(request, UPLOAD))
 
 
 async def upload_chunk(ctx: V3Ctx, request: Request, session_id: str, index: str) -> Any:
     args = bind_form({"sessionId": session_id, "index": index}, CHUNK)
     try:
-        await v3uploads.upload_chunk(ctx.rt, ctx.me, args["sessionId"], args["index"], request)
+        await uploads.upload_chunk(ctx.rt, ctx.me, args["sessionId"], args["index"], request)
     except E.V3Error as exc:
         raise E.err(E.UPLOAD_FAILED, exc.msg, exc) from None
     return None
 
 
 async def cancel_upload(ctx: V3Ctx, request: Request, session_id: str) -> Any:
-    v3uploads.cancel(ctx.rt, ctx.me, session_id)
+    uploads.cancel(ctx.rt, ctx.me, session_id)
     return None
 
 
 async def cancel_all_uploads(ctx: V3Ctx, request: Request) -> Any:
-    v3uploads.cancel_all(ctx.rt, ctx.me)
+    uploads.cancel_all(ctx.rt, ctx.me)
     return None
 
 
 async def put_content(ctx: V3Ctx, request: Request, id: int) -> Any:
-    await v3uploads.put_content(ctx.rt, ctx.me, id, request)
+    await uploads.put_content(ctx.rt, ctx.me, id, request)
     return None
 
 
 async def download_url(ctx: V3Ctx, request: Request, id: int) -> Any:
-    return v3downloads.create_url(ctx.rt, ctx.me, id)
+    return downloads.create_url(ctx.rt, ctx.me, id)
 
 
 async def download(ctx: V3Ctx, request: Request, key: str) -> Any:
-    return await v3downloads.serve(ctx.rt, request, key)
+    return await downloads.serve(ctx.rt, request, key)
 
 
 # --- routing -----------------------------------------------------------------------------------
@@ -384,7 +385,7 @@ def make_endpoint(rt: V3Runtime, specs: dict[str, Spec]) -> Callable[[Request], 
         params = dict(request.path_params)
         try:
             if spec.signed:
-                v3downloads.check_sign(rt, request)
+                downloads.check_sign(rt, request)
                 params = {"key": params.pop("id")}
             if spec.auth and user is None:
                 raise E.login_required()
@@ -398,7 +399,7 @@ def make_endpoint(rt: V3Runtime, specs: dict[str, Spec]) -> Callable[[Request], 
             response = E.error_response(E.param_err(exc.msg), debug)
         except E.V3Error as exc:
             response = E.error_response(exc, debug)
-        except v3fs.Panic as exc:
+        except fs.Panic as exc:
             log.error("v3 handler panic: %s", exc)  # gin.Recovery: bare 500
             response = Response(status_code=500, headers={"Cache-Control": "private, no-cache"})
         if session.set_cookie is not None:
@@ -426,7 +427,7 @@ def build_v3_app(state: ServerState) -> Starlette:
     routes: list[Any] = [Route(API + path, make_endpoint(rt, specs), methods=ALL_METHODS)
                          for path, specs in ROUTES]
     if state.config.faults:
-        from .faults import control_routes
+        from ..testing.faults import control_routes
 
         routes += control_routes(state)
     app = Starlette(routes=routes)
