@@ -23,9 +23,10 @@ from starlette.routing import Route
 
 from .common import ids
 from .common.binding import BindError
+from .common.goformat import plain_404
 from .common.state import Ctx, ServerState
 from .v4 import errors as E
-from .v4.envelope import api_response, error_envelope, param_error_envelope, plain_404
+from .v4.envelope import api_response, error_envelope, param_error_envelope
 from .v4.routes import ROUTES, Handler
 
 log = logging.getLogger("cloudfs.server")

@@ -19,8 +19,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..v4.errors import PARAM_ERR, AppError
-
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 _FIELD_MAP = {"UserName": "Email", "Password": "Password", "Path": "Path",
               "SourceID": "Source resource", "URL": "URL", "Nick": "Nickname"}
@@ -31,11 +29,14 @@ _EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z
                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
 
 
-class BindError(AppError):
-    """A binding failure; rendered without correlation id (ParamErrDeprecated)."""
+class BindError(Exception):
+    """A binding failure: code 40001 in both dialects, with ``msg`` as its message.
+
+    Each dialect renders it (v4: without correlation id, ``ParamErrDeprecated``)."""
 
     def __init__(self, msg: str) -> None:
-        super().__init__(PARAM_ERR, msg or "Invalid parameters.")
+        self.msg = msg or "Invalid parameters."
+        super().__init__(self.msg)
 
 
 @dataclass

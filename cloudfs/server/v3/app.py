@@ -37,9 +37,8 @@ from ..common import ids
 from ..common.auth import check_password, totp_verify
 from ..common.binding import BindError, F, bind_form, bind_json
 from ..common.db import User
+from ..common.goformat import go_time, plain_404
 from ..common.state import ServerState
-from ..v4.envelope import plain_404
-from ..v4.views import go_time
 from . import downloads, fs, uploads
 from . import errors as E
 from .kv import KV, Session, Sessions

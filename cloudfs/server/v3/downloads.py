@@ -37,16 +37,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..common import signing
+from ..common.blobs import BlobResponse, RangeError, content_type, etag_list, http_error, parse_range
 from ..common.db import User
-from ..v4.downloads import (
-    BlobResponse,
-    RangeError,
-    _etag_list,
-    content_type,
-    http_error,
-    parse_range,
-)
-from ..v4.uris import go_path_escape
+from ..common.gourl import go_path_escape
 from . import errors as E
 
 if TYPE_CHECKING:
@@ -110,7 +103,7 @@ def _preconditions(request: Request, modtime: int | None) -> tuple[int | None, s
     im = request.headers.get("if-match", "")
     cond: bool | None = None
     if im:
-        cond = "*" in (_etag_list(im) or [])
+        cond = "*" in (etag_list(im) or [])
     else:
         ius = request.headers.get("if-unmodified-since", "")
         when = _parse_http_time(ius) if ius and modtime is not None else None
@@ -120,7 +113,7 @@ def _preconditions(request: Request, modtime: int | None) -> tuple[int | None, s
         return 412, ""
     inm = request.headers.get("if-none-match", "")
     if inm:
-        if "*" in (_etag_list(inm) or []):
+        if "*" in (etag_list(inm) or []):
             return 304, ""
     else:
         ims = request.headers.get("if-modified-since", "")
@@ -130,7 +123,7 @@ def _preconditions(request: Request, modtime: int | None) -> tuple[int | None, s
     rng = request.headers.get("range", "")
     ir = request.headers.get("if-range", "")
     if rng and ir:
-        tags = _etag_list(ir) or []
+        tags = etag_list(ir) or []
         when = None if tags else _parse_http_time(ir)
         if tags or modtime is None or when != modtime:
             rng = ""

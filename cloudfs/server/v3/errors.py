@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ..v4.envelope import GoJSONResponse
+from ..common.goformat import GoJSONResponse
 
 # --- codes (pkg/serializer/error.go @3.8.3), the subset this server can answer ---
 NOT_FULLY_SUCCESS = 203

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..common import ids
 from ..common.db import User, now_us
+from ..common.goformat import go_time
 from ..common.store import FileRow
-from ..v4.views import go_time
 from . import errors as E
 from .tree import POLICY_NAME, go_base, go_clean, go_dir, legal_name, query_now
 

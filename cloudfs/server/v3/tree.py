@@ -26,8 +26,8 @@ import time
 from typing import Any
 
 from ..common import ids
+from ..common.goformat import go_time
 from ..common.store import FileRow, Store
-from ..v4.views import go_time
 
 UPLOAD_SESSION_KEY = "sys:upload_session_id"
 RESERVED_CHARS = set('\\?*<":>/|')

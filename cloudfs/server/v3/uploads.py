@@ -38,9 +38,9 @@ import trio
 from starlette.requests import Request
 
 from ..common import ids
+from ..common.blobs import write_body
 from ..common.db import User, now_us
 from ..common.store import FileRow, new_blob_name
-from ..v4.uploads import write_body
 from . import errors as E
 from .fs import add_file_row, delete
 from .tree import UPLOAD_SESSION_KEY, legal_name

@@ -1,31 +1,17 @@
-"""The JSON envelope every API answer uses, encoded the way Go's encoding/json does.
+"""The JSON envelope every API answer uses, encoded the way Go's encoding/json does
+(:mod:`cloudfs.server.common.goformat`).
 
 ``{"code", "data"?, "aggregated_error"?, "msg", "error"?, "correlation_id"?}``
 (``serializer.Response``, field order kept).  We run in "release mode", so the
-raw ``error`` text is never sent.  Strings are emitted as raw UTF-8 with
-``<``, ``>``, ``&``, U+2028 and U+2029 escaped like Go does; HTTP status is
-200 for every envelope.
+raw ``error`` text is never sent.  HTTP status is 200 for every envelope.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from starlette.responses import Response
-
+from ..common.goformat import GoJSONResponse
 from . import errors as E
-
-_GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
-                             "\u2028": "\\u2028", "\u2029": "\\u2029"})
-
-
-def go_json(value: Any) -> bytes:
-    """Compact JSON as Go's json.Marshal writes it (HTML-safe escaping)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return text.translate(_GO_ESCAPES).encode("utf-8", "replace")
-
-
 _MISSING = object()
 
 
@@ -67,13 +53,6 @@ def param_error_envelope(msg: str) -> dict[str, Any]:
     return envelope(E.PARAM_ERR, msg=msg or "Invalid parameters.")
 
 
-class GoJSONResponse(Response):
-    media_type = "application/json; charset=utf-8"
-
-    def render(self, content: Any) -> bytes:
-        return go_json(content)
-
-
 def api_response(payload: dict[str, Any], status: int = 200) -> GoJSONResponse:
     # the /api/v4 group sets "private, no-cache" on every answer
     return GoJSONResponse(payload, status_code=status,
@@ -86,8 +65,3 @@ def ok(data: Any = _MISSING) -> GoJSONResponse:
 
 def fail(err: BaseException, correlation_id: str | None) -> GoJSONResponse:
     return api_response(error_envelope(err, correlation_id))
-
-
-def plain_404() -> Response:
-    # gin's NoRoute answer
-    return Response("404 page not found", status_code=404, media_type="text/plain")

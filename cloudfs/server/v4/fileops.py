@@ -22,6 +22,8 @@ import uuid
 from typing import Any
 
 from ..common import ids
+from ..common.goformat import go_time, parse_go_time
+from ..common.gourl import URIError
 from ..common.state import Ctx
 from ..common.store import Cursor, FileRow
 from . import errors as E
@@ -44,7 +46,7 @@ from .navigator import (
     render,
     walk,
 )
-from .uris import CloudreveURI, URIError, join_uri, validate_name
+from .uris import CloudreveURI, join_uri, validate_name
 
 DEFAULT_PAGE_SIZE = 100
 
@@ -72,7 +74,7 @@ def _after_commit(ctx: Ctx, stale: list[str]) -> None:
 def encode_token(ctx: Ctx, cursor: Cursor, order_by: str) -> str:
     token: dict[str, Any] = {}
     if order_by in ("created_at", "updated_at"):
-        token["time"] = views.go_time(cursor.last_value)
+        token["time"] = go_time(cursor.last_value)
     token["id"] = ctx.state.codec.file(cursor.last_id)
     if order_by == "name" and cursor.last_value:
         token["string"] = cursor.last_value
@@ -94,7 +96,7 @@ def decode_token(ctx: Ctx, raw: str, order_by: str) -> Cursor:
             raise ValueError("failed to decode id")
         value: Any = None
         if order_by in ("created_at", "updated_at"):
-            value = views.parse_go_time(data["time"]) if data.get("time") else -62135596800000000
+            value = parse_go_time(data["time"]) if data.get("time") else -62135596800000000
         elif order_by == "name":
             value = str(data.get("string", ""))
         elif order_by == "size":
@@ -217,7 +219,7 @@ def _extended_info(ctx: Ctx, node: Node) -> dict[str, Any]:
         owner = ctx.user
         out["entities"] = [
             dict({"id": codec.entity(e.id), "size": e.size, "type": e.type,
-                  "created_at": views.go_time(e.created_at), "storage_policy": policy},
+                  "created_at": go_time(e.created_at), "storage_policy": policy},
                  **({"created_by": views.user_redacted(codec, owner)} if owner and e.created_by else {}))
             for e in entities]
     return out
@@ -234,7 +236,7 @@ def _folder_summary(ctx: Ctx, node: Node) -> dict[str, Any]:
             sizes += sum(e.size for e in ctx.state.store.entities_of(r.id))
     return {"size": sizes, "files": sum(1 for r in rows if not r.is_folder),
             "folders": sum(1 for r in rows if r.is_folder), "completed": completed,
-            "calculated_at": views.go_time(time.time_ns() // 1000)}
+            "calculated_at": go_time(time.time_ns() // 1000)}
 
 
 # --- create / rename ------------------------------------------------------------

@@ -16,8 +16,9 @@ import re
 from dataclasses import dataclass
 
 from ..common import ids
+from ..common.gourl import URIError
 from . import errors as E
-from .uris import CloudreveURI, URIError
+from .uris import CloudreveURI
 
 MAX_VALUE_BYTES = 65535
 _BYTE = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"

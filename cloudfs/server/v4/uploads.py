@@ -25,17 +25,16 @@ threads, a few MiB at a time, so memory stays flat for any file size.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import trio
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from ..common import ids
+from ..common.blobs import write_body
 from ..common.store import FILE, new_blob_name
 from . import errors as E
 from . import metadata, views
@@ -57,7 +56,6 @@ if TYPE_CHECKING:
     from ..common.state import Ctx, ServerState
 
 log = logging.getLogger("cloudfs.server")
-WRITE_BATCH = 4 << 20  # bytes buffered before one positional write
 LIVE_PHOTO = 2  # types.EntityTypeLivePhoto
 
 
@@ -97,34 +95,6 @@ def content_length(request: Request) -> int:
                 raise ValueError(raw)
             return int(raw)
     return 0
-
-
-async def write_body(request: Request, path: str, offset: int, expected: int) -> int:
-    """Stream up to ``expected`` body bytes into ``path`` at ``offset``; bytes written."""
-    fd = await trio.to_thread.run_sync(os.open, path, os.O_WRONLY)
-    written = 0
-    buf = bytearray()
-    try:
-        try:
-            async for piece in request.stream():
-                if written + len(buf) >= expected:
-                    continue  # drain what exceeds the declared length (LimitReader)
-                piece = piece[:expected - written - len(buf)]
-                buf += piece
-                if len(buf) >= WRITE_BATCH:
-                    data = bytes(buf)
-                    buf.clear()
-                    await trio.to_thread.run_sync(os.pwrite, fd, data, offset + written)
-                    written += len(data)
-        except ClientDisconnect:
-            pass
-        if buf:
-            data = bytes(buf)
-            await trio.to_thread.run_sync(os.pwrite, fd, data, offset + written)
-            written += len(data)
-    finally:
-        await trio.to_thread.run_sync(os.close, fd)
-    return written
 
 
 class UploadManager:

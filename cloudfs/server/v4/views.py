@@ -1,19 +1,17 @@
 """JSON shapes of Cloudreve objects (``service/explorer/response.go``, ``service/user``).
 
-FileResponse, StoragePolicy, NavigatorProps, User, Group, Token and the
-RFC 3339 time format Go's ``time.Time`` marshals to (nanosecond digits
-trimmed, local offset, ``Z`` for UTC).  Field order and ``omitempty``
-behaviour follow the Go structs.
+FileResponse, StoragePolicy, NavigatorProps, User, Group and Token (times as
+:func:`cloudfs.server.common.goformat.go_time` writes them).  Field order and
+``omitempty`` behaviour follow the Go structs.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import time
 from typing import Any
 
 from ..common import ids
+from ..common.goformat import go_time
 
 # boolset bits of the navigators (pkg/filemanager/fs/dbfs/navigator.go)
 _MY_CAPS = (0, 1, 6, 7, 8, 9, 10, 14, 15, 16, 18, 19, 20, 23, 24)
@@ -40,51 +38,6 @@ def boolset(bits: tuple[int, ...]) -> str:
 
 MY_CAPABILITY = boolset(_MY_CAPS)  # "w8edAQ=="
 TRASH_CAPABILITY = boolset(_TRASH_CAPS)
-
-
-_last_second: list[Any] = [None, "", ""]
-
-
-def go_time(us: float | None) -> str:
-    """time.Time JSON (RFC 3339 with trimmed fraction, local offset)."""
-    if us is None:
-        return "0001-01-01T00:00:00Z"
-    secs, micros = divmod(int(us), 1_000_000)
-    if _last_second[0] != secs:  # listings repeat the same second a lot
-        t = time.localtime(secs)
-        offset = t.tm_gmtoff or 0
-        if offset:
-            sign = "+" if offset >= 0 else "-"
-            offset = abs(offset)
-            zone = f"{sign}{offset // 3600:02d}:{offset % 3600 // 60:02d}"
-        else:
-            zone = "Z"
-        stamp = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
-        _last_second[:] = [secs, stamp, zone]
-    base, zone = _last_second[1], _last_second[2]
-    if micros:
-        return f"{base}.{micros:06d}".rstrip("0") + zone
-    return base + zone
-
-
-def parse_go_time(text: str) -> int:
-    """RFC 3339 (as written by go_time) back to microseconds; raises ValueError."""
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    head, sep, tail = text.partition(".")
-    if sep:
-        digits = ""
-        rest = ""
-        for i, ch in enumerate(tail):
-            if not ch.isdigit():
-                rest = tail[i:]
-                break
-            digits += ch
-        text = head + "." + (digits[:6]).ljust(6, "0") + rest
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError("missing offset")
-    return int(parsed.timestamp()) * 1_000_000 + parsed.microsecond
 
 
 def storage_policy(codec: ids.IdCodec, max_size: int, chunk_concurrency: int) -> dict[str, Any]:
