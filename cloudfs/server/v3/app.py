@@ -1,9 +1,8 @@
 """The v3 dialect's application: ``/api/v3`` routes as Cloudreve 3.8.3 serves them.
 
-Owns the per-server :class:`V3Runtime` (KV cache, cookie sessions, tree
-helpers, per-upload locks), the gin-like router and request pipeline, the
-site/user handlers, the JSON shapes of users and the site config, and the
-binding specs of every route (``routers/router.go``, ``routers/controllers``,
+Builds on the per-server :class:`~cloudfs.server.v3.runtime.V3Runtime`: the
+gin-like router and request pipeline, the site/user handlers, the JSON shapes
+of users and the site config, and the binding specs of every route (``routers/router.go``, ``routers/controllers``,
 ``service/user`` @3.8.3).
 
 Pipeline of an ``/api/v3`` request, in gin's middleware order: load the
@@ -20,10 +19,8 @@ GET, 307 otherwise), e.g. ``GET /api/v3/directory`` -> ``/directory/``.
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +38,8 @@ from ..common.goformat import go_time, plain_404
 from ..common.state import ServerState
 from . import downloads, fs, uploads
 from . import errors as E
-from .kv import KV, Session, Sessions
-from .tree import Tree
+from .kv import Session
+from .runtime import V3Runtime
 
 log = logging.getLogger("cloudfs.server")
 VERSION = "3.8.3"
@@ -60,33 +57,6 @@ THEMES = ('{"#3f51b5":{"palette":{"primary":{"main":"#3f51b5"},"secondary":{"mai
           '{"main":"#009688"},"secondary":{"main":"#4DD0E1","contrastText":"#fff"}}},"#607D8B":'
           '{"palette":{"primary":{"main":"#607D8B"},"secondary":{"main":"#F06292"}}},"#795548":'
           '{"palette":{"primary":{"main":"#795548"},"secondary":{"main":"#4CAF50","contrastText":"#fff"}}}}')
-
-
-class V3Runtime:
-    """Everything the v3 handlers share beyond :class:`ServerState`."""
-
-    def __init__(self, state: ServerState) -> None:
-        self.state = state
-        self.kv = KV(state.db)
-        self.kv.purge()
-        self.sessions = Sessions(self.kv, state.secret)
-        self.tree = Tree(state.store, state.codec)
-        self._locks: dict[str, trio.Lock] = {}
-        self._lock_users: collections.Counter[str] = collections.Counter()
-
-    @contextlib.asynccontextmanager
-    async def session_lock(self, sid: str) -> AsyncIterator[None]:
-        """Serialises chunk writes of one upload session (the blob is appended in place)."""
-        lock = self._locks.setdefault(sid, trio.Lock())
-        self._lock_users[sid] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._lock_users[sid] -= 1
-            if not self._lock_users[sid]:
-                del self._lock_users[sid]
-                self._locks.pop(sid, None)
 
 
 @dataclass

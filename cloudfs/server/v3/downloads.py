@@ -43,7 +43,7 @@ from ..common.gourl import go_path_escape
 from . import errors as E
 
 if TYPE_CHECKING:
-    from .app import V3Runtime
+    from .runtime import V3Runtime
 
 PREFIX = "/api/v3/file/download/"
 KEY_ALPHABET = string.digits + string.ascii_lowercase + string.ascii_uppercase

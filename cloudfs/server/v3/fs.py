@@ -41,7 +41,7 @@ from . import errors as E
 from .tree import POLICY_NAME, go_base, go_clean, go_dir, legal_name, query_now
 
 if TYPE_CHECKING:
-    from .app import V3Runtime
+    from .runtime import V3Runtime
 
 FOLDER_PROPS_TTL = 300
 

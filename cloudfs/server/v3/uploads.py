@@ -47,7 +47,7 @@ from .tree import UPLOAD_SESSION_KEY, legal_name
 
 if TYPE_CHECKING:
     from ..common.state import ServerState
-    from .app import V3Runtime
+    from .runtime import V3Runtime
 
 log = logging.getLogger("cloudfs.server")
 SESSION_PREFIX = "callback_"
