@@ -14,20 +14,18 @@ awaits, which serialises them against each other.
 
 from __future__ import annotations
 
-import base64
-import json
 import sqlite3
 import time
 import uuid
 from typing import Any
 
 from ..common import ids
-from ..common.goformat import go_time, parse_go_time
+from ..common.goformat import go_time
 from ..common.gourl import URIError
 from ..common.state import Ctx
-from ..common.store import Cursor, FileRow
+from ..common.store import FileRow
 from . import errors as E
-from . import metadata, search, views
+from . import metadata, pagetoken, search, views
 from .locks import LockRequest, LockSession
 from .navigator import (
     CREATE,
@@ -71,41 +69,6 @@ def _after_commit(ctx: Ctx, stale: list[str]) -> None:
 
 
 # --- listing ------------------------------------------------------------------
-def encode_token(ctx: Ctx, cursor: Cursor, order_by: str) -> str:
-    token: dict[str, Any] = {}
-    if order_by in ("created_at", "updated_at"):
-        token["time"] = go_time(cursor.last_value)
-    token["id"] = ctx.state.codec.file(cursor.last_id)
-    if order_by == "name" and cursor.last_value:
-        token["string"] = cursor.last_value
-    if order_by == "size" and cursor.last_value:
-        token["int"] = cursor.last_value
-    if cursor.start_with_file:
-        token["start_with_file"] = True
-    return base64.b64encode(json.dumps(token, ensure_ascii=False, separators=(",", ":")).encode()).decode()
-
-
-def decode_token(ctx: Ctx, raw: str, order_by: str) -> Cursor:
-    """pageTokenFromString; any failure is a plain (code -1) error."""
-    try:
-        data = json.loads(base64.b64decode(raw, validate=True))
-        if not isinstance(data, dict):
-            raise TypeError("not an object")
-        fid = ctx.state.codec.decode(str(data.get("id", "")), ids.FILE)
-        if fid is None:
-            raise ValueError("failed to decode id")
-        value: Any = None
-        if order_by in ("created_at", "updated_at"):
-            value = parse_go_time(data["time"]) if data.get("time") else -62135596800000000
-        elif order_by == "name":
-            value = str(data.get("string", ""))
-        elif order_by == "size":
-            value = int(data.get("int", 0))
-        return Cursor(bool(data.get("start_with_file", False)), fid, value)
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
-        raise E.wrap("failed to get children", E.PlainError(f"invalid page token {raw!r}: {exc}")) from None
-
-
 def list_files(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
     uri = parse_uri(args["uri"])
     fs = check_fs(uri, LIST)
@@ -132,12 +95,12 @@ def list_files(ctx: Ctx, args: dict[str, Any]) -> dict[str, Any]:
         else:
             caps["order_by_options"] = ["created_at"]
     else:
-        cursor = decode_token(ctx, args["next_page_token"], order_by) if args["next_page_token"] else None
+        cursor = pagetoken.decode_token(ctx, args["next_page_token"], order_by) if args["next_page_token"] else None
         rows, next_cursor = ctx.state.store.list_page(parent.row.id if parent else None, ctx.user.id,
                                                       order_by, direction == "desc", page_size, cursor)
         nodes = [parent.child(r) if parent is not None else Node(r, "trash", "cloudreve://trash", [r.name])
                  for r in rows]
-        next_token = encode_token(ctx, next_cursor, order_by) if next_cursor is not None else None
+        next_token = pagetoken.encode_token(ctx, next_cursor, order_by) if next_cursor is not None else None
     meta = ctx.state.store.metadata([n.row.id for n in nodes])
     files = [render(ctx, node, meta[node.row.id], capability=caps["capability"]) for node in nodes]
     pagination: dict[str, Any] = {"page": 0, "page_size": page_size}

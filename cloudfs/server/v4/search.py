@@ -21,6 +21,8 @@ from urllib.parse import parse_qs
 
 from ..common.store import ORDER_COLUMNS, Cursor, FileRow, Store
 from . import errors as E
+from .navigator import Node
+from .pagetoken import decode_token, encode_token
 
 MAX_SEARCHED_FOLDERS = 65535
 _EXTS = {
@@ -170,9 +172,6 @@ def run(ctx: Any, parent: Any, spec: Spec, page_size: int, order_by: str, desc: 
 
     Returns (result nodes, next page token or None, recursion limit reached).
     """
-    from .fileops import decode_token, encode_token
-    from .navigator import Node
-
     store = ctx.state.store
     owner = ctx.user.id
     if parent is None:
