@@ -40,18 +40,6 @@ def _hypercorn_config(config: ServerConfig, access_log: bool) -> Any:
     return hconf
 
 
-async def _collect_trash_forever(state: ServerState, period: float = 600.0) -> None:
-    """Cloudreve's trash collector cron: purge items past their retention (7 days)."""
-    from .v4.fileops import collect_trash
-
-    while True:
-        try:
-            collect_trash(state)
-        except Exception:  # a failed sweep must not take the server down
-            log.exception("trash collection failed")
-        await trio.sleep(period)
-
-
 async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED,
                 shutdown_trigger: Any = None, access_log: bool = False) -> None:
     """Run the server until cancelled (or ``shutdown_trigger`` returns).
@@ -60,19 +48,10 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
     """
     from hypercorn.trio import serve as hypercorn_serve
 
-    from .app import wrap_app
-    from .testing.faults import FaultRule, FaultState
+    from .app import build, open_state
 
-    state = ServerState(config)
-    if config.faults:
-        state.faults = FaultState()
-        settings = dict(config.fault_settings)
-        capacity = settings.pop("capacity", None)
-        if capacity is not None:
-            state.capacity_override = int(capacity)
-        if settings:
-            state.faults.set(FaultRule.from_json(settings))
-    app = wrap_app(state)
+    state = open_state(config)
+    app, housekeeping = build(state)
     try:
         async with trio.open_nursery() as nursery:
             async def run_http(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -80,12 +59,7 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
                                       shutdown_trigger=shutdown_trigger, task_status=task_status)
                 nursery.cancel_scope.cancel()  # HTTP side shut down: stop the housekeeping too
 
-            if config.dialect == "v3":
-                from .v3.uploads import collect_sessions_forever
-
-                nursery.start_soon(collect_sessions_forever, state)
-            else:
-                nursery.start_soon(_collect_trash_forever, state)
+            nursery.start_soon(housekeeping)
             binds = await nursery.start(run_http)
             url = binds[0] if binds else f"http://{config.host}:{config.port}"
             task_status.started(url)

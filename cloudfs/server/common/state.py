@@ -1,10 +1,11 @@
-"""Server configuration and the shared state every request handler sees.
+"""Server configuration and the state both dialects build on.
 
 :class:`ServerConfig` holds the command-line settings with Cloudreve's
 defaults (see :mod:`cloudfs.server.cli` for the flags).  :class:`ServerState`
-owns the database, store, id codec, token auth, locks, upload sessions and
-URL cache for one data directory.  :class:`Ctx` is one request's view:
-correlation id, current user (None = anonymous), base URL.
+owns one data directory (held with a lock file, one dialect per directory):
+the database, store, id codec, signing secret, token auth and the quota.
+Each dialect adds its own runtime on top: :class:`cloudfs.server.v4.state.V4State`,
+:class:`cloudfs.server.v3.runtime.V3Runtime`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,12 @@ import fcntl
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..v4.locks import LockSystem
 from .auth import TokenAuth, TwoFactorSessions, check_password, hash_password
 from .db import Database, User
 from .ids import IdCodec
 from .store import Store
-
-if TYPE_CHECKING:
-    from ..testing.faults import FaultState
-    from ..v4.uploads import UploadManager
 
 log = logging.getLogger("cloudfs.server")
 
@@ -31,7 +27,6 @@ GIB = 1 << 30
 MIB = 1 << 20
 DEFAULT_USER = "demo@cloudfs.local"
 DEFAULT_PASSWORD = "cloudfs-demo"
-VERSION = "4.14.0"  # what a source build of Cloudreve 4.18.0 reports from /site/ping
 
 
 class DataDirBusy(RuntimeError):
@@ -104,16 +99,9 @@ class ServerState:
         self.tokens = TokenAuth(self.secret, config.access_ttl, config.refresh_ttl, self.site_id,
                                 self.db.is_revoked, self.db.revoke)
         self.two_factor = TwoFactorSessions()
-        self.locks = LockSystem()
+        #: the quota total set through the fault-injection channel (None: the configured one)
         self.capacity_override: int | None = None
-        self.faults: FaultState | None = None
-        self.url_cache: dict[tuple[Any, ...], tuple[str, float]] = {}
-        #: the v3 dialect's runtime (cloudfs.server.v3.app.V3Runtime), None when serving v4
-        self.v3: Any = None
         self.ensure_account()
-        from ..v4.uploads import UploadManager  # circular at import time
-
-        self.uploads: UploadManager = UploadManager(self)
 
     def _check_dialect(self, dialect: str) -> None:
         """One data dir serves one dialect: v3 has no trash, versions or metadata, and its
@@ -152,12 +140,3 @@ class ServerState:
     def close(self) -> None:
         self.db.close()
         self._lock_file.close()  # releases the flock
-
-
-@dataclass
-class Ctx:
-    state: ServerState
-    user: User | None
-    cid: str
-    base_url: str
-    headers: dict[str, str] = field(default_factory=dict)

@@ -33,6 +33,7 @@ import random
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -89,6 +90,18 @@ class Decision:
 
 
 class FaultState:
+    @classmethod
+    def configured(cls, state: ServerState) -> FaultState:
+        """The injector as the ``--fault-*`` flags set it up (``capacity`` overrides the quota)."""
+        faults = cls()
+        settings = dict(state.config.fault_settings)
+        capacity = settings.pop("capacity", None)
+        if capacity is not None:
+            state.capacity_override = int(capacity)
+        if settings:
+            faults.set(FaultRule.from_json(settings))
+        return faults
+
     def __init__(self) -> None:
         self.rule: FaultRule | None = None
         self.remaining: int | None = None
@@ -142,11 +155,9 @@ class _Dropped(Exception):
 class FaultMiddleware:
     """ASGI wrapper applying the current rule to every non-control request."""
 
-    def __init__(self, app: Any, state: ServerState) -> None:
+    def __init__(self, app: Any, faults: FaultState) -> None:
         self.app = app
-        self.state = state
-        assert state.faults is not None
-        self.faults: FaultState = state.faults
+        self.faults = faults
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"].startswith(CONTROL_PREFIX):
@@ -271,9 +282,10 @@ async def _drain(receive: Any) -> None:
             return
 
 
-def control_routes(state: ServerState) -> list[Route]:
-    assert state.faults is not None
-    faults = state.faults
+def control_routes(state: ServerState, faults: FaultState,
+                   end_sessions: Callable[[], None] | None = None) -> list[Route]:
+    """The control channel; ``end_sessions`` ends every login session of a dialect
+    that has sessions instead of tokens (v3)."""
 
     async def faults_endpoint(request: Request) -> Response:
         if request.method == "GET":
@@ -293,8 +305,8 @@ def control_routes(state: ServerState) -> list[Route]:
 
     async def expire_tokens(request: Request) -> Response:
         state.tokens.expire_all()
-        if state.v3 is not None:  # v3 has no tokens: every login session ends instead
-            state.v3.sessions.expire_all()
+        if end_sessions is not None:  # v3 has no tokens: every login session ends instead
+            end_sessions()
         faults.stats["token_expiry"] += 1
         return JSONResponse(faults.snapshot(state))
 

@@ -35,7 +35,6 @@ from ..common.auth import check_password, totp_verify
 from ..common.binding import BindError, F, bind_form, bind_json
 from ..common.db import User
 from ..common.goformat import go_time, plain_404
-from ..common.state import ServerState
 from . import downloads, fs, uploads
 from . import errors as E
 from .kv import Session
@@ -390,15 +389,11 @@ async def _drain(request: Request) -> None:
         pass
 
 
-def build_v3_app(state: ServerState) -> Starlette:
-    rt = V3Runtime(state)
-    state.v3 = rt
+def build_v3_app(rt: V3Runtime, extra_routes: list[Route]) -> Starlette:
+    """The ``/api/v3`` app; ``extra_routes`` (the fault-control channel) go after the API's."""
     routes: list[Any] = [Route(API + path, make_endpoint(rt, specs), methods=ALL_METHODS)
                          for path, specs in ROUTES]
-    if state.config.faults:
-        from ..testing.faults import control_routes
-
-        routes += control_routes(state)
+    routes += extra_routes
     app = Starlette(routes=routes)
     app.router.redirect_slashes = False
 
@@ -419,5 +414,5 @@ def build_v3_app(state: ServerState) -> Starlette:
         await plain_404()(scope, receive, send)
 
     app.router.default = not_found
-    app.state.server = state
+    app.state.server = rt.state
     return app

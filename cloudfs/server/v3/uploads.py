@@ -46,7 +46,6 @@ from .fs import add_file_row, delete
 from .tree import UPLOAD_SESSION_KEY, legal_name
 
 if TYPE_CHECKING:
-    from ..common.state import ServerState
     from .runtime import V3Runtime
 
 log = logging.getLogger("cloudfs.server")
@@ -208,13 +207,12 @@ def collect_sessions(rt: V3Runtime) -> int:
     return done
 
 
-async def collect_sessions_forever(state: ServerState, period: float = COLLECT_PERIOD) -> None:
+async def collect_sessions_forever(rt: V3Runtime, period: float = COLLECT_PERIOD) -> None:
     """The cron job; its first run is one period after start, like robfig/cron's ``@every``."""
     while True:
         await trio.sleep(period)
         try:
-            if state.v3 is not None:
-                collect_sessions(state.v3)
+            collect_sessions(rt)
         except Exception:  # a failed sweep must not take the server down
             log.exception("upload session collection failed")
 

@@ -38,9 +38,9 @@ from ..common import ids, signing
 from ..common.blobs import BlobResponse, RangeError, content_type, etag_list, http_error, parse_range
 from ..common.goformat import go_time
 from ..common.gourl import go_path_escape
-from ..common.state import Ctx
 from . import errors as E
 from .navigator import DOWNLOAD, get_target
+from .state import Ctx
 from .uris import CloudreveURI
 
 CONTENT_PREFIX = "/api/v4/file/content/"

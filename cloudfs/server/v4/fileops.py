@@ -22,11 +22,11 @@ from typing import Any
 from ..common import ids
 from ..common.goformat import go_time
 from ..common.gourl import URIError
-from ..common.state import Ctx
 from ..common.store import FileRow
 from . import errors as E
 from . import metadata, pagetoken, search, views
 from .locks import LockRequest, LockSession
+from .state import Ctx, V4State
 from .navigator import (
     CREATE,
     DELETE,
@@ -434,10 +434,10 @@ def hard_delete_rows(ctx: Ctx, rows: list[FileRow]) -> None:
         stale = store.delete_files(store.descendants(rows))
     _after_commit(ctx, stale)
     if stale:
-        ctx.state.uploads.forget_orphans()
+        ctx.state.upload_sessions.forget_orphans()
 
 
-def collect_trash(state: Any, now: float | None = None) -> int:
+def collect_trash(state: V4State, now: float | None = None) -> int:
     """CronCollectTrashBin: hard-delete trash items past sys:expected_collect_time."""
     now = time.time() if now is None else now
     rows = [FileRow(*r) for r in state.db.conn.execute(
@@ -447,7 +447,7 @@ def collect_trash(state: Any, now: float | None = None) -> int:
         with state.db.tx():
             stale = state.store.delete_files(state.store.descendants(rows))
         state.store.unlink_blobs(stale)
-        state.uploads.forget_orphans()
+        state.upload_sessions.forget_orphans()
     return len(rows)
 
 

@@ -26,7 +26,7 @@ from . import views
 from .uris import CloudreveURI, go_quote, join_uri, path_escape
 
 if TYPE_CHECKING:
-    from ..common.state import Ctx
+    from .state import Ctx
 
 # navigator capability numbers (NavigatorCapability iota)
 CREATE, RENAME, UPLOAD, DOWNLOAD, UPDATE_METADATA, LIST = 0, 1, 6, 7, 8, 9

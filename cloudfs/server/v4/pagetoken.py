@@ -9,9 +9,9 @@ from typing import Any
 
 from ..common import ids
 from ..common.goformat import go_time, parse_go_time
-from ..common.state import Ctx
 from ..common.store import Cursor
 from . import errors as E
+from .state import Ctx
 
 
 def encode_token(ctx: Ctx, cursor: Cursor, order_by: str) -> str:

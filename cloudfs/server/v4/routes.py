@@ -21,11 +21,10 @@ from starlette.responses import RedirectResponse, Response
 from ..common import ids
 from ..common.auth import TokenError, check_password, totp_verify
 from ..common.binding import F, bind_form, bind_json
-from ..common.state import VERSION, Ctx
-from . import downloads, fileops, metadata, views
+from . import downloads, fileops, metadata, uploads, views
 from . import errors as E
 from .envelope import api_response, envelope, ok
-from .uploads import content_length
+from .state import VERSION, Ctx
 
 Handler = Callable[..., Awaitable[Response]]
 
@@ -279,33 +278,33 @@ PUT_CONTENT = [F("uri", "Uri", required=True), F("previous", "Previous")]
 
 
 async def create_upload(ctx: Ctx, request: Request) -> Response:
-    return ok(ctx.state.uploads.create(ctx, await _json(request, UPLOAD)))
+    return ok(uploads.create(ctx, await _json(request, UPLOAD)))
 
 
 async def upload_chunk(ctx: Ctx, request: Request, session_id: str, index: str) -> Response:
     # a refused body is drained by app.DrainBody (Cloudreve: request.BlackHole)
     args = bind_form({"sessionId": session_id, "index": index}, CHUNK)
-    await ctx.state.uploads.upload_chunk(ctx, args["sessionId"], args["index"], request)
+    await uploads.upload_chunk(ctx, args["sessionId"], args["index"], request)
     return ok()
 
 
 async def cancel_upload(ctx: Ctx, request: Request) -> Response:
     args = await _json(request, CANCEL)
     uri = fileops.parse_uri(args["uri"])
-    ctx.state.uploads.cancel(ctx, uri, args["id"])
+    uploads.cancel(ctx, uri, args["id"])
     return ok()
 
 
 async def put_content(ctx: Ctx, request: Request) -> Response:
     args = _query(request, PUT_CONTENT)
     try:
-        length = content_length(request)
+        length = uploads.content_length(request)
     except ValueError as exc:
         raise E.AppError(E.PARAM_ERR, "invalid content length", str(exc)) from None
     if length > ctx.state.config.max_edit_size:
         raise E.too_large()
     uri = fileops.parse_uri(args["uri"])
-    return ok(await ctx.state.uploads.put_content(ctx, uri, args["previous"], length, request))
+    return ok(await uploads.put_content(ctx, uri, args["previous"], length, request))
 
 
 # --- downloads -------------------------------------------------------------------------
