@@ -23,7 +23,7 @@ class V4State(ServerState):
     def __init__(self, config: ServerConfig) -> None:
         super().__init__(config)
         self.locks = LockSystem()
-        self.url_cache: dict[tuple[Any, ...], tuple[str, float]] = {}
+        self.url_cache: dict[tuple[Any, ...], tuple[str, float, float]] = {}  # url, expiry, reuse until
         self.upload_sessions = UploadSessions(self.db, self.store, self.locks)
 
 
