@@ -1,5 +1,7 @@
 """``cloudfs server``: a Cloudreve-compatible HTTP server: 4.x (``/api/v4``) or,
-with ``dialect="v3"``, 3.8.3 (``/api/v3``, package ``v3``).
+with ``dialect="v3"``, 3.8.3 (``/api/v3``, package ``v3``); with
+``dialect="koodrive"`` a Huawei KooDrive emulator (package ``koodrive``,
+docs/koodrive-emulator.md).
 
 Serves one data directory (SQLite metadata + blob files) on Starlette over
 hypercorn's trio worker.  Use :func:`serve` from trio code (it reports the
@@ -59,7 +61,8 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
                                       shutdown_trigger=shutdown_trigger, task_status=task_status)
                 nursery.cancel_scope.cancel()  # HTTP side shut down: stop the housekeeping too
 
-            nursery.start_soon(housekeeping)
+            if housekeeping is not None:  # koodrive has none: its recycle bin keeps items until emptied
+                nursery.start_soon(housekeeping)
             binds = await nursery.start(run_http)
             url = binds[0] if binds else f"http://{config.host}:{config.port}"
             task_status.started(url)

@@ -22,25 +22,32 @@ def open_state(config: ServerConfig) -> ServerState:
         from .v4.state import V4State
 
         return V4State(config)
-    return ServerState(config)  # v3 (an unknown dialect is refused there)
+    return ServerState(config)  # v3, koodrive (an unknown dialect is refused there)
 
 
-def build(state: ServerState) -> tuple[Any, Callable[[], Awaitable[None]]]:
-    """The ASGI app to serve and the dialect's housekeeping loop, to run beside it."""
+def build(state: ServerState) -> tuple[Any, Callable[[], Awaitable[None]] | None]:
+    """The ASGI app to serve and the dialect's housekeeping loop to run beside it (None: none)."""
     faults = None
     if state.config.faults:
         from .testing.faults import FaultState, control_routes
 
         faults = FaultState.configured(state)
-    housekeeping: Callable[[], Awaitable[None]]
-    if state.config.dialect == "v3":
+    housekeeping: Callable[[], Awaitable[None]] | None
+    if state.config.dialect == "koodrive":
+        from .koodrive.app import build_koodrive_app
+        from .koodrive.runtime import KooRuntime
+
+        shared = control_routes(state, faults) if faults is not None else []
+        app: Any = build_koodrive_app(KooRuntime(state), faults, shared)
+        housekeeping = None  # the recycle bin keeps items until emptied
+    elif state.config.dialect == "v3":
         from .v3.app import build_v3_app
         from .v3.runtime import V3Runtime
         from .v3.uploads import collect_sessions_forever
 
         rt = V3Runtime(state)
         extra = control_routes(state, faults, rt.sessions.expire_all) if faults is not None else []
-        app: Any = build_v3_app(rt, extra)
+        app = build_v3_app(rt, extra)
         housekeeping = functools.partial(collect_sessions_forever, rt)
     else:
         from .v4.app import build_app, collect_trash_forever

@@ -37,7 +37,7 @@ class DialectMismatch(RuntimeError):
     """The data directory holds a drive of the other API dialect."""
 
 
-DIALECTS = ("v4", "v3")
+DIALECTS = ("v4", "v3", "koodrive")
 
 
 @dataclass
@@ -71,6 +71,8 @@ class ServerConfig:
     dialect: str = "v4"
     #: gin debug mode (v3): envelopes carry the raw ``error`` text
     debug: bool = False
+    #: settings only one dialect reads (koodrive: app_id, app_secret, switches)
+    dialect_options: dict[str, Any] = field(default_factory=dict)
 
 
 class ServerState:
