@@ -37,7 +37,7 @@ from harness import (MiB, Mount, Row, cpu_seconds, drop_caches, environment, mou
                      script_main, timed)
 
 from cloudfs.client.api import CloudreveClient
-from cloudfs.server.store import seed_bulk_folder
+from cloudfs.server.common.store import seed_bulk_folder
 
 GiB = 1024 * MiB
 PARALLEL = 4

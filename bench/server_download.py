@@ -30,8 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cloudfs.server.db import Database
-from cloudfs.server.store import Store, new_blob_name
+from cloudfs.server.common.db import Database
+from cloudfs.server.common.store import Store, new_blob_name
 from cloudfs.server.testing import start_server
 
 

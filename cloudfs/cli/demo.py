@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cloudfs.cli.mountpoint import MountError, check_fuse
-    from cloudfs.server.demo_tree import seed_demo_tree
+    from cloudfs.server.testing.demo_tree import seed_demo_tree
     from cloudfs.server.testing import DEFAULT_PASSWORD, DEFAULT_USER, start_server
 
     mountpoint = (args.mountpoint or Path.home() / "cloudfs-demo").expanduser().resolve()

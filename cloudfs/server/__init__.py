@@ -1,5 +1,5 @@
 """``cloudfs server``: a Cloudreve-compatible HTTP server: 4.x (``/api/v4``) or,
-with ``dialect="v3"``, 3.8.3 (``/api/v3``, modules ``v3*.py``); with
+with ``dialect="v3"``, 3.8.3 (``/api/v3``, package ``v3``); with
 ``dialect="koodrive"`` a Huawei KooDrive emulator (package ``koodrive``,
 docs/koodrive-emulator.md).
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from .state import DEFAULT_PASSWORD, DEFAULT_USER, ServerConfig, ServerState
+from .common.state import DEFAULT_PASSWORD, DEFAULT_USER, ServerConfig, ServerState
 
 __all__ = ["DEFAULT_PASSWORD", "DEFAULT_USER", "ServerConfig", "ServerState", "serve"]
 
@@ -42,26 +42,6 @@ def _hypercorn_config(config: ServerConfig, access_log: bool) -> Any:
     return hconf
 
 
-async def _collect_trash_forever(state: ServerState, period: float = 600.0) -> None:
-    """Cloudreve's trash collector cron: purge items past their retention (7 days)."""
-    from .fileops import collect_trash
-
-    while True:
-        try:
-            collect_trash(state)
-        except Exception:  # a failed sweep must not take the server down
-            log.exception("trash collection failed")
-        await trio.sleep(period)
-
-
-def _closing_events_first(trigger: Any, hub: Any) -> Any:
-    """Shutdown ends the change-feed streams first: hypercorn waits for open requests to finish."""
-    async def wrapped() -> None:
-        await trigger()
-        hub.close()
-    return wrapped
-
-
 async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGNORED,
                 shutdown_trigger: Any = None, access_log: bool = False) -> None:
     """Run the server until cancelled (or ``shutdown_trigger`` returns).
@@ -70,22 +50,12 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
     """
     from hypercorn.trio import serve as hypercorn_serve
 
-    from .app import wrap_app
-    from .faults import FaultRule, FaultState
+    from .app import before_shutdown, build, open_state
 
-    state = ServerState(config)
-    if config.faults:
-        state.faults = FaultState()
-        settings = dict(config.fault_settings)
-        capacity = settings.pop("capacity", None)
-        if capacity is not None:
-            state.capacity_override = int(capacity)
-        if settings:
-            state.faults.set(FaultRule.from_json(settings))
-    app = wrap_app(state)
-    hub = state.events
-    if hub is not None and shutdown_trigger is not None:
-        shutdown_trigger = _closing_events_first(shutdown_trigger, hub)
+    state = open_state(config)
+    app, housekeeping = build(state)
+    if shutdown_trigger is not None:
+        shutdown_trigger = before_shutdown(state, shutdown_trigger)
     try:
         async with trio.open_nursery() as nursery:
             async def run_http(*, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -93,16 +63,8 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
                                       shutdown_trigger=shutdown_trigger, task_status=task_status)
                 nursery.cancel_scope.cancel()  # HTTP side shut down: stop the housekeeping too
 
-            if config.dialect == "v3":
-                from .v3uploads import collect_sessions_forever
-
-                nursery.start_soon(collect_sessions_forever, state)
-            elif config.dialect == "koodrive":
-                pass  # no housekeeping: the recycle bin keeps items until emptied
-            else:
-                nursery.start_soon(_collect_trash_forever, state)
-                if hub is not None:
-                    nursery.start_soon(hub.run)
+            if housekeeping is not None:  # koodrive has none: its recycle bin keeps items until emptied
+                nursery.start_soon(housekeeping)
             binds = await nursery.start(run_http)
             url = binds[0] if binds else f"http://{config.host}:{config.port}"
             task_status.started(url)

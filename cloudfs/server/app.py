@@ -1,105 +1,82 @@
-"""The Starlette application: routing, per-request context, error rendering.
+"""What :func:`cloudfs.server.serve` runs for one data directory, whichever the dialect.
 
-Routing mimics gin: an unknown path or a known path with the wrong method is
-a plain-text ``404 page not found``.  For every ``/api/v4`` request the
-dispatcher assigns a correlation id (or adopts a valid
-``X-Cr-Correlation-Id``), resolves the current user from ``Authorization:
-Bearer`` (a bad or expired token means anonymous; a refresh token used as
-access token is 40020), calls the handler and renders any error as an HTTP
-200 envelope.  The fault-control endpoints are mounted only with ``--faults``.
+:func:`open_state` opens the directory for the configured dialect (v4 keeps
+more state than the common one), :func:`build` puts together the dialect's app
+(with the fault-control channel and the fault injector in front of it when
+``--faults`` is on, behind :class:`DrainBody`) and its housekeeping loop.
+Everything a dialect needs is handed to it when it is built.
 """
 
 from __future__ import annotations
 
-import logging
-import uuid
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from . import errors as E
-from . import ids
-from .binding import BindError
-from .envelope import api_response, error_envelope, param_error_envelope, plain_404
-from .routes import ROUTES, Handler
-from .state import Ctx, ServerState
-
-log = logging.getLogger("cloudfs.server")
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+from .common.state import ServerConfig, ServerState
 
 
-def _correlation_id(request: Request) -> str:
-    raw = request.headers.get("x-cr-correlation-id", "")
-    try:
-        parsed = uuid.UUID(raw)
-        if parsed.int:
-            return str(parsed)
-    except ValueError:
-        pass
-    return str(uuid.uuid4())
+def open_state(config: ServerConfig) -> ServerState:
+    """The data directory, opened for the dialect the configuration asks for."""
+    if config.dialect == "v4":
+        from .v4.state import V4State
+
+        return V4State(config)
+    return ServerState(config)  # v3, koodrive (an unknown dialect is refused there)
 
 
-def _current_user(state: ServerState, request: Request, cid: str) -> tuple[Any, Response | None]:
-    """middleware.CurrentUser: (user or None, error response to send instead)."""
-    header = request.headers.get("authorization", "")
-    if header.startswith("Bearer Cr "):
-        return None, None  # node-to-node HMAC credential, not a user token
-    token = header.removeprefix("Bearer ")
-    if not token:
-        return None, None
-    claims = state.tokens.verify_access(token)
-    if claims is None:
-        return None, None  # expired / forged / malformed: anonymous, as Cloudreve does
-    if claims.get("token_type") != "access":
-        return None, api_response(error_envelope(E.AppError(E.CREDENTIAL_INVALID, "Invalid token type"), cid))
-    uid = state.codec.decode(str(claims.get("sub", "")), ids.USER)
-    if uid is None:
-        return None, api_response(error_envelope(E.AppError(E.NOT_FOUND, "User not found"), cid))
-    user = state.db.user_by_id(uid)
-    if user is None or user.status != "active":
-        return None, api_response(error_envelope(E.AppError(E.DB_ERROR, "failed to get login user"), cid))
-    return user, None
-
-
-def make_endpoint(state: ServerState, handlers: dict[str, Handler]) -> Callable[[Request], Any]:
-    async def endpoint(request: Request) -> Response:
-        handler = handlers.get(request.method)
-        if handler is None:
-            return plain_404()  # gin does not answer 405
-        cid = _correlation_id(request)
-        user, refused = _current_user(state, request, cid)
-        if refused is not None:
-            return refused
-        ctx = Ctx(state, user, cid, str(request.base_url).rstrip("/"),
-                  client_id=request.headers.get("x-cr-client-id", ""))
-        try:
-            return await handler(ctx, request, **request.path_params)
-        except BindError as exc:
-            return api_response(param_error_envelope(exc.msg))
-        except (E.AppError, E.Wrapped, E.PlainError, E.AggregateError) as exc:
-            return api_response(error_envelope(exc, cid))
-    return endpoint
-
-
-async def _not_found(scope: Any, receive: Any, send: Any) -> None:
-    await plain_404()(scope, receive, send)
-
-
-def build_app(state: ServerState) -> Starlette:
-    routes: list[Any] = [Route(path, make_endpoint(state, handlers), methods=ALL_METHODS)
-                         for path, handlers in ROUTES]
+def build(state: ServerState) -> tuple[Any, Callable[[], Awaitable[None]] | None]:
+    """The ASGI app to serve and the dialect's housekeeping loop to run beside it (None: none)."""
+    faults = None
     if state.config.faults:
-        from .faults import control_routes
+        from .testing.faults import FaultState, control_routes
 
-        routes += control_routes(state)
-    app = Starlette(routes=routes)
-    app.router.default = _not_found
-    app.state.server = state
-    return app
+        faults = FaultState.configured(state)
+    housekeeping: Callable[[], Awaitable[None]] | None
+    if state.config.dialect == "koodrive":
+        from .koodrive.app import build_koodrive_app
+        from .koodrive.runtime import KooRuntime
+
+        shared = control_routes(state, faults) if faults is not None else []
+        app: Any = build_koodrive_app(KooRuntime(state), faults, shared)
+        housekeeping = None  # the recycle bin keeps items until emptied
+    elif state.config.dialect == "v3":
+        from .v3.app import build_v3_app
+        from .v3.runtime import V3Runtime
+        from .v3.uploads import collect_sessions_forever
+
+        rt = V3Runtime(state)
+        extra = control_routes(state, faults, rt.sessions.expire_all) if faults is not None else []
+        app = build_v3_app(rt, extra)
+        housekeeping = functools.partial(collect_sessions_forever, rt)
+    else:
+        from .v4.app import build_app
+        from .v4.app import housekeeping as v4_housekeeping
+        from .v4.state import V4State
+
+        assert isinstance(state, V4State)
+        extra = control_routes(state, faults) if faults is not None else []
+        app = build_app(state, extra)
+        housekeeping = functools.partial(v4_housekeeping, state)
+    if faults is not None:
+        from .testing.faults import FaultMiddleware
+
+        app = FaultMiddleware(app, faults)
+    return DrainBody(app), housekeeping
+
+
+def before_shutdown(state: ServerState, trigger: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    """``trigger``, then what must end before hypercorn can: it waits for open
+    requests, and a v4 change-feed stream never ends on its own."""
+    events = getattr(state, "events", None)  # V4State's hub
+    if events is None:
+        return trigger
+
+    async def wrapped() -> None:
+        await trigger()
+        events.close()
+
+    return wrapped
 
 
 class DrainBody:
@@ -131,22 +108,3 @@ class DrainBody:
         finally:
             while not finished:
                 await tracked()
-
-
-def wrap_app(state: ServerState) -> Any:
-    """The ASGI app to serve: the Starlette app (behind the fault injector if enabled)."""
-    if state.config.dialect == "v3":
-        from .v3app import build_v3_app
-
-        app: Any = build_v3_app(state)
-    elif state.config.dialect == "koodrive":
-        from .koodrive.app import build_koodrive_app
-
-        app = build_koodrive_app(state)
-    else:
-        app = build_app(state)
-    if state.config.faults:
-        from .faults import FaultMiddleware
-
-        app = FaultMiddleware(app, state)
-    return DrainBody(app)

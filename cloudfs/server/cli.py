@@ -91,7 +91,7 @@ _FAULT_FLAGS = {"fault_latency": "latency_s", "fault_error_rate": "error_rate",
 
 
 def config_from_args(args: argparse.Namespace):  # -> ServerConfig (import kept lazy)
-    from .state import ServerConfig
+    from .common.state import ServerConfig
 
     settings = {name: getattr(args, flag) for flag, name in _FAULT_FLAGS.items()
                 if getattr(args, flag, None) is not None}
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     import trio
 
     from . import serve
-    from .auth import valid_totp_secret
+    from .common.auth import valid_totp_secret
 
     logging.basicConfig(level=logging.INFO if args.access_log else logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
                 print("cloudfs server: fault injection enabled at /_cloudfs/faults", flush=True)
             print(f"cloudfs server: listening on {url}", flush=True)
 
-    from .state import DataDirBusy, DialectMismatch
+    from .common.state import DataDirBusy, DialectMismatch
 
     busy: list[str] = []
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudfs.server.store import seed_bulk_folder
+from cloudfs.server.common.store import seed_bulk_folder
 from tests.mount.conftest import Drive, Remote, file_sha256, run_cloudfs, sha256, wait_until
 
 RNG = random.Random(1234)

@@ -8,7 +8,7 @@ import httpx
 import trio
 
 from cloudfs.server import ServerConfig, serve
-from cloudfs.server.demo_tree import (
+from cloudfs.server.testing.demo_tree import (
     DEMO_FILES,
     LARGE_NAME,
     LARGE_SIZE,

@@ -149,7 +149,7 @@ def test_rename(kapi):
 
 
 def test_a_large_folder_pages_completely(kd_fresh):
-    from cloudfs.server.store import seed_bulk_folder
+    from cloudfs.server.common.store import seed_bulk_folder
 
     seed_bulk_folder(kd_fresh.data_dir, ["bulk"], 2500, folders=30)
     with KooApi(kd_fresh) as api:

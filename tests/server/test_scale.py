@@ -7,7 +7,7 @@ import time
 import httpx
 import trio
 
-from cloudfs.server.store import seed_bulk_folder
+from cloudfs.server.common.store import seed_bulk_folder
 
 from .helpers import API, Api, uri
 

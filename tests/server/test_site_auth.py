@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 
-from cloudfs.server.auth import totp_at
+from cloudfs.server.common.auth import totp_at
 from cloudfs.server.testing import start_server
 
 from .helpers import API, Api

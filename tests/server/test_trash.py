@@ -117,14 +117,15 @@ def test_trash_retention_collector(fresh_server):
     # the collector runs every 10 minutes; call it directly with a clock 8 days ahead
     import time
 
-    from cloudfs.server.fileops import collect_trash
-    from cloudfs.server.state import ServerConfig, ServerState
+    from cloudfs.server.common.state import ServerConfig
+    from cloudfs.server.v4.fileops import collect_trash
+    from cloudfs.server.v4.state import V4State
 
     with Api(fresh_server) as api:
         api.put("/old.txt", b"x" * 10)
         api.delete("/old.txt")
     fresh_server.stop()
-    state = ServerState(ServerConfig(data_dir=fresh_server.data_dir))
+    state = V4State(ServerConfig(data_dir=fresh_server.data_dir))
     try:
         assert collect_trash(state, time.time()) == 0
         assert collect_trash(state, time.time() + 8 * 86400) == 1

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from cloudfs.server.auth import totp_at
+from cloudfs.server.common.auth import totp_at
 from cloudfs.server.testing import start_server
 
 from .v3helpers import API3, Api3

@@ -11,15 +11,15 @@ import pytest
 import trio
 
 from cloudfs.server import ServerConfig, serve
-from cloudfs.server.demo_tree import (
+from cloudfs.server.common.store import seed_bulk_folder
+from cloudfs.server.testing import start_server
+from cloudfs.server.testing.demo_tree import (
     DEMO_FILES,
     LARGE_NAME,
     LARGE_SIZE,
     demo_bytes,
     seed_demo_tree,
 )
-from cloudfs.server.store import seed_bulk_folder
-from cloudfs.server.testing import start_server
 
 from .v3helpers import API3, Api3
 

@@ -127,8 +127,8 @@ def test_session_binding_errors(capi, body, code, msg):
 def test_session_policy_and_name_errors(capi):
     folder_id = capi.folder_id("/")  # a hashid, but of a folder, not a policy
     assert capi.session("/", "n.bin", 1, policy_id=folder_id)["code"] == 40035
-    from cloudfs.server.db import Database
-    from cloudfs.server.ids import POLICY, IdCodec
+    from cloudfs.server.common.db import Database
+    from cloudfs.server.common.ids import POLICY, IdCodec
 
     db = Database(capi.server.data_dir)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cloudfs.server.eventhub import Event, merge
+from cloudfs.server.v4.eventhub import Event, merge
 
 
 def ev(kind: str, fid: str, src: str, dst: str = "") -> Event:

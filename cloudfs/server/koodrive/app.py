@@ -25,15 +25,14 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ..db import User
-from ..state import ServerState
+from ..common.db import User
 from . import auth, downloads, files, jobs, session, space
 from . import errors as E
 from . import uploads as upload_handlers
@@ -42,6 +41,9 @@ from .jobstore import Jobs
 from .runtime import KooRuntime
 from .switches import Switches
 from .uploadstore import Uploads
+
+if TYPE_CHECKING:
+    from ..testing.faults import FaultState
 
 log = logging.getLogger("cloudfs.server.koodrive")
 P = "/koodrive/ose/v1"
@@ -200,19 +202,17 @@ def _object_routes(rt: KooRuntime, uploads: Uploads) -> list[Route]:
             Route(upload_handlers.UPLOAD_PREFIX + "{upload_id}/{number}", put_part, methods=ALL_METHODS)]
 
 
-def _control_routes(rt: KooRuntime, state: ServerState) -> list[Route]:
+def _control_routes(rt: KooRuntime, faults: FaultState | None, shared: list[Route]) -> list[Route]:
+    """Ping; with ``--faults`` this dialect's own controls in front of the ``shared`` channel."""
+    state = rt.state
+
     async def ping(request: Request) -> Response:
         return JSONResponse({"code": 0, "dialect": "koodrive"})
 
     routes = [Route("/_cloudfs/ping", ping, methods=["GET"])]
-    if not state.config.faults:
+    if faults is None:
         return routes
-    from ..faults import control_routes
-
-    shared = control_routes(state)
     shared_faults = next(r for r in shared if r.path == "/_cloudfs/faults")
-    faults = state.faults
-    assert faults is not None
 
     async def switches(request: Request) -> Response:
         if request.method == "DELETE":
@@ -253,11 +253,10 @@ def _control_routes(rt: KooRuntime, state: ServerState) -> list[Route]:
     ]
 
 
-def build_koodrive_app(state: ServerState) -> Starlette:
-    rt = KooRuntime(state)
-    state.koodrive = rt
+def build_koodrive_app(rt: KooRuntime, faults: FaultState | None, shared: list[Route]) -> Starlette:
+    """The KooDrive app; ``faults`` and the ``shared`` fault-control routes are given with ``--faults``."""
     jobs, uploads = Jobs(rt), Uploads(rt)
-    routes: list[Any] = _control_routes(rt, state) + _object_routes(rt, uploads)
+    routes: list[Any] = _control_routes(rt, faults, shared) + _object_routes(rt, uploads)
     throttle = Throttle()
     routes += [Route(path, endpoint(rt, jobs, uploads, methods, throttle), methods=ALL_METHODS)
                for path, methods in ROUTES]

@@ -33,7 +33,7 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 def describe(config: Any) -> list[str]:
     from .runtime import DEFAULT_APP_ID, DEFAULT_APP_SECRET
 
-    from ..db import DB_NAME, connect
+    from ..common.db import DB_NAME, connect
 
     options = config.dialect_options
     secret = "(as given)" if options.get("app_secret") else f"{DEFAULT_APP_SECRET} (default)"

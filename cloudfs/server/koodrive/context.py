@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from ..db import User
+from ..common.db import User
 from .jobstore import Jobs
 from .runtime import KooRuntime
 from .tree import Tree

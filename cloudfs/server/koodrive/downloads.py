@@ -22,8 +22,8 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..downloads import BlobResponse, RangeError, parse_range
-from ..ids import ENTITY
+from ..common.blobs import BlobResponse, RangeError, parse_range
+from ..common.ids import ENTITY
 from . import errors as E
 from .context import KooCtx
 from .presign import BUCKET, obs_error

@@ -15,8 +15,8 @@ import base64
 import json
 from typing import Any
 
-from ..db import now_us
-from ..store import FileRow
+from ..common.db import now_us
+from ..common.store import FileRow
 from . import errors as E
 from .context import KooCtx
 from .tree import DESCRIPTION, FILE_TYPE, RECYCLED_AT, check_name, parse_time, suffix_of

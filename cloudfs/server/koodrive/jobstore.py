@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..db import User
-from ..store import FileRow
+from ..common.db import User
+from ..common.store import FileRow
 from . import errors as E
 from .tree import RECYCLED_FROM, Tree
 

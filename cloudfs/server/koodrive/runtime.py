@@ -12,8 +12,8 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from ..db import User
-from ..state import ServerState
+from ..common.db import User
+from ..common.state import ServerState
 from .auth import Tokens
 from .presign import Presigner
 from .switches import Switches

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from ..auth import check_password
+from ..common.auth import check_password
 from . import errors as E
 from .auth import Session
 from .context import KooCtx

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..db import User
+from ..common.db import User
 from . import errors as E
 from .context import KooCtx
 from .tree import iso_time

@@ -17,9 +17,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..db import User, now_us
-from ..ids import FILE
-from ..store import FileRow, Store
+from ..common.db import User, now_us
+from ..common.ids import FILE
+from ..common.store import FileRow, Store
 from . import errors as E
 
 if TYPE_CHECKING:

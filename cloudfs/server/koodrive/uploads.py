@@ -37,9 +37,9 @@ import trio
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from ..db import now_us
-from ..ids import FILE
-from ..store import FileRow, new_blob_name
+from ..common.db import now_us
+from ..common.ids import FILE
+from ..common.store import FileRow, new_blob_name
 from . import errors as E
 from .context import KooCtx
 from .presign import obs_error
