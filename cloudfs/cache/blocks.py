@@ -82,6 +82,12 @@ class Reservation:
     pages: range
     fd: int
     cached: _CachedFile
+    #: the first page not committed yet (pages are committed in order, as they arrive)
+    next_page: int = -1
+
+    def __post_init__(self) -> None:
+        if self.next_page < 0:
+            self.next_page = self.pages.start
 
 
 class BlockStore:
@@ -330,14 +336,20 @@ class BlockStore:
         self._reserved += len(pages)
         return Reservation(name, pages, fd, cached)
 
-    def commit(self, reservation: Reservation) -> bool:
-        """The reserved pages were written: they are cached now.  False if
-        the version was dropped meanwhile (the bytes are still readable
-        through the reservation's fd until :meth:`release`)."""
+    def commit(self, reservation: Reservation, upto: int | None = None) -> bool:
+        """The reserved pages below page ``upto`` (all of them by default)
+        were written: they are cached now, and no longer count as reserved.
+        False if the version was dropped meanwhile (the bytes are still
+        readable through the reservation's fd until :meth:`release`)."""
+        stop = reservation.pages.stop if upto is None else min(upto, reservation.pages.stop)
+        pages = range(reservation.next_page, stop)
+        if pages:
+            reservation.next_page = stop
+            self._unreserve(reservation, len(pages))
         cached = reservation.cached
         if self._files.get(reservation.name) is not cached:
             return False
-        for page in reservation.pages:
+        for page in pages:
             if page not in cached.pages:
                 cached.pages.add(page)
                 self._lru[(reservation.name, page)] = None
@@ -347,12 +359,16 @@ class BlockStore:
 
     def release(self, reservation: Reservation) -> None:
         """End a reservation, committed or not."""
-        reservation.cached.reserved -= len(reservation.pages)
-        self._reserved -= len(reservation.pages)
+        self._unreserve(reservation, len(range(reservation.next_page, reservation.pages.stop)))
+        reservation.next_page = reservation.pages.stop
         os.close(reservation.fd)
         cached = reservation.cached
         if self._files.get(reservation.name) is cached and not cached.pages and not cached.reserved:
             self.discard(reservation.name)
+
+    def _unreserve(self, reservation: Reservation, count: int) -> None:
+        reservation.cached.reserved -= count
+        self._reserved -= count
 
     def write_page(self, name: str, size: int, page: int, data: bytes) -> bool:
         """Store one whole page (the last page of the file may be short)."""

@@ -28,14 +28,15 @@ from typing import Any
 
 import trio
 
-from cloudfs.cache.blocks import BlockStore
+from cloudfs.cache.blocks import BlockStore, Reservation
 from cloudfs.cache.ranges import Span, clamp, pages_of, runs
 from cloudfs.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
 StreamFn = Callable[[Any, int, int], AsyncIterator[bytes]]
-FillFn = Callable[[Any, int, int, int], Awaitable[None]]
+#: ``fill(token, off, length, fd, progress)``: ``progress(upto)`` says the file holds every byte from ``off`` to ``upto``
+FillFn = Callable[[Any, int, int, int, Callable[[int], None]], Awaitable[None]]
 
 #: a read retries this many times when the downloads it waited for failed
 READ_ATTEMPTS = 3
@@ -180,9 +181,13 @@ class Fetcher:
         if reservation is None:
             await self._stream_into(source, off, end, part, flights)
             return
+        def progress(upto: int) -> None:
+            # whole pages (or the file's short last one) are given to waiters as they land
+            self._publish(source, reservation, part, flights, part.stop if upto >= end else upto // self.page_size)
+
         try:
             try:
-                await self._fill(source.token, off, end - off, reservation.fd)  # type: ignore[misc]
+                await self._fill(source.token, off, end - off, reservation.fd, progress)  # type: ignore[misc]
             except OSError as exc:
                 # the cache file could not take them (a full cache disk): the
                 # waiters get the bytes from a streamed download instead
@@ -192,16 +197,29 @@ class Fetcher:
                 await self._stream_into(source, off, end, part, flights)
                 return
             self.bytes_fetched += end - off
-            if not self.store.commit(reservation):
-                # the store dropped this version meanwhile: hand the bytes over
-                for i, flight in enumerate(flights):
-                    page_off = (part.start + i) * self.page_size
-                    flight.data = os.pread(reservation.fd, min(self.page_size, source.size - page_off), page_off)
-            for flight in flights:
-                flight.done.set()
+            self._publish(source, reservation, part, flights, part.stop)
         finally:
             if reservation is not None:
                 self.store.release(reservation)
+
+    def _publish(self, source: Source, reservation: Reservation, part: range, flights: list[_InFlight],
+                 upto: int) -> None:
+        """Pages of ``part`` below ``upto`` are in the file: commit them and wake their waiters."""
+        first = reservation.next_page
+        if upto <= first:
+            return
+        if not self.store.commit(reservation, upto):
+            # the store dropped this version meanwhile: hand the bytes over
+            for page in range(first, upto):
+                page_off = page * self.page_size
+                flights[page - part.start].data = os.pread(
+                    reservation.fd, min(self.page_size, source.size - page_off), page_off)
+        for page in range(first, upto):
+            flight = flights[page - part.start]
+            key = (source.name, page)
+            if self._inflight.get(key) is flight:
+                del self._inflight[key]
+            flight.done.set()
 
     async def _stream_into(
         self, source: Source, off: int, end: int, part: range, flights: list[_InFlight]

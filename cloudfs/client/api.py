@@ -273,11 +273,13 @@ class CloudreveClient:
                 yield piece
 
     @_only_cloudfs_errors
-    async def fill(self, entry: Entry, off: int, length: int, fd: int) -> None:
+    async def fill(self, entry: Entry, off: int, length: int, fd: int,
+                   progress: Callable[[int], None] | None = None) -> None:
         """Write bytes ``[off, off+length)`` of ``entry``'s content into the
         file ``fd`` at the same offsets (e.g. a sparse cache file), without
-        the bytes passing through Python: the bulk download path."""
-        await self._downloads.fill(entry, off, length, fd)
+        the bytes passing through the event loop: the bulk download path.
+        ``progress(upto)`` hears, in trio, how far the file is written."""
+        await self._downloads.fill(entry, off, length, fd, progress)
 
     @_only_cloudfs_errors
     async def upload(

@@ -156,12 +156,17 @@ class Downloader:
             except CloudfsError as exc:
                 await attempts.failed(exc, pos)
 
-    async def fill(self, entry: Entry, off: int, length: int, fd: int) -> None:
+    async def fill(self, entry: Entry, off: int, length: int, fd: int,
+                   progress: Callable[[int], None] | None = None) -> None:
         """Write bytes ``[off, off+length)`` of ``entry``'s content (clamped
         to its size) into ``fd`` at the same offsets, retried and resumed as
         :meth:`stream` is.  The bytes go from libcurl to the file in a worker
         thread; a cancellation stops the transfer before this returns, so
-        nothing writes to ``fd`` afterwards."""
+        nothing writes to ``fd`` afterwards.
+
+        ``progress(upto)`` is called in trio (not in the worker thread) as
+        the bytes arrive: every byte from ``off`` to ``upto`` is in the file.
+        Every call has been made when this returns."""
         span = _span(entry, off, length)
         if span is None:
             return
@@ -172,7 +177,7 @@ class Downloader:
             url = ""
             try:
                 url = await self._url(entry, attempts.deadline)
-                written = await self._fill_range(entry, url, pos, end - pos, fd, attempts.deadline)
+                written = await self._fill_range(entry, url, pos, end - pos, fd, attempts.deadline, progress)
                 if written:
                     pos += written
                     attempts.progressed()
@@ -183,7 +188,8 @@ class Downloader:
             except CloudfsError as exc:
                 await attempts.failed(exc, pos)
 
-    async def _fill_range(self, entry: Entry, url: str, pos: int, length: int, fd: int, deadline: float) -> int:
+    async def _fill_range(self, entry: Entry, url: str, pos: int, length: int, fd: int, deadline: float,
+                          progress: Callable[[int], None] | None) -> int:
         """One attempt: bytes written (from ``pos`` on), or the error it met."""
         what = f"download of {entry.path}"
         settings = self.settings
@@ -196,12 +202,19 @@ class Downloader:
             answer = httpx.Response(status, headers=headers)
             return self.dialect.is_content(answer) and self.dialect.content_mismatch(entry, answer) is None
 
+        stored = None
+        if progress is not None:
+            token = trio.lowlevel.current_trio_token()
+
+            def stored(written: int) -> None:  # in the worker thread: trio runs progress in order
+                token.run_sync_soon(progress, pos + written)
+
         stop = threading.Event()
         handle = self._curl.take()
         result: RangeResult | None = None
         try:
             result = await run_stoppable(
-                lambda: fetch_range(handle, url, pos, length, fd, pos, accept, limits, stop), stop)
+                lambda: fetch_range(handle, url, pos, length, fd, pos, accept, limits, stop, stored), stop)
         finally:
             # a handle whose transfer failed may hold a half-read connection
             self._curl.give_back(handle, reusable=result is not None and result.error is None)

@@ -36,15 +36,17 @@ class Remote:
             await trio.sleep(0)
             yield self.data[i : min(i + 1000, off + length)]
 
-    async def fill(self, token, off, length, fd):
+    async def fill(self, token, off, length, fd, progress):
         self.requests.append((off, length))
         await self.gate.wait()
         if self.fail_times:
             self.fail_times -= 1
             os.pwrite(fd, self.data[off : off + 10], off)
+            progress(off + 10)
             raise ProtocolError("connection dropped")
         await trio.sleep(0)
         os.pwrite(fd, self.data[off : off + length], off)
+        progress(off + length)
 
 
 @pytest.fixture(params=["stream", "fill"])
@@ -130,3 +132,29 @@ async def test_fetcher_fill_leaves_nothing_reserved_and_keeps_the_cap(tmp_path, 
         assert store.used_bytes + store._reserved * PAGE <= store.cap_bytes
     await trio.testing.wait_all_tasks_blocked()
     assert store._reserved == 0
+
+
+async def test_fetcher_fill_hands_over_pages_as_they_land(tmp_path, nursery):
+    """A read waits for its own pages, not for the whole part they are downloaded in."""
+    store = BlockStore(tmp_path, cap_bytes=64 * PAGE, page_size=PAGE)
+    store.open()
+    rest = trio.Event()
+
+    async def fill(token, off, length, fd, progress):
+        os.pwrite(fd, DATA[off : off + PAGE + 100], off)
+        progress(off + PAGE + 100)  # the first page and a bit of the second
+        await rest.wait()
+        os.pwrite(fd, DATA[off + PAGE + 100 : off + length], off + PAGE + 100)
+        progress(off + length)
+
+    fetcher = Fetcher(store, Remote(DATA).stream, nursery, part_size=4 * PAGE, max_parallel=2, fill=fill)
+    src = Source("f", len(DATA), None)
+    fetcher.prefetch(src, (0, 4 * PAGE))  # one part of 4 pages
+    with trio.fail_after(5):
+        assert await fetcher.read(src, (0, PAGE)) == DATA[:PAGE]
+    assert not store.has_page("f", 1) and store._reserved == 3
+    assert store.used_bytes + store._reserved * PAGE <= store.cap_bytes
+    rest.set()
+    assert await fetcher.read(src, (PAGE, 4 * PAGE)) == DATA[PAGE : 4 * PAGE]
+    await trio.testing.wait_all_tasks_blocked()
+    assert store._reserved == 0 and store.used_bytes == 4 * PAGE
