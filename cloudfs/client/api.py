@@ -31,7 +31,7 @@ from cloudfs.client.v3 import V3Dialect
 from cloudfs.client.models import Capacity, Entry, ServerInfo
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
-from cloudfs.errors import CloudfsError, ProtocolError
+from cloudfs.errors import CloudfsError, ProtocolError, SessionExpired
 
 __all__ = ["ClientSettings", "CloudreveClient", "ProgressFn"]
 
@@ -290,7 +290,7 @@ class CloudreveClient:
         try:
             await self._dialect.cancel_session(paths.normalize(path), session_id)
         except CloudfsError as exc:
-            if exc.errno != errno.ENOENT and getattr(exc, "code", None) != 40011:
+            if exc.errno != errno.ENOENT and not isinstance(exc, SessionExpired):
                 raise
 
     # ---- helpers ------------------------------------------------------------------

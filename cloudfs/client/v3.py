@@ -38,7 +38,6 @@ as success; copy is retried only when it was never sent.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
@@ -50,6 +49,7 @@ from cachetools import LRUCache
 from cloudfs.client import envelope
 from cloudfs.client.auth import SessionCookie
 from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
 from cloudfs.client.models import (
     MEMORY_ONLY_KEY,
@@ -75,12 +75,16 @@ from cloudfs.client.v3_shapes import (
     url_expiry,
 )
 from cloudfs.errors import (
+    AlreadyExists,
     AuthenticationError,
     CloudfsError,
-    CloudreveError,
+    NotAFolder,
+    NotFound,
+    NotSupported,
     ProtocolError,
     ServerError,
     TwoFactorRequired,
+    VersionConflict,
 )
 
 log = logging.getLogger(__name__)
@@ -198,7 +202,7 @@ class V3Dialect:
         parent, name = split(path)
         found = (await self._children_named(parent, {name})).get(name)
         if found is None:
-            raise CloudfsError(f"{path}: no such file or folder", errno=errno.ENOENT)
+            raise NotFound(f"{path}: no such file or folder")
         return found
 
     async def _children_named(self, folder: str, names: set[str]) -> dict[str, Entry]:
@@ -240,7 +244,7 @@ class V3Dialect:
             # the folder's own times are only in its parent's listing
             parent = await self._child(path)
             if not parent.is_dir:  # pragma: no cover - replaced between the two calls
-                raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
+                raise NotAFolder(f"{path} is not a folder")
         # a replacing upload's temporary file is an implementation detail;
         # the order is ours (3.8 lists in database order): folders, then files, by name
         shown = [c for c in children if not is_temp_name(c.name)]
@@ -253,7 +257,7 @@ class V3Dialect:
         except CloudfsError:
             return
         if not entry.is_dir:
-            raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
+            raise NotAFolder(f"{path} is not a folder")
 
     # ---- create / rename / move / delete ---------------------------------------------------------
     async def create(self, path: str, *, folder: bool) -> Entry:
@@ -270,7 +274,7 @@ class V3Dialect:
                     raise
                 children = []
             if any(c.name == name for c in children):
-                raise CloudfsError(f"{path} already exists", errno=errno.EEXIST)
+                raise AlreadyExists(f"{path} already exists")
 
         async def op(state: AttemptState) -> None:
             try:
@@ -301,10 +305,10 @@ class V3Dialect:
         same = [c for c in children if c.name == name]
         made = next((c for c in same if not c.is_dir), None)
         if made is None:
-            raise CloudfsError(f"{path}: no such file or folder", errno=errno.ENOENT)
+            raise NotFound(f"{path}: no such file or folder")
         if any(c.is_dir for c in same):
             await self._delete([made], what=f"drop {path} (a folder has its name)")
-            raise CloudfsError(f"{path} already exists", errno=errno.EEXIST)
+            raise AlreadyExists(f"{path} already exists")
         return made
 
     async def rename(self, path: str, new_name: str, *, entry: Entry | None = None) -> Entry:
@@ -372,8 +376,7 @@ class V3Dialect:
 
     async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
         if values:
-            raise CloudfsError(f"{path}: Cloudreve {self.info.version} has no object metadata",
-                               errno=errno.EOPNOTSUPP)
+            raise NotSupported(f"{path}: Cloudreve {self.info.version} has no object metadata")
 
     async def capacity(self) -> Capacity:
         data = await self.http.call("GET", "/user/storage", idempotent=True, what="capacity")
@@ -410,7 +413,7 @@ class V3Dialect:
         if status >= 500 or status == 429:
             return ServerError(f"download: HTTP {status}", status=status)
         if status == 404:
-            return CloudfsError("download: the content no longer exists on the server", errno=errno.ESTALE)
+            return VersionConflict("download: the content no longer exists on the server")
         if status in (200, 403):
             try:
                 env = envelope.parse(body, "download")
@@ -420,7 +423,7 @@ class V3Dialect:
                 # 404: the download session (the URL's key) expired
                 return UrlRefused(f"download URL refused ({env.code} {env.msg})".rstrip())
             if env.code == IO_FAILED:
-                return CloudfsError("download: the file was deleted or replaced", errno=errno.ESTALE)
+                return VersionConflict("download: the file was deleted or replaced")
             return env.error()
         return ProtocolError(f"download: unexpected HTTP {status}")
 
@@ -522,7 +525,7 @@ class V3Dialect:
         found = await self._children_named(split(target)[0], {split(session.path)[1], split(target)[1]})
         uploaded = found.get(split(session.path)[1])
         if uploaded is None:
-            raise CloudfsError(f"{session.path}: no such file or folder", errno=errno.ENOENT)
+            raise NotFound(f"{session.path}: no such file or folder")
         # from here on the content may land without our hearing of it (a
         # lost answer to the rename below): remember it is ours
         self._remember_own(uploaded, session)

@@ -40,6 +40,7 @@ from cachetools import LRUCache
 from cloudfs.client import envelope
 from cloudfs.client.auth import Tokens
 from cloudfs.client.dialect import SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
 from cloudfs.client.models import MTIME_KEY, UPLOAD_TAG_KEY, Capacity, Entry, ServerInfo, mtime_value
 from cloudfs.client.paths import join, split
@@ -55,10 +56,11 @@ from cloudfs.client.v4_shapes import (
 from cloudfs.errors import (
     AuthenticationError,
     CloudfsError,
-    CloudreveError,
+    NotAFolder,
     ProtocolError,
     ServerError,
     TwoFactorRequired,
+    VersionConflict,
 )
 
 log = logging.getLogger(__name__)
@@ -193,7 +195,7 @@ class V4Dialect:
         except CloudfsError:
             return
         if not entry.is_dir:
-            raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
+            raise NotAFolder(f"{path} is not a folder")
 
     async def create(self, path: str, *, folder: bool) -> Entry:
         kind = "folder" if folder else "file"
@@ -361,8 +363,7 @@ class V4Dialect:
             codes = {exc.code, *(inner.code for inner in exc.aggregated.values())}
             if entry.version and ENTITY_NOT_EXIST in codes:
                 # the file is there, that version of it is not (a newer one replaced it)
-                raise CloudfsError(f"{entry.path}: version {entry.version} is no longer on the server",
-                                   errno=errno.ESTALE) from exc
+                raise VersionConflict(f"{entry.path}: version {entry.version} is no longer on the server") from exc
             raise
         try:
             url = data["urls"][0]["url"]
@@ -395,7 +396,7 @@ class V4Dialect:
         if status >= 500 or status == 429:
             return ServerError(f"{what}: HTTP {status}", status=status)
         if status == 404:
-            return CloudfsError("download: the content no longer exists on the server", errno=errno.ESTALE)
+            return VersionConflict("download: the content no longer exists on the server")
         if status == 200:
             try:
                 env = envelope.parse(body, what)

@@ -50,7 +50,7 @@ from cloudfs.client.models import (
     mtime_value,
     stored_mtime_ns,
 )
-from cloudfs.errors import CloudfsError, CloudreveError
+from cloudfs.errors import AlreadyExists, CloudfsError, VersionConflict
 from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.staging import FetchFn, LocalFile
 
@@ -65,7 +65,6 @@ DRAIN_ATTEMPTS = 3
 #: errors that another attempt will not fix soon: retried slowly
 SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errno.EACCES, errno.EPERM,
                      errno.ENAMETOOLONG, errno.EOPNOTSUPP}
-STALE_VERSION = 40076
 #: after an upload landed, recording its exact mtime may delay a cancellation this long
 SETTLE_S = 30.0
 #: fsync re-checks that its upload is running or due at least this often
@@ -673,9 +672,10 @@ class WriteBack:
 
         try:
             return await upload(local.remote_path, local.base)
-        except CloudreveError as exc:
-            new_name_taken = local.base is None and exc.errno == errno.EEXIST
-            if exc.code != STALE_VERSION and not new_name_taken:
+        except VersionConflict:
+            pass
+        except AlreadyExists:
+            if local.base is not None:
                 raise
         # the version we based on changed, or a name we meant to create (a
         # conflict copy, a file re-created after it vanished) is taken
