@@ -47,14 +47,16 @@ import trio
 from cachetools import LRUCache
 
 from cloudfs.client import envelope
-from cloudfs.client.auth import SessionCookie
+from cloudfs.client.auth import Authenticator, CookieAuth, SessionCookie
 from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
+from cloudfs.client.login import Store, session_login
 from cloudfs.client.models import (
     MEMORY_ONLY_KEY,
     MTIME_KEY,
     UPLOAD_TAG_KEY,
+    Capabilities,
     Capacity,
     Entry,
     ServerInfo,
@@ -93,6 +95,19 @@ log = logging.getLogger(__name__)
 OWN_UPLOADS_KEPT = 4096
 
 PREFIX = "/api/v3"
+#: this dialect's name in the registry (:mod:`backends`)
+NAME = "v3"
+CAPABILITIES = Capabilities(
+    content_preconditions=False,  # no versions: complete_upload checks the id and size itself
+    custom_metadata=False,
+    trash=False,  # every delete is permanent
+    overwrite_in_place=False,  # upload beside, delete, rename into place
+    replace_gives_new_id=True,
+    addressing="path",  # by parent path (and hashid), resolved by listing
+    upload_style="relayed",
+    last_chunk_alone=True,  # chunks strictly in order, one at a time
+    change_feed=False,
+)
 
 # envelope codes this module reacts to
 NOT_FOUND = 404
@@ -115,7 +130,7 @@ class V3Dialect:
     def __init__(self, http: Http, version: str, title: str = "") -> None:
         self.http = http
         http.prefix = PREFIX
-        self.info = ServerInfo(dialect="v3", version=version, title=title, keeps_metadata=False)
+        self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
         self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
         #: target path -> our content left at a temporary name by a swap whose rename failed
@@ -188,6 +203,17 @@ class V3Dialect:
             env.unwrap()
 
         await self.http.retrying(op, idempotent=True, what="logout")
+
+    # ---- the login this backend owns (see dialect.Backend) ------------------------------
+    async def log_in(self, url: str, *, email: str | None, password: str | None,
+                     otp: Callable[[], str] | None, store: Store | None, resume: bool) -> Authenticator:
+        """A cookie session: the stored cookie first, else the password."""
+        return await session_login(self, url, email=email, password=password, otp=otp, store=store, resume=resume)
+
+    async def log_out(self, auth: Authenticator) -> None:
+        """End the cookie session on the server."""
+        if isinstance(auth, CookieAuth):
+            await auth.revoke()
 
     # ---- listing and resolving ------------------------------------------------------------------
     async def _listing(self, path: str) -> tuple[str, list[Entry], dict[str, Any]]:

@@ -38,11 +38,20 @@ import trio
 from cachetools import LRUCache
 
 from cloudfs.client import envelope
-from cloudfs.client.auth import Tokens
+from cloudfs.client.auth import Authenticator, Tokens
 from cloudfs.client.dialect import SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
-from cloudfs.client.models import MTIME_KEY, UPLOAD_TAG_KEY, Capacity, Entry, ServerInfo, mtime_value
+from cloudfs.client.login import Store, token_login
+from cloudfs.client.models import (
+    MTIME_KEY,
+    UPLOAD_TAG_KEY,
+    Capabilities,
+    Capacity,
+    Entry,
+    ServerInfo,
+    mtime_value,
+)
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.v4_shapes import (
@@ -66,6 +75,19 @@ from cloudfs.errors import (
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v4"
+#: this dialect's name in the registry (:mod:`backends`)
+NAME = "v4"
+CAPABILITIES = Capabilities(
+    content_preconditions=True,  # ``previous``: 40076 when another version is current
+    custom_metadata=True,
+    trash=True,
+    overwrite_in_place=True,
+    replace_gives_new_id=False,
+    addressing="path",  # cloudreve://my/... URIs
+    upload_style="relayed",  # only local/relay policies: the chunks go through Cloudreve
+    last_chunk_alone=True,  # before 4.18 the last index completes the session, whatever is missing
+    change_feed=False,
+)
 
 # envelope codes this module reacts to
 NOT_FOUND = 404
@@ -96,7 +118,7 @@ class V4Dialect:
     def __init__(self, http: Http, version: str, title: str = "") -> None:
         self.http = http
         http.prefix = PREFIX
-        self.info = ServerInfo(dialect="v4", version=version, title=title)
+        self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: empty files given a content entity before their first upload: (id, version) -> the file after
         self._given: LRUCache[tuple[str, str], Entry] = LRUCache(maxsize=4096)
 
@@ -134,6 +156,18 @@ class V4Dialect:
     async def logout(self, refresh_token: str) -> None:
         await self.http.call("DELETE", "/session/token", idempotent=True, auth=False, what="logout",
                              json={"refresh_token": refresh_token})
+
+    # ---- the login this backend owns (see dialect.Backend) ------------------------------
+    async def log_in(self, url: str, *, email: str | None, password: str | None,
+                     otp: Callable[[], str] | None, store: Store | None, resume: bool) -> Authenticator:
+        """Bearer tokens: a stored refresh token first, else the password."""
+        return await token_login(self, url, email=email, password=password, otp=otp, store=store, resume=resume)
+
+    async def log_out(self, auth: Authenticator) -> None:
+        """Revoke the login's refresh token (access tokens expire on their own)."""
+        tokens = getattr(auth, "tokens", None)
+        if tokens is not None:
+            await self.logout(tokens.refresh_token)
 
     # ---- metadata ------------------------------------------------------------------------
     async def stat(self, path: str) -> Entry:

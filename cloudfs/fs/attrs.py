@@ -1,11 +1,11 @@
 """The only place that builds ``EntryAttributes`` (what stat(2) shows).
 
-Cloudreve knows sizes and times but not POSIX owners or modes.  Owner and
+Servers know sizes and times but not POSIX owners or modes.  Owner and
 group are the mounting user's (or the ``uid``/``gid`` options), permission
 bits come from the ``umask`` option unless a ``chmod`` stored explicit bits in
 the object's ``dav:cloudfs:mode`` metadata.  The modification time is the
 server's ``updated_at``, except where cloudfs recorded an exact one in
-``dav:cloudfs:mtime`` for the current content version (Cloudreve resets
+``dav:cloudfs:mtime`` for the current content version (a server may reset
 ``updated_at`` on rename and move, which would break ``rsync -a``).
 """
 

@@ -20,7 +20,7 @@ import pyfuse3
 from cloudfs.cache.blocks import cache_name
 from cloudfs.cache.fetcher import Fetcher, Source
 from cloudfs.cache.ranges import Span
-from cloudfs.client.api import CloudreveClient
+from cloudfs.client.api import Client
 from cloudfs.client.models import Capacity, Entry
 from cloudfs.client.paths import MAX_NAME_BYTES
 from cloudfs.config import MountSettings
@@ -56,7 +56,7 @@ class _CapacityCache:
 class Core:
     def __init__(
         self,
-        client: CloudreveClient,
+        client: Client,
         settings: MountSettings,
         table: InodeTable,
         meta: MetaCache,
@@ -109,6 +109,31 @@ class Core:
                 node.local = None
         self.table.drop_if_unused(node)
 
+    def upload_landed(self, local: LocalFile, entry: Entry, old_file_id: str) -> None:
+        """The write-back's news: ``local``'s content is now ``entry`` on the
+        server (the node was known by ``old_file_id``)."""
+        self.meta.put(entry)
+        node = self.table.by_file_id(old_file_id)
+        if node is None:
+            return
+        if entry.file_id != old_file_id and entry.path != node.entry.path:
+            # the local content went to a new object (conflict copy): the node
+            # shows the server's version again once nobody writes to it
+            if node.local is local and local.writers == 0:
+                node.local = None
+            self.meta.invalidate(node.path)
+        else:
+            if entry.file_id != old_file_id:
+                # a new object at the node's own path: a backend whose replace
+                # gives a new id (capabilities.replace_gives_new_id) uploaded
+                # beside and swapped it in, so it is the same file to us
+                self.table.rebind(node, entry)
+            node.entry = entry
+            if not local.dirty:
+                # the kernel's pages were written through us: they are this version
+                node.cached_version = entry.version
+        self.settle(node)
+
     def check_writable(self) -> None:
         if self.settings.read_only:
             raise fail(errno.EROFS)
@@ -157,9 +182,9 @@ class Core:
     def _uploading_at(self, path: str) -> Entry:
         """For a name the server does not show: the entry of the file there
         whose new content this mount is uploading (or failed to); ENOENT if
-        none.  Cloudreve 3 replaces a file by deleting it and renaming the
-        new content into place (and the rename may fail): the file is ours
-        to show until its upload lands."""
+        none.  A backend without in-place overwrite replaces a file by
+        deleting it and renaming the new content into place (and the rename
+        may fail): the file is ours to show until its upload lands."""
         for node in self.unconfirmed_files():
             if node.path == path:
                 return node.entry

@@ -1,6 +1,6 @@
 """InodeTable: kernel inode numbers <-> remote objects, with lookup counts.
 
-An inode stands for one remote object, keyed by its Cloudreve object id, so a
+An inode stands for one remote object, keyed by its server object id, so a
 rename keeps the inode.  Numbers come from a counter that never goes back, so
 a number is never reused for another object during the mount.
 
@@ -25,7 +25,7 @@ __all__ = ["MEMORY_ONLY_KEY", "ROOT_INODE", "InodeTable", "Node", "keep_memory_o
 ROOT_INODE = 1
 
 # MEMORY_ONLY_KEY (client.models): metadata only this mount knows, set where
-# the server has none (Cloudreve 3), so a chmod or utimes lasts as long as
+# the server has none (capabilities.custom_metadata), so a chmod or utimes lasts as long as
 # the inode instead of until the next refresh from the server
 
 

@@ -2,7 +2,7 @@
 the core, namespace or content layer, and builds the reply.
 
 Where a POSIX call becomes an HTTP request, in one step: handler here ->
-``namespace.py`` / ``content.py`` -> ``CloudreveClient`` method.
+``namespace.py`` / ``content.py`` -> ``Client`` method.
 
 No exception may escape a handler: ``@fuse_op`` turns every error into an
 errno reply (through THE table, ``cloudfs.errors.errno_for``) and logs the
@@ -156,7 +156,7 @@ class Operations(pyfuse3.Operations):
         stats.f_blocks = total // STATFS_BLOCK
         stats.f_bfree = free // STATFS_BLOCK
         stats.f_bavail = free // STATFS_BLOCK
-        # Cloudreve has no inode limit; report plenty so tools do not refuse
+        # servers have no inode limit; report plenty so tools do not refuse
         stats.f_files = 1 << 32
         stats.f_ffree = stats.f_favail = (1 << 32) - len(self.core.table)
         stats.f_namemax = 255

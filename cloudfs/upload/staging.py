@@ -58,7 +58,7 @@ def start_write_out(fd: int, offset: int, length: int) -> None:
 
 
 def now_ns() -> int:
-    """Now, to the millisecond: what Cloudreve stores, so an upload does not
+    """Now, to the millisecond: what servers store, so an upload does not
     visibly change the mtime of what was written."""
     return time.time_ns() // 1_000_000 * 1_000_000
 

@@ -41,7 +41,7 @@ import trio
 
 from cloudfs.cache.blocks import BlockStore, cache_name
 from cloudfs.cache.ranges import SpanSet
-from cloudfs.client.api import CloudreveClient
+from cloudfs.client.api import Client
 from cloudfs.client.paths import relocated, within
 from cloudfs.client.models import (
     MTIME_KEY,
@@ -134,7 +134,7 @@ class UploadStatus:
 class WriteBack:
     def __init__(
         self,
-        client: CloudreveClient,
+        client: Client,
         journal: Journal,
         store: BlockStore,
         fetch_base: FetchFn,
@@ -372,9 +372,9 @@ class WriteBack:
 
     def unconfirmed(self) -> list[LocalFile]:
         """Dirty files whose upload is running or has failed: those the
-        server may not show for a while (Cloudreve 3 replaces a file by
-        deleting it and renaming the new content into place; the rename may
-        fail).  Cheap: not every staged file, only those."""
+        server may not show for a while (a backend without in-place
+        overwrite replaces a file by deleting it and renaming the new
+        content into place; the rename may fail).  Cheap: not every staged file, only those."""
         ids = self._active.keys() | self._retry_delay.keys()
         found = (self.files.get(file_id) for file_id in ids)
         return [local for local in found if local is not None and local.dirty]
@@ -561,7 +561,7 @@ class WriteBack:
         local.sent_digests.clear()
         old_id = local.file_id
         # What the filesystem sees changes all at once, with no await between
-        # the local file taking the new version (Cloudreve 3: a new id) and
+        # the local file taking the new version (perhaps under a new id) and
         # the inode learning it: a close meanwhile would find a clean file the
         # write-back no longer knows by its old id, drop its staging, and show
         # the inode's old entry (a file read as empty after a swap).
@@ -641,7 +641,7 @@ class WriteBack:
         await self._journal_quietly(self.journal.forget(file_id))
 
     async def _keep_exact_mtime(self, local: LocalFile, entry: Entry) -> Entry:
-        """Cloudreve keeps upload times to the millisecond; record finer ones
+        """Servers may keep upload times to the millisecond; record finer ones
         (set by utimensat, e.g. ``cp -p``, ``rsync -a``) in metadata."""
         if local.mtime_ns % 1_000_000 == 0 or stored_mtime_ns(entry) == local.mtime_ns:
             return entry  # kept by the server, or recorded with the upload
