@@ -26,6 +26,7 @@ from cloudfs.client.paths import MAX_NAME_BYTES
 from cloudfs.config import MountSettings
 from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
+from cloudfs.fs.errors import FsError, fail
 from cloudfs.fs.handles import HandleTable, InodeLocks
 from cloudfs.fs.inodes import InodeTable, Node
 from cloudfs.fs.links import LinkRule
@@ -37,10 +38,6 @@ log = logging.getLogger(__name__)
 
 #: statfs asks the server at most this often
 CAPACITY_TTL_S = 5.0
-
-
-def fail(code: int) -> pyfuse3.FUSEError:
-    return pyfuse3.FUSEError(code)
 
 
 def source_of(entry: Entry) -> Source:
@@ -149,7 +146,7 @@ class Core:
             return await self._child_at(path)
         try:
             return await self._child_at(path)
-        except pyfuse3.FUSEError as exc:
+        except FsError as exc:
             if exc.errno != errno.ENOENT:
                 raise
             link_name = self.links.stored_name(name, True)
@@ -157,7 +154,7 @@ class Core:
                 raise  # no link file can have this name
             try:
                 entry = await self._child_at(join(parent.path, link_name))
-            except pyfuse3.FUSEError:
+            except FsError:
                 raise exc from None
             if not self.links.is_link(entry):
                 raise exc from None
@@ -203,7 +200,7 @@ class Core:
     async def child_or_none(self, parent: Node, name: str) -> Entry | None:
         try:
             return await self.child(parent, name)
-        except (CloudfsError, pyfuse3.FUSEError) as exc:
+        except (CloudfsError, FsError) as exc:
             if exc.errno == errno.ENOENT:
                 return None
             raise

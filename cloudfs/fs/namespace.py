@@ -24,7 +24,8 @@ from cloudfs.client.models import MODE_KEY, MTIME_KEY, Entry, mtime_value
 from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
 from cloudfs.fs.content import Content
-from cloudfs.fs.core import Core, fail
+from cloudfs.fs.core import Core
+from cloudfs.fs.errors import fail
 from cloudfs.fs.inodes import MEMORY_ONLY_KEY, Node
 from cloudfs.fs.links import LINK_MARK, PATH_MAX
 from cloudfs.fs.meta import join, split

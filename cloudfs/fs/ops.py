@@ -24,7 +24,8 @@ import trio
 
 from cloudfs.errors import CloudfsError, errno_for
 from cloudfs.fs.content import Content
-from cloudfs.fs.core import Core, fail
+from cloudfs.fs.core import Core
+from cloudfs.fs.errors import FsError, fail
 from cloudfs.fs.handles import DirHandle
 from cloudfs.fs.namespace import Namespace, decode_name, encode_name
 
@@ -70,19 +71,22 @@ def fuse_op(*, bounded: bool = True) -> Callable[[Callable[..., Awaitable[T]]], 
                     with trio.fail_after(self.core.settings.timeout_s * DEADLINE_FACTOR):
                         return await coro
                 return await coro
+            except FsError as exc:
+                # the core's own answer: the only place it becomes pyfuse3's
+                raise pyfuse3.FUSEError(exc.errno) from None
             except pyfuse3.FUSEError:
                 raise
             except trio.TooSlowError:
                 log.warning("%s%r: no answer from the server in time", name, brief_args(args))
-                raise fail(errno.ETIMEDOUT) from None
+                raise pyfuse3.FUSEError(errno.ETIMEDOUT) from None
             except (CloudfsError, OSError) as exc:
                 code = errno_for(exc)
                 level = logging.DEBUG if code in (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY) else logging.INFO
                 log.log(level, "%s%r: %s", name, brief_args(args), exc)
-                raise fail(code) from None
+                raise pyfuse3.FUSEError(code) from None
             except Exception:
                 log.exception("internal error in %s%r", name, brief_args(args))
-                raise fail(errno.EIO) from None
+                raise pyfuse3.FUSEError(errno.EIO) from None
             finally:
                 del IN_FLIGHT[task]
 
