@@ -34,7 +34,7 @@ def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
         except ConfigError as exc:
             raise SystemExit(f"cloudfs: {exc}") from None
         url = str(remote["url"])
-        user = user or remote.get("user")  # type: ignore[assignment]
+        user = user or remote.get("user")
     return url.rstrip("/"), user
 
 

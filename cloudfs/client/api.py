@@ -16,7 +16,7 @@ import dataclasses
 import errno
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -152,7 +152,7 @@ class Client:
         """One object; works for the root too.  Missing -> ENOENT error."""
         return await self._dialect.stat(paths.normalize(path))
 
-    async def list_dir(self, path: str) -> AsyncIterator[list[Entry]]:
+    async def list_dir(self, path: str) -> AsyncGenerator[list[Entry], None]:
         """Children of a folder, page by page (all pages, in a stable order)."""
         folder = paths.normalize(path)
         try:
@@ -273,7 +273,7 @@ class Client:
         transparently; large spans are fetched as several parallel ranges."""
         return await self._downloads.read(entry, off, length)
 
-    async def stream(self, entry: Entry, off: int, length: int) -> AsyncIterator[bytes]:
+    async def stream(self, entry: Entry, off: int, length: int) -> AsyncGenerator[bytes, None]:
         """Like read() but yields the bytes as they arrive (one HTTP range)."""
         async with aclosing(self._downloads.stream(entry, off, length)) as pieces:
             async for piece in pieces:

@@ -60,6 +60,12 @@ def normalize_url(url: str) -> str:
     return f"{scheme.lower()}://{host.lower()}{slash}{path}"
 
 
+def _saved_at(raw: dict[str, object]) -> float:
+    """When a stored login was saved (0 if the record does not say)."""
+    value = raw.get("saved_at", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 def _key(url: str, user: str) -> str:
     return f"{normalize_url(url)} {user.strip().lower()}"
 
@@ -115,7 +121,7 @@ class TokenStore:
         else:
             prefix = normalize_url(url) + " "
             candidates = [v for k, v in logins.items() if k.startswith(prefix)]
-            candidates.sort(key=lambda v: v.get("saved_at", 0.0), reverse=True)
+            candidates.sort(key=_saved_at, reverse=True)
         for raw in candidates:
             login = _from_json(raw)
             if login is not None and login.usable:
@@ -210,18 +216,26 @@ class TokenStore:
             os.close(fd)
 
 
+def _seconds(raw: dict[str, object], key: str) -> float:
+    """A time field of a stored record (absent: 0); TypeError or ValueError if it is no number."""
+    value = raw.get(key) or 0.0
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"{key} is not a number")
+    return float(value)
+
+
 def _from_json(raw: dict[str, object]) -> StoredLogin | None:
     try:
         return StoredLogin(
             url=str(raw["url"]),
             user=str(raw["user"]),
             refresh_token=str(raw["refresh_token"]),
-            refresh_expires=float(raw.get("refresh_expires") or 0.0),  # type: ignore[arg-type]
+            refresh_expires=_seconds(raw, "refresh_expires"),
             access_token=str(raw.get("access_token") or ""),
-            access_expires=float(raw.get("access_expires") or 0.0),  # type: ignore[arg-type]
-            saved_at=float(raw.get("saved_at") or 0.0),  # type: ignore[arg-type]
+            access_expires=_seconds(raw, "access_expires"),
+            saved_at=_seconds(raw, "saved_at"),
             session_cookie=str(raw.get("session_cookie") or ""),
-            session_expires=float(raw.get("session_expires") or 0.0),  # type: ignore[arg-type]
+            session_expires=_seconds(raw, "session_expires"),
         )
     except (KeyError, TypeError, ValueError):
         return None

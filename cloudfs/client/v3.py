@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -256,7 +256,7 @@ class V3Dialect:
         extra = {UPLOAD_TAG_KEY: tag, **_kept_mtime(entry, mtime_ms)}
         return dataclasses.replace(entry, metadata={**entry.metadata, **extra, MEMORY_ONLY_KEY: ",".join(extra)})
 
-    async def list_pages(self, path: str) -> AsyncIterator[tuple[Entry, list[Entry]]]:
+    async def list_pages(self, path: str) -> AsyncGenerator[tuple[Entry, list[Entry]], None]:
         """One page: v3 lists a whole folder at once."""
         try:
             folder_id, children, _ = await self._listing(path)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -181,7 +181,7 @@ class V4Dialect:
                                     params={"uri": to_uri(path)})
         return entry_from(data, path)
 
-    async def list_pages(self, path: str, *, page_size: int | None = None) -> AsyncIterator[tuple[Entry, list[Entry]]]:
+    async def list_pages(self, path: str, *, page_size: int | None = None) -> AsyncGenerator[tuple[Entry, list[Entry]], None]:
         """(the folder, one page of children) per page, following
         ``next_token`` (cursor mode) or page numbers (offset mode)."""
         size = page_size or self.http.settings.page_size

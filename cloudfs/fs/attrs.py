@@ -69,8 +69,8 @@ def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False)
     mtime_ns = stored_mtime_ns(entry) or entry.mtime_ns
     bits = node_permission_bits(node, owner)
     if local is not None:
-        size = local.size  # type: ignore[attr-defined]
-        mtime_ns = local.mtime_ns  # type: ignore[attr-defined]
+        size = local.size
+        mtime_ns = local.mtime_ns
     if link:
         # a link's own mode means nothing on Linux: always shown as 0777
         kind, bits = stat.S_IFLNK, 0o777

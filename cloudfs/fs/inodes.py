@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 
 from cloudfs.client.models import MEMORY_ONLY_KEY, Entry
+from cloudfs.upload.staging import LocalFile
 from cloudfs.client.paths import relocated
 
 __all__ = ["MEMORY_ONLY_KEY", "ROOT_INODE", "InodeTable", "Node", "keep_memory_only"]
@@ -62,7 +63,7 @@ class Node:
         #: inode's lifetime (the servers keep none; otherwise atime = mtime)
         self.atime_ns: int | None = None
         #: local content state (set by the write side while the file has staged data)
-        self.local: object | None = None
+        self.local: LocalFile | None = None
 
     @property
     def entry(self) -> Entry:

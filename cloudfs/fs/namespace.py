@@ -216,9 +216,9 @@ class Namespace:
         local = node.local if node is not None else core.writeback.files.get(entry.file_id)
         held_open = node is not None and node.opens > 0 and not node.is_dir
         if not isinstance(local, LocalFile):
-            if not held_open:
+            if node is None or not held_open:
                 return None
-            local = self.content.stage(node)  # type: ignore[arg-type]
+            local = self.content.stage(node)
         if held_open:
             # downloads are signed by path, and the path goes now (to the
             # recycle bin or for good): fetch what the open handles may still
@@ -292,10 +292,10 @@ class Namespace:
             try:
                 moved = await self._relocate(src, new_parent.path, new_name)
             except BaseException:
-                if aside is not None:
-                    await self._undo(aside, dst.path)  # type: ignore[union-attr]
+                if aside is not None and dst is not None:
+                    await self._undo(aside, dst.path)
                     if dst_node is not None:
-                        dst_node.entry = dst  # type: ignore[assignment]
+                        dst_node.entry = dst
                 raise
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)

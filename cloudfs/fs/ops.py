@@ -16,8 +16,8 @@ import errno
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar, cast
 
 import pyfuse3
 import trio
@@ -32,6 +32,8 @@ from cloudfs.fs.namespace import Namespace, decode_name, encode_name
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: a handler, whose signature the decorator keeps (pyfuse3's stubs check it)
+Handler = TypeVar("Handler", bound=Callable[..., Coroutine[Any, Any, Any]])
 #: a handler that waits on the server longer than this many timeouts is cut off
 DEADLINE_FACTOR = 3
 #: st_blocks unit, and what statfs reports capacity in
@@ -55,14 +57,14 @@ class InFlight:
 IN_FLIGHT: dict[trio.lowlevel.Task, InFlight] = {}
 
 
-def fuse_op(*, bounded: bool = True) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+def fuse_op(*, bounded: bool = True) -> Callable[[Handler], Handler]:
     """Run a handler under a deadline and turn any exception into an errno."""
 
-    def decorate(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    def decorate(handler: Handler) -> Handler:
         name = handler.__name__
 
         @functools.wraps(handler)
-        async def wrapper(self: "Operations", *args: Any) -> T:
+        async def wrapper(self: "Operations", *args: Any) -> Any:
             task = trio.lowlevel.current_task()
             coro = handler(self, *args)
             IN_FLIGHT[task] = InFlight(name, args, time.monotonic(), coro)
@@ -90,7 +92,7 @@ def fuse_op(*, bounded: bool = True) -> Callable[[Callable[..., Awaitable[T]]], 
             finally:
                 del IN_FLIGHT[task]
 
-        return wrapper
+        return cast(Handler, wrapper)
 
     return decorate
 
