@@ -77,10 +77,14 @@ class ProtocolError(CloudfsError):
     errno = _errno.EIO
 
 
-class NotCloudreveError(CloudfsError):
-    """The URL does not point at a supported Cloudreve server."""
+class UnsupportedServer(CloudfsError):
+    """The URL does not point at a server of any registered backend."""
 
     errno = _errno.EPROTONOSUPPORT
+
+
+#: its first name, from when Cloudreve was the only backend
+NotCloudreveError = UnsupportedServer
 
 
 class AuthenticationError(CloudfsError):

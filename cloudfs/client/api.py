@@ -86,7 +86,7 @@ class Client:
         settings: ClientSettings = ClientSettings(),
         resume: bool = True,
     ) -> "Client":
-        """Detect the server (``NotCloudreveError`` names what was found), then
+        """Detect the server (``UnsupportedServer`` names what was found), then
         log in: a stored refresh token first, else email + password (asking
         ``otp()`` when the server wants a 2FA code).  Raises
         ``AuthenticationError`` if neither works.  Use as ``async with``.

@@ -16,7 +16,7 @@ from cloudfs.client import detect as cloudreve
 from cloudfs.client.detect import Unrecognised
 from cloudfs.client.dialect import Dialect
 from cloudfs.client.http import Http
-from cloudfs.errors import NotCloudreveError
+from cloudfs.errors import UnsupportedServer
 
 __all__ = ["RECOGNISERS", "Unrecognised", "detect"]
 
@@ -32,15 +32,15 @@ RECOGNISERS: dict[str, Recogniser] = {
 async def detect(http: Http, backend: str | None = None) -> Dialect:
     """The dialect for the server at ``http.base_url``: from ``backend``'s
     recogniser only if given, else the first registered one that knows it.
-    ``NotCloudreveError`` (EPROTONOSUPPORT) names what the first found."""
+    ``UnsupportedServer`` (EPROTONOSUPPORT) names what the first found."""
     names = [backend] if backend is not None else list(RECOGNISERS)
     refused: list[str] = []
     for name in names:
         recognise = RECOGNISERS.get(name)
         if recognise is None:
-            raise NotCloudreveError(f"unknown backend {name!r} (known: {', '.join(RECOGNISERS)})")
+            raise UnsupportedServer(f"unknown backend {name!r} (known: {', '.join(RECOGNISERS)})")
         found = await recognise(http)
         if not isinstance(found, Unrecognised):
             return found
         refused.append(found.found)
-    raise NotCloudreveError(refused[0])
+    raise UnsupportedServer(refused[0])

@@ -4,7 +4,7 @@ which dialect?
 
 ``GET /api/v4/site/ping`` answers a v4 server's version.  A v3 server has
 no ``/api/v4`` routes (plain 404) but answers ``/api/v3/site/ping``.
-Anything else gets a :class:`NotCloudreveError` naming what was found (the
+Anything else gets a :class:`UnsupportedServer` naming what was found (the
 HTTP status and what kind of body), so a mistyped URL is easy to spot;
 unreachable servers and TLS failures are :class:`TransportError` (after the
 usual retries, within the deadline).

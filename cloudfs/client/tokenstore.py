@@ -19,8 +19,11 @@ access token on disk would only be one more secret to steal); the access
 fields stay in the format, empty.  A Cloudreve 3 login has no tokens: its
 record holds the ``cloudreve-session`` cookie instead (as much a bearer
 secret as a refresh token, kept the same way; never the password) and an
-empty ``refresh_token``.  Only a file readable by its owner is trusted; the
-store never logs token or cookie values.
+empty ``refresh_token``.  A backend whose login is neither (an app key,
+tokens that need a user id...) keeps its own shape in ``credential`` (names
+to secret strings) and ``credential_expires``, written only when it has one.
+Only a file readable by its owner is trusted; the store never logs token,
+cookie or credential values.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,11 +87,18 @@ class StoredLogin:
     #: Cloudreve 3: the session cookie's value and when it stops working
     session_cookie: str = field(default="", repr=False)
     session_expires: float = 0.0
+    #: the shape a backend chooses for a login that is neither a refresh
+    #: token nor a session cookie (an app key, tokens with a user id...):
+    #: names to secret values, stored as they are; and when it stops working
+    credential: Mapping[str, str] = field(default_factory=dict, repr=False)
+    credential_expires: float = 0.0
 
     def __post_init__(self) -> None:
         register_secret(self.refresh_token)
         register_secret(self.access_token)
         register_secret(self.session_cookie)
+        for value in self.credential.values():
+            register_secret(value)
 
     @property
     def refresh_usable(self) -> bool:
@@ -97,7 +107,9 @@ class StoredLogin:
 
     @property
     def usable(self) -> bool:
-        """Holds a credential (refresh token or session cookie) not known to be expired."""
+        """Holds a credential (refresh token, session cookie or a backend's own) not known to be expired."""
+        if self.credential:
+            return not self.credential_expires or self.credential_expires > time.time()
         if self.session_cookie:
             return not self.session_expires or self.session_expires > time.time()
         return bool(self.refresh_token) and self.refresh_usable
@@ -167,6 +179,9 @@ class TokenStore:
                 "session_expires": login.session_expires,
                 "saved_at": login.saved_at or time.time(),
             }
+            if login.credential:  # only a backend with its own shape writes these keys
+                record["credential"] = dict(login.credential)
+                record["credential_expires"] = login.credential_expires
             logins[_key(login.url, login.user)] = record
             self._write(logins)
 
@@ -224,6 +239,15 @@ def _seconds(raw: dict[str, object], key: str) -> float:
     return float(value)
 
 
+def _credential(value: object) -> dict[str, str]:
+    """A backend's stored credential (absent: empty); TypeError if it is not names to strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TypeError("credential is not a map of strings")
+    return dict(value)
+
+
 def _from_json(raw: dict[str, object]) -> StoredLogin | None:
     try:
         return StoredLogin(
@@ -236,6 +260,8 @@ def _from_json(raw: dict[str, object]) -> StoredLogin | None:
             saved_at=_seconds(raw, "saved_at"),
             session_cookie=str(raw.get("session_cookie") or ""),
             session_expires=_seconds(raw, "session_expires"),
+            credential=_credential(raw.get("credential")),
+            credential_expires=_seconds(raw, "credential_expires"),
         )
     except (KeyError, TypeError, ValueError):
         return None
