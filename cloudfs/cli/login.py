@@ -24,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
-def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
+def resolve_remote(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The URL and user of the command line, filled in from a configured
+    remote when ``url`` names one; the remote's ``password_file`` becomes
+    this login's unless a password is given on the command line."""
     from cloudfs.config import ConfigError, load_remote
 
     url, user = args.url, args.user
@@ -34,7 +37,12 @@ def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
         except ConfigError as exc:
             raise SystemExit(f"cloudfs: {exc}") from None
         url = str(remote["url"])
-        user = user or remote.get("user")
+        configured_user = remote.get("user")
+        user = user or (str(configured_user) if configured_user else None)
+        password_file = remote.get("password_file")
+        if (password_file is not None and getattr(args, "password_file", "absent") is None
+                and not getattr(args, "password_stdin", False)):
+            args.password_file = Path(str(password_file))
     return url.rstrip("/"), user
 
 
@@ -55,7 +63,7 @@ def login(args: argparse.Namespace) -> int:
     from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
-    url, user = _remote(args)
+    url, user = resolve_remote(args)
     try:
         if not user:
             # standard input is the password's when --password-stdin says so
@@ -95,7 +103,7 @@ def logout(args: argparse.Namespace) -> int:
     from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
-    url, user = _remote(args)
+    url, user = resolve_remote(args)
     store = TokenStore()
     stored = store.load(url, user)
     if stored is None:

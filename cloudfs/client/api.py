@@ -27,7 +27,7 @@ from cloudfs.client.dialect import Dialect
 from cloudfs.client.download import Downloader
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store
-from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo
+from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
 from cloudfs.errors import CloudfsError, ProtocolError, SessionExpired
@@ -264,6 +264,17 @@ class Client:
     @_only_cloudfs_errors
     async def capacity(self) -> Capacity:
         return await self._dialect.capacity()
+
+    @_only_cloudfs_errors
+    async def trash(self) -> TrashSummary | None:
+        """What the recycle bin holds (it counts against the quota); None
+        on servers without one."""
+        return await self._dialect.trash()
+
+    @_only_cloudfs_errors
+    async def empty_trash(self) -> None:
+        """Delete everything in the recycle bin for good (no-op without one)."""
+        await self._dialect.empty_trash()
 
     # ---- data ------------------------------------------------------------------
     @_only_cloudfs_errors

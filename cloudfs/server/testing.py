@@ -227,6 +227,10 @@ class RunningServer:
             self.kill()
         else:
             self.stop()
+        self.start()
+
+    def start(self) -> None:
+        """Start again after :meth:`stop` or :meth:`kill`, on the same port and data directory."""
         last: Exception | None = None
         for _ in range(50):  # the port may linger briefly after a kill
             try:
