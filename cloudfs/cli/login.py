@@ -11,16 +11,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from cloudfs.cli import password as passwords
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="server URL, or a remote named in the config file")
     parser.add_argument("--user", metavar="EMAIL", help="account e-mail")
     if parser.prog.endswith("login"):
-        given = parser.add_mutually_exclusive_group()
-        given.add_argument("--password-stdin", action="store_true",
-                           help="read the password from the first line of standard input")
-        given.add_argument("--password-file", type=Path, metavar="FILE",
-                           help="read the password from FILE (else CLOUDFS_PASSWORD, else a prompt)")
+        passwords.add_arguments(parser, otherwise="else a prompt")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
@@ -58,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
 def login(args: argparse.Namespace) -> int:
     import trio
 
-    from cloudfs.cli import password as passwords
     from cloudfs.client.api import CloudreveClient
     from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError

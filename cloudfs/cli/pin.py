@@ -19,7 +19,7 @@ class PinError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="a file or folder inside a cloudfs mount")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a file or folder inside a cloudfs mount")
 
 
 def mount_of(path: Path) -> tuple[Path, str]:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     by_mount: dict[Path, list[str]] = {}
     try:
         for path in args.paths:
-            mountpoint, remote = mount_of(Path(path))
+            mountpoint, remote = mount_of(path)
             by_mount.setdefault(mountpoint, []).append(remote)
     except PinError as exc:
         print(f"cloudfs: {exc}", file=sys.stderr)

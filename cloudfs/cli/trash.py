@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from cloudfs.cli import password as passwords
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="server URL, or a remote named in the config file")
@@ -22,18 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="delete everything in the recycle bin for good (asks first on a terminal)")
     parser.add_argument("-y", "--yes", action="store_true", help="empty without asking")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    given = parser.add_mutually_exclusive_group()
-    given.add_argument("--password-stdin", action="store_true",
-                       help="read the password from the first line of standard input")
-    given.add_argument("--password-file", type=Path, metavar="FILE",
-                       help="read the password from FILE (else CLOUDFS_PASSWORD, else the stored login)")
+    passwords.add_arguments(parser, otherwise="else the stored login")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from cloudfs.cli import password as passwords
     from cloudfs.cli.logs import setup_logging
     from cloudfs.cli.login import resolve_remote
     from cloudfs.cli.status import human as human_size

@@ -185,31 +185,36 @@ class V4Dialect:
         return entry_from(data, path)
 
     async def list_pages(self, path: str, *, page_size: int | None = None) -> AsyncGenerator[tuple[Entry, list[Entry]], None]:
-        """(the folder, one page of children) per page, following
+        """(the folder, one page of children) per page."""
+        first = True
+        try:
+            async with aclosing(self._listing_pages(to_uri(path), what=f"list {path}", page_size=page_size)) as pages:
+                async for data in pages:
+                    first = False
+                    parent = entry_from(data.get("parent"), path)
+                    yield parent, [entry_from(item, parent=path) for item in data["files"]]
+        except CloudreveError as exc:
+            if first and exc.code == PATH_NOT_EXIST and path != "/":
+                await self._raise_if_file(path)
+            raise
+
+    async def _listing_pages(self, uri: str, *, what: str, page_size: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
+        """The listing answers of a folder URI, one per page, following
         ``next_token`` (cursor mode) or page numbers (offset mode)."""
         size = page_size or self.http.settings.page_size
         params: dict[str, Any] = {
-            "uri": to_uri(path),
+            "uri": uri,
             "page_size": size,
             # never leave these to the folder's saved view
             "order_by": "name",
             "order_direction": "asc",
         }
         page = 0
-        first = True
         while True:
-            try:
-                data = await self.http.call("GET", "/file", idempotent=True, what=f"list {path}", params=params)
-            except CloudreveError as exc:
-                if first and exc.code == PATH_NOT_EXIST and path != "/":
-                    await self._raise_if_file(path)
-                raise
-            first = False
+            data = await self.http.call("GET", "/file", idempotent=True, what=what, params=params)
             if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-                raise ProtocolError(f"list {path}: malformed listing")
-            parent = entry_from(data.get("parent"), path)
-            children = [entry_from(item, parent=path) for item in data["files"]]
-            yield parent, children
+                raise ProtocolError(f"{what}: malformed listing")
+            yield data
             pagination = data.get("pagination") or {}
             token = pagination.get("next_token") if isinstance(pagination, dict) else None
             if token:
@@ -221,7 +226,7 @@ class V4Dialect:
             # offset mode (use_cursor_pagination off)
             served = pagination.get("page_size") or size
             page += 1
-            if not children or page * served >= total:
+            if not data["files"] or page * served >= total:
                 return
             params["page"] = page
 
@@ -387,22 +392,11 @@ class V4Dialect:
     # ---- recycle bin --------------------------------------------------------------------
     async def _trash_items(self) -> list[dict[str, Any]]:
         """The recycle bin's items as the server lists them (all pages)."""
-        params: dict[str, Any] = {"uri": TRASH_URI, "page_size": self.http.settings.page_size}
         items: list[dict[str, Any]] = []
-        while True:
-            data = await self.http.call("GET", "/file", idempotent=True, what="list the recycle bin", params=params)
-            if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-                raise ProtocolError("list the recycle bin: malformed listing")
-            items += [item for item in data["files"] if isinstance(item, dict)]
-            pagination = data.get("pagination") or {}
-            token = pagination.get("next_token") if isinstance(pagination, dict) else None
-            if token:
-                params["next_page_token"] = token
-                continue
-            total = pagination.get("total_items") if isinstance(pagination, dict) else None
-            if not data["files"] or pagination.get("is_cursor") or not isinstance(total, int) or len(items) >= total:
-                return items
-            params["page"] = int(params.get("page", 0)) + 1
+        async with aclosing(self._listing_pages(TRASH_URI, what="list the recycle bin")) as pages:
+            async for data in pages:
+                items += [item for item in data["files"] if isinstance(item, dict)]
+        return items
 
     async def trash(self) -> TrashSummary:
         items = await self._trash_items()
