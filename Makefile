@@ -30,7 +30,7 @@ BUILD_PACKAGES := fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv
 # tells `make uninstall` that $(APPDIR) is ours to delete
 APP_MARK := .cloudfs-make-install
 
-.PHONY: setup system-packages demo test test-slow bench share clean install install-app install-files uninstall
+.PHONY: setup system-packages demo check test test-slow bench share clean install install-app install-files uninstall
 
 setup: system-packages $(STAMP)
 
@@ -62,7 +62,14 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/cloudfs demo
 
-test: setup
+# the boundaries of the backend contract (import-linter contracts in pyproject.toml:
+# fs/upload/cache import no backend, the client nothing above it, the servers no
+# client) and the types (mypy on cloudfs/), before any test runs
+check: setup
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
+
+test: check
 	$(PY) -m pytest -m "not slow"
 
 test-slow: setup

@@ -1,8 +1,11 @@
-"""Error types of cloudfs and THE table that turns them into errno values.
+"""Error types of cloudfs, backend-neutral, and how they become errno values.
 
 Every layer raises a :class:`CloudfsError` subclass; the filesystem layer calls
-:func:`errno_for` exactly once, at the FUSE boundary.  Keep the mapping here and
-nowhere else.
+:func:`errno_for` exactly once, at the FUSE boundary.  A backend's own error
+codes and their errnos live in that backend's code table under
+:mod:`cloudfs.client` (Cloudreve: :mod:`cloudfs.client.cloudreve_codes`); here
+are only the typed errors those tables map onto (:class:`NotFound`,
+:class:`VersionConflict`...), the HTTP status table and :func:`errno_for`.
 
 This module imports nothing from cloudfs.
 """
@@ -10,7 +13,6 @@ This module imports nothing from cloudfs.
 from __future__ import annotations
 
 import errno as _errno
-from collections.abc import Mapping
 
 
 class CloudfsError(Exception):
@@ -27,41 +29,6 @@ class CloudfsError(Exception):
 
     def __str__(self) -> str:
         return self.message or self.__class__.__name__
-
-
-class CloudreveError(CloudfsError):
-    """A non-zero ``code`` in a Cloudreve response envelope.
-
-    ``aggregated`` holds the per-URI errors of a batch call (code 40081),
-    keyed by the URI (or id) the server reported.
-    """
-
-    def __init__(
-        self,
-        code: int,
-        message: str = "",
-        *,
-        correlation_id: str | None = None,
-        aggregated: Mapping[str, "CloudreveError"] | None = None,
-        data: object = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.correlation_id = correlation_id
-        self.aggregated: dict[str, CloudreveError] = dict(aggregated or {})
-        self.data = data
-        self.errno = errno_for_code(code, self.aggregated)
-
-    def __str__(self) -> str:
-        text = f"Cloudreve error {self.code}"
-        if self.message:
-            text += f": {self.message}"
-        if self.aggregated:
-            inner = "; ".join(f"{k}: {v.code} {v.message}".rstrip() for k, v in self.aggregated.items())
-            text += f" [{inner}]"
-        if self.correlation_id:
-            text += f" (correlation id {self.correlation_id})"
-        return text
 
 
 class TransportError(CloudfsError):
@@ -110,10 +77,14 @@ class ProtocolError(CloudfsError):
     errno = _errno.EIO
 
 
-class NotCloudreveError(CloudfsError):
-    """The URL does not point at a supported Cloudreve server."""
+class UnsupportedServer(CloudfsError):
+    """The URL does not point at a server of any registered backend."""
 
     errno = _errno.EPROTONOSUPPORT
+
+
+#: its first name, from when Cloudreve was the only backend
+NotCloudreveError = UnsupportedServer
 
 
 class AuthenticationError(CloudfsError):
@@ -142,60 +113,107 @@ class NameTooLong(CloudfsError):
     errno = _errno.ENAMETOOLONG
 
 
-# --- THE errno table -------------------------------------------------------
-# Cloudreve envelope code -> errno.  Codes shared by v3 and v4 have the same
-# numbers.  Anything not listed (5xxxx, -1, unknown) is EIO.
-CODE_ERRNO: dict[int, int] = {
-    401: _errno.EACCES,  # login required (after one refresh attempt)
-    403: _errno.EPERM,  # not supported action / permission denied
-    404: _errno.ENOENT,
-    409: _errno.EAGAIN,  # object conflict while locking
-    40001: _errno.EINVAL,  # parameter error
-    40002: _errno.EIO,  # v3 upload failed
-    40003: _errno.EIO,  # v3 create folder failed
-    40004: _errno.EEXIST,  # object exists
-    40005: _errno.EIO,  # signed URL expired (the client re-signs first)
-    40006: _errno.EOPNOTSUPP,  # storage policy does not take chunks through Cloudreve
-    #        (v3 upload session: "policy changed"; the client lists again and retries first)
-    40007: _errno.EPERM,  # group lacks a permission
-    40011: _errno.EIO,  # upload session expired (the client restarts first)
-    40012: _errno.EIO,  # invalid chunk index; v3: chunk out of order (the client restarts first)
-    40013: _errno.EIO,  # invalid content length (client bug)
-    40016: _errno.ENOENT,  # path not exist: the normal "not found"
-    40019: _errno.EOPNOTSUPP,  # feature not enabled
-    40020: _errno.EACCES,  # credential invalid
-    40044: _errno.ENOENT,  # v3 file not found
-    40049: _errno.EFBIG,  # file too large
-    40050: _errno.EINVAL,  # v3 file type not allowed
-    40051: _errno.ENOSPC,  # insufficient capacity
-    40052: _errno.EINVAL,  # illegal object name
-    40053: _errno.EPERM,  # v3 root protected
-    40054: _errno.EBUSY,  # v3 upload of the same name ongoing
-    40071: _errno.EIO,  # invalid signature (the client re-signs first)
-    40073: _errno.EBUSY,  # lock conflict
-    40074: _errno.E2BIG,  # too many URIs in one batch
-    40075: _errno.EBUSY,  # lock expired
-    40076: _errno.ESTALE,  # stale version (previous entity mismatch)
-    40077: _errno.EISDIR,  # entity does not exist (a folder has none)
-    40078: _errno.ENOENT,  # file in the recycle bin
-    40079: _errno.E2BIG,  # walked-file limit reached
-    40082: _errno.EACCES,  # owner only
-    40088: _errno.EACCES,  # anonymous access denied
-    40089: _errno.EACCES,  # OAuth scope missing
-    # login flow (only met by connect(); a mount then reports EACCES)
-    40017: _errno.EACCES,  # user banned
-    40018: _errno.EACCES,  # user not activated
-    40022: _errno.EACCES,  # wrong two-factor code
-    40026: _errno.EACCES,  # captcha required / wrong
-    40027: _errno.EACCES,  # captcha refresh needed
-    40080: _errno.EACCES,  # wrong email or password
-    # Cloudreve 3 only (3.8.3 numbering; the shared codes above mean the same there)
-    40021: _errno.EACCES,  # v3 login: user not found
-    40023: _errno.EACCES,  # v3 2FA: the login session (cookie) is gone
-    40035: _errno.EIO,  # v3 upload: undecodable storage policy id (client bug)
-    40047: _errno.EIO,  # v3: the user's file system could not be set up
-    40057: _errno.EAGAIN,  # v3: available storage policy changed (list again)
-}
+# --- typed errors: what a backend's answer means, in no backend's words ------
+# Each backend maps its own wire codes onto these in one table (Cloudreve:
+# cloudfs.client.cloudreve_codes), so the layers above catch a meaning
+# (``except VersionConflict``) instead of a number.  The errno given by a
+# backend's table wins over the class default (409 and 40073 are both
+# LockConflict, EAGAIN and EBUSY).
+
+
+class BackendRefusal(CloudfsError):
+    """The server answered and refused the request (an error code in its
+    answer, not a broken connection)."""
+
+
+class NotFound(BackendRefusal):
+    """The object (or its parent) does not exist."""
+
+    errno = _errno.ENOENT
+
+
+class AlreadyExists(BackendRefusal):
+    """Something already has that name (no backend overwrites on create, rename or move)."""
+
+    errno = _errno.EEXIST
+
+
+class NoSpace(BackendRefusal):
+    """The user's quota or the server's storage is full."""
+
+    errno = _errno.ENOSPC
+
+
+class TooLarge(BackendRefusal):
+    """The file is larger than the server accepts."""
+
+    errno = _errno.EFBIG
+
+
+class VersionConflict(BackendRefusal):
+    """The object's content is no longer the version the request was made
+    against (someone else changed it): nothing was done."""
+
+    errno = _errno.ESTALE
+
+
+class SessionExpired(BackendRefusal):
+    """The upload session is unknown to the server or expired: upload
+    again with a new one."""
+
+    errno = _errno.EIO
+
+
+class LockConflict(BackendRefusal):
+    """Refused because of a concurrent operation on the same object, before
+    doing anything: safe to try again, even for a non-idempotent request."""
+
+    errno = _errno.EBUSY
+
+
+class Busy(BackendRefusal):
+    """The object is busy (a lock or an upload of the same name) in a way
+    that asking again at once does not fix."""
+
+    errno = _errno.EBUSY
+
+
+class InvalidRequest(BackendRefusal):
+    """The server found the request malformed (bad parameter or name)."""
+
+    errno = _errno.EINVAL
+
+
+class NotSupported(BackendRefusal):
+    """The server does not offer this (a feature switched off, a storage
+    policy cloudfs cannot use)."""
+
+    errno = _errno.EOPNOTSUPP
+
+
+class PermissionDenied(BackendRefusal):
+    """The account may not do this."""
+
+    errno = _errno.EACCES
+
+
+class IsAFolder(BackendRefusal):
+    """A file operation on a folder."""
+
+    errno = _errno.EISDIR
+
+
+class NotAFolder(BackendRefusal):
+    """A folder operation (listing, a path component) on a file."""
+
+    errno = _errno.ENOTDIR
+
+
+class TooMany(BackendRefusal):
+    """Too many objects for one request."""
+
+    errno = _errno.E2BIG
+
 
 # HTTP status (outside the Cloudreve envelope: proxies, the content endpoint)
 # -> errno.  Anything not listed is EIO.
@@ -212,16 +230,6 @@ HTTP_STATUS_ERRNO: dict[int, int] = {
 
 # Network failures -> errno: TransportError (refused, reset, TLS, DNS...) is
 # EIO and RequestTimeout is ETIMEDOUT; both set as class attributes above.
-
-BATCH_PARTIAL_FAILURE = 40081
-
-
-def errno_for_code(code: int, aggregated: Mapping[str, CloudreveError] | None = None) -> int:
-    """errno for a Cloudreve envelope code; a batch failure takes its first item's."""
-    if code == BATCH_PARTIAL_FAILURE and aggregated:
-        return next(iter(aggregated.values())).errno
-    return CODE_ERRNO.get(code, _errno.EIO)
-
 
 def errno_for_status(status: int) -> int:
     """errno for an HTTP status met outside a Cloudreve envelope."""

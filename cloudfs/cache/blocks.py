@@ -56,7 +56,7 @@ def punch_hole(fd: int, off: int, length: int) -> None:
 def cache_name(file_id: str, version: str, size: int) -> str:
     """Stable, filesystem-safe name of one content version.
 
-    The version identifies the content (Cloudreve's entity id), so times are
+    The version identifies the content (the server's content version), so times are
     left out on purpose: a rename bumps the server's updated time but keeps
     the bytes."""
     raw = f"{file_id}\0{version}\0{size}".encode()

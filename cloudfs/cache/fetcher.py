@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +34,7 @@ from cloudfs.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
-StreamFn = Callable[[Any, int, int], AsyncIterator[bytes]]
+StreamFn = Callable[[Any, int, int], AsyncGenerator[bytes, None]]
 #: ``fill(token, off, length, fd, progress)``: ``progress(upto)`` says the file holds every byte from ``off`` to ``upto``
 FillFn = Callable[[Any, int, int, int, Callable[[int], None]], Awaitable[None]]
 
@@ -177,8 +177,9 @@ class Fetcher:
                 flight.done.set()
 
     async def _fetch(self, source: Source, off: int, end: int, part: range, flights: list[_InFlight]) -> None:
-        reservation = self.store.reserve(source.name, source.size, part) if self._fill is not None else None
-        if reservation is None:
+        fill = self._fill
+        reservation = self.store.reserve(source.name, source.size, part) if fill is not None else None
+        if fill is None or reservation is None:
             await self._stream_into(source, off, end, part, flights)
             return
         def progress(upto: int) -> None:
@@ -187,7 +188,7 @@ class Fetcher:
 
         try:
             try:
-                await self._fill(source.token, off, end - off, reservation.fd, progress)  # type: ignore[misc]
+                await fill(source.token, off, end - off, reservation.fd, progress)
             except OSError as exc:
                 # the cache file could not take them (a full cache disk): the
                 # waiters get the bytes from a streamed download instead

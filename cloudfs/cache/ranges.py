@@ -49,7 +49,8 @@ def split(span: Span, part: int) -> list[Span]:
 
 def runs(indexes: Iterable[int]) -> Iterator[range]:
     """Group sorted integers into runs of consecutive values."""
-    first = prev = None
+    first: int | None = None
+    prev = 0
     for i in indexes:
         if first is None:
             first = prev = i

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 class CommandParser(argparse.ArgumentParser):
     _intermixing = False
 
+    # typeshed overloads parse_known_args on the namespace's type; one signature covers our use
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
         if self._intermixing:  # the passes of parse_known_intermixed_args itself

@@ -34,6 +34,7 @@ def _mark_paths(parser: argparse.ArgumentParser) -> None:
         elif action.type is Path or action.dest in DIRECTORY_DESTS:
             # (a mount's directory may also be given as a remote's name: directories still help)
             directory = action.dest in DIRECTORY_DESTS or action.metavar == "DIR"
+            # shtab reads this attribute it adds to argparse's actions (not in typeshed's Action)
             action.complete = shtab.DIRECTORY if directory else shtab.FILE  # type: ignore[attr-defined]
 
 

@@ -127,7 +127,7 @@ def request(path: Path, cmd: str, *, timeout_s: float | None = 10.0, **args: Any
 
 def running_mounts() -> list[Path]:
     """Control sockets of this user's mounts that answer."""
-    found = []
+    found: list[Path] = []
     directory = sockets_dir()
     if not directory.is_dir():
         return found

@@ -14,6 +14,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from cloudfs.cli import password as passwords
@@ -23,7 +24,7 @@ from cloudfs.config import ConfigError, MountSettings, load_remote, parse_size
 log = logging.getLogger(__name__)
 
 # -o options cloudfs understands (besides the plain FUSE ones below)
-_VALUE_OPTIONS = {
+_VALUE_OPTIONS: dict[str, Callable[[str], object]] = {
     "uid": int, "gid": int, "umask": lambda v: int(v, 8),
     "metadata_ttl": float, "negative_ttl": float, "timeout": float,
     "cache_size": parse_size, "fsync": str, "upload_delay": float, "max_uploads": int,
@@ -81,7 +82,7 @@ def parse_options(option_args: list[str]) -> tuple[dict[str, object], set[str]]:
                 if convert is None:
                     raise UsageError(f"unknown mount option {key!r}")
                 try:
-                    values[key] = convert(raw)  # type: ignore[operator]
+                    values[key] = convert(raw)
                 except ValueError as exc:
                     raise UsageError(f"bad value for mount option {key}: {raw!r} ({exc})") from None
             elif item in _FLAG_OPTIONS:
@@ -129,8 +130,10 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MountSettings, set[str
     if kwargs.get("mountpoint") is None:
         raise UsageError("no mountpoint given (and the remote configures none)")
     kwargs["url"] = str(kwargs["url"]).rstrip("/")
-    kwargs["mountpoint"] = Path(kwargs["mountpoint"]).expanduser().resolve()  # type: ignore[arg-type]
+    kwargs["mountpoint"] = Path(str(kwargs["mountpoint"])).expanduser().resolve()
     kwargs["fuse_options"] = sorted(flags & _FUSE_PASSTHROUGH)
+    # kwargs mixes the fields' types (each converted by its option's parser above),
+    # which a dict[str, object] cannot tell mypy
     return MountSettings(**kwargs), flags  # type: ignore[arg-type]
 
 

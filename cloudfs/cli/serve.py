@@ -42,7 +42,6 @@ from cloudfs.fs.meta import MetaCache
 from cloudfs.fs.ops import Operations
 from cloudfs.fs.pins import PinKeeper
 from cloudfs.upload.journal import Journal, Record
-from cloudfs.upload.staging import LocalFile
 from cloudfs.upload.writeback import WriteBack
 
 log = logging.getLogger(__name__)
@@ -214,7 +213,8 @@ class Mount:
             lambda entry, span: self.core.fetch_base(entry, span),
             delay_s=settings.upload_delay_s,
             max_parallel=settings.max_uploads,
-            on_uploaded=self._uploaded,
+            # the core is built next; it hears of each landed upload
+            on_uploaded=lambda local, entry, old_file_id: self.core.upload_landed(local, entry, old_file_id),
         )
         meta = MetaCache(ttl_s=settings.metadata_ttl_s, negative_ttl_s=settings.negative_ttl_s)
         self.core = Core(client, settings, InodeTable(root), meta, self.fetcher, self.writeback)
@@ -243,30 +243,6 @@ class Mount:
         why = ("events=off" if self.settings.events == "off"
                else "no change feed on Cloudreve 3" if dialect == "v3" else f"no change feed ({dialect})")
         return {"mode": f"ttl ({why})", "metadata_ttl_s": self.core.metadata_ttl_s}
-
-    def _uploaded(self, local: LocalFile, entry: Entry, old_file_id: str) -> None:
-        core = self.core
-        core.meta.put(entry)
-        node = core.table.by_file_id(old_file_id)
-        if node is None:
-            return
-        if entry.file_id != old_file_id and entry.path != node.entry.path:
-            # the local content went to a new object (conflict copy): the node
-            # shows the server's version again once nobody writes to it
-            if node.local is local and local.writers == 0:
-                node.local = None
-            core.meta.invalidate(node.path)
-        else:
-            if entry.file_id != old_file_id:
-                # a new object at the node's own path: Cloudreve 3 replaces a file
-                # by uploading a new one and swapping it in (new id), so it is
-                # the same file to us
-                core.table.rebind(node, entry)
-            node.entry = entry
-            if not local.dirty:
-                # the kernel's pages were written through us: they are this version
-                node.cached_version = entry.version
-        core.settle(node)
 
     async def status(self) -> dict[str, Any]:
         settings = self.settings

@@ -52,6 +52,7 @@ MAN_WIDTH = 80
 
 
 def _fixed_width(parser: argparse.ArgumentParser) -> None:
+    # typeshed's _FormatterClass protocol names only ``prog``; every HelpFormatter takes ``width`` too
     parser.formatter_class = functools.partial(parser.formatter_class, width=MAN_WIDTH)  # type: ignore[call-arg]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -60,6 +61,7 @@ def _fixed_width(parser: argparse.ArgumentParser) -> None:
 
 
 def manpage() -> str:
+    # argparse-manpage ships no type information (no py.typed, no stubs package)
     from argparse_manpage.manpage import Manpage  # type: ignore[import-untyped]
 
     from cloudfs.cli.main import build_parser

@@ -33,7 +33,9 @@ def format_task_tree() -> str:
             for child in nursery.child_tasks:
                 walk(child, depth + 1)
 
-    walk(trio.lowlevel.current_root_task(), 0)
+    root = trio.lowlevel.current_root_task()
+    if root is not None:  # None only outside trio.run, where this is never called
+        walk(root, 0)
     # pyfuse3's workers are compiled coroutines whose awaits cannot be
     # followed: the handlers they run are listed from @fuse_op's record
     now = time.monotonic()

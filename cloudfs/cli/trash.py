@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
                 print("nothing deleted")
                 return 1
             freed_from = capacity.used
-            after, capacity = trio.run(empty)
-            after = after or TrashSummary(0, 0)
+            emptied, capacity = trio.run(empty)
+            after = emptied or TrashSummary(0, 0)
             if not args.json:
                 print(f"emptied the recycle bin: {before.items - after.items} items, "
                       f"{human_size(max(freed_from - capacity.used, 0))} freed")

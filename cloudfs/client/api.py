@@ -1,4 +1,4 @@
-"""CloudreveClient: the one interface the filesystem layer uses to talk to a server.
+"""Client: the one interface the filesystem layer uses to talk to a server.
 
 THIS FILE IS THE CONTRACT between the client and the mount.  The public
 signatures below are fixed (the implementation lives in sibling modules:
@@ -12,31 +12,30 @@ bounded per chunk / per range instead).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from cloudfs.client import paths
-from cloudfs.client.detect import detect
+from cloudfs.client.backends import detect
 from cloudfs.client.dialect import Dialect
 from cloudfs.client.download import Downloader
 from cloudfs.client.http import Http
-from cloudfs.client.auth import CookieAuth
-from cloudfs.client.login import Store, session_login, token_login
-from cloudfs.client.v3 import V3Dialect
-from cloudfs.client.models import Capacity, Entry, ServerInfo, TrashSummary
+from cloudfs.client.login import Store
+from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
-from cloudfs.errors import CloudfsError, ProtocolError
+from cloudfs.errors import CloudfsError, ProtocolError, SessionExpired
 
 if TYPE_CHECKING:
     from cloudfs.client.changefeed import ChangeFeed
 
-__all__ = ["ClientSettings", "CloudreveClient", "ProgressFn"]
+__all__ = ["Client", "ClientSettings", "CloudreveClient", "ProgressFn"]
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +62,8 @@ def _only_cloudfs_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable
     return wrapper
 
 
-class CloudreveClient:
-    """A logged-in connection to one Cloudreve server.  Create with
+class Client:
+    """A logged-in connection to one server (any registered backend).  Create with
     :meth:`connect`; use as ``async with``."""
 
     # ---- lifecycle / auth ------------------------------------------------
@@ -86,11 +85,11 @@ class CloudreveClient:
         email: str | None = None,
         password: str | None = None,
         otp: Callable[[], str] | None = None,
-        token_store: "object | None" = None,
+        token_store: Store | None = None,
         settings: ClientSettings = ClientSettings(),
         resume: bool = True,
-    ) -> "CloudreveClient":
-        """Detect the server (``NotCloudreveError`` names what was found), then
+    ) -> "Client":
+        """Detect the server (``UnsupportedServer`` names what was found), then
         log in: a stored refresh token first, else email + password (asking
         ``otp()`` when the server wants a 2FA code).  Raises
         ``AuthenticationError`` if neither works.  Use as ``async with``.
@@ -104,17 +103,13 @@ class CloudreveClient:
         http = Http(url, settings)
         try:
             dialect = await detect(http)
-            store: Store | None = token_store  # type: ignore[assignment]
-            if isinstance(dialect, V3Dialect):  # cookie session (Cloudreve 3)
-                http.auth = await session_login(dialect, url, email=email, password=password, otp=otp,
-                                                store=store, resume=resume)
-            else:
-                http.auth = await token_login(dialect, url, email=email, password=password, otp=otp,
-                                              store=store, resume=resume)
+            # each backend owns its login (tokens, a cookie session, a signature...)
+            http.auth = await dialect.log_in(url, email=email, password=password, otp=otp, store=token_store,
+                                             resume=resume)
         except BaseException:
             await http.aclose()
             raise
-        log.info("connected to %s (Cloudreve %s)", url, dialect.info.version)
+        log.info("connected to %s (%s %s)", url, dialect.info.dialect, dialect.info.version)
         return cls(http, dialect, settings)
 
     async def aclose(self) -> None:
@@ -123,18 +118,12 @@ class CloudreveClient:
 
     @_only_cloudfs_errors
     async def logout(self) -> None:
-        """Revoke this login's refresh token on the server, so a stolen copy
-        is useless (access tokens already issued expire on their own); on
-        Cloudreve 3, end the cookie session."""
-        auth = self._http.auth
-        if isinstance(auth, CookieAuth):  # v3: end the cookie session
-            await auth.revoke()
-            return
-        tokens = getattr(auth, "tokens", None)
-        if tokens is not None:
-            await self._dialect.logout(tokens.refresh_token)  # type: ignore[attr-defined]
+        """Revoke this login on the server (the backend knows how: a refresh
+        token, a cookie session...), so a stolen copy is useless."""
+        if self._http.auth is not None:
+            await self._dialect.log_out(self._http.auth)
 
-    async def __aenter__(self) -> "CloudreveClient":
+    async def __aenter__(self) -> "Client":
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -153,12 +142,17 @@ class CloudreveClient:
 
     def change_feed(self, **callbacks: Any) -> ChangeFeed | None:
         """A :class:`~cloudfs.client.changefeed.ChangeFeed` of the whole drive (Cloudreve 4;
-        it finds out itself whether the server has one); None for Cloudreve 3."""
-        if self.info.dialect != "v4":
+        it finds out itself whether the server has one); None for backends without one."""
+        if not self.capabilities.change_feed:
             return None
         from cloudfs.client.changefeed import ChangeFeed
 
         return ChangeFeed(self._http, **callbacks)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the backend can do (versions, metadata, trash, new ids on replace...)."""
+        return self._dialect.info.capabilities
 
     @property
     def keeps_metadata(self) -> bool:
@@ -176,7 +170,7 @@ class CloudreveClient:
         """One object; works for the root too.  Missing -> ENOENT error."""
         return await self._dialect.stat(paths.normalize(path))
 
-    async def list_dir(self, path: str) -> AsyncIterator[list[Entry]]:
+    async def list_dir(self, path: str) -> AsyncGenerator[list[Entry], None]:
         """Children of a folder, page by page (all pages, in a stable order)."""
         folder = paths.normalize(path)
         try:
@@ -218,6 +212,48 @@ class CloudreveClient:
         if source == "/":
             raise CloudfsError("the root cannot be renamed", errno=errno.EBUSY)
         return await self._dialect.rename(source, new_name)
+
+    @_only_cloudfs_errors
+    async def relocate(self, entry: Entry, folder: str, name: str, *, spare_name: str) -> Entry:
+        """Put ``entry`` at ``folder/name`` (which must be free) and return
+        it there: a rename, a move, or both.  Both is not atomic: the rename
+        goes first (it validates the new name before anything moved; if the
+        name is taken in the source folder, via ``spare_name``), and a failed
+        move renames back (best effort)."""
+        src_folder, src_name = paths.split(entry.path)
+        if src_folder == folder:
+            if src_name == name:
+                return entry
+            return await self.rename(entry.path, name)
+        if src_name != name:
+            try:
+                entry = await self.rename(entry.path, name)
+                staged_name = name
+            except CloudfsError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
+                staged_name = spare_name  # the name is taken in the source folder
+                entry = await self.rename(entry.path, staged_name)
+        else:
+            staged_name = name
+        try:
+            await self.move([entry.path], folder)
+        except BaseException:
+            if staged_name != src_name:
+                await self._put_back(entry, src_folder, src_name)
+            raise
+        moved = dataclasses.replace(entry, path=paths.join(folder, staged_name))
+        if staged_name != name:
+            moved = await self.rename(moved.path, name)
+        return moved
+
+    async def _put_back(self, entry: Entry, folder: str, name: str) -> None:
+        """Best effort to undo the rename of a relocation whose move failed."""
+        try:
+            await self.rename(entry.path, name)
+        except CloudfsError as exc:
+            log.error("could not move %s back to %s after a failed rename: %s", entry.path,
+                      paths.join(folder, name), exc)
 
     @_only_cloudfs_errors
     async def move(self, paths_: Sequence[str], dst_dir: str) -> None:
@@ -266,7 +302,7 @@ class CloudreveClient:
         transparently; large spans are fetched as several parallel ranges."""
         return await self._downloads.read(entry, off, length)
 
-    async def stream(self, entry: Entry, off: int, length: int) -> AsyncIterator[bytes]:
+    async def stream(self, entry: Entry, off: int, length: int) -> AsyncGenerator[bytes, None]:
         """Like read() but yields the bytes as they arrive (one HTTP range)."""
         async with aclosing(self._downloads.stream(entry, off, length)) as pieces:
             async for piece in pieces:
@@ -321,7 +357,7 @@ class CloudreveClient:
         try:
             await self._dialect.cancel_session(paths.normalize(path), session_id)
         except CloudfsError as exc:
-            if exc.errno != errno.ENOENT and getattr(exc, "code", None) != 40011:
+            if exc.errno != errno.ENOENT and not isinstance(exc, SessionExpired):
                 raise
 
     # ---- helpers ------------------------------------------------------------------
@@ -339,3 +375,7 @@ class CloudreveClient:
             "urls_signed": self._downloads.urls.signed,
             "token_renewals": getattr(auth, "renewals", 0),
         }
+
+
+#: the facade's first name, from when Cloudreve was the only backend
+CloudreveClient = Client

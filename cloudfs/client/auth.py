@@ -27,7 +27,8 @@ import trio
 
 from cloudfs.client.redact import RedactingFilter, redact, register_secret
 from cloudfs.client.tokenstore import StoredLogin, TokenStore, default_path
-from cloudfs.errors import AuthenticationError, CloudreveError, TransportError
+from cloudfs.client.cloudreve_codes import CloudreveError
+from cloudfs.errors import AuthenticationError, TransportError
 
 __all__ = [
     "Authenticator", "BearerAuth", "CookieAuth", "RedactingFilter", "SessionCookie", "StoredLogin", "TokenStore",

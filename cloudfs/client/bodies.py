@@ -100,7 +100,7 @@ class FileSlice(httpx.AsyncByteStream):
         self.remaining = length
         self.piece_size = piece_size
 
-    def __aiter__(self) -> "FileSlice":  # type: ignore[override]
+    def __aiter__(self) -> "FileSlice":
         return self
 
     async def __anext__(self) -> bytes:
@@ -125,7 +125,7 @@ class WholeBody(httpx.AsyncByteStream):
     def __init__(self, data: bytes) -> None:
         self.data = data
 
-    def __aiter__(self) -> "_OnePiece":  # type: ignore[override]
+    def __aiter__(self) -> "_OnePiece":
         return _OnePiece(self.data)
 
 

@@ -189,7 +189,8 @@ def fetch_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int,
     try:
         handle.perform()
     except pycurl.error as exc:
-        code, message = exc.args[0], str(exc.args[1]) if len(exc.args) > 1 else ""
+        raw_code, message = exc.args[0], str(exc.args[1]) if len(exc.args) > 1 else ""
+        code = raw_code if isinstance(raw_code, int) else -1  # libcurl's code (the stubs allow a str)
         finished = result.content and result.written + state["filled"] >= length
         stopped_by_us = code == pycurl.E_WRITE_ERROR and (finished or len(result.body) >= MAX_ERROR_BODY)
         if code == pycurl.E_ABORTED_BY_CALLBACK and stop.is_set():

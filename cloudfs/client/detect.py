@@ -1,8 +1,10 @@
-"""Server detection: is this URL a Cloudreve we can talk to, and which one?
+"""Recognising a Cloudreve server (the Cloudreve entry of the backend
+registry, :mod:`backends`): is this URL a Cloudreve we can talk to, and
+which dialect?
 
 ``GET /api/v4/site/ping`` answers a v4 server's version.  A v3 server has
 no ``/api/v4`` routes (plain 404) but answers ``/api/v3/site/ping``.
-Anything else gets a :class:`NotCloudreveError` naming what was found (the
+Anything else gets a :class:`UnsupportedServer` naming what was found (the
 HTTP status and what kind of body), so a mistyped URL is easy to spot;
 unreachable servers and TLS failures are :class:`TransportError` (after the
 usual retries, within the deadline).
@@ -21,7 +23,7 @@ from cloudfs.client.http import Http
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.v3 import V3Dialect
 from cloudfs.client.v4 import V4Dialect
-from cloudfs.errors import CloudfsError, NotCloudreveError, ProtocolError, ServerError
+from cloudfs.errors import CloudfsError, ProtocolError, ServerError
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +78,15 @@ def describe(base_url: str, path: str, found: Probe) -> str:
     return text + ": not a Cloudreve server"
 
 
-async def detect(http: Http) -> V4Dialect | V3Dialect:
-    """The dialect for the server at ``http.base_url``."""
+@dataclass(frozen=True, slots=True)
+class Unrecognised:
+    """Not this backend's server: what was found instead, for the error message."""
+
+    found: str
+
+
+async def recognise(http: Http) -> V4Dialect | V3Dialect | Unrecognised:
+    """The Cloudreve dialect for the server at ``http.base_url``."""
     found = await probe(http, V4_PING)
     if found.version is not None:
         major = found.version.split(".", 1)[0]
@@ -95,7 +104,7 @@ async def detect(http: Http) -> V4Dialect | V3Dialect:
                 log.warning("%s runs Cloudreve %s under /api/v3; cloudfs knows 3.8 and will try its API",
                             http.base_url, legacy.version)
             return await _titled(http, V3Dialect(http, legacy.version), "/site/config")
-    raise NotCloudreveError(describe(http.base_url, V4_PING, found))
+    return Unrecognised(describe(http.base_url, V4_PING, found))
 
 
 D = TypeVar("D", V4Dialect, V3Dialect)

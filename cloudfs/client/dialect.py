@@ -12,15 +12,18 @@ Paths given to a dialect are already normalised and checked
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
-from cloudfs.client.auth import SessionCookie, Tokens
+from cloudfs.client.auth import Authenticator, SessionCookie, Tokens
 from cloudfs.client.models import Capacity, Entry, ServerInfo, TrashSummary
 from cloudfs.errors import CloudfsError
+
+if TYPE_CHECKING:  # login.py imports this module's protocols
+    from cloudfs.client.login import Store
 
 
 class UrlRefused(CloudfsError):
@@ -68,14 +71,27 @@ class UploadSession:
 
 
 class Dialect(Protocol):
-    """What the facade needs from a dialect.  Authentication is separate
-    (v4: :class:`TokenDialect`, v3: :class:`SessionDialect`; see :mod:`login`)."""
+    """What the facade needs from a dialect (one backend's API).  ``info``
+    names it and carries its :class:`Capabilities`; it owns its login
+    (:meth:`log_in`, :meth:`log_out`) and the shape of what it keeps in the
+    token store.  How a server is recognised: :mod:`backends`."""
 
     info: ServerInfo
 
+    # ---- login ----------------------------------------------------------------
+    async def log_in(self, url: str, *, email: str | None, password: str | None,
+                     otp: Callable[[], str] | None, store: Store | None, resume: bool) -> Authenticator:
+        """Log in (a stored login first unless ``resume`` is False) and
+        return the authenticator every API call then uses."""
+        ...
+
+    async def log_out(self, auth: Authenticator) -> None:
+        """Revoke what ``auth`` holds on the server, so a stolen copy is useless."""
+        ...
+
     # ---- metadata ------------------------------------------------------------
     async def stat(self, path: str) -> Entry: ...
-    def list_pages(self, path: str) -> AsyncIterator[tuple[Entry, list[Entry]]]: ...
+    def list_pages(self, path: str) -> AsyncGenerator[tuple[Entry, list[Entry]], None]: ...
     async def create(self, path: str, *, folder: bool) -> Entry: ...
     async def rename(self, path: str, new_name: str) -> Entry: ...
     async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None: ...

@@ -24,7 +24,7 @@ import errno
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 
 import httpx
@@ -129,11 +129,12 @@ class Downloader:
                         view[pos:pos + len(piece)] = piece
                         pos += len(piece)
 
+        # mypy cannot infer a lambda's type from its default argument (binding each part)
         await run_all([lambda p=p: fetch(p) for p in parts])  # type: ignore[misc]
         view.release()
         return bytes(buf)
 
-    async def stream(self, entry: Entry, off: int, length: int) -> AsyncIterator[bytes]:
+    async def stream(self, entry: Entry, off: int, length: int) -> AsyncGenerator[bytes, None]:
         span = _span(entry, off, length)
         if span is None:
             return  # empty file, past EOF or nothing asked: no request
@@ -249,7 +250,7 @@ class Downloader:
             return await self.urls.get(entry)
         raise RequestTimeout(f"download of {entry.path}: no signed URL within the deadline")
 
-    async def _range(self, entry: Entry, url: str, want: ByteRange, deadline: float) -> AsyncIterator[bytes]:
+    async def _range(self, entry: Entry, url: str, want: ByteRange, deadline: float) -> AsyncGenerator[bytes, None]:
         """The bytes of ``want`` from ``url``, as they arrive."""
         what = f"download of {entry.path}"
         headers = {"Range": want.header(), "Accept-Encoding": "identity"}

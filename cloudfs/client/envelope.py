@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cloudfs.errors import CloudreveError, ProtocolError
+from cloudfs.client.cloudreve_codes import CloudreveError
+from cloudfs.errors import ProtocolError
 
 SUCCESS = 0
 #: login continues with a second factor (``data`` = 2FA session id)

@@ -177,8 +177,9 @@ class Http:
                 return await self.client.send(request)
             if isinstance(content, (bytes, bytearray, memoryview)):
                 # httpx sets the Content-Length; the body is ours, not its generator
-                request = self.client.build_request(method, url, content=content, **kwargs)
-                request.stream = WholeBody(bytes(content))
+                body = bytes(content)  # the same object when it is bytes already
+                request = self.client.build_request(method, url, content=body, **kwargs)
+                request.stream = WholeBody(body)
                 return await self.client.send(request)
             return await self.client.request(method, url, content=content, **kwargs)
         except httpx.HTTPError as exc:

@@ -26,7 +26,8 @@ from cloudfs.client.dialect import SessionDialect, TokenDialect
 from cloudfs.client.redact import register_secret
 from cloudfs.client.tokenstore import StoredLogin
 from cloudfs.client.v3_shapes import COOKIE_NAME
-from cloudfs.errors import AuthenticationError, CloudreveError
+from cloudfs.client.cloudreve_codes import CloudreveError
+from cloudfs.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
 

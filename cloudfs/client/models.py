@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-Dialect = Literal["v4", "v3"]
+#: a backend dialect's registered name (:mod:`cloudfs.client.backends`)
+Dialect = str
 
 # cloudfs's own attributes, kept in Cloudreve's public metadata (WebDAV "dead
 # property" namespace, which Cloudreve stores verbatim and does not let bump
@@ -86,6 +87,35 @@ class Capacity:
 
 
 @dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do, so the layers above ask this instead of
+    knowing which backend they talk to.  Each dialect declares one."""
+
+    #: the server refuses a write based on a content version that is no
+    #: longer current (a precondition it checks itself); without it the
+    #: client checks before it replaces, which leaves a window
+    content_preconditions: bool = True
+    #: objects keep custom metadata (mode, exact mtime, link marks)
+    custom_metadata: bool = True
+    #: deleted objects go to a trash first (recoverable)
+    trash: bool = True
+    #: new content replaces the object in place (False: upload beside,
+    #: delete, rename into place)
+    overwrite_in_place: bool = True
+    #: replacing a file's content gives it a new object id (the inode follows)
+    replace_gives_new_id: bool = False
+    #: how the API addresses objects: "path" or "id"
+    addressing: Literal["path", "id"] = "path"
+    #: how upload bytes travel: "relayed" (chunks through the API server)
+    #: or "presigned" (parts PUT to pre-signed storage URLs)
+    upload_style: Literal["relayed", "presigned"] = "relayed"
+    #: the completing chunk must go alone, after every other one succeeded
+    last_chunk_alone: bool = True
+    #: the server offers a feed of changes made by others
+    change_feed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TrashSummary:
     """What the recycle bin holds: deleted items still count against the quota."""
 
@@ -99,5 +129,9 @@ class ServerInfo:
     dialect: Dialect
     version: str
     title: str = ""
-    #: objects keep public metadata (mode, exact mtime), set directly or with an upload
-    keeps_metadata: bool = True
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+    @property
+    def keeps_metadata(self) -> bool:
+        """Objects keep public metadata (mode, exact mtime), set directly or with an upload."""
+        return self.capabilities.custom_metadata

@@ -5,9 +5,9 @@ Owns the retry policy of the whole client (dialect-independent):
 * which failures are retryable (:func:`should_retry`): for an *idempotent*
   request any transient failure (connection error, timeout, HTTP 5xx/429, a
   garbled body); for a non-idempotent one only failures that provably had no
-  effect: a connection that was never established, or a Cloudreve conflict
-  (409 / 40073 lock conflict), which the server reports before doing
-  anything;
+  effect: a connection that was never established, or a
+  :class:`LockConflict` (the backend's table says which codes), which the
+  server reports before doing anything;
 * exponential backoff with full jitter (:func:`full_jitter`), bounded in
   attempts (``max_attempts``) and in time (``deadline_s``);
 * the deadline itself: the whole call, retries and waits included, runs under
@@ -33,7 +33,7 @@ from tenacity.retry import retry_if_exception
 
 from cloudfs.errors import (
     CloudfsError,
-    CloudreveError,
+    LockConflict,
     ProtocolError,
     RequestTimeout,
     ServerError,
@@ -44,11 +44,6 @@ from cloudfs.errors import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: envelope codes meaning "refused because of a concurrent operation, nothing
-#: done": 409 object conflict while locking, 40073 lock conflict
-CONFLICT_CODES = frozenset({409, 40073})
-
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -81,9 +76,9 @@ def full_jitter(attempt: int, base: float, cap: float, rand: Callable[[], float]
 
 def should_retry(exc: BaseException, idempotent: bool) -> bool:
     """Whether ``exc`` (from one attempt) is worth another attempt."""
-    if isinstance(exc, CloudreveError):
+    if isinstance(exc, LockConflict):
         # the server refused before doing anything: safe for every request
-        return exc.code in CONFLICT_CODES
+        return True
     if isinstance(exc, TLSFailure):
         return False  # a certificate does not get better by asking again
     if isinstance(exc, TransportError):  # incl. RequestTimeout, ServerError

@@ -34,7 +34,7 @@ class ClientSettings:
     min_transfer_rate: int = 256 << 10
     #: entries per listing page (Cloudreve caps it at its max_page_size, 2000)
     page_size: int = 1000
-    #: an upload whose session expired (40011) is restarted at most this often
+    #: an upload whose session expired (SessionExpired) is restarted at most this often
     max_upload_restarts: int = 2
     #: bytes read from the local file per piece of an upload chunk body
     upload_read_size: int = 1 << 20

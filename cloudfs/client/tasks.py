@@ -20,7 +20,7 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def collapse(group: BaseExceptionGroup) -> BaseException:  # type: ignore[type-arg]
+def collapse(group: BaseExceptionGroup) -> BaseException:
     """The most telling error of a group: the first cloudfs error, else the
     first that is not a cancellation; the group itself if it holds only
     cancellations (trio must see those to unwind its cancel scopes)."""

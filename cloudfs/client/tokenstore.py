@@ -19,8 +19,11 @@ access token on disk would only be one more secret to steal); the access
 fields stay in the format, empty.  A Cloudreve 3 login has no tokens: its
 record holds the ``cloudreve-session`` cookie instead (as much a bearer
 secret as a refresh token, kept the same way; never the password) and an
-empty ``refresh_token``.  Only a file readable by its owner is trusted; the
-store never logs token or cookie values.
+empty ``refresh_token``.  A backend whose login is neither (an app key,
+tokens that need a user id...) keeps its own shape in ``credential`` (names
+to secret strings) and ``credential_expires``, written only when it has one.
+Only a file readable by its owner is trusted; the store never logs token,
+cookie or credential values.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +63,12 @@ def normalize_url(url: str) -> str:
     return f"{scheme.lower()}://{host.lower()}{slash}{path}"
 
 
+def _saved_at(raw: dict[str, object]) -> float:
+    """When a stored login was saved (0 if the record does not say)."""
+    value = raw.get("saved_at", 0.0)
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
 def _key(url: str, user: str) -> str:
     return f"{normalize_url(url)} {user.strip().lower()}"
 
@@ -78,11 +87,18 @@ class StoredLogin:
     #: Cloudreve 3: the session cookie's value and when it stops working
     session_cookie: str = field(default="", repr=False)
     session_expires: float = 0.0
+    #: the shape a backend chooses for a login that is neither a refresh
+    #: token nor a session cookie (an app key, tokens with a user id...):
+    #: names to secret values, stored as they are; and when it stops working
+    credential: Mapping[str, str] = field(default_factory=dict, repr=False)
+    credential_expires: float = 0.0
 
     def __post_init__(self) -> None:
         register_secret(self.refresh_token)
         register_secret(self.access_token)
         register_secret(self.session_cookie)
+        for value in self.credential.values():
+            register_secret(value)
 
     @property
     def refresh_usable(self) -> bool:
@@ -91,7 +107,9 @@ class StoredLogin:
 
     @property
     def usable(self) -> bool:
-        """Holds a credential (refresh token or session cookie) not known to be expired."""
+        """Holds a credential (refresh token, session cookie or a backend's own) not known to be expired."""
+        if self.credential:
+            return not self.credential_expires or self.credential_expires > time.time()
         if self.session_cookie:
             return not self.session_expires or self.session_expires > time.time()
         return bool(self.refresh_token) and self.refresh_usable
@@ -115,7 +133,7 @@ class TokenStore:
         else:
             prefix = normalize_url(url) + " "
             candidates = [v for k, v in logins.items() if k.startswith(prefix)]
-            candidates.sort(key=lambda v: v.get("saved_at", 0.0), reverse=True)
+            candidates.sort(key=_saved_at, reverse=True)
         for raw in candidates:
             login = _from_json(raw)
             if login is not None and login.usable:
@@ -161,6 +179,9 @@ class TokenStore:
                 "session_expires": login.session_expires,
                 "saved_at": login.saved_at or time.time(),
             }
+            if login.credential:  # only a backend with its own shape writes these keys
+                record["credential"] = dict(login.credential)
+                record["credential_expires"] = login.credential_expires
             logins[_key(login.url, login.user)] = record
             self._write(logins)
 
@@ -210,18 +231,37 @@ class TokenStore:
             os.close(fd)
 
 
+def _seconds(raw: dict[str, object], key: str) -> float:
+    """A time field of a stored record (absent: 0); TypeError or ValueError if it is no number."""
+    value = raw.get(key) or 0.0
+    if not isinstance(value, int | float | str):
+        raise TypeError(f"{key} is not a number")
+    return float(value)
+
+
+def _credential(value: object) -> dict[str, str]:
+    """A backend's stored credential (absent: empty); TypeError if it is not names to strings."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise TypeError("credential is not a map of strings")
+    return dict(value)
+
+
 def _from_json(raw: dict[str, object]) -> StoredLogin | None:
     try:
         return StoredLogin(
             url=str(raw["url"]),
             user=str(raw["user"]),
             refresh_token=str(raw["refresh_token"]),
-            refresh_expires=float(raw.get("refresh_expires") or 0.0),  # type: ignore[arg-type]
+            refresh_expires=_seconds(raw, "refresh_expires"),
             access_token=str(raw.get("access_token") or ""),
-            access_expires=float(raw.get("access_expires") or 0.0),  # type: ignore[arg-type]
-            saved_at=float(raw.get("saved_at") or 0.0),  # type: ignore[arg-type]
+            access_expires=_seconds(raw, "access_expires"),
+            saved_at=_seconds(raw, "saved_at"),
             session_cookie=str(raw.get("session_cookie") or ""),
-            session_expires=float(raw.get("session_expires") or 0.0),  # type: ignore[arg-type]
+            session_expires=_seconds(raw, "session_expires"),
+            credential=_credential(raw.get("credential")),
+            credential_expires=_seconds(raw, "credential_expires"),
         )
     except (KeyError, TypeError, ValueError):
         return None

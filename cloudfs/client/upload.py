@@ -8,10 +8,10 @@ session, in chunks.
 * Chunks have the server's size and are streamed from the local file (never
   the whole file in memory).  Up to ``chunk_concurrency`` (the policy's,
   capped by ``upload_parallelism``) are in flight; the last chunk is always
-  sent alone after all the others succeeded, because Cloudreve < 4.18
-  completes a session when the last index arrives, whatever is missing.
+  sent alone after all the others succeeded, because some servers (Cloudreve
+  < 4.18) complete a session when the last index arrives, whatever is missing.
 * Each chunk is retried by the dialect (re-sending is accepted).  An
-  expired session (40011) restarts the whole upload, a bounded number of
+  expired session (``SessionExpired``) restarts the whole upload, a bounded number of
   times.  On failure or cancellation the session is cancelled (shielded,
   with its own short deadline) so the placeholder, lock and quota
   reservation go away.
@@ -45,16 +45,13 @@ from cloudfs.client.models import UPLOAD_TAG_KEY, Entry
 from cloudfs.client.plan import Chunk, chunk_concurrency, plan_chunks, split_last
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.tasks import run_all
-from cloudfs.errors import CloudfsError, CloudreveError, UnsupportedStoragePolicy
+from cloudfs.errors import BackendRefusal, CloudfsError, SessionExpired, UnsupportedStoragePolicy
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int], None]
 #: told each new session's id before any chunk is sent (so a crash can cancel it later)
 SessionFn = Callable[[str], Awaitable[None]]
-
-#: envelope code: the upload session is unknown or expired
-UPLOAD_SESSION_EXPIRED = 40011
 
 
 class _Restart(Exception):
@@ -147,10 +144,7 @@ class Uploader:
             # the server cannot go on with this session (v3: lost chunks)
             await self._cancel(session, path)
             raise _Restart() from exc
-        except CloudreveError as exc:
-            if exc.code != UPLOAD_SESSION_EXPIRED:
-                await self._cancel(session, path)
-                raise
+        except SessionExpired as exc:
             if await self._completed(session, replace, tag):
                 return  # the lost answer was the completing one
             await self._cancel(session, path)  # releases what an expired session still holds
@@ -194,7 +188,7 @@ class Uploader:
 
     async def _completed(self, session: UploadSession, replace: Entry | None, tag: str | None) -> bool:
         """Whether the session completed although its last answer was lost
-        (a re-sent last chunk then finds the session gone: 40011)."""
+        (a re-sent last chunk then finds the session gone: ``SessionExpired``)."""
         try:
             entry = await self._stat(session.path)
         except CloudfsError:
@@ -214,7 +208,7 @@ class Uploader:
             try:
                 await self.dialect.cancel_upload(session)
                 log.debug("cancelled the upload session for %s", session.path)
-            except CloudreveError as exc:
+            except BackendRefusal as exc:
                 # answered: gone already (expired, say), or refused for good
                 log.warning("could not cancel the upload session for %s: %s", session.path, exc)
             except CloudfsError as exc:

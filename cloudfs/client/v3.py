@@ -38,9 +38,8 @@ as success; copy is retried only when it was never sent.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -48,13 +47,16 @@ import trio
 from cachetools import LRUCache
 
 from cloudfs.client import envelope
-from cloudfs.client.auth import SessionCookie
+from cloudfs.client.auth import Authenticator, CookieAuth, SessionCookie
 from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
+from cloudfs.client.login import Store, session_login
 from cloudfs.client.models import (
     MEMORY_ONLY_KEY,
     MTIME_KEY,
     UPLOAD_TAG_KEY,
+    Capabilities,
     Capacity,
     Entry,
     ServerInfo,
@@ -75,12 +77,16 @@ from cloudfs.client.v3_shapes import (
     url_expiry,
 )
 from cloudfs.errors import (
+    AlreadyExists,
     AuthenticationError,
     CloudfsError,
-    CloudreveError,
+    NotAFolder,
+    NotFound,
+    NotSupported,
     ProtocolError,
     ServerError,
     TwoFactorRequired,
+    VersionConflict,
 )
 
 log = logging.getLogger(__name__)
@@ -89,6 +95,19 @@ log = logging.getLogger(__name__)
 OWN_UPLOADS_KEPT = 4096
 
 PREFIX = "/api/v3"
+#: this dialect's name in the registry (:mod:`backends`)
+NAME = "v3"
+CAPABILITIES = Capabilities(
+    content_preconditions=False,  # no versions: complete_upload checks the id and size itself
+    custom_metadata=False,
+    trash=False,  # every delete is permanent
+    overwrite_in_place=False,  # upload beside, delete, rename into place
+    replace_gives_new_id=True,
+    addressing="path",  # by parent path (and hashid), resolved by listing
+    upload_style="relayed",
+    last_chunk_alone=True,  # chunks strictly in order, one at a time
+    change_feed=False,
+)
 
 # envelope codes this module reacts to
 NOT_FOUND = 404
@@ -111,7 +130,7 @@ class V3Dialect:
     def __init__(self, http: Http, version: str, title: str = "") -> None:
         self.http = http
         http.prefix = PREFIX
-        self.info = ServerInfo(dialect="v3", version=version, title=title, keeps_metadata=False)
+        self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
         self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
         #: target path -> our content left at a temporary name by a swap whose rename failed
@@ -185,6 +204,17 @@ class V3Dialect:
 
         await self.http.retrying(op, idempotent=True, what="logout")
 
+    # ---- the login this backend owns (see dialect.Backend) ------------------------------
+    async def log_in(self, url: str, *, email: str | None, password: str | None,
+                     otp: Callable[[], str] | None, store: Store | None, resume: bool) -> Authenticator:
+        """A cookie session: the stored cookie first, else the password."""
+        return await session_login(self, url, email=email, password=password, otp=otp, store=store, resume=resume)
+
+    async def log_out(self, auth: Authenticator) -> None:
+        """End the cookie session on the server."""
+        if isinstance(auth, CookieAuth):
+            await auth.revoke()
+
     # ---- listing and resolving ------------------------------------------------------------------
     async def _listing(self, path: str) -> tuple[str, list[Entry], dict[str, Any]]:
         """(folder id, children including temporary upload names, policy) of a folder."""
@@ -198,7 +228,7 @@ class V3Dialect:
         parent, name = split(path)
         found = (await self._children_named(parent, {name})).get(name)
         if found is None:
-            raise CloudfsError(f"{path}: no such file or folder", errno=errno.ENOENT)
+            raise NotFound(f"{path}: no such file or folder")
         return found
 
     async def _children_named(self, folder: str, names: set[str]) -> dict[str, Entry]:
@@ -226,7 +256,7 @@ class V3Dialect:
         extra = {UPLOAD_TAG_KEY: tag, **_kept_mtime(entry, mtime_ms)}
         return dataclasses.replace(entry, metadata={**entry.metadata, **extra, MEMORY_ONLY_KEY: ",".join(extra)})
 
-    async def list_pages(self, path: str) -> AsyncIterator[tuple[Entry, list[Entry]]]:
+    async def list_pages(self, path: str) -> AsyncGenerator[tuple[Entry, list[Entry]], None]:
         """One page: v3 lists a whole folder at once."""
         try:
             folder_id, children, _ = await self._listing(path)
@@ -240,7 +270,7 @@ class V3Dialect:
             # the folder's own times are only in its parent's listing
             parent = await self._child(path)
             if not parent.is_dir:  # pragma: no cover - replaced between the two calls
-                raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
+                raise NotAFolder(f"{path} is not a folder")
         # a replacing upload's temporary file is an implementation detail;
         # the order is ours (3.8 lists in database order): folders, then files, by name
         shown = [c for c in children if not is_temp_name(c.name)]
@@ -253,7 +283,7 @@ class V3Dialect:
         except CloudfsError:
             return
         if not entry.is_dir:
-            raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
+            raise NotAFolder(f"{path} is not a folder")
 
     # ---- create / rename / move / delete ---------------------------------------------------------
     async def create(self, path: str, *, folder: bool) -> Entry:
@@ -270,7 +300,7 @@ class V3Dialect:
                     raise
                 children = []
             if any(c.name == name for c in children):
-                raise CloudfsError(f"{path} already exists", errno=errno.EEXIST)
+                raise AlreadyExists(f"{path} already exists")
 
         async def op(state: AttemptState) -> None:
             try:
@@ -301,10 +331,10 @@ class V3Dialect:
         same = [c for c in children if c.name == name]
         made = next((c for c in same if not c.is_dir), None)
         if made is None:
-            raise CloudfsError(f"{path}: no such file or folder", errno=errno.ENOENT)
+            raise NotFound(f"{path}: no such file or folder")
         if any(c.is_dir for c in same):
             await self._delete([made], what=f"drop {path} (a folder has its name)")
-            raise CloudfsError(f"{path} already exists", errno=errno.EEXIST)
+            raise AlreadyExists(f"{path} already exists")
         return made
 
     async def rename(self, path: str, new_name: str, *, entry: Entry | None = None) -> Entry:
@@ -378,8 +408,7 @@ class V3Dialect:
 
     async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
         if values:
-            raise CloudfsError(f"{path}: Cloudreve {self.info.version} has no object metadata",
-                               errno=errno.EOPNOTSUPP)
+            raise NotSupported(f"{path}: Cloudreve {self.info.version} has no object metadata")
 
     async def capacity(self) -> Capacity:
         data = await self.http.call("GET", "/user/storage", idempotent=True, what="capacity")
@@ -416,7 +445,7 @@ class V3Dialect:
         if status >= 500 or status == 429:
             return ServerError(f"download: HTTP {status}", status=status)
         if status == 404:
-            return CloudfsError("download: the content no longer exists on the server", errno=errno.ESTALE)
+            return VersionConflict("download: the content no longer exists on the server")
         if status in (200, 403):
             try:
                 env = envelope.parse(body, "download")
@@ -426,7 +455,7 @@ class V3Dialect:
                 # 404: the download session (the URL's key) expired
                 return UrlRefused(f"download URL refused ({env.code} {env.msg})".rstrip())
             if env.code == IO_FAILED:
-                return CloudfsError("download: the file was deleted or replaced", errno=errno.ESTALE)
+                return VersionConflict("download: the file was deleted or replaced")
             return env.error()
         return ProtocolError(f"download: unexpected HTTP {status}")
 
@@ -528,7 +557,7 @@ class V3Dialect:
         found = await self._children_named(split(target)[0], {split(session.path)[1], split(target)[1]})
         uploaded = found.get(split(session.path)[1])
         if uploaded is None:
-            raise CloudfsError(f"{session.path}: no such file or folder", errno=errno.ENOENT)
+            raise NotFound(f"{session.path}: no such file or folder")
         # from here on the content may land without our hearing of it (a
         # lost answer to the rename below): remember it is ours
         self._remember_own(uploaded, session)

@@ -93,8 +93,8 @@ def listing_of(data: object, what: str) -> tuple[str, list[dict[str, Any]], dict
     parent = data.get("parent")
     if not isinstance(parent, str):
         raise ProtocolError(f"{what}: listing without the folder's id")
-    policy = data.get("policy") if isinstance(data.get("policy"), dict) else {}
-    return parent, list(data.get("objects") or []), policy
+    policy = data.get("policy")
+    return parent, list(data.get("objects") or []), policy if isinstance(policy, dict) else {}
 
 
 def cookie_from(set_cookies: Iterable[str], now: float | None = None) -> SessionCookie | None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -38,10 +38,21 @@ import trio
 from cachetools import LRUCache
 
 from cloudfs.client import envelope
-from cloudfs.client.auth import Tokens
+from cloudfs.client.auth import Authenticator, Tokens
 from cloudfs.client.dialect import SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
-from cloudfs.client.models import MTIME_KEY, UPLOAD_TAG_KEY, Capacity, Entry, ServerInfo, TrashSummary, mtime_value
+from cloudfs.client.login import Store, token_login
+from cloudfs.client.models import (
+    MTIME_KEY,
+    UPLOAD_TAG_KEY,
+    Capabilities,
+    Capacity,
+    Entry,
+    ServerInfo,
+    TrashSummary,
+    mtime_value,
+)
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.v4_shapes import (
@@ -55,15 +66,29 @@ from cloudfs.client.v4_shapes import (
 from cloudfs.errors import (
     AuthenticationError,
     CloudfsError,
-    CloudreveError,
+    NotAFolder,
     ProtocolError,
     ServerError,
     TwoFactorRequired,
+    VersionConflict,
 )
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v4"
+#: this dialect's name in the registry (:mod:`backends`)
+NAME = "v4"
+CAPABILITIES = Capabilities(
+    content_preconditions=True,  # ``previous``: 40076 when another version is current
+    custom_metadata=True,
+    trash=True,
+    overwrite_in_place=True,
+    replace_gives_new_id=False,
+    addressing="path",  # cloudreve://my/... URIs
+    upload_style="relayed",  # only local/relay policies: the chunks go through Cloudreve
+    last_chunk_alone=True,  # before 4.18 the last index completes the session, whatever is missing
+    change_feed=True,  # GET /file/events since 4.11 (the feed itself finds out whether the server has it)
+)
 
 # envelope codes this module reacts to
 NOT_FOUND = 404
@@ -96,7 +121,7 @@ class V4Dialect:
     def __init__(self, http: Http, version: str, title: str = "") -> None:
         self.http = http
         http.prefix = PREFIX
-        self.info = ServerInfo(dialect="v4", version=version, title=title)
+        self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: empty files given a content entity before their first upload: (id, version) -> the file after
         self._given: LRUCache[tuple[str, str], Entry] = LRUCache(maxsize=4096)
 
@@ -135,6 +160,18 @@ class V4Dialect:
         await self.http.call("DELETE", "/session/token", idempotent=True, auth=False, what="logout",
                              json={"refresh_token": refresh_token})
 
+    # ---- the login this backend owns (see dialect.Backend) ------------------------------
+    async def log_in(self, url: str, *, email: str | None, password: str | None,
+                     otp: Callable[[], str] | None, store: Store | None, resume: bool) -> Authenticator:
+        """Bearer tokens: a stored refresh token first, else the password."""
+        return await token_login(self, url, email=email, password=password, otp=otp, store=store, resume=resume)
+
+    async def log_out(self, auth: Authenticator) -> None:
+        """Revoke the login's refresh token (access tokens expire on their own)."""
+        tokens = getattr(auth, "tokens", None)
+        if tokens is not None:
+            await self.logout(tokens.refresh_token)
+
     # ---- metadata ------------------------------------------------------------------------
     async def stat(self, path: str) -> Entry:
         if path == "/":
@@ -147,7 +184,7 @@ class V4Dialect:
                                     params={"uri": to_uri(path)})
         return entry_from(data, path)
 
-    async def list_pages(self, path: str, *, page_size: int | None = None) -> AsyncIterator[tuple[Entry, list[Entry]]]:
+    async def list_pages(self, path: str, *, page_size: int | None = None) -> AsyncGenerator[tuple[Entry, list[Entry]], None]:
         """(the folder, one page of children) per page."""
         first = True
         try:
@@ -161,7 +198,7 @@ class V4Dialect:
                 await self._raise_if_file(path)
             raise
 
-    async def _listing_pages(self, uri: str, *, what: str, page_size: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def _listing_pages(self, uri: str, *, what: str, page_size: int | None = None) -> AsyncGenerator[dict[str, Any], None]:
         """The listing answers of a folder URI, one per page, following
         ``next_token`` (cursor mode) or page numbers (offset mode)."""
         size = page_size or self.http.settings.page_size
@@ -200,7 +237,7 @@ class V4Dialect:
         except CloudfsError:
             return
         if not entry.is_dir:
-            raise CloudfsError(f"{path} is not a folder", errno=errno.ENOTDIR)
+            raise NotAFolder(f"{path} is not a folder")
 
     async def create(self, path: str, *, folder: bool) -> Entry:
         kind = "folder" if folder else "file"
@@ -391,8 +428,7 @@ class V4Dialect:
             codes = {exc.code, *(inner.code for inner in exc.aggregated.values())}
             if entry.version and ENTITY_NOT_EXIST in codes:
                 # the file is there, that version of it is not (a newer one replaced it)
-                raise CloudfsError(f"{entry.path}: version {entry.version} is no longer on the server",
-                                   errno=errno.ESTALE) from exc
+                raise VersionConflict(f"{entry.path}: version {entry.version} is no longer on the server") from exc
             raise
         try:
             url = data["urls"][0]["url"]
@@ -425,7 +461,7 @@ class V4Dialect:
         if status >= 500 or status == 429:
             return ServerError(f"{what}: HTTP {status}", status=status)
         if status == 404:
-            return CloudfsError("download: the content no longer exists on the server", errno=errno.ESTALE)
+            return VersionConflict("download: the content no longer exists on the server")
         if status == 200:
             try:
                 env = envelope.parse(body, what)

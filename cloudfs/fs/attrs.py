@@ -1,11 +1,11 @@
 """The only place that builds ``EntryAttributes`` (what stat(2) shows).
 
-Cloudreve knows sizes and times but not POSIX owners or modes.  Owner and
+Servers know sizes and times but not POSIX owners or modes.  Owner and
 group are the mounting user's (or the ``uid``/``gid`` options), permission
 bits come from the ``umask`` option unless a ``chmod`` stored explicit bits in
 the object's ``dav:cloudfs:mode`` metadata.  The modification time is the
 server's ``updated_at``, except where cloudfs recorded an exact one in
-``dav:cloudfs:mtime`` for the current content version (Cloudreve resets
+``dav:cloudfs:mtime`` for the current content version (a server may reset
 ``updated_at`` on rename and move, which would break ``rsync -a``).  A
 folder's mtime and any inode's ctime also follow the changes this mount made
 (Node.children_changed_ns, Node.changed_ns): the servers keep no such times.
@@ -71,8 +71,8 @@ def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False)
     mtime_ns = stored_mtime_ns(entry) or entry.mtime_ns
     bits = node_permission_bits(node, owner)
     if local is not None:
-        size = local.size  # type: ignore[attr-defined]
-        mtime_ns = local.mtime_ns  # type: ignore[attr-defined]
+        size = local.size
+        mtime_ns = local.mtime_ns
     if node.children_changed_ns is not None:
         mtime_ns = max(mtime_ns, node.children_changed_ns)
     if link:

@@ -19,7 +19,8 @@ import pyfuse3
 from cloudfs.cache.fetcher import Source
 from cloudfs.cache.readahead import ReadAhead
 from cloudfs.errors import CloudfsError, errno_for
-from cloudfs.fs.core import Core, fail, source_of
+from cloudfs.fs.core import Core, source_of
+from cloudfs.fs.errors import fail
 from cloudfs.fs.handles import FileHandle
 from cloudfs.fs.inodes import Node
 from cloudfs.upload.staging import LocalFile

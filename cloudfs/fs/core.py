@@ -20,13 +20,14 @@ import pyfuse3
 from cloudfs.cache.blocks import cache_name
 from cloudfs.cache.fetcher import Fetcher, Source
 from cloudfs.cache.ranges import Span
-from cloudfs.client.api import CloudreveClient
+from cloudfs.client.api import Client
 from cloudfs.client.models import Capacity, Entry
 from cloudfs.client.paths import MAX_NAME_BYTES
 from cloudfs.config import MountSettings
 from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
 from cloudfs.fs.connectivity import Connectivity
+from cloudfs.fs.errors import FsError, fail
 from cloudfs.fs.pins import PinSet
 from cloudfs.fs.handles import HandleTable, InodeLocks
 from cloudfs.fs.inodes import InodeTable, Node
@@ -39,10 +40,6 @@ log = logging.getLogger(__name__)
 
 #: statfs asks the server at most this often
 CAPACITY_TTL_S = 5.0
-
-
-def fail(code: int) -> pyfuse3.FUSEError:
-    return pyfuse3.FUSEError(code)
 
 
 def source_of(entry: Entry) -> Source:
@@ -58,7 +55,7 @@ class _CapacityCache:
 class Core:
     def __init__(
         self,
-        client: CloudreveClient,
+        client: Client,
         settings: MountSettings,
         table: InodeTable,
         meta: MetaCache,
@@ -117,6 +114,31 @@ class Core:
                 node.local = None
         self.table.drop_if_unused(node)
 
+    def upload_landed(self, local: LocalFile, entry: Entry, old_file_id: str) -> None:
+        """The write-back's news: ``local``'s content is now ``entry`` on the
+        server (the node was known by ``old_file_id``)."""
+        self.meta.put(entry)
+        node = self.table.by_file_id(old_file_id)
+        if node is None:
+            return
+        if entry.file_id != old_file_id and entry.path != node.entry.path:
+            # the local content went to a new object (conflict copy): the node
+            # shows the server's version again once nobody writes to it
+            if node.local is local and local.writers == 0:
+                node.local = None
+            self.meta.invalidate(node.path)
+        else:
+            if entry.file_id != old_file_id:
+                # a new object at the node's own path: a backend whose replace
+                # gives a new id (capabilities.replace_gives_new_id) uploaded
+                # beside and swapped it in, so it is the same file to us
+                self.table.rebind(node, entry)
+            node.entry = entry
+            if not local.dirty:
+                # the kernel's pages were written through us: they are this version
+                node.cached_version = entry.version
+        self.settle(node)
+
     def check_writable(self) -> None:
         if self.settings.read_only:
             raise fail(errno.EROFS)
@@ -132,7 +154,7 @@ class Core:
             return await self._child_at(path)
         try:
             return await self._child_at(path)
-        except pyfuse3.FUSEError as exc:
+        except FsError as exc:
             if exc.errno != errno.ENOENT:
                 raise
             link_name = self.links.stored_name(name, True)
@@ -140,7 +162,7 @@ class Core:
                 raise  # no link file can have this name
             try:
                 entry = await self._child_at(join(parent.path, link_name))
-            except pyfuse3.FUSEError:
+            except FsError:
                 raise exc from None
             if not self.links.is_link(entry):
                 raise exc from None
@@ -178,9 +200,9 @@ class Core:
     def _uploading_at(self, path: str) -> Entry:
         """For a name the server does not show: the entry of the file there
         whose new content this mount is uploading (or failed to); ENOENT if
-        none.  Cloudreve 3 replaces a file by deleting it and renaming the
-        new content into place (and the rename may fail): the file is ours
-        to show until its upload lands."""
+        none.  A backend without in-place overwrite replaces a file by
+        deleting it and renaming the new content into place (and the rename
+        may fail): the file is ours to show until its upload lands."""
         for node in self.unconfirmed_files():
             if node.path == path:
                 return node.entry
@@ -199,7 +221,7 @@ class Core:
     async def child_or_none(self, parent: Node, name: str) -> Entry | None:
         try:
             return await self.child(parent, name)
-        except (CloudfsError, pyfuse3.FUSEError) as exc:
+        except (CloudfsError, FsError) as exc:
             if exc.errno == errno.ENOENT:
                 return None
             raise

@@ -1,6 +1,6 @@
 """InodeTable: kernel inode numbers <-> remote objects, with lookup counts.
 
-An inode stands for one remote object, keyed by its Cloudreve object id, so a
+An inode stands for one remote object, keyed by its server object id, so a
 rename keeps the inode.  Numbers come from a counter that never goes back, so
 a number is never reused for another object during the mount.
 
@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from cachetools import LRUCache
 
 from cloudfs.client.models import MEMORY_ONLY_KEY, Entry
+from cloudfs.upload.staging import LocalFile
 from cloudfs.client.paths import relocated
 
 __all__ = ["MEMORY_ONLY_KEY", "ROOT_INODE", "InodeTable", "Node", "keep_memory_only"]
@@ -27,7 +28,7 @@ __all__ = ["MEMORY_ONLY_KEY", "ROOT_INODE", "InodeTable", "Node", "keep_memory_o
 ROOT_INODE = 1
 
 # MEMORY_ONLY_KEY (client.models): metadata only this mount knows, set where
-# the server has none (Cloudreve 3), so a chmod or utimes lasts as long as
+# the server has none (capabilities.custom_metadata), so a chmod or utimes lasts as long as
 # the inode instead of until the next refresh from the server
 
 
@@ -71,7 +72,7 @@ class Node:
         #: in it (its mtime; the servers keep no such time for a folder)
         self.children_changed_ns: int | None = None
         #: local content state (set by the write side while the file has staged data)
-        self.local: object | None = None
+        self.local: LocalFile | None = None
 
     @property
     def entry(self) -> Entry:

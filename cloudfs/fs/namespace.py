@@ -1,11 +1,11 @@
 """Namespace changes: create, mkdir, unlink, rmdir, rename, and attribute changes.
 
 Every change is made on the server first and then mirrored in the caches, so
-the mount never shows what the server refused.  Cloudreve never overwrites on
+the mount never shows what the server refused.  No backend overwrites on
 rename or move, so POSIX "rename over an existing target" is done as: move
 the target aside under a temporary name, put the source in place, delete the
-target; if placing the source fails, the target is moved back.  Cloudreve
-resets a file's updated time on rename, so the mtime is re-recorded in
+target; if placing the source fails, the target is moved back.  A server may
+reset a file's updated time on rename, so the mtime is re-recorded in
 ``dav:cloudfs:mtime`` afterwards.
 """
 
@@ -25,7 +25,8 @@ from cloudfs.client.models import MODE_KEY, MTIME_KEY, Entry, mtime_value
 from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
 from cloudfs.fs.content import Content
-from cloudfs.fs.core import Core, fail
+from cloudfs.fs.core import Core
+from cloudfs.fs.errors import fail
 from cloudfs.fs.inodes import MEMORY_ONLY_KEY, Node
 from cloudfs.fs.links import LINK_MARK, PATH_MAX
 from cloudfs.fs.meta import join, split
@@ -155,14 +156,17 @@ class Namespace:
         self.core.meta.put(node.entry)
 
     async def _set_metadata(self, entry: Entry, values: dict[str, str]) -> Entry:
+        client = self.core.client
         try:
-            await self.core.client.set_metadata(entry.path, values)
+            if values and not client.capabilities.custom_metadata:
+                raise CloudfsError("the server keeps no custom metadata", errno=errno.EOPNOTSUPP)
+            await client.set_metadata(entry.path, values)
         except CloudfsError as exc:
             if exc.errno != errno.EOPNOTSUPP:
                 raise
-            # Cloudreve 3 has no metadata: the mode or time lives in this
-            # mount's memory only (as long as the inode), so chmod, utimes,
-            # cp -p, tar x and git checkouts still succeed
+            # a backend without metadata (or with it switched off): the mode
+            # or time lives in this mount's memory only (as long as the
+            # inode), so chmod, utimes, cp -p, tar x and git checkouts still succeed
             log.debug("%s: %s kept in memory only (%s)", entry.path, ", ".join(values), exc)
             memory = set(values) | set((entry.metadata or {}).get(MEMORY_ONLY_KEY, "").split(",")) - {""}
             values = {**values, MEMORY_ONLY_KEY: ",".join(sorted(memory))}
@@ -228,9 +232,9 @@ class Namespace:
         local = node.local if node is not None else core.writeback.files.get(entry.file_id)
         held_open = node is not None and node.opens > 0 and not node.is_dir
         if not isinstance(local, LocalFile):
-            if not held_open:
+            if node is None or not held_open:
                 return None
-            local = self.content.stage(node)  # type: ignore[arg-type]
+            local = self.content.stage(node)
         if held_open:
             # downloads are signed by path, and the path goes now (to the
             # recycle bin or for good): fetch what the open handles may still
@@ -305,10 +309,10 @@ class Namespace:
             try:
                 moved = await self._relocate(src, new_parent.path, new_name)
             except BaseException:
-                if aside is not None:
-                    await self._undo(aside, dst.path)  # type: ignore[union-attr]
+                if aside is not None and dst is not None:
+                    await self._undo(aside, dst.path)
                     if dst_node is not None:
-                        dst_node.entry = dst  # type: ignore[assignment]
+                        dst_node.entry = dst
                 raise
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)
@@ -352,42 +356,12 @@ class Namespace:
 
     async def _relocate(self, entry: Entry, folder: str, name: str) -> Entry:
         """Put ``entry`` at ``folder/name`` (which must be free) with rename/move."""
-        moved = await self._place(entry, folder, name)
+        moved = await self.core.client.relocate(entry, folder, name, spare_name=temp_name("rename"))
         if entry.metadata and moved is not entry:
             # the object keeps its metadata (mode, mtime) on the server, but
             # the rename answer may leave it out: the cached entry must not
             merged = {**entry.metadata, **(moved.metadata or {})}
             moved = dataclasses.replace(moved, metadata=merged)
-        return moved
-
-    async def _place(self, entry: Entry, folder: str, name: str) -> Entry:
-        client = self.core.client
-        src_folder, src_name = split(entry.path)
-        if src_folder == folder:
-            if src_name == name:
-                return entry
-            return await client.rename(entry.path, name)
-        if src_name != name:
-            # rename first: it validates the new name before anything moved
-            try:
-                entry = await client.rename(entry.path, name)
-                staged_name = name
-            except CloudfsError as exc:
-                if exc.errno != errno.EEXIST:
-                    raise
-                staged_name = temp_name("rename")  # the name is taken in the source folder
-                entry = await client.rename(entry.path, staged_name)
-        else:
-            staged_name = name
-        try:
-            await client.move([entry.path], folder)
-        except BaseException:
-            if staged_name != src_name:
-                await self._undo(entry, join(src_folder, src_name))
-            raise
-        moved = dataclasses.replace(entry, path=join(folder, staged_name))
-        if staged_name != name:
-            moved = await client.rename(moved.path, name)
         return moved
 
     async def _undo(self, entry: Entry, original_path: str) -> None:
@@ -443,7 +417,7 @@ class Namespace:
             uid_ok = not fields.update_uid or attr.st_uid in (-1, core.owner.uid)
             gid_ok = not fields.update_gid or attr.st_gid in (-1, core.owner.gid)
             if not (uid_ok and gid_ok):
-                raise fail(errno.EPERM)  # Cloudreve has no owners; only the mount's own are kept
+                raise fail(errno.EPERM)  # servers keep no owners; only the mount's own are kept
         if fields.update_size or fields.update_mode or fields.update_mtime:
             core.check_writable()
         async with core.locks.hold(node.ino):

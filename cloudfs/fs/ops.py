@@ -2,7 +2,7 @@
 the core, namespace or content layer, and builds the reply.
 
 Where a POSIX call becomes an HTTP request, in one step: handler here ->
-``namespace.py`` / ``content.py`` -> ``CloudreveClient`` method.
+``namespace.py`` / ``content.py`` -> ``Client`` method.
 
 No exception may escape a handler: ``@fuse_op`` turns every error into an
 errno reply (through THE table, ``cloudfs.errors.errno_for``) and logs the
@@ -16,21 +16,24 @@ import errno
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar, cast
 
 import pyfuse3
 import trio
 
 from cloudfs.errors import CloudfsError, errno_for
 from cloudfs.fs.content import Content
-from cloudfs.fs.core import Core, fail
+from cloudfs.fs.core import Core
+from cloudfs.fs.errors import FsError, fail
 from cloudfs.fs.handles import DirHandle
 from cloudfs.fs.namespace import Namespace, decode_name, encode_name
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+#: a handler, whose signature the decorator keeps (pyfuse3's stubs check it)
+Handler = TypeVar("Handler", bound=Callable[..., Coroutine[Any, Any, Any]])
 #: a handler that waits on the server longer than this many timeouts is cut off
 DEADLINE_FACTOR = 3
 #: st_blocks unit, and what statfs reports capacity in
@@ -54,14 +57,14 @@ class InFlight:
 IN_FLIGHT: dict[trio.lowlevel.Task, InFlight] = {}
 
 
-def fuse_op(*, bounded: bool = True) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+def fuse_op(*, bounded: bool = True) -> Callable[[Handler], Handler]:
     """Run a handler under a deadline and turn any exception into an errno."""
 
-    def decorate(handler: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    def decorate(handler: Handler) -> Handler:
         name = handler.__name__
 
         @functools.wraps(handler)
-        async def wrapper(self: "Operations", *args: Any) -> T:
+        async def wrapper(self: "Operations", *args: Any) -> Any:
             task = trio.lowlevel.current_task()
             coro = handler(self, *args)
             IN_FLIGHT[task] = InFlight(name, args, time.monotonic(), coro)
@@ -70,23 +73,26 @@ def fuse_op(*, bounded: bool = True) -> Callable[[Callable[..., Awaitable[T]]], 
                     with trio.fail_after(self.core.settings.timeout_s * DEADLINE_FACTOR):
                         return await coro
                 return await coro
+            except FsError as exc:
+                # the core's own answer: the only place it becomes pyfuse3's
+                raise pyfuse3.FUSEError(exc.errno) from None
             except pyfuse3.FUSEError:
                 raise
             except trio.TooSlowError:
                 log.warning("%s%r: no answer from the server in time", name, brief_args(args))
-                raise fail(errno.ETIMEDOUT) from None
+                raise pyfuse3.FUSEError(errno.ETIMEDOUT) from None
             except (CloudfsError, OSError) as exc:
                 code = errno_for(exc)
                 level = logging.DEBUG if code in (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY) else logging.INFO
                 log.log(level, "%s%r: %s", name, brief_args(args), exc)
-                raise fail(code) from None
+                raise pyfuse3.FUSEError(code) from None
             except Exception:
                 log.exception("internal error in %s%r", name, brief_args(args))
-                raise fail(errno.EIO) from None
+                raise pyfuse3.FUSEError(errno.EIO) from None
             finally:
                 del IN_FLIGHT[task]
 
-        return wrapper
+        return cast(Handler, wrapper)
 
     return decorate
 
@@ -156,7 +162,7 @@ class Operations(pyfuse3.Operations):
         stats.f_blocks = total // STATFS_BLOCK
         stats.f_bfree = free // STATFS_BLOCK
         stats.f_bavail = free // STATFS_BLOCK
-        # Cloudreve has no inode limit; report plenty so tools do not refuse
+        # servers have no inode limit; report plenty so tools do not refuse
         stats.f_files = 1 << 32
         stats.f_ffree = stats.f_favail = (1 << 32) - len(self.core.table)
         stats.f_namemax = 255

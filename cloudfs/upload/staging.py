@@ -23,6 +23,7 @@ base downloads, through a ``fetch(span) -> bytes`` callable.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import time
 import uuid
@@ -58,7 +59,7 @@ def start_write_out(fd: int, offset: int, length: int) -> None:
 
 
 def now_ns() -> int:
-    """Now, to the millisecond: what Cloudreve stores, so an upload does not
+    """Now, to the millisecond: what servers store, so an upload does not
     visibly change the mtime of what was written."""
     return time.time_ns() // 1_000_000 * 1_000_000
 
@@ -115,8 +116,7 @@ class LocalFile:
             base=entry,
             base_limit=entry.size,
         )
-        local._open(create=True)
-        os.ftruncate(local.fd, entry.size)  # type: ignore[arg-type]
+        os.ftruncate(local._open(create=True), entry.size)
         return local
 
     def _open(self, *, create: bool = False) -> int:
@@ -180,6 +180,12 @@ class LocalFile:
         start, end = span if span is not None else (0, self.size)
         return self.present.missing(clamp((start, min(end, self.base_limit)), self.size))
 
+    def _base(self) -> Entry:
+        """The version the missing bytes come from (a file with holes has one)."""
+        if self.base is None:
+            raise OSError(errno.EIO, "the staging file misses bytes of no known version")
+        return self.base
+
     async def read(self, off: int, length: int, fetch: FetchFn) -> bytes:
         start, end = clamp((off, off + length), self.size)
         if start >= end:
@@ -188,7 +194,7 @@ class LocalFile:
         if holes:
             # fetch the base bytes and keep them, so the next read is local
             for hole in holes:
-                data = await fetch(self.base, hole)  # type: ignore[arg-type]
+                data = await fetch(self._base(), hole)
                 self._store_base(hole, data)
         return os.pread(self._open(), end - start, start)
 
@@ -196,7 +202,7 @@ class LocalFile:
         """Make the staging file hold the whole content (before an upload)."""
         for hole in self.missing():
             for part in split(hole, FILL_PART):
-                data = await fetch(self.base, part)  # type: ignore[arg-type]
+                data = await fetch(self._base(), part)
                 self._store_base(part, data)
 
     def _store_base(self, span: Span, data: bytes) -> None:

@@ -41,7 +41,7 @@ import trio
 
 from cloudfs.cache.blocks import BlockStore, cache_name
 from cloudfs.cache.ranges import SpanSet
-from cloudfs.client.api import CloudreveClient
+from cloudfs.client.api import Client
 from cloudfs.client.paths import relocated, within
 from cloudfs.client.models import (
     MTIME_KEY,
@@ -50,7 +50,7 @@ from cloudfs.client.models import (
     mtime_value,
     stored_mtime_ns,
 )
-from cloudfs.errors import CloudfsError, CloudreveError
+from cloudfs.errors import AlreadyExists, CloudfsError, VersionConflict
 from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.staging import FetchFn, LocalFile
 
@@ -68,7 +68,6 @@ FULL_DRIVE_HINT = ("; deleted files in the server's recycle bin still count agai
                    "`cloudfs trash URL` shows them, `cloudfs trash URL --empty` frees their space")
 SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errno.EACCES, errno.EPERM,
                      errno.ENAMETOOLONG, errno.EOPNOTSUPP}
-STALE_VERSION = 40076
 #: after an upload landed, recording its exact mtime may delay a cancellation this long
 SETTLE_S = 30.0
 #: fsync re-checks that its upload is running or due at least this often
@@ -138,7 +137,7 @@ class UploadStatus:
 class WriteBack:
     def __init__(
         self,
-        client: CloudreveClient,
+        client: Client,
         journal: Journal,
         store: BlockStore,
         fetch_base: FetchFn,
@@ -376,9 +375,9 @@ class WriteBack:
 
     def unconfirmed(self) -> list[LocalFile]:
         """Dirty files whose upload is running or has failed: those the
-        server may not show for a while (Cloudreve 3 replaces a file by
-        deleting it and renaming the new content into place; the rename may
-        fail).  Cheap: not every staged file, only those."""
+        server may not show for a while (a backend without in-place
+        overwrite replaces a file by deleting it and renaming the new
+        content into place; the rename may fail).  Cheap: not every staged file, only those."""
         ids = self._active.keys() | self._retry_delay.keys()
         found = (self.files.get(file_id) for file_id in ids)
         return [local for local in found if local is not None and local.dirty]
@@ -565,7 +564,7 @@ class WriteBack:
         local.sent_digests.clear()
         old_id = local.file_id
         # What the filesystem sees changes all at once, with no await between
-        # the local file taking the new version (Cloudreve 3: a new id) and
+        # the local file taking the new version (perhaps under a new id) and
         # the inode learning it: a close meanwhile would find a clean file the
         # write-back no longer knows by its old id, drop its staging, and show
         # the inode's old entry (a file read as empty after a swap).
@@ -645,7 +644,7 @@ class WriteBack:
         await self._journal_quietly(self.journal.forget(file_id))
 
     async def _keep_exact_mtime(self, local: LocalFile, entry: Entry) -> Entry:
-        """Cloudreve keeps upload times to the millisecond; record finer ones
+        """Servers may keep upload times to the millisecond; record finer ones
         (set by utimensat, e.g. ``cp -p``, ``rsync -a``) in metadata."""
         if local.mtime_ns % 1_000_000 == 0 or stored_mtime_ns(entry) == local.mtime_ns:
             return entry  # kept by the server, or recorded with the upload
@@ -676,9 +675,10 @@ class WriteBack:
 
         try:
             return await upload(local.remote_path, local.base)
-        except CloudreveError as exc:
-            new_name_taken = local.base is None and exc.errno == errno.EEXIST
-            if exc.code != STALE_VERSION and not new_name_taken:
+        except VersionConflict:
+            pass
+        except AlreadyExists:
+            if local.base is not None:
                 raise
         # the version we based on changed, or a name we meant to create (a
         # conflict copy, a file re-created after it vanished) is taken

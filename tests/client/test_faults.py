@@ -17,11 +17,11 @@ import trio
 from cloudfs.client.models import UPLOAD_TAG_KEY, stored_mtime_ns
 from cloudfs.errors import (
     CloudfsError,
-    CloudreveError,
     RequestTimeout,
     ServerError,
     TransportError,
 )
+from cloudfs.client.cloudreve_codes import CloudreveError
 
 from .conftest import FAST, remote_sha256
 

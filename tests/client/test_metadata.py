@@ -10,7 +10,8 @@ from dataclasses import replace
 import pytest
 
 from cloudfs.client.models import MTIME_KEY
-from cloudfs.errors import CloudfsError, CloudreveError, NameTooLong
+from cloudfs.errors import CloudfsError, NameTooLong
+from cloudfs.client.cloudreve_codes import CloudreveError
 
 from .conftest import FAST
 

@@ -11,7 +11,8 @@ from dataclasses import replace
 import pytest
 import trio
 
-from cloudfs.errors import CloudfsError, CloudreveError
+from cloudfs.errors import CloudfsError
+from cloudfs.client.cloudreve_codes import CloudreveError
 
 from .conftest import FAST, remote_sha256, sha256
 

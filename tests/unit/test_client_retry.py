@@ -9,7 +9,6 @@ import trio
 
 from cloudfs.client.retry import AttemptState, RetryPolicy, full_jitter, give_up_error, retrying, should_retry
 from cloudfs.errors import (
-    CloudreveError,
     NameTooLong,
     ProtocolError,
     RequestTimeout,
@@ -17,6 +16,7 @@ from cloudfs.errors import (
     TLSFailure,
     TransportError,
 )
+from cloudfs.client.cloudreve_codes import CloudreveError
 
 
 def test_full_jitter_bounds():

@@ -10,7 +10,8 @@ import pytest
 from cloudfs.client import envelope
 from cloudfs.client.paths import check_name, join, normalize, split
 from cloudfs.client.v4_shapes import entry_from, from_uri, parse_time_ns, session_from, to_uri, tokens_from
-from cloudfs.errors import CloudfsError, CloudreveError, NameTooLong, ProtocolError
+from cloudfs.errors import CloudfsError, NameTooLong, ProtocolError
+from cloudfs.client.cloudreve_codes import CloudreveError
 
 
 @pytest.mark.parametrize(

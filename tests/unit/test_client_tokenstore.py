@@ -94,3 +94,32 @@ def test_repr_hides_tokens():
 def test_normalize_url():
     assert normalize_url("HTTPS://Host:8443/") == "https://host:8443"
     assert normalize_url("http://h/sub/Path/") == "http://h/sub/Path"
+
+
+def test_a_backend_keeps_its_own_credential_shape(tmp_path):
+    """A login that is neither a refresh token nor a cookie (an app key acting
+    for a user, say) is stored in the shape its backend chose, kept secret."""
+    store = TokenStore(tmp_path / "tokens.json")
+    own = StoredLogin(url="https://drive.example", user="u-1", refresh_token="",
+                      credential={"app_id": "app-7", "app_secret": "s3cr3t-value", "user_id": "u-1"},
+                      credential_expires=time.time() + 3600, saved_at=time.time())
+    assert "s3cr3t-value" not in repr(own)
+    store.save(own)
+    got = store.load("https://drive.example", "u-1")
+    assert got is not None and got.usable and dict(got.credential) == dict(own.credential)
+    # an expired one is not offered
+    store.save(StoredLogin(url="https://drive.example", user="u-2", refresh_token="",
+                           credential={"token": "t"}, credential_expires=time.time() - 1))
+    assert store.load("https://drive.example", "u-2") is None
+    # a record of another shape than names to strings is ignored, not a crash
+    doc = json.loads((tmp_path / "tokens.json").read_text())
+    next(iter(doc["logins"].values()))["credential"] = {"token": 5}
+    (tmp_path / "tokens.json").write_text(json.dumps(doc))
+    assert store.load("https://drive.example", "u-1") is None
+
+
+def test_a_login_without_a_credential_writes_none(tmp_path):
+    store = TokenStore(tmp_path / "tokens.json")
+    store.save(login())
+    record = next(iter(json.loads((tmp_path / "tokens.json").read_text())["logins"].values()))
+    assert "credential" not in record  # the format stays as it was for token and cookie logins

@@ -15,7 +15,8 @@ from cloudfs.client.dialect import UploadSession
 from cloudfs.client.models import Entry
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
-from cloudfs.errors import CloudreveError, ServerError, UnsupportedStoragePolicy
+from cloudfs.errors import ServerError, UnsupportedStoragePolicy
+from cloudfs.client.cloudreve_codes import CloudreveError
 
 
 @dataclass

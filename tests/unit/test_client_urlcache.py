@@ -10,7 +10,8 @@ from cloudfs.client.auth import BearerAuth, Tokens
 from cloudfs.client.dialect import SignedUrl
 from cloudfs.client.models import Entry
 from cloudfs.client.urlcache import UrlCache
-from cloudfs.errors import AuthenticationError, CloudreveError, TransportError
+from cloudfs.errors import AuthenticationError, TransportError
+from cloudfs.client.cloudreve_codes import CloudreveError
 
 
 def entry(version="v1", file_id="f1"):

@@ -5,10 +5,8 @@ import errno
 import pytest
 
 from cloudfs.errors import (
-    CODE_ERRNO,
     AuthenticationError,
     CloudfsError,
-    CloudreveError,
     NameTooLong,
     NotCloudreveError,
     ProtocolError,
@@ -18,9 +16,9 @@ from cloudfs.errors import (
     TransportError,
     UnsupportedStoragePolicy,
     errno_for,
-    errno_for_code,
     errno_for_status,
 )
+from cloudfs.client.cloudreve_codes import CODE_ERRNO, CloudreveError, errno_for_code
 
 
 @pytest.mark.parametrize(
