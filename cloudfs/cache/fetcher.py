@@ -182,9 +182,11 @@ class Fetcher:
         if fill is None or reservation is None:
             await self._stream_into(source, off, end, part, flights)
             return
+        held = reservation  # (for the closure: reservation itself is set to None further down)
+
         def progress(upto: int) -> None:
             # whole pages (or the file's short last one) are given to waiters as they land
-            self._publish(source, reservation, part, flights, part.stop if upto >= end else upto // self.page_size)
+            self._publish(source, held, part, flights, part.stop if upto >= end else upto // self.page_size)
 
         try:
             try:

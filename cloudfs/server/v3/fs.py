@@ -174,6 +174,7 @@ def rename(rt: V3Runtime, user: User, dirs: list[int], files: list[int], new_nam
         row = tree.file_of(user.id, files[0])
         if row is None:
             raise E.path_not_exist()
+        args: tuple[object, ...]
         sql, args = "UPDATE files SET name=?, updated_at=? WHERE id=?", (new_name, now_us(), row.id)
     elif dirs:
         row = tree.folder_of(user.id, dirs[0])

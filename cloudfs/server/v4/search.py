@@ -125,9 +125,9 @@ def filters(spec: Spec) -> tuple[str, list[Any]]:
     if spec.size_gte > 0 or spec.size_lte > 0:
         clauses.append("size >= ? AND size <= ?")
         args += [spec.size_gte, spec.size_lte]
-    for column, op, value in spec.times:
+    for column, op, bound in spec.times:
         clauses.append(f"{column} {op} ?")
-        args.append(value)
+        args.append(bound)
     return " AND ".join(clauses), args
 
 
@@ -208,7 +208,8 @@ def run(ctx: Any, parent: Any, spec: Spec, page_size: int, order_by: str, desc: 
         cursor = decode_token(ctx, inner, order_by) if inner else None
         rows, nxt = query_page(store, list(levels[start_level]), owner, spec, order_by, desc,
                                page_size - len(found), cursor)
-        found += [levels[start_level][r.parent_id].child(r) for r in rows]
+        # every row found has a parent: the search walks below its scope's folders
+        found += [levels[start_level][r.parent_id].child(r) for r in rows if r.parent_id is not None]
         inner = encode_token(ctx, nxt, order_by) if nxt else ""
         if not inner:
             if len(found) == page_size:
