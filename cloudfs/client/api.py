@@ -85,6 +85,7 @@ class Client:
         token_store: Store | None = None,
         settings: ClientSettings = ClientSettings(),
         resume: bool = True,
+        backend: str | None = None,
     ) -> "Client":
         """Detect the server (``UnsupportedServer`` names what was found), then
         log in: a stored refresh token first, else email + password (asking
@@ -95,11 +96,12 @@ class Client:
         anything with its ``load``/``save``); None keeps nothing on disk.
         ``resume=False`` logs in with the password even when a login is
         stored (a password given means that password: a wrong one fails);
-        the new login then replaces the stored one."""
+        the new login then replaces the stored one.  ``backend`` (a name in
+        :mod:`cloudfs.client.backends`) skips detection by the others."""
         url = url.strip().rstrip("/")
         http = Http(url, settings)
         try:
-            dialect = await detect(http)
+            dialect = await detect(http, backend)
             # each backend owns its login (tokens, a cookie session, a signature...)
             http.auth = await dialect.log_in(url, email=email, password=password, otp=otp, store=token_store,
                                              resume=resume)

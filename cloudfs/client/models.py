@@ -113,6 +113,9 @@ class Capabilities:
     last_chunk_alone: bool = True
     #: the server offers a feed of changes made by others
     change_feed: bool = False
+    #: an upload announces the whole file's SHA-256 before its first byte
+    #: (the client hashes the file and passes ``sha256`` to open_upload)
+    whole_file_hash: bool = False
 
 
 @dataclass(frozen=True, slots=True)
