@@ -10,6 +10,7 @@ skipped on v3 with that reason (the marker is registered in tests/conftest.py).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +19,8 @@ from cloudfs.server.testing import RunningServer, start_server
 
 __all__ = ["DIALECTS", "dialect", "fresh_server", "server", "_v4_only"]
 
-DIALECTS = ["v4", "v3"]
+#: ``CLOUDFS_TEST_DIALECTS=koodrive`` (comma-separated) runs a level on other dialects
+DIALECTS = os.environ.get("CLOUDFS_TEST_DIALECTS", "v4,v3").split(",")
 
 
 @pytest.fixture(scope="module", params=DIALECTS)

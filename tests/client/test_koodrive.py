@@ -162,3 +162,17 @@ async def test_capacity_from_usage_by_user(kclient, tmp_path):
     await kclient.upload("/cap.bin", src)
     after = await kclient.capacity()
     assert after.used - before.used == pytest.approx(300_000, abs=1024)
+
+
+async def test_replace_after_a_rename_lands_at_the_upload_path(kclient, tmp_path):
+    """The entry being replaced may carry its path from before a rename: the
+    new version lands at the upload's path and the old file is gone."""
+    await kclient.mkdir("/rn")
+    old = await kclient.create_file("/rn/f")
+    await kclient.rename("/rn/f", "f3")
+    src = tmp_path / "x"
+    src.write_bytes(b"f")
+    new = await kclient.upload("/rn/f3", src, replace=old)  # old.path is still /rn/f
+    assert new.path == "/rn/f3" and new.size == 1
+    _, children = await kclient.list_all("/rn")
+    assert [c.name for c in children] == ["f3"]

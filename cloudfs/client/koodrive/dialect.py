@@ -391,12 +391,13 @@ class KooDriveDialect:
         self.ids.put(uploaded_path, file_id)
         if replace is None:
             return entry_of(await self._detail(file_id, session.path), session.path)
-        return await self._swap(uploaded_path, file_id, replace)
+        return await self._swap(uploaded_path, file_id, replace, session.path)
 
-    async def _swap(self, uploaded_path: str, file_id: str, replace: Entry) -> Entry:
-        """The new version (``uploaded_path``) takes ``replace``'s place: the
-        old file goes to the recycle bin, the new one is renamed to its name."""
-        target = replace.path
+    async def _swap(self, uploaded_path: str, file_id: str, replace: Entry, target: str) -> Entry:
+        """The new version (``uploaded_path``) takes the place of ``replace``,
+        which must still be the file at ``target`` (the upload's path: the
+        caller's ``replace`` may carry a path from before a rename): the old
+        file goes to the recycle bin, the new one is renamed to its name."""
         try:
             current = await self.stat(target)
         except NotFound:
