@@ -17,10 +17,18 @@ import pytest
 
 from cloudfs.server.testing import RunningServer, start_server
 
-__all__ = ["DIALECTS", "dialect", "fresh_server", "server", "_v4_only"]
+__all__ = ["DIALECTS", "dialect", "fresh_server", "keeps_metadata", "server", "_v4_only"]
 
 #: ``CLOUDFS_TEST_DIALECTS=koodrive`` (comma-separated) runs a level on other dialects
 DIALECTS = os.environ.get("CLOUDFS_TEST_DIALECTS", "v4,v3").split(",")
+
+#: dialects whose objects keep no custom metadata (mode, exact mtime): there
+#: a chmod or utime lives in the mount only (capabilities.custom_metadata)
+NO_METADATA = frozenset({"v3", "koodrive"})
+
+
+def keeps_metadata(dialect: str) -> bool:
+    return dialect not in NO_METADATA
 
 
 @pytest.fixture(scope="module", params=DIALECTS)
@@ -52,3 +60,6 @@ def _v4_only(request: pytest.FixtureRequest) -> None:
     marker = request.node.get_closest_marker("v4_only")
     if marker is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "v3":
         pytest.skip(marker.args[0] if marker.args else "needs Cloudreve 4")
+    lacks = request.node.get_closest_marker("koodrive_lacks")
+    if lacks is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "koodrive":
+        pytest.skip(f"KooDrive lacks {lacks.args[0]}")

@@ -176,3 +176,11 @@ async def test_replace_after_a_rename_lands_at_the_upload_path(kclient, tmp_path
     assert new.path == "/rn/f3" and new.size == 1
     _, children = await kclient.list_all("/rn")
     assert [c.name for c in children] == ["f3"]
+
+
+async def test_upload_makes_missing_folders(kclient, tmp_path):
+    src = tmp_path / "deep"
+    src.write_bytes(b"deep")
+    entry = await kclient.upload("/new1/new2/deep.txt", src)
+    assert entry.path == "/new1/new2/deep.txt"
+    assert (await kclient.stat("/new1/new2")).is_dir

@@ -43,6 +43,7 @@ from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, Tra
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.errors import (
+    AlreadyExists,
     CloudfsError,
     NotAFolder,
     NotFound,
@@ -212,6 +213,20 @@ class KooDriveDialect:
         self.ids.put(path, created.file_id)
         return created
 
+    async def _folder_made(self, folder: str) -> str:
+        """``folder``'s id, making it and missing parents first (an upload to
+        a new path makes its folders, as Cloudreve's does)."""
+        try:
+            return await self._id(folder)
+        except NotFound:
+            if folder == "/":
+                raise
+        await self._folder_made(split(folder)[0])
+        try:
+            return (await self.create(folder, folder=True)).file_id
+        except AlreadyExists:  # made meanwhile
+            return await self._id(folder)
+
     async def rename(self, path: str, new_name: str) -> Entry:
         folder, _ = split(path)
         target = join(folder, new_name)
@@ -324,7 +339,7 @@ class KooDriveDialect:
             raise ProtocolError("a KooDrive upload needs the file's SHA-256 up front")
         folder, name = split(path)
         upload_name = temp_name(name) if replace is not None else name
-        parent_ref = await self._id(folder)
+        parent_ref = await self._folder_made(folder)
         body: dict[str, Any] = {
             "fileName": upload_name, "fileType": FILE_TYPE, "parentFolder": [parent_ref], "sha256": sha256,
             "length": size, "uploadMode": "multipart", "uploadType": 1, "autoRename": 3,
