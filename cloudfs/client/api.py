@@ -27,10 +27,18 @@ from cloudfs.client.dialect import Dialect
 from cloudfs.client.download import Downloader
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store
-from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary
+from cloudfs.client.models import (
+    Capabilities,
+    Capacity,
+    Entry,
+    ServerInfo,
+    TrashSummary,
+    UsageReport,
+    UserUsage,
+)
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
-from cloudfs.errors import CloudfsError, ProtocolError, SessionExpired
+from cloudfs.errors import CloudfsError, NotSupported, ProtocolError, SessionExpired
 
 __all__ = ["Client", "ClientSettings", "CloudreveClient", "ProgressFn"]
 
@@ -266,6 +274,22 @@ class Client:
     @_only_cloudfs_errors
     async def capacity(self) -> Capacity:
         return await self._dialect.capacity()
+
+    @_only_cloudfs_errors
+    async def usage(self, *, users: Sequence[str] = (), by_quota: bool = False) -> UsageReport:
+        """Quota and use: of ``users`` (default: the logged-in user), the
+        tenant's quota tiers (``by_quota``) and its overview, where the
+        backend has tenant reports (``tenant_usage``); elsewhere the logged-in
+        user's capacity only (``NotSupported`` if more was asked)."""
+        report = getattr(self._dialect, "tenant_usage", None)
+        if report is not None:
+            result: UsageReport = await report(users=list(users), by_quota=by_quota)
+            return result
+        if users or by_quota:
+            raise NotSupported(f"{self.info.dialect} has no tenant reports: only the logged-in user's use",
+                               errno=errno.EOPNOTSUPP)
+        capacity = await self._dialect.capacity()
+        return UsageReport(users=[UserUsage(user_id="", quota=capacity.total, used=capacity.used)])
 
     @_only_cloudfs_errors
     async def trash(self) -> TrashSummary | None:

@@ -87,6 +87,35 @@ class Capacity:
 
 
 @dataclass(frozen=True, slots=True)
+class UserUsage:
+    """One user's quota and use, in bytes (``user_id`` empty: the logged-in user)."""
+
+    user_id: str
+    quota: int
+    used: int
+
+
+@dataclass(frozen=True, slots=True)
+class TierUsage:
+    """A tenant's use, for one quota tier (``quota``) or overall (``quota`` None), in bytes."""
+
+    quota: int | None
+    allocated: int
+    capacity: int
+    used: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """What ``cloudfs quota`` shows: per user, per quota tier and overall
+    (the last two only where the server has tenant reports)."""
+
+    users: list[UserUsage]
+    tiers: list[TierUsage] | None = None
+    overview: TierUsage | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a backend can do, so the layers above ask this instead of
     knowing which backend they talk to.  Each dialect declares one."""

@@ -184,3 +184,27 @@ async def test_upload_makes_missing_folders(kclient, tmp_path):
     entry = await kclient.upload("/new1/new2/deep.txt", src)
     assert entry.path == "/new1/new2/deep.txt"
     assert (await kclient.stat("/new1/new2")).is_dir
+
+
+async def test_usage_report_batches_users_and_pages_tiers(kclient):
+    me = kclient._dialect.user_id
+    report = await kclient.usage(users=[me] + [str(10**18 + i) for i in range(60)], by_quota=True)
+    assert [u.user_id for u in report.users] == [me]  # 61 ids: two calls of at most 50; unknown ids left out
+    assert report.users[0].quota == 1 << 30
+    assert report.tiers is not None and report.tiers[0].quota == 1 << 30
+    assert report.overview is not None and report.overview.capacity == 1 << 30
+
+
+def test_quota_command_json_and_table(kd):
+    import json
+    import subprocess
+    import sys
+    env = {**os.environ, "CLOUDFS_PASSWORD": kd.password}
+    base = [sys.executable, "-m", "cloudfs", "quota", kd.url, "--user", kd.email]
+    out = subprocess.run([*base, "--json", "--by-quota"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["users"][0]["quota"] == 1 << 30 and report["tiers"][0]["capacity"] == 1 << 30
+    out = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "1.0 GiB" in out.stdout and "tenant:" in out.stdout

@@ -39,7 +39,7 @@ from cloudfs.client.koodrive.ids import IdCache
 from cloudfs.client.koodrive.shapes import entry_of, iso_ms, is_folder, parent_id
 from cloudfs.client.koodrive.wire import Wire, data_of
 from cloudfs.client.login import Store
-from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary
+from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary, UsageReport
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.errors import (
@@ -280,6 +280,10 @@ class KooDriveDialect:
 
     async def capacity(self) -> Capacity:
         return await space.capacity(self.wire, self.user_id)
+
+    async def tenant_usage(self, *, users: Sequence[str], by_quota: bool) -> UsageReport:
+        """``cloudfs quota``: the seeds' usage reports (default user: this login's)."""
+        return await space.report(self.wire, list(users) or [self.user_id], by_quota=by_quota)
 
     async def trash(self) -> TrashSummary | None:
         items = size = 0

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cloudfs.client.koodrive.wire import Wire
-from cloudfs.client.models import Capacity
+from cloudfs.client.models import Capacity, TierUsage, UsageReport, UserUsage
 from cloudfs.errors import BackendRefusal, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ async def users(wire: Wire, user_ids: Sequence[str]) -> list[dict[str, Any]]:
     return rows
 
 
-async def by_quota(wire: Wire) -> list[dict[str, Any]]:
+async def quota_tiers(wire: Wire) -> list[dict[str, Any]]:
     """Every row of the usage-by-quota report (paged by limit/offset until ``total``)."""
     rows: list[dict[str, Any]] = []
     while True:
@@ -89,3 +89,27 @@ async def capacity(wire: Wire, user_id: str) -> Capacity:
         log.debug("usage by user refused (%s); asking GetSpace", exc)
     data = await get_space(wire, user_id)
     return Capacity(total=int(_number(data.get("capacity"))), used=int(_number(data.get("spaceUsed"))))
+
+
+def _kb(value: Any) -> int:
+    return int(_number(value) * KB)
+
+
+def _tier(row: dict[str, Any], quota: bool) -> TierUsage:
+    return TierUsage(quota=_kb(row.get("quota")) if quota else None, allocated=_kb(row.get("totalAllocation")),
+                     capacity=_kb(row.get("totalCapacity")), used=_kb(row.get("totalUsed")))
+
+
+async def report(wire: Wire, user_ids: Sequence[str], *, by_quota: bool) -> UsageReport:
+    """The tenant view (all in bytes): usage of ``user_ids``, the quota tiers
+    if asked, and the overview (left out if the server refuses it)."""
+    rows = await users(wire, user_ids)
+    people = [UserUsage(user_id=str(r.get("userId") or ""), quota=_kb(r.get("quota")), used=_kb(r.get("used")))
+              for r in rows]
+    tiers = [_tier(r, True) for r in await quota_tiers(wire)] if by_quota else None
+    try:
+        whole: TierUsage | None = _tier(await overview(wire), False)
+    except (BackendRefusal, ProtocolError) as exc:
+        log.info("no usage overview: %s", exc)
+        whole = None
+    return UsageReport(users=people, tiers=tiers, overview=whole)
