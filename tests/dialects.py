@@ -2,10 +2,12 @@
 
 A level's conftest imports them (``from tests.dialects import *``): its
 ``server`` and ``fresh_server`` then override tests/conftest.py's and follow
-the module-scoped ``dialect`` parameter ("v4", "v3"), so every test that uses
-a server runs against a Cloudreve 4 and a Cloudreve 3 server.  A test marked
+the module-scoped ``dialect`` parameter ("v4", "v3", and "koodrive" for
+modules that set ``ON_KOODRIVE = True``), so every test that uses a server
+runs against a Cloudreve 4 and a Cloudreve 3 server (and KooDrive's).  A test marked
 ``@pytest.mark.v4_only("why")`` (or a module with ``pytestmark = ...``) is
-skipped on v3 with that reason (the marker is registered in tests/conftest.py).
+skipped on v3 with that reason; ``@pytest.mark.koodrive_lacks("feature")`` on
+KooDrive (the markers are registered in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -17,10 +19,28 @@ import pytest
 
 from cloudfs.server.testing import RunningServer, start_server
 
-__all__ = ["DIALECTS", "dialect", "fresh_server", "keeps_metadata", "server", "_v4_only"]
+__all__ = ["DIALECTS", "dialect", "pytest_generate_tests", "fresh_server", "keeps_metadata", "server", "_v4_only"]
 
-#: ``CLOUDFS_TEST_DIALECTS=koodrive`` (comma-separated) runs a level on other dialects
-DIALECTS = os.environ.get("CLOUDFS_TEST_DIALECTS", "v4,v3").split(",")
+#: the Cloudreve dialects every module runs on
+DIALECTS = ["v4", "v3"]
+#: a module that sets ``ON_KOODRIVE = True`` (its tests make sense on KooDrive,
+#: with skips naming what KooDrive lacks) runs on the KooDrive emulator too
+KOODRIVE = "koodrive"
+#: ``CLOUDFS_TEST_DIALECTS=koodrive`` (comma-separated) overrides both, for
+#: iterating on one dialect
+OVERRIDE = "CLOUDFS_TEST_DIALECTS"
+
+
+def dialects_of(module: object) -> list[str]:
+    if os.environ.get(OVERRIDE):
+        return os.environ[OVERRIDE].split(",")
+    return DIALECTS + ([KOODRIVE] if getattr(module, "ON_KOODRIVE", False) else [])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The ``dialect`` of each module (see :func:`dialects_of`)."""
+    if "dialect" in metafunc.fixturenames and "dialect" not in getattr(metafunc.module, "__dict__", {}):
+        metafunc.parametrize("dialect", dialects_of(metafunc.module), indirect=True, scope="module")
 
 #: dialects whose objects keep no custom metadata (mode, exact mtime): there
 #: a chmod or utime lives in the mount only (capabilities.custom_metadata)
@@ -31,7 +51,7 @@ def keeps_metadata(dialect: str) -> bool:
     return dialect not in NO_METADATA
 
 
-@pytest.fixture(scope="module", params=DIALECTS)
+@pytest.fixture(scope="module")
 def dialect(request: pytest.FixtureRequest) -> str:
     """The server dialect this module's tests run against."""
     return str(request.param)

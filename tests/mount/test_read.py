@@ -15,6 +15,9 @@ import pytest
 from cloudfs.server.store import seed_bulk_folder
 from tests.mount.conftest import Drive, Remote, file_sha256, run_cloudfs, sha256, wait_until
 
+#: also on the KooDrive emulator (tests/dialects.py); skips name what KooDrive lacks
+ON_KOODRIVE = True
+
 RNG = random.Random(1234)
 LARGE = RNG.randbytes(24 << 20 | 12345)  # several read-ahead windows, not page aligned
 SMALL = b"hello, cloudfs\n"

@@ -18,6 +18,9 @@ import pytest
 from cloudfs.server.testing import RunningServer, start_server
 from tests.mount.conftest import Drive, Remote, run_cloudfs, sha256, wait_until
 
+#: also on the KooDrive emulator (tests/dialects.py); skips name what KooDrive lacks
+ON_KOODRIVE = True
+
 CHUNK = 1 << 20
 
 
