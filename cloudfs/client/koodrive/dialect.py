@@ -194,7 +194,7 @@ class KooDriveDialect:
         parent, name = split(path)
         if not folder:
             return await self._upload_empty(path)
-        parent_ref = await self._id(parent)
+        parent_ref = await self._folder_made(parent)  # missing parents made, as Cloudreve does
 
         async def op(state: AttemptState) -> dict[str, Any]:
             try:

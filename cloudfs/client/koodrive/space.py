@@ -83,7 +83,7 @@ async def capacity(wire: Wire, user_id: str) -> Capacity:
     try:
         for row in await users(wire, [user_id]):
             if str(row.get("userId")) == user_id:
-                return Capacity(total=int(_number(row.get("quota")) * KB), used=int(_number(row.get("used")) * KB))
+                return Capacity(total=_kb(row.get("quota")), used=_kb(row.get("used")))
         log.debug("usage by user does not list %s; asking GetSpace", user_id)
     except (BackendRefusal, ProtocolError) as exc:
         log.debug("usage by user refused (%s); asking GetSpace", exc)
@@ -92,7 +92,8 @@ async def capacity(wire: Wire, user_id: str) -> Capacity:
 
 
 def _kb(value: Any) -> int:
-    return int(_number(value) * KB)
+    """KB (``used`` has 3 decimals: within half a byte) -> bytes."""
+    return round(_number(value) * KB)
 
 
 def _tier(row: dict[str, Any], quota: bool) -> TierUsage:
