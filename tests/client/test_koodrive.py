@@ -208,3 +208,24 @@ def test_quota_command_json_and_table(kd):
     out = subprocess.run(base, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "1.0 GiB" in out.stdout and "tenant:" in out.stdout
+
+
+async def test_pasted_token_and_app_key_file(kd, kclient, monkeypatch, tmp_path, caplog):
+    user_id = kclient._dialect.user_id
+    monkeypatch.setenv("CLOUDFS_KOODRIVE_TOKEN", kclient._http.auth.tokens.access_token)
+    with caplog.at_level("WARNING"):
+        pasted = await CloudreveClient.connect(kd.url, email=user_id, settings=FAST)
+    try:
+        assert (await pasted.stat("/")).is_dir
+        assert any("20 minutes" in r.getMessage() for r in caplog.records)
+    finally:
+        await pasted.aclose()
+    monkeypatch.delenv("CLOUDFS_KOODRIVE_TOKEN")
+    key = tmp_path / "app.toml"
+    key.write_text(f'app_id = "cloudfs-demo-app"\napp_secret = "cloudfs-demo-app-secret"\nuser_id = "{user_id}"\n')
+    monkeypatch.setenv("CLOUDFS_KOODRIVE_APP_KEY_FILE", str(key))
+    app = await CloudreveClient.connect(kd.url, settings=FAST)
+    try:
+        assert (await app.capacity()).total == 1 << 30
+    finally:
+        await app.aclose()
