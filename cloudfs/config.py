@@ -60,6 +60,8 @@ class MountSettings:
     url: str
     mountpoint: Path
     user: str | None = None
+    #: the server's kind (a name in cloudfs.client.backends); None = detect
+    backend: str | None = None
     cache_dir: Path | None = None
     cache_size: int = 2 * GiB
     metadata_ttl_s: float = 60.0

@@ -19,6 +19,8 @@ from cloudfs.server.testing import RunningServer, start_server
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "v4_only(reason): the test needs a Cloudreve 4 feature; skipped on v3")
+    config.addinivalue_line("markers", "koodrive_lacks(feature): the test needs a feature KooDrive lacks; "
+                            "skipped there, naming it")
 
 
 @pytest.fixture(scope="module")

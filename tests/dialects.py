@@ -2,26 +2,56 @@
 
 A level's conftest imports them (``from tests.dialects import *``): its
 ``server`` and ``fresh_server`` then override tests/conftest.py's and follow
-the module-scoped ``dialect`` parameter ("v4", "v3"), so every test that uses
-a server runs against a Cloudreve 4 and a Cloudreve 3 server.  A test marked
+the module-scoped ``dialect`` parameter ("v4", "v3", and "koodrive" for
+modules that set ``ON_KOODRIVE = True``), so every test that uses a server
+runs against a Cloudreve 4 and a Cloudreve 3 server (and KooDrive's).  A test marked
 ``@pytest.mark.v4_only("why")`` (or a module with ``pytestmark = ...``) is
-skipped on v3 with that reason (the marker is registered in tests/conftest.py).
+skipped on v3 with that reason; ``@pytest.mark.koodrive_lacks("feature")`` on
+KooDrive (the markers are registered in tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from cloudfs.server.testing import RunningServer, start_server
 
-__all__ = ["DIALECTS", "dialect", "fresh_server", "server", "_v4_only"]
+__all__ = ["DIALECTS", "dialect", "pytest_generate_tests", "fresh_server", "keeps_metadata", "server", "_v4_only"]
 
+#: the Cloudreve dialects every module runs on
 DIALECTS = ["v4", "v3"]
+#: a module that sets ``ON_KOODRIVE = True`` (its tests make sense on KooDrive,
+#: with skips naming what KooDrive lacks) runs on the KooDrive emulator too
+KOODRIVE = "koodrive"
+#: ``CLOUDFS_TEST_DIALECTS=koodrive`` (comma-separated) overrides both, for
+#: iterating on one dialect
+OVERRIDE = "CLOUDFS_TEST_DIALECTS"
 
 
-@pytest.fixture(scope="module", params=DIALECTS)
+def dialects_of(module: object) -> list[str]:
+    if os.environ.get(OVERRIDE):
+        return os.environ[OVERRIDE].split(",")
+    return DIALECTS + ([KOODRIVE] if getattr(module, "ON_KOODRIVE", False) else [])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The ``dialect`` of each module (see :func:`dialects_of`)."""
+    if "dialect" in metafunc.fixturenames and "dialect" not in getattr(metafunc.module, "__dict__", {}):
+        metafunc.parametrize("dialect", dialects_of(metafunc.module), indirect=True, scope="module")
+
+#: dialects whose objects keep no custom metadata (mode, exact mtime): there
+#: a chmod or utime lives in the mount only (capabilities.custom_metadata)
+NO_METADATA = frozenset({"v3", "koodrive"})
+
+
+def keeps_metadata(dialect: str) -> bool:
+    return dialect not in NO_METADATA
+
+
+@pytest.fixture(scope="module")
 def dialect(request: pytest.FixtureRequest) -> str:
     """The server dialect this module's tests run against."""
     return str(request.param)
@@ -50,3 +80,6 @@ def _v4_only(request: pytest.FixtureRequest) -> None:
     marker = request.node.get_closest_marker("v4_only")
     if marker is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "v3":
         pytest.skip(marker.args[0] if marker.args else "needs Cloudreve 4")
+    lacks = request.node.get_closest_marker("koodrive_lacks")
+    if lacks is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "koodrive":
+        pytest.skip(f"KooDrive lacks {lacks.args[0]}")

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "logout": ("cloudfs.cli.login", "revoke and forget a stored login"),
     "pin": ("cloudfs.cli.pin", "keep files or folders of a mount available offline"),
     "unpin": ("cloudfs.cli.pin", "stop keeping files or folders for offline use"),
+    "quota": ("cloudfs.cli.quota", "show quota and use (KooDrive: per user, per quota tier, the tenant)"),
     "trash": ("cloudfs.cli.trash", "show the recycle bin (it counts against the quota) and empty it"),
     "server": ("cloudfs.server.cli", "run the bundled Cloudreve-compatible server"),
     "completion": ("cloudfs.cli.completion", "print the bash or zsh completion script"),

@@ -46,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_mount_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--user", metavar="EMAIL", help="account e-mail")
+    parser.add_argument("--user", metavar="EMAIL", help="account e-mail (KooDrive: the account, or the user id "
+                        "an app key or a pasted token acts for)")
+    parser.add_argument("--backend", metavar="NAME", help="the server's kind: cloudreve or koodrive (default: detected)")
     passwords.add_arguments(parser, otherwise="the stored login, or a prompt")
     parser.add_argument("--store-login", action="store_true",
                         help="keep this password login for later mounts, as cloudfs login does")
@@ -120,7 +122,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MountSettings, set[str
         kwargs["read_only"] = True
     if "allow_other" in flags or args.allow_other:
         kwargs["allow_other"] = True
-    for flag, field_name in (("user", "user"), ("cache_dir", "cache_dir"), ("cache_size", "cache_size"),
+    for flag, field_name in (("user", "user"), ("backend", "backend"), ("cache_dir", "cache_dir"), ("cache_size", "cache_size"),
                              ("mountpoint", "mountpoint")):
         value = getattr(args, flag)
         if value is not None:
@@ -219,6 +221,7 @@ def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd:
             settings.url,
             email=settings.user,
             password=password,
+            backend=settings.backend,
             resume=password is None,
             token_store=TokenStore() if password is None or store_login else None,
             # large socket reads: the mount streams big ranges

@@ -27,10 +27,18 @@ from cloudfs.client.dialect import Dialect
 from cloudfs.client.download import Downloader
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store
-from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary
+from cloudfs.client.models import (
+    Capabilities,
+    Capacity,
+    Entry,
+    ServerInfo,
+    TrashSummary,
+    UsageReport,
+    UserUsage,
+)
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
-from cloudfs.errors import CloudfsError, ProtocolError, SessionExpired
+from cloudfs.errors import CloudfsError, NotSupported, ProtocolError, SessionExpired
 
 if TYPE_CHECKING:
     from cloudfs.client.changefeed import ChangeFeed
@@ -88,6 +96,7 @@ class Client:
         token_store: Store | None = None,
         settings: ClientSettings = ClientSettings(),
         resume: bool = True,
+        backend: str | None = None,
     ) -> "Client":
         """Detect the server (``UnsupportedServer`` names what was found), then
         log in: a stored refresh token first, else email + password (asking
@@ -98,11 +107,12 @@ class Client:
         anything with its ``load``/``save``); None keeps nothing on disk.
         ``resume=False`` logs in with the password even when a login is
         stored (a password given means that password: a wrong one fails);
-        the new login then replaces the stored one."""
+        the new login then replaces the stored one.  ``backend`` (a name in
+        :mod:`cloudfs.client.backends`) skips detection by the others."""
         url = url.strip().rstrip("/")
         http = Http(url, settings)
         try:
-            dialect = await detect(http)
+            dialect = await detect(http, backend)
             # each backend owns its login (tokens, a cookie session, a signature...)
             http.auth = await dialect.log_in(url, email=email, password=password, otp=otp, store=token_store,
                                              resume=resume)
@@ -282,6 +292,22 @@ class Client:
     @_only_cloudfs_errors
     async def capacity(self) -> Capacity:
         return await self._dialect.capacity()
+
+    @_only_cloudfs_errors
+    async def usage(self, *, users: Sequence[str] = (), by_quota: bool = False) -> UsageReport:
+        """Quota and use: of ``users`` (default: the logged-in user), the
+        tenant's quota tiers (``by_quota``) and its overview, where the
+        backend has tenant reports (``tenant_usage``); elsewhere the logged-in
+        user's capacity only (``NotSupported`` if more was asked)."""
+        report = getattr(self._dialect, "tenant_usage", None)
+        if report is not None:
+            result: UsageReport = await report(users=list(users), by_quota=by_quota)
+            return result
+        if users or by_quota:
+            raise NotSupported(f"{self.info.dialect} has no tenant reports: only the logged-in user's use",
+                               errno=errno.EOPNOTSUPP)
+        capacity = await self._dialect.capacity()
+        return UsageReport(users=[UserUsage(user_id="", quota=capacity.total, used=capacity.used)])
 
     @_only_cloudfs_errors
     async def trash(self) -> TrashSummary | None:

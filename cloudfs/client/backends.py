@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from cloudfs.client import detect as cloudreve
 from cloudfs.client.detect import Unrecognised
+from cloudfs.client.koodrive import detect as koodrive
 from cloudfs.client.dialect import Dialect
 from cloudfs.client.http import Http
 from cloudfs.errors import UnsupportedServer
@@ -26,6 +27,7 @@ Recogniser = Callable[[Http], Awaitable[Dialect | Unrecognised]]
 #: tried in this order; the first that recognises the server wins
 RECOGNISERS: dict[str, Recogniser] = {
     "cloudreve": cloudreve.recognise,  # Cloudreve 4 and 3 (one ping tells which)
+    "koodrive": koodrive.recognise,  # Huawei Cloud KooDrive (/koodrive/ose/v1)
 }
 
 

@@ -66,8 +66,9 @@ class UploadSession:
 
     @property
     def through_server(self) -> bool:
-        """Chunks go to Cloudreve itself (the only upload path supported)."""
-        return self.policy_type == "local" or self.relay
+        """Chunks go to the server itself, or to pre-signed part URLs the
+        API handed out (``"presigned"``): the paths the engine supports."""
+        return self.policy_type in ("local", "presigned") or self.relay
 
 
 class Dialect(Protocol):
@@ -121,7 +122,10 @@ class Dialect(Protocol):
     # ---- uploads -------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None, tag: str | None = None,
-                          metadata: Mapping[str, str] | None = None) -> UploadSession: ...
+                          metadata: Mapping[str, str] | None = None,
+                          sha256: str | None = None) -> UploadSession:
+        """``sha256``: the whole file's, given where ``capabilities.whole_file_hash``."""
+        ...
     async def send_chunk(self, session: UploadSession, index: int, length: int,
                          body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:
         """Send one chunk, retried (re-sending a chunk is safe); ``body``

@@ -87,6 +87,35 @@ class Capacity:
 
 
 @dataclass(frozen=True, slots=True)
+class UserUsage:
+    """One user's quota and use, in bytes (``user_id`` empty: the logged-in user)."""
+
+    user_id: str
+    quota: int
+    used: int
+
+
+@dataclass(frozen=True, slots=True)
+class TierUsage:
+    """A tenant's use, for one quota tier (``quota``) or overall (``quota`` None), in bytes."""
+
+    quota: int | None
+    allocated: int
+    capacity: int
+    used: int
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """What ``cloudfs quota`` shows: per user, per quota tier and overall
+    (the last two only where the server has tenant reports)."""
+
+    users: list[UserUsage]
+    tiers: list[TierUsage] | None = None
+    overview: TierUsage | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """What a backend can do, so the layers above ask this instead of
     knowing which backend they talk to.  Each dialect declares one."""
@@ -113,6 +142,9 @@ class Capabilities:
     last_chunk_alone: bool = True
     #: the server offers a feed of changes made by others
     change_feed: bool = False
+    #: an upload announces the whole file's SHA-256 before its first byte
+    #: (the client hashes the file and passes ``sha256`` to open_upload)
+    whole_file_hash: bool = False
 
 
 @dataclass(frozen=True, slots=True)

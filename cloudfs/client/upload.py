@@ -31,6 +31,7 @@ session, in chunks.
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -70,6 +71,24 @@ def _settling(seconds: float) -> Iterator[None]:
         raise CloudfsError("the server did not answer in time", errno=errno.ETIMEDOUT)
 
 
+async def _sha256_of(fd: int, size: int) -> str:
+    """The SHA-256 of the file's first ``size`` bytes (in a thread: hashlib
+    releases the GIL on large pieces)."""
+
+    def digest() -> str:
+        h = hashlib.sha256()
+        pos = 0
+        while pos < size:
+            piece = os.pread(fd, min(8 << 20, size - pos), pos)
+            if not piece:
+                raise CloudfsError("the local file shrank while being hashed", errno=errno.EIO)
+            h.update(piece)
+            pos += len(piece)
+        return h.hexdigest()
+
+    return await trio.to_thread.run_sync(digest)
+
+
 class Uploader:
     def __init__(self, dialect: Dialect, settings: ClientSettings, stat: Callable[[str], Awaitable[Entry]]) -> None:
         self.dialect = dialect
@@ -100,11 +119,14 @@ class Uploader:
                     if progress is not None and size:
                         progress(size)
                     return entry
+            # a backend that takes the whole file's SHA-256 up front (capabilities.whole_file_hash)
+            digest = await _sha256_of(fd, size) if self.dialect.info.capabilities.whole_file_hash else None
             while True:
                 try:
                     with _settling(2 * self.settings.deadline_s):
                         session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms,
-                                                                 replace=replace, tag=tag, metadata=metadata)
+                                                                 replace=replace, tag=tag, metadata=metadata,
+                                                                 sha256=digest)
                     await self._run_session(path, session, fd, replace, progress, done, on_session, tag)
                     # whatever finishes the upload (v3: the swap into place)
                     with _settling(2 * self.settings.deadline_s):

@@ -472,7 +472,8 @@ class V3Dialect:
     # ---- uploads ----------------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None, tag: str | None = None,
-                          metadata: Mapping[str, str] | None = None) -> UploadSession:
+                          metadata: Mapping[str, str] | None = None,
+                          sha256: str | None = None) -> UploadSession:  # sha256: not needed here
         # ``tag``: Cloudreve 3 keeps no metadata (``metadata`` has nowhere to
         # go: callers know it from ``keeps_metadata``); complete_upload remembers the tag
         folder, name = split(path)

@@ -475,7 +475,8 @@ class V4Dialect:
     # ---- uploads --------------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None, tag: str | None = None,
-                          metadata: Mapping[str, str] | None = None) -> UploadSession:
+                          metadata: Mapping[str, str] | None = None,
+                          sha256: str | None = None) -> UploadSession:  # sha256: not needed here
         if replace is not None and replace.size == 0 and not replace.is_dir:
             replace = await self._with_content(path, replace)
         body: dict[str, Any] = {"uri": to_uri(path), "size": size}

@@ -9,15 +9,17 @@ import pytest
 
 import cloudfs
 from cloudfs.client import cloudreve_codes
+from cloudfs.client.koodrive import codes as koodrive_codes
 
 ROOT = Path(cloudfs.__file__).parent
 NEUTRAL = ("fs", "upload", "cache")
 #: every backend's own error codes (those too long to be anything else)
 WIRE_CODES = sorted({str(code) for code in cloudreve_codes.CODES if code >= 10000}
-                    | {str(cloudreve_codes.BATCH_PARTIAL_FAILURE)})
+                    | {str(cloudreve_codes.BATCH_PARTIAL_FAILURE)}
+                    | {str(code) for code in koodrive_codes.CODES})
 #: a wire code, a dialect's name, a dialect class, the backend's name
 LEAKS = re.compile(r"\b(" + "|".join(WIRE_CODES) + r")\b|\bv[34]\b|\bV[34]Dialect\b|\bCookieAuth\b|\bBearerAuth\b"
-                   r"|\bCloudreve")
+                   r"|\bCloudreve|\b[Kk]oo[Dd]rive|\bKooAuth\b")
 
 
 @pytest.mark.parametrize("package", NEUTRAL)

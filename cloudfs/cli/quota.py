@@ -1,0 +1,90 @@
+"""``cloudfs quota URL [--by-quota] [--users ID,...] [--json]``: quota and use.
+
+On KooDrive, the tenant view for administrators: usage by user (50 ids a
+call, batched; default: the logged-in user), usage by quota tier
+(``--by-quota``, paged) and the tenant overview.  On Cloudreve, the one
+logged-in user's capacity (v4 ``/user/capacity``, v3 ``/user/storage``).
+Sizes are bytes in JSON and human sizes in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cloudfs.client.models import UsageReport
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="server URL, or a remote named in the config file")
+    parser.add_argument("--user", metavar="EMAIL", help="account to log in as (default: the stored login's)")
+    parser.add_argument("--backend", metavar="NAME", help="the server's kind: cloudreve or koodrive (default: detected)")
+    parser.add_argument("--users", metavar="ID,...", default="",
+                        help="KooDrive: the user ids to report (default: the logged-in user)")
+    parser.add_argument("--by-quota", action="store_true", help="KooDrive: the tenant's use per quota tier")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON (sizes in bytes)")
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of standard input")
+    given.add_argument("--password-file", type=Path, metavar="FILE",
+                       help="read the password from FILE (else CLOUDFS_PASSWORD, else the stored login)")
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def table(report: UsageReport) -> str:
+    from cloudfs.cli.status import human
+
+    lines = [f"{'USER':<22} {'QUOTA':>10} {'USED':>10} {'FREE':>10} {'USE%':>5}"]
+    for user in report.users:
+        share = f"{100 * user.used / user.quota:.0f}%" if user.quota else "-"
+        lines.append(f"{user.user_id or '(you)':<22} {human(user.quota):>10} {human(user.used):>10} "
+                     f"{human(max(user.quota - user.used, 0)):>10} {share:>5}")
+    if report.tiers is not None:
+        lines += ["", f"{'QUOTA TIER':<12} {'ALLOCATED':>11} {'CAPACITY':>11} {'USED':>11}"]
+        lines += [f"{human(t.quota):<12} {human(t.allocated):>11} {human(t.capacity):>11} {human(t.used):>11}"
+                  for t in report.tiers]
+    if report.overview is not None:
+        o = report.overview
+        lines += ["", f"tenant: {human(o.allocated)} allocated, {human(o.capacity)} capacity, {human(o.used)} used"]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import trio
+
+    from cloudfs.cli import password as passwords
+    from cloudfs.cli.login import resolve_remote
+    from cloudfs.cli.logs import setup_logging
+    from cloudfs.client.api import Client
+    from cloudfs.client.tokenstore import TokenStore
+    from cloudfs.errors import CloudfsError
+
+    setup_logging(args.verbose)
+    url, user = resolve_remote(args)
+    try:
+        password = passwords.explicit(stdin=args.password_stdin, file=args.password_file)
+    except passwords.PasswordError as exc:
+        print(f"cloudfs: {exc}", file=sys.stderr)
+        return 2
+    ids = [i.strip() for i in args.users.split(",") if i.strip()]
+
+    async def fetch() -> UsageReport:
+        if password is not None:
+            client = await Client.connect(url, email=user, password=password, resume=False, backend=args.backend)
+        else:
+            client = await Client.connect(url, email=user, token_store=TokenStore(), backend=args.backend)
+        async with client:
+            return await client.usage(users=ids, by_quota=args.by_quota)
+
+    try:
+        report = trio.run(fetch)
+    except CloudfsError as exc:
+        print(f"cloudfs: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"url": url, **dataclasses.asdict(report)}) if args.json else table(report))
+    return 0

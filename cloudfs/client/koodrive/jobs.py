@@ -1,0 +1,78 @@
+"""KooDrive's asynchronous ``/jobs`` (copy, delete, move, empty the bin):
+create one, then poll ``GET /{job_id}`` until it is done, with a bounded
+wait (the client's deadline plus time per item) so no caller hangs.
+
+A job's status runs 0 pending, 1 running, 2 done, 3 cancelled;
+``taskResultCode`` 1 means every item succeeded, 2 some and 3 none, with each
+item's own ``code`` in ``taskInfos``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from typing import Any
+
+import trio
+
+from cloudfs.client.koodrive.codes import ALREADY_IN_TARGET, KooDriveError, code_of
+from cloudfs.client.koodrive.wire import Wire
+from cloudfs.errors import CloudfsError, ProtocolError
+
+log = logging.getLogger(__name__)
+
+COPY, DELETE, MOVE, EMPTY_BIN = 1, 2, 3, 7
+ACTION = {"copy": 101, "recycle": 201, "purge": 202, "move": 301, "empty": 701}
+DONE, CANCELLED = 2, 3
+#: first poll interval and its cap (doubling in between)
+POLL_FIRST_S, POLL_MAX_S = 0.05, 1.0
+#: extra time a job may take per item it works on
+PER_ITEM_S = 0.5
+
+
+async def run_job(wire: Wire, task_type: int, action: str, task_info: dict[str, Any], *, container: str,
+                  what: str, items: int = 1, ignore: frozenset[int] = frozenset({ALREADY_IN_TARGET})) -> None:
+    """Create the job and wait until it is done; the first failed item's
+    code is raised as a :class:`KooDriveError` (codes in ``ignore`` count
+    as done).  Creating is not retried once it may have been delivered (a
+    second job would act twice)."""
+    body = {"taskType": task_type, "actionType": ACTION[action], "taskInfo": task_info, "dstContainerId": container}
+    answer = await wire.call("POST", "/jobs", idempotent=False, what=what, json_body=body)
+    job_id = answer.get("data")
+    if isinstance(job_id, dict):
+        job_id = job_id.get("taskId") or job_id.get("jobId")
+    if not isinstance(job_id, str) or not job_id:
+        raise ProtocolError(f"{what}: no job id in the answer")
+    limit = wire.http.settings.deadline_s + PER_ITEM_S * items
+    interval = POLL_FIRST_S
+    with trio.move_on_after(limit):
+        while True:
+            detail = await wire.call("GET", f"/{job_id}", idempotent=True, what=f"{what} (job {job_id})")
+            nested = detail.get("data")
+            data: dict[str, Any] = nested if isinstance(nested, dict) else detail
+            info = data.get("jobInfo") or {}
+            status = int(info.get("status", 0))
+            if status == CANCELLED:
+                raise CloudfsError(f"{what}: the job was cancelled", errno=errno.ECANCELED)
+            if status == DONE:
+                _raise_failures(data, info, what, ignore)
+                return
+            await trio.sleep(interval)
+            interval = min(interval * 2, POLL_MAX_S)
+    raise CloudfsError(f"{what}: the job {job_id} did not finish within {limit:.0f} s", errno=errno.ETIMEDOUT)
+
+
+def _raise_failures(data: dict[str, Any], info: dict[str, Any], what: str, ignore: frozenset[int]) -> None:
+    failures = []
+    for item in data.get("taskInfos") or []:
+        code = code_of(item.get("code", 0))
+        if code not in (0, "0") and code not in ignore:
+            failures.append((code, str(item.get("msg") or "")))
+    if not failures and int(info.get("taskResultCode") or 1) in (2, 3):
+        code = code_of(info.get("resultCode") or 0)
+        if code not in (0, "0") and code not in ignore:
+            failures.append((code, ""))
+    if failures:
+        code, message = failures[0]
+        log.debug("%s: %d item(s) failed, first %s", what, len(failures), code)
+        raise KooDriveError(code, f"{what}: {message}" if message else what)
