@@ -13,27 +13,20 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
+
+from cloudfs.cli import account
 
 if TYPE_CHECKING:
     from cloudfs.client.models import UsageReport
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="server URL, or a remote named in the config file")
-    parser.add_argument("--user", metavar="EMAIL", help="account to log in as (default: the stored login's)")
-    parser.add_argument("--backend", metavar="NAME", help="the server's kind: cloudreve or koodrive (default: detected)")
+    account.add_arguments(parser)
     parser.add_argument("--users", metavar="ID,...", default="",
                         help="KooDrive: the user ids to report (default: the logged-in user)")
     parser.add_argument("--by-quota", action="store_true", help="KooDrive: the tenant's use per quota tier")
     parser.add_argument("--json", action="store_true", help="print the report as JSON (sizes in bytes)")
-    given = parser.add_mutually_exclusive_group()
-    given.add_argument("--password-stdin", action="store_true",
-                       help="read the password from the first line of standard input")
-    given.add_argument("--password-file", type=Path, metavar="FILE",
-                       help="read the password from FILE (else CLOUDFS_PASSWORD, else the stored login)")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
 def table(report: UsageReport) -> str:
@@ -57,28 +50,19 @@ def table(report: UsageReport) -> str:
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from cloudfs.cli import password as passwords
-    from cloudfs.cli.login import resolve_remote
     from cloudfs.cli.logs import setup_logging
-    from cloudfs.client.api import Client
-    from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
     setup_logging(args.verbose)
-    url, user = resolve_remote(args)
     try:
-        password = passwords.explicit(stdin=args.password_stdin, file=args.password_file)
-    except passwords.PasswordError as exc:
+        who = account.Account.from_args(args)
+    except account.AccountError as exc:
         print(f"cloudfs: {exc}", file=sys.stderr)
         return 2
     ids = [i.strip() for i in args.users.split(",") if i.strip()]
 
     async def fetch() -> UsageReport:
-        if password is not None:
-            client = await Client.connect(url, email=user, password=password, resume=False, backend=args.backend)
-        else:
-            client = await Client.connect(url, email=user, token_store=TokenStore(), backend=args.backend)
-        async with client:
+        async with await who.connect() as client:
             return await client.usage(users=ids, by_quota=args.by_quota)
 
     try:
@@ -86,5 +70,5 @@ def run(args: argparse.Namespace) -> int:
     except CloudfsError as exc:
         print(f"cloudfs: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"url": url, **dataclasses.asdict(report)}) if args.json else table(report))
+    print(json.dumps({"url": who.url, **dataclasses.asdict(report)}) if args.json else table(report))
     return 0

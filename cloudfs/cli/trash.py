@@ -12,66 +12,44 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from cloudfs.cli import password as passwords
+from cloudfs.cli import account
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="server URL, or a remote named in the config file")
-    parser.add_argument("--user", metavar="EMAIL", help="account e-mail (default: the stored login's)")
+    account.add_arguments(parser)
     parser.add_argument("--empty", action="store_true",
                         help="delete everything in the recycle bin for good (asks first on a terminal)")
     parser.add_argument("-y", "--yes", action="store_true", help="empty without asking")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    passwords.add_arguments(parser, otherwise="else the stored login")
-    parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
 def run(args: argparse.Namespace) -> int:
     import trio
 
     from cloudfs.cli.logs import setup_logging
-    from cloudfs.cli.login import resolve_remote
     from cloudfs.cli.status import human as human_size
-    from cloudfs.client.api import CloudreveClient
     from cloudfs.client.models import Capacity, TrashSummary
-    from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
     setup_logging(args.verbose)
-    url, user = resolve_remote(args)
     try:
-        password = passwords.explicit(stdin=args.password_stdin, file=args.password_file)
-    except passwords.PasswordError as exc:
+        who = account.Account.from_args(args)
+    except account.AccountError as exc:
         print(f"cloudfs: {exc}", file=sys.stderr)
         return 2
-    store = TokenStore()
-    if password is None and store.load(url, user) is None:
-        print(f"cloudfs: no stored login for {url}: run cloudfs login {args.url}, or give a password "
-              f"({passwords.HOW})", file=sys.stderr)
+    url = who.url
+    if args.empty and not args.yes and not sys.stdin.isatty():
+        print("cloudfs: emptying the recycle bin deletes for good: add --yes to do it without a terminal",
+              file=sys.stderr)
         return 2
-    if password is not None and not user:
-        print("cloudfs: a password needs an account: pass --user EMAIL", file=sys.stderr)
-        return 2
-    if args.empty and not args.yes and not args.json:
-        if not sys.stdin.isatty():
-            print("cloudfs: emptying the recycle bin deletes for good: add --yes to do it without a terminal",
-                  file=sys.stderr)
-            return 2
-
-    async def connect() -> CloudreveClient:
-        # a password given logs in with it and stores nothing (cloudfs login is for that)
-        if password is not None:
-            return await CloudreveClient.connect(url, email=user, password=password, resume=False)
-        return await CloudreveClient.connect(url, email=user, token_store=store)
 
     async def inspect() -> tuple[TrashSummary | None, Capacity]:
-        async with await connect() as client:
+        async with await who.connect() as client:
             return await client.trash(), await client.capacity()
 
     async def empty() -> tuple[TrashSummary | None, Capacity]:
-        async with await connect() as client:
+        async with await who.connect() as client:
             await client.empty_trash()
             return await client.trash(), await client.capacity()
 

@@ -16,7 +16,7 @@ mount's data); the write-back's conflict rules decide when it is uploaded.
 
 While the feed is live the metadata TTL is ``events_ttl`` (10 min: a safety
 net, not the way changes arrive); when it is connecting, disconnected, or the
-server has none (Cloudreve 3, 4 before 4.11, switched off), the mount uses the
+server has none (an older server, a backend without one, switched off), the mount uses the
 plain ``metadata_ttl``.  Each switch, every (re)subscription (even a
 ``resumed`` one: an event the server took for a stream that then broke is
 lost) and a burst that may have overflowed the server's buffer drop

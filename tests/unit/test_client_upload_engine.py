@@ -12,7 +12,7 @@ import pytest
 import trio
 
 from cloudfs.client.dialect import UploadSession
-from cloudfs.client.models import Entry
+from cloudfs.client.models import Entry, ServerInfo
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
 from cloudfs.errors import ServerError, UnsupportedStoragePolicy
@@ -35,6 +35,9 @@ class Recorder:
     bodies: dict[int, bytes] = field(default_factory=dict)
     completed: int = 0
 
+    #: default capabilities: relayed chunks, no whole-file hash asked for
+    info: ServerInfo = field(default_factory=lambda: ServerInfo(dialect="recorder", version="0"))
+
     #: what put_whole answers: None as a dialect without one-request uploads
     whole: Entry | None = None
     whole_calls: list[tuple[str, bytes, dict]] = field(default_factory=list)
@@ -43,7 +46,7 @@ class Recorder:
         self.whole_calls.append((path, content, dict(metadata)))
         return self.whole
 
-    async def open_upload(self, path, size, *, mtime_ms, replace, tag=None, metadata=None):
+    async def open_upload(self, path, size, *, mtime_ms, replace, tag=None, metadata=None, sha256=None):
         self.opened += 1
         return UploadSession(session_id=f"s{self.opened}", path=path, size=size, chunk_size=self.chunk_size,
                              concurrency=self.concurrency, expires_at=0, policy_type=self.policy_type)
