@@ -73,6 +73,8 @@ SYNC_RECHECK_S = 2.0
 #: a just-uploaded version up to this size is copied into the read cache on the event
 #: loop; a larger one in a worker thread, after its upload is reported done
 ADOPT_INLINE_MAX = 4 << 20
+#: ...in pieces of this size: a cancellation (the mount ending) waits for one piece, not the whole file
+CACHE_COPY_PIECE = 32 << 20
 #: files created or closed less than this apart make a burst: ordinary uploads wait for its end...
 BURST_QUIET_S = 0.3
 #: ...but never longer than this past their due time
@@ -95,11 +97,11 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _copy_all(source: int, target: int, size: int) -> None:
-    """Copy ``size`` bytes between two files' starts (in the kernel)."""
+def _copy_span(source: int, target: int, start: int, length: int) -> None:
+    """Copy ``length`` bytes at ``start`` between two files, same offsets (in the kernel)."""
     done = 0
-    while done < size:
-        n = os.copy_file_range(source, target, size - done, done, done)
+    while done < length:
+        n = os.copy_file_range(source, target, length - done, start + done, start + done)
         if n == 0:
             raise OSError(errno.EIO, "the staging file is shorter than its version")
         done += n
@@ -518,7 +520,14 @@ class WriteBack:
         with trio.CancelScope(shield=True):
             with trio.move_on_after(SETTLE_S):
                 entry = await self._keep_exact_mtime(local, entry)
-            await self._landed(local, generation, entry, metadata)
+            kept = await self._landed(local, generation, entry, metadata)
+        if kept is not None:
+            # outside the shield: nobody waits for this copy, and the mount
+            # ending (umount waits for its exit) must not wait for it either
+            try:
+                await self._keep_as_cache(kept, entry, local, generation)
+            finally:
+                os.close(kept)
 
     async def _fill(self, local: LocalFile) -> None:
         """Download what the upload needs of the base version.  If another
@@ -556,7 +565,9 @@ class WriteBack:
                     path, local.remote_path)
         await self.journal.move(local.file_id, local.remote_path)
 
-    async def _landed(self, local: LocalFile, generation: int, entry: Entry, metadata: dict[str, str]) -> None:
+    async def _landed(self, local: LocalFile, generation: int, entry: Entry, metadata: dict[str, str]) -> int | None:
+        """Record a landed upload; returns the staging file opened for the
+        caller to copy into the read cache (a large one), or None."""
         self._retry_delay.pop(local.file_id, None)
         local.attempts.clear()
         local.sent_digests.clear()
@@ -580,14 +591,15 @@ class WriteBack:
             # acknowledged generation stands on it (it is recorded on the new base first)
             if local.dirty and local.journaled_generation > generation:
                 if not await self._journal_quietly(self.persist(local, again=True)):
-                    return  # the old record stays: a replay finds the content and its base
+                    return None  # the old record stays: a replay finds the content and its base
             if old_id != local.file_id:
                 await self._unjournal(old_id)
             if not local.dirty:
                 await self._unjournal(local.file_id)
             if kept is not None:
                 self._notify()  # nobody waits for the cache copy (umount, fsync)
-                await self._keep_as_cache(kept, entry, local, generation)
+            handed, kept = kept, None
+            return handed
         finally:
             if kept is not None:
                 os.close(kept)
@@ -606,7 +618,8 @@ class WriteBack:
     async def _keep_as_cache(self, source: int, entry: Entry, local: LocalFile, generation: int) -> None:
         """Copy a large just-uploaded version into the read cache in a worker
         thread (not on the event loop: hundreds of MiB), if the staged
-        content did not change meanwhile."""
+        content did not change meanwhile.  A cancellation stops it between
+        pieces, and nothing is cached."""
         store = self.store
         pages = range(-(-entry.size // store.page_size))
         reservation = store.reserve(cache_name(entry.file_id, entry.version, entry.size), entry.size, pages)
@@ -614,7 +627,9 @@ class WriteBack:
             return
         try:
             try:
-                await trio.to_thread.run_sync(_copy_all, source, reservation.fd, entry.size)
+                for start in range(0, entry.size, CACHE_COPY_PIECE):
+                    length = min(CACHE_COPY_PIECE, entry.size - start)
+                    await trio.to_thread.run_sync(_copy_span, source, reservation.fd, start, length)
             except OSError as exc:
                 log.info("read cache: cannot keep %s: %s", entry.path, exc)
                 return
