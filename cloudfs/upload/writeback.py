@@ -83,6 +83,10 @@ BURST_MAX_WAIT_S = 10.0
 PROMPT_UPLOAD_MIN = 8 << 20
 #: a version without our tag is compared with the staged content (downloaded) up to this size
 CONTENT_CHECK_MAX = 16 << 20
+#: files up to this size count as small: their uploads are bound by round trips...
+SMALL_UPLOAD_MAX = 1 << 20
+#: ...and this many times ``max_parallel`` of them run at once
+SMALL_PARALLEL_FACTOR = 4
 #: the suffix a conflict copy's name carries (see _conflict_path)
 CONFLICT_SUFFIX = re.compile(r" \(conflict \d{4}-\d\d-\d\d \d{6}(?: \d+)?\)$")
 
@@ -152,6 +156,9 @@ class WriteBack:
         self._fetch_base = fetch_base
         self.delay_s = delay_s
         self._limiter = trio.CapacityLimiter(max(max_parallel, 1))
+        #: small files upload in one or two requests each, so their time is
+        #: round trips, not bandwidth: more of them run at once (tar x, cp -r)
+        self._small_limiter = trio.CapacityLimiter(max(max_parallel, 1) * SMALL_PARALLEL_FACTOR)
         self._on_uploaded = on_uploaded
         #: every staged file, by object id (dirty or held open)
         self.files: dict[str, LocalFile] = {}
@@ -465,7 +472,8 @@ class WriteBack:
     async def _upload(self, local: LocalFile, active: _Active) -> None:
         try:
             with active.scope:
-                async with self._limiter:
+                limiter = self._small_limiter if local.size <= SMALL_UPLOAD_MAX else self._limiter
+                async with limiter:
                     await self._attempt(local, active)
         except Exception as exc:
             # one file's trouble (a bug, local disk trouble) must not end the
