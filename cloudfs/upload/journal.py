@@ -91,6 +91,9 @@ class Journal:
         self._lock = trio.Lock()
         # the connection is used from worker threads, one call at a time
         self._thread_lock = threading.Lock()
+        #: records to delete (uploads that landed), written with the next
+        #: statement: many uploads landing together cost one commit, not one each
+        self._forgets: set[str] = set()
 
     def open(self) -> list[Record]:
         """Open (creating if needed) and return what a previous run left pending."""
@@ -118,24 +121,56 @@ class Journal:
         ]
 
     def close(self) -> None:
+        if self._db is not None and self._forgets:
+            try:
+                self._run(list(self._forgets), None, ())
+            except OSError as exc:
+                log.warning("could not drop the records of landed uploads (%s); the next mount finds them "
+                            "uploaded", exc)
+            self._forgets.clear()
         if self._db is not None:
             self._db.close()
             self._db = None
 
-    def _run(self, sql: str, params: tuple, before: Callable[[], None] | None = None) -> None:
-        assert self._db is not None, "journal not open"
+    def _run(self, forgets: list[str], sql: str | None, params: tuple,
+             before: Callable[[], None] | None = None) -> None:
+        """The deletes ``forgets``, then ``sql``, in one transaction (one commit)."""
+        db = self._db
+        assert db is not None, "journal not open"
         if before is not None:
             before()
         with self._thread_lock:
             try:
-                self._db.execute(sql, params)
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany("DELETE FROM pending WHERE file_id = ?", [(f,) for f in forgets])
+                    if sql is not None:
+                        db.execute(sql, params)
+                except BaseException:
+                    if db.in_transaction:  # (some errors, a full disk, roll back by themselves)
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
             except sqlite3.Error as exc:
                 # callers handle disk trouble as OSError, like the staging files' own
                 raise _as_os_error(exc) from exc
 
     async def _execute(self, sql: str, params: tuple, before: Callable[[], None] | None = None) -> None:
         async with self._lock:
-            await trio.to_thread.run_sync(self._run, sql, params, before)
+            await self._write(sql, params, before)
+
+    async def _write(self, sql: str | None, params: tuple = (), before: Callable[[], None] | None = None) -> None:
+        """Run ``sql`` after every delete asked for so far, in one commit (the
+        order is kept: a record written after a forget of the same file
+        stays).  The caller holds the lock."""
+        forgets = list(self._forgets)
+        self._forgets.clear()
+        try:
+            await trio.to_thread.run_sync(self._run, forgets, sql, params, before)
+        except BaseException:
+            # maybe not written: the next statement writes them (again: deleting is idempotent)
+            self._forgets.update(forgets)
+            raise
 
     async def record(self, local: LocalFile, *, sync_first: bool = False) -> None:
         """Durably record ``local`` as pending.  Its staging file must be
@@ -163,7 +198,12 @@ class Journal:
         await self._execute("UPDATE pending SET session_id = ? WHERE file_id = ?", (session_id, file_id))
 
     async def forget(self, file_id: str) -> None:
-        await self._execute("DELETE FROM pending WHERE file_id = ?", (file_id,))
+        """Delete ``file_id``'s record; returns once that is durable.  Forgets
+        asked for while another statement is being written go together."""
+        self._forgets.add(file_id)
+        async with self._lock:
+            if file_id in self._forgets:  # else committed by the statement that held the lock
+                await self._write(None)
 
     async def rekey(self, old_file_id: str, new_file_id: str) -> None:
         await self._execute("UPDATE pending SET file_id = ? WHERE file_id = ?", (new_file_id, old_file_id))

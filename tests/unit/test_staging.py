@@ -134,3 +134,31 @@ async def test_journal_full_disk_is_enospc(tmp_path):
                 version="v1")))
     assert failure.value.errno == errno.ENOSPC
     journal.close()
+
+
+async def test_journal_writes_the_records_of_uploads_landing_together_in_one_commit(tmp_path, monkeypatch):
+    """Many uploads landing at once (a drain of small files) each delete
+    their record: one commit (one fsync of the journal) for all of those
+    waiting, not one each, and every forget returns once its delete is
+    durable.  A record written after a forget of the same file stays."""
+    import trio
+
+    journal = Journal(tmp_path / "journal.db")
+    journal.open()
+    files = [LocalFile.create(tmp_path, Entry(file_id=f"f{i}", path=f"/f{i}", is_dir=False, size=10,
+                                              mtime_ns=0, ctime_ns=0, version="v1")) for i in range(20)]
+    for local in files:
+        await journal.record(local)
+    commits = []
+    real_run = journal._run
+    monkeypatch.setattr(journal, "_run", lambda *args: (commits.append(args), real_run(*args))[1])
+    async with trio.open_nursery() as nursery:
+        for local in files[1:]:
+            nursery.start_soon(journal.forget, local.file_id)
+        nursery.start_soon(journal.forget, "f0")
+        await trio.sleep(0)  # f0's forget is asked for before its record is written again
+        nursery.start_soon(journal.record, files[0])
+    assert len(commits) <= 3
+    (rec,) = journal.open()
+    assert rec.file_id == "f0"
+    journal.close()
