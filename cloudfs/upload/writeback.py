@@ -808,6 +808,10 @@ class WriteBack:
         """
         count = 0
         for rec in records:
+            try:
+                rec.restore()  # a small file's content is in its record
+            except OSError as exc:
+                log.error("could not rewrite the staging file %s of %s: %s", rec.staging, rec.path, exc)
             if not rec.staging.exists():
                 log.error("pending upload of %s lost its staging file %s; nothing to replay",
                           rec.path, rec.staging)

@@ -162,3 +162,34 @@ async def test_journal_writes_the_records_of_uploads_landing_together_in_one_com
     (rec,) = journal.open()
     assert rec.file_id == "f0"
     journal.close()
+
+
+async def test_a_small_file_is_journaled_with_its_content_instead_of_syncing_its_staging_file(tmp_path, monkeypatch):
+    """close(2) of a small file costs one fsync (the journal's commit, which
+    now carries the content), not two (the staging file's, then the
+    journal's): tar x of small files is bound by them.  After a crash the
+    staging file, never synced, may be short: the replay rewrites it."""
+    empty = Entry(file_id="n1", path="/n", is_dir=False, size=0, mtime_ns=0, ctime_ns=0, version="v0")
+    local = LocalFile.create(tmp_path, empty)
+    local.write(0, b"small content")
+    synced = []
+    monkeypatch.setattr(local, "sync", lambda: synced.append(True))
+    journal = Journal(tmp_path / "journal.db")
+    journal.open()
+    await journal.record(local, sync_first=True)
+    assert synced == []
+    journal.close()
+    os.truncate(local.staging, 3)  # what a crash may leave of a file never synced
+    again = Journal(tmp_path / "journal.db")
+    (rec,) = again.open()
+    rec.restore()
+    assert local.staging.read_bytes() == b"small content"
+    again.close()
+    # a large file, or one whose content is partly still on the server, is synced as before
+    big = LocalFile.create(tmp_path, base_entry())
+    big.write(0, b"x")
+    monkeypatch.setattr(big, "sync", lambda: synced.append(True))
+    again.open()
+    await again.record(big, sync_first=True)
+    assert synced == [True]
+    again.close()
