@@ -224,6 +224,11 @@ class Journal:
     async def set_session(self, file_id: str, session_id: str) -> None:
         await self._execute("UPDATE pending SET session_id = ? WHERE file_id = ?", (session_id, file_id))
 
+    def forget_soon(self, file_id: str) -> None:
+        """Delete ``file_id``'s record with the next statement written (or
+        at close): for a caller that may not await (see :meth:`forget`)."""
+        self._forgets.add(file_id)
+
     async def forget(self, file_id: str) -> None:
         """Delete ``file_id``'s record; returns once that is durable.  Forgets
         asked for while another statement is being written go together."""

@@ -32,7 +32,7 @@ import posixpath
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +116,36 @@ async def _digest(path: Path, size: int) -> str:
     if size <= 1 << 20:
         return _sha256_of(path)
     return await trio.to_thread.run_sync(_sha256_of, path)
+
+
+def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
+    """The in-memory part of :meth:`WriteBack.forget` (no upload of ``local``
+    may be running): a plain function, so the namespace can drop a removed
+    file's upload in the same step as its inode, with nothing between that
+    could fail (the upload would then bring the file back)."""
+    writeback._due.pop(local.file_id, None)
+    writeback._urgent.discard(local.file_id)
+    writeback._retry_delay.pop(local.file_id, None)
+    if writeback.files.get(local.file_id) is local:
+        del writeback.files[local.file_id]
+    local.dirty = False
+    writeback._notify()  # an fsync waiting for it has nothing left to wait for
+    # its record goes too, with the next journal write if not sooner (else a
+    # replay would upload the removed file again)
+    writeback.journal.forget_soon(local.file_id)
+
+
+def relocate_files(files: Iterable[LocalFile], moves: Mapping[str, str]) -> list[LocalFile]:
+    """:meth:`WriteBack.relocate` over ``files`` (a plain function: the
+    namespace moves nodes and staged uploads together in one step)."""
+    moved = []
+    for local in files:
+        path = relocated(local.remote_path, moves)
+        if path is not None:
+            local.remote_path = path
+            if local.dirty:
+                moved.append(local)
+    return moved
 
 
 @dataclass
@@ -273,13 +303,7 @@ class WriteBack:
     async def forget(self, local: LocalFile) -> None:
         """The file is gone (unlinked): nothing of it is to be uploaded."""
         await self.cancel_and_wait(local)
-        self._due.pop(local.file_id, None)
-        self._urgent.discard(local.file_id)
-        self._retry_delay.pop(local.file_id, None)
-        if self.files.get(local.file_id) is local:
-            del self.files[local.file_id]
-        local.dirty = False
-        self._notify()  # an fsync waiting for it has nothing left to wait for
+        drop_file(self, local)
         await self.journal.forget(local.file_id)
 
     def under(self, path: str) -> list[LocalFile]:
@@ -291,14 +315,7 @@ class WriteBack:
         the staged files in them take their new paths now, with no await, so
         no other task ever sees half of an exchange.  Returns the dirty ones,
         whose journal records :meth:`record_paths` then updates."""
-        moved = []
-        for local in self.files.values():
-            path = relocated(local.remote_path, moves)
-            if path is not None:
-                local.remote_path = path
-                if local.dirty:
-                    moved.append(local)
-        return moved
+        return relocate_files(self.files.values(), moves)
 
     async def record_paths(self, files: list[LocalFile]) -> None:
         """Journal where ``files`` are now (read as each record is written:
