@@ -98,6 +98,8 @@ class BlockStore:
         self._reserved = 0
         #: names whose ``fd`` is open, least recently used first
         self._open: OrderedDict[str, None] = OrderedDict()
+        #: versions kept for offline use (``cloudfs pin``): never evicted
+        self._pinned: frozenset[str] = frozenset()
 
     # ---- lifecycle -------------------------------------------------------
     def open(self) -> None:
@@ -186,6 +188,22 @@ class BlockStore:
     def cap_bytes(self) -> int:
         return self.cap_pages * self.page_size
 
+    def pin(self, names: frozenset[str]) -> None:
+        """Keep exactly these versions' pages from eviction (they still
+        count against the cap: pins beyond it leave less room for the rest)."""
+        self._pinned = names
+
+    def cached_bytes(self, name: str) -> int:
+        """How much of a version is cached."""
+        cached = self._files.get(name)
+        if cached is None:
+            return 0
+        last = -(-cached.size // self.page_size) - 1
+        full = len(cached.pages) * self.page_size
+        if last in cached.pages:
+            full -= self.page_size - (cached.size - last * self.page_size)
+        return full
+
     def has_page(self, name: str, page: int) -> bool:
         cached = self._files.get(name)
         return cached is not None and page in cached.pages
@@ -273,7 +291,8 @@ class BlockStore:
             for page in pages:
                 self._lru.move_to_end((name, page))
             return True
-        self._evict(count)
+        if not self._evict(count):
+            return False
         if cached is None:
             cached = self._files[name] = _CachedFile(size=size)
         try:
@@ -295,9 +314,8 @@ class BlockStore:
         (a download in a worker thread) and then committed (:meth:`commit`); None if
         they cannot be cached (the caller then keeps the bytes itself).
         Until then they count against the cap, and the file is not removed."""
-        if not pages or len(pages) > self.cap_pages - self._reserved:
+        if not pages or len(pages) > self.cap_pages - self._reserved or not self._evict(len(pages)):
             return None
-        self._evict(len(pages))
         cached = self._files.get(name)
         if cached is None:
             cached = self._files[name] = _CachedFile(size=size)
@@ -347,7 +365,8 @@ class BlockStore:
         if pages > self.cap_pages - self._reserved or size == 0:
             return False
         self.discard(name)
-        self._evict(pages)
+        if not self._evict(pages):
+            return False
         target = self._data_dir / name
         try:
             shutil.copyfile(source, target)
@@ -388,11 +407,19 @@ class BlockStore:
             os.close(cached.fd)
             cached.fd = None
 
-    def _evict(self, room_pages: int) -> None:
+    def _evict(self, room_pages: int) -> bool:
         """Drop least-recently-used pages until ``room_pages`` more fit under
-        the cap (pages reserved by downloads in flight count as used)."""
-        while self._lru and len(self._lru) + self._reserved + room_pages > self.cap_pages:
+        the cap (pages reserved by downloads in flight count as used);
+        pinned versions are passed over.  False if they cannot be made to fit."""
+        passed = 0  # pinned pages moved to the young end in this call
+        while len(self._lru) + self._reserved + room_pages > self.cap_pages:
+            if passed >= len(self._lru):
+                return False  # only pinned pages are left
             (name, page), _ = self._lru.popitem(last=False)
+            if name in self._pinned:
+                self._lru[(name, page)] = None
+                passed += 1
+                continue
             cached = self._files[name]
             cached.pages.discard(page)
             if not cached.pages and not cached.reserved:
@@ -406,3 +433,4 @@ class BlockStore:
                     log.info("read cache: hole punching unsupported (%s); evicting whole files", exc)
                     self._punch_supported = False
             self.discard(name)
+        return True

@@ -6,7 +6,9 @@ its mountpoint.  The protocol is one JSON request line, answered by one or
 more JSON lines: ``{"cmd": "status"}`` gets one status object;
 ``{"cmd": "drain"}`` uploads everything pending now and streams status
 objects until nothing is left or what is left keeps failing, then
-``{"done": true, "left": [...]}`` with the uploads still pending.
+``{"done": true, "left": [...]}`` with the uploads still pending.  Other
+commands (``pin``, ``unpin``) take their arguments in the same object and
+get one answer object.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 StatusFn = Callable[[], Awaitable[dict[str, Any]]]
 #: uploads everything now (reporting progress); returns the uploads still pending
 DrainFn = Callable[[Callable[[], Awaitable[None]]], Awaitable[list[dict[str, Any]]]]
+#: a command with arguments (the request object) and one answer object
+CommandFn = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def sockets_dir() -> Path:
@@ -41,10 +45,12 @@ def socket_path(mountpoint: Path | str) -> Path:
 
 
 class ControlServer:
-    def __init__(self, mountpoint: Path, status: StatusFn, drain: DrainFn) -> None:
+    def __init__(self, mountpoint: Path, status: StatusFn, drain: DrainFn,
+                 commands: Mapping[str, CommandFn] | None = None) -> None:
         self.path = socket_path(mountpoint)
         self._status = status
         self._drain = drain
+        self._commands = dict(commands or {})
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -78,6 +84,8 @@ class ControlServer:
 
                     left = await self._drain(progress)
                     await send({"done": True, "left": left})
+                elif cmd in self._commands:
+                    await send(await self._commands[cmd](request))
                 else:
                     await send({"error": f"unknown command {cmd!r}"})
             except (trio.BrokenResourceError, trio.ClosedResourceError, ValueError, AttributeError) as exc:
@@ -100,12 +108,12 @@ async def _read_line(stream: trio.SocketStream, limit: int = 65536) -> bytes:
 
 
 # ---- client side (plain blocking sockets: the CLI is not async) ---------------
-def request(path: Path, cmd: str, *, timeout_s: float | None = 10.0) -> Iterator[dict[str, Any]]:
-    """Send one command to a mount's control socket and yield its answers."""
+def request(path: Path, cmd: str, *, timeout_s: float | None = 10.0, **args: Any) -> Iterator[dict[str, Any]]:
+    """Send one command (with ``args``) to a mount's control socket and yield its answers."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
         sock.connect(str(path))
-        sock.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
+        sock.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
         buffer = b""
         while True:
             chunk = sock.recv(65536)

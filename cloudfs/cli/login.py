@@ -11,20 +11,21 @@ import argparse
 import sys
 from pathlib import Path
 
+from cloudfs.cli import password as passwords
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="server URL, or a remote named in the config file")
     parser.add_argument("--user", metavar="EMAIL", help="account e-mail")
     if parser.prog.endswith("login"):
-        given = parser.add_mutually_exclusive_group()
-        given.add_argument("--password-stdin", action="store_true",
-                           help="read the password from the first line of standard input")
-        given.add_argument("--password-file", type=Path, metavar="FILE",
-                           help="read the password from FILE (else CLOUDFS_PASSWORD, else a prompt)")
+        passwords.add_arguments(parser, otherwise="else a prompt")
     parser.add_argument("-v", "--verbose", action="count", default=0)
 
 
-def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
+def resolve_remote(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The URL and user of the command line, filled in from a configured
+    remote when ``url`` names one; the remote's ``password_file`` becomes
+    this login's unless a password is given on the command line."""
     from cloudfs.config import ConfigError, load_remote
 
     url, user = args.url, args.user
@@ -34,7 +35,12 @@ def _remote(args: argparse.Namespace) -> tuple[str, str | None]:
         except ConfigError as exc:
             raise SystemExit(f"cloudfs: {exc}") from None
         url = str(remote["url"])
-        user = user or remote.get("user")  # type: ignore[assignment]
+        configured_user = remote.get("user")
+        user = user or (str(configured_user) if configured_user else None)
+        password_file = remote.get("password_file")
+        if (password_file is not None and getattr(args, "password_file", "absent") is None
+                and not getattr(args, "password_stdin", False)):
+            args.password_file = Path(str(password_file))
     return url.rstrip("/"), user
 
 
@@ -50,12 +56,11 @@ def run(args: argparse.Namespace) -> int:
 def login(args: argparse.Namespace) -> int:
     import trio
 
-    from cloudfs.cli import password as passwords
     from cloudfs.client.api import CloudreveClient
     from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
-    url, user = _remote(args)
+    url, user = resolve_remote(args)
     try:
         if not user:
             # standard input is the password's when --password-stdin says so
@@ -95,7 +100,7 @@ def logout(args: argparse.Namespace) -> int:
     from cloudfs.client.tokenstore import TokenStore
     from cloudfs.errors import CloudfsError
 
-    url, user = _remote(args)
+    url, user = resolve_remote(args)
     store = TokenStore()
     stored = store.load(url, user)
     if stored is None:

@@ -23,6 +23,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("cloudfs.cli.demo", "mount a demo drive served by the bundled server"),
     "login": ("cloudfs.cli.login", "log in once and keep the login for later mounts"),
     "logout": ("cloudfs.cli.login", "revoke and forget a stored login"),
+    "pin": ("cloudfs.cli.pin", "keep files or folders of a mount available offline"),
+    "unpin": ("cloudfs.cli.pin", "stop keeping files or folders for offline use"),
+    "trash": ("cloudfs.cli.trash", "show the recycle bin (it counts against the quota) and empty it"),
     "server": ("cloudfs.server.cli", "run the bundled Cloudreve-compatible server"),
     "completion": ("cloudfs.cli.completion", "print the bash or zsh completion script"),
 }

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from cloudfs.cli import password as passwords
 from cloudfs.cli.logs import mount_log_file
 from cloudfs.config import ConfigError, MountSettings, load_remote, parse_size
 
@@ -46,11 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_mount_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", metavar="EMAIL", help="account e-mail")
-    given = parser.add_mutually_exclusive_group()
-    given.add_argument("--password-stdin", action="store_true",
-                       help="read the password from the first line of standard input")
-    given.add_argument("--password-file", type=Path, metavar="FILE",
-                       help="read the password from FILE (else CLOUDFS_PASSWORD, the stored login, or a prompt)")
+    passwords.add_arguments(parser, otherwise="the stored login, or a prompt")
     parser.add_argument("--store-login", action="store_true",
                         help="keep this password login for later mounts, as cloudfs login does")
     parser.add_argument("--cache-dir", type=Path, metavar="DIR", help="cache and staging dir for this account")
@@ -141,7 +138,6 @@ def read_password(args: argparse.Namespace, settings: MountSettings) -> str | No
     A password given on purpose (``--password-stdin``, ``--password-file``,
     ``CLOUDFS_PASSWORD``) is used whatever is stored; the prompt comes only
     when nothing is given and nothing is stored."""
-    from cloudfs.cli import password as passwords
     from cloudfs.client.tokenstore import TokenStore
 
     if args.password_pipe:

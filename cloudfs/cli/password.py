@@ -9,6 +9,7 @@ whose text is the one line the user sees.
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import os
 import sys
@@ -57,6 +58,16 @@ def explicit(*, stdin: bool = False, file: Path | None = None) -> str | None:
     if file is not None:
         return from_file(file)
     return os.environ.get(ENV) or None
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, otherwise: str) -> None:
+    """``--password-stdin`` and ``--password-file``, one or the other;
+    ``otherwise`` says where the password comes from without them."""
+    given = parser.add_mutually_exclusive_group()
+    given.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of standard input")
+    given.add_argument("--password-file", type=Path, metavar="FILE",
+                       help=f"read the password from FILE (else {ENV}, {otherwise})")
 
 
 #: what to do instead of typing a password, for the error where no terminal is

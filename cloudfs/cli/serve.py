@@ -38,6 +38,7 @@ from cloudfs.fs.core import Core
 from cloudfs.fs.inodes import InodeTable
 from cloudfs.fs.meta import MetaCache
 from cloudfs.fs.ops import Operations
+from cloudfs.fs.pins import PinKeeper
 from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.staging import LocalFile
 from cloudfs.upload.writeback import WriteBack
@@ -50,6 +51,8 @@ SHUTDOWN_UPLOAD_S = 600.0
 STATUS_CAPACITY_S = 5.0
 #: how often a failing FUSE main loop is restarted before the mount gives up
 MAX_LOOP_RESTARTS = 100
+#: pinned files are checked for changes on the server at least this often
+PIN_INTERVAL_MIN_S = 60.0
 #: the kernel's read-ahead for the mount: 1 MiB makes sequential reads arrive
 #: as 1 MiB requests instead of 128 KiB ones (a quarter of the per-request work)
 KERNEL_READAHEAD_KB = 1024
@@ -113,6 +116,8 @@ async def serve(
             inject.install_from_env(mount.ops)  # test-only; does nothing unless its variable is set
             await mount.writeback.replay(pending)
             await mount.nursery.start(mount.writeback.run)
+            await mount.nursery.start(mount.core.connectivity.run)
+            await mount.nursery.start(mount.pin_keeper.run)
             await mount.nursery.start(mount.control.serve)
             pyfuse3.init(mount.ops, str(settings.mountpoint), fuse_options(settings))
             try:
@@ -208,7 +213,9 @@ class Mount:
         meta = MetaCache(ttl_s=settings.metadata_ttl_s, negative_ttl_s=settings.negative_ttl_s)
         self.core = Core(client, settings, InodeTable(root), meta, self.fetcher, self.writeback)
         self.ops = Operations(self.core)
-        self.control = ControlServer(settings.mountpoint, self.status, self.drain)
+        self.pin_keeper = PinKeeper(self.core, interval_s=max(settings.metadata_ttl_s, PIN_INTERVAL_MIN_S))
+        self.control = ControlServer(settings.mountpoint, self.status, self.drain,
+                                     {"pin": self.pin, "unpin": self.unpin})
 
     def _uploaded(self, local: LocalFile, entry: Entry, old_file_id: str) -> None:
         core = self.core
@@ -259,7 +266,30 @@ class Mount:
             "uploaded": self.writeback.uploads_done,
             #: content bytes downloaded since the mount started (read cache misses)
             "downloaded": self.fetcher.bytes_fetched,
+            #: the server stopped answering: metadata comes from the last known state
+            "offline": self.core.connectivity.offline,
+            "pins": self.pin_keeper.state.as_dict(self.core.pins.paths),
         }
+
+    async def pin(self, request: dict[str, Any]) -> dict[str, Any]:
+        """``cloudfs pin``: keep remote paths for offline use (each must exist)."""
+        paths = [p for p in request.get("paths", []) if isinstance(p, str)]
+        for path in paths:
+            try:
+                await self.client.stat(path)
+            except CloudfsError as exc:
+                return {"error": f"cannot pin {path}: {exc}"}
+        self.core.pins.add(paths)
+        self.pin_keeper.poke()
+        return {"pinned": paths}
+
+    async def unpin(self, request: dict[str, Any]) -> dict[str, Any]:
+        paths = [p for p in request.get("paths", []) if isinstance(p, str)]
+        missing = self.core.pins.remove(paths)
+        self.pin_keeper.poke()  # the next pass tells the cache what it may evict again
+        if missing:
+            return {"error": "not pinned: " + ", ".join(missing)}
+        return {"unpinned": paths}
 
     async def drain(self, progress: Callable[[], Any]) -> list[dict[str, Any]]:
         async with trio.open_nursery() as nursery:

@@ -57,6 +57,14 @@ def render(status: dict[str, Any]) -> str:
         lines.append(f"  capacity: {human(capacity['used'])} used of {human(capacity['total'])}")
     cache = status["cache"]
     lines.append(f"  cache: {human(cache['used'])} of {human(cache['cap'])} ({cache['dir']})")
+    if status.get("offline"):
+        lines.append("  offline: showing the last known state; pinned and cached files stay readable")
+    pins = status.get("pins") or {}
+    if pins.get("paths"):
+        lines.append(f"  offline files: {len(pins['paths'])} pinned, {pins['files']} files, "
+                     f"{human(pins['cached'])} of {human(pins['bytes'])} cached"
+                     + (f"  error: {pins['error']}" if pins.get("error") else ""))
+        lines += [f"    {path}" for path in pins["paths"][:LISTED_UPLOADS]]
     lines.append(f"  {uploads_summary(status)}")
     # failing uploads first: a person needs to see those, not the ones merely waiting
     uploads = sorted(status["uploads"], key=lambda upload: not upload.get("error"))

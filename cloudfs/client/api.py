@@ -28,7 +28,7 @@ from cloudfs.client.http import Http
 from cloudfs.client.auth import CookieAuth
 from cloudfs.client.login import Store, session_login, token_login
 from cloudfs.client.v3 import V3Dialect
-from cloudfs.client.models import Capacity, Entry, ServerInfo
+from cloudfs.client.models import Capacity, Entry, ServerInfo, TrashSummary
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
 from cloudfs.errors import CloudfsError, ProtocolError
@@ -228,6 +228,17 @@ class CloudreveClient:
     @_only_cloudfs_errors
     async def capacity(self) -> Capacity:
         return await self._dialect.capacity()
+
+    @_only_cloudfs_errors
+    async def trash(self) -> TrashSummary | None:
+        """What the recycle bin holds (it counts against the quota); None
+        on servers without one."""
+        return await self._dialect.trash()
+
+    @_only_cloudfs_errors
+    async def empty_trash(self) -> None:
+        """Delete everything in the recycle bin for good (no-op without one)."""
+        await self._dialect.empty_trash()
 
     # ---- data ------------------------------------------------------------------
     @_only_cloudfs_errors

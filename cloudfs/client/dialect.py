@@ -19,7 +19,7 @@ from typing import Protocol
 import httpx
 
 from cloudfs.client.auth import SessionCookie, Tokens
-from cloudfs.client.models import Capacity, Entry, ServerInfo
+from cloudfs.client.models import Capacity, Entry, ServerInfo, TrashSummary
 from cloudfs.errors import CloudfsError
 
 
@@ -82,6 +82,10 @@ class Dialect(Protocol):
     async def delete(self, paths: Sequence[str], *, permanent: bool) -> None: ...
     async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None: ...
     async def capacity(self) -> Capacity: ...
+    async def trash(self) -> TrashSummary | None:
+        """What the recycle bin holds; None if the server has none (deletes are permanent)."""
+        ...
+    async def empty_trash(self) -> None: ...
 
     # ---- downloads ---------------------------------------------------------------
     async def sign_url(self, entry: Entry) -> SignedUrl: ...

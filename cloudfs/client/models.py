@@ -86,6 +86,15 @@ class Capacity:
 
 
 @dataclass(frozen=True, slots=True)
+class TrashSummary:
+    """What the recycle bin holds: deleted items still count against the quota."""
+
+    items: int
+    #: the files' sizes (a deleted folder's content is not listed, so this is a floor)
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class ServerInfo:
     dialect: Dialect
     version: str

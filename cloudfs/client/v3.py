@@ -370,6 +370,12 @@ class V3Dialect:
         # idempotent: ids no longer there are skipped by the server
         await self.http.call("DELETE", "/object", idempotent=True, what=what, json=_src(entries))
 
+    async def trash(self) -> None:
+        return None  # no recycle bin: every delete is permanent
+
+    async def empty_trash(self) -> None:
+        return None
+
     async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
         if values:
             raise CloudfsError(f"{path}: Cloudreve {self.info.version} has no object metadata",

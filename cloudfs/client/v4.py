@@ -41,7 +41,7 @@ from cloudfs.client import envelope
 from cloudfs.client.auth import Tokens
 from cloudfs.client.dialect import SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.http import Http
-from cloudfs.client.models import MTIME_KEY, UPLOAD_TAG_KEY, Capacity, Entry, ServerInfo, mtime_value
+from cloudfs.client.models import MTIME_KEY, UPLOAD_TAG_KEY, Capacity, Entry, ServerInfo, TrashSummary, mtime_value
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.v4_shapes import (
@@ -81,6 +81,8 @@ PARAM_ERR = 40001
 
 #: URIs per batch call (Cloudreve refuses more than max_batched_file, 3000 by default)
 BATCH = 1000
+#: the recycle bin, as a folder URI
+TRASH_URI = "cloudreve://trash"
 
 
 def _codes(exc: CloudreveError) -> set[int]:
@@ -146,31 +148,36 @@ class V4Dialect:
         return entry_from(data, path)
 
     async def list_pages(self, path: str, *, page_size: int | None = None) -> AsyncIterator[tuple[Entry, list[Entry]]]:
-        """(the folder, one page of children) per page, following
+        """(the folder, one page of children) per page."""
+        first = True
+        try:
+            async with aclosing(self._listing_pages(to_uri(path), what=f"list {path}", page_size=page_size)) as pages:
+                async for data in pages:
+                    first = False
+                    parent = entry_from(data.get("parent"), path)
+                    yield parent, [entry_from(item, parent=path) for item in data["files"]]
+        except CloudreveError as exc:
+            if first and exc.code == PATH_NOT_EXIST and path != "/":
+                await self._raise_if_file(path)
+            raise
+
+    async def _listing_pages(self, uri: str, *, what: str, page_size: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The listing answers of a folder URI, one per page, following
         ``next_token`` (cursor mode) or page numbers (offset mode)."""
         size = page_size or self.http.settings.page_size
         params: dict[str, Any] = {
-            "uri": to_uri(path),
+            "uri": uri,
             "page_size": size,
             # never leave these to the folder's saved view
             "order_by": "name",
             "order_direction": "asc",
         }
         page = 0
-        first = True
         while True:
-            try:
-                data = await self.http.call("GET", "/file", idempotent=True, what=f"list {path}", params=params)
-            except CloudreveError as exc:
-                if first and exc.code == PATH_NOT_EXIST and path != "/":
-                    await self._raise_if_file(path)
-                raise
-            first = False
+            data = await self.http.call("GET", "/file", idempotent=True, what=what, params=params)
             if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-                raise ProtocolError(f"list {path}: malformed listing")
-            parent = entry_from(data.get("parent"), path)
-            children = [entry_from(item, parent=path) for item in data["files"]]
-            yield parent, children
+                raise ProtocolError(f"{what}: malformed listing")
+            yield data
             pagination = data.get("pagination") or {}
             token = pagination.get("next_token") if isinstance(pagination, dict) else None
             if token:
@@ -182,7 +189,7 @@ class V4Dialect:
             # offset mode (use_cursor_pagination off)
             served = pagination.get("page_size") or size
             page += 1
-            if not children or page * served >= total:
+            if not data["files"] or page * served >= total:
                 return
             params["page"] = page
 
@@ -344,6 +351,29 @@ class V4Dialect:
         if not isinstance(data, dict) or not isinstance(data.get("total"), int) or not isinstance(data.get("used"), int):
             raise ProtocolError("capacity: malformed answer")
         return Capacity(total=data["total"], used=data["used"])
+
+    # ---- recycle bin --------------------------------------------------------------------
+    async def _trash_items(self) -> list[dict[str, Any]]:
+        """The recycle bin's items as the server lists them (all pages)."""
+        items: list[dict[str, Any]] = []
+        async with aclosing(self._listing_pages(TRASH_URI, what="list the recycle bin")) as pages:
+            async for data in pages:
+                items += [item for item in data["files"] if isinstance(item, dict)]
+        return items
+
+    async def trash(self) -> TrashSummary:
+        items = await self._trash_items()
+        size = sum(item["size"] for item in items if item.get("type") == 0 and isinstance(item.get("size"), int))
+        return TrashSummary(items=len(items), size=size)
+
+    async def empty_trash(self) -> None:
+        # the bin's items purged by URI, in batches: this works on every 4.x
+        # (DELETE /file/trash needs 4.18, and a 4.18 source build reports
+        # 4.14 from /site/ping, so the version cannot tell)
+        uris = [item["path"] for item in await self._trash_items() if isinstance(item.get("path"), str)]
+        for start in range(0, len(uris), BATCH):
+            body = {"uris": uris[start:start + BATCH], "skip_soft_delete": True}
+            await self.http.call("DELETE", "/file", idempotent=True, what="empty the recycle bin", json=body)
 
     async def _call_once(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
         env = await self.http.call_once(method, path, what=what, **kwargs)
@@ -543,3 +573,4 @@ class V4Dialect:
                 raise
 
         await self.http.retrying(op, idempotent=True, what="cancel upload")
+

@@ -6,7 +6,9 @@ bits come from the ``umask`` option unless a ``chmod`` stored explicit bits in
 the object's ``dav:cloudfs:mode`` metadata.  The modification time is the
 server's ``updated_at``, except where cloudfs recorded an exact one in
 ``dav:cloudfs:mtime`` for the current content version (Cloudreve resets
-``updated_at`` on rename and move, which would break ``rsync -a``).
+``updated_at`` on rename and move, which would break ``rsync -a``).  A
+folder's mtime and any inode's ctime also follow the changes this mount made
+(Node.children_changed_ns, Node.changed_ns): the servers keep no such times.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False)
     if local is not None:
         size = local.size  # type: ignore[attr-defined]
         mtime_ns = local.mtime_ns  # type: ignore[attr-defined]
+    if node.children_changed_ns is not None:
+        mtime_ns = max(mtime_ns, node.children_changed_ns)
     if link:
         # a link's own mode means nothing on Linux: always shown as 0777
         kind, bits = stat.S_IFLNK, 0o777
@@ -86,6 +90,6 @@ def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False)
     attrs.st_blocks = -(-attrs.st_size // 512)
     attrs.st_mtime_ns = mtime_ns
     attrs.st_atime_ns = mtime_ns if node.atime_ns is None else node.atime_ns
-    attrs.st_ctime_ns = max(mtime_ns, entry.mtime_ns)
+    attrs.st_ctime_ns = max(mtime_ns, entry.mtime_ns, node.changed_ns or 0)
     attrs.st_birthtime_ns = entry.ctime_ns
     return attrs

@@ -26,6 +26,8 @@ from cloudfs.client.paths import MAX_NAME_BYTES
 from cloudfs.config import MountSettings
 from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
+from cloudfs.fs.connectivity import Connectivity
+from cloudfs.fs.pins import PinSet
 from cloudfs.fs.handles import HandleTable, InodeLocks
 from cloudfs.fs.inodes import InodeTable, Node
 from cloudfs.fs.links import LinkRule
@@ -77,6 +79,10 @@ class Core:
         self._capacity = _CapacityCache()
         #: where the server keeps no metadata, a link's name carries the mark
         self.links = LinkRule(by_name=not client.keeps_metadata)
+        #: offline, metadata comes from the last known state (see connectivity.py)
+        self.connectivity = Connectivity(client.capacity)
+        #: paths kept in the read cache for offline use (``cloudfs pin``)
+        self.pins = PinSet(settings.cache_dir / "pins.json")
 
     # ---- nodes -------------------------------------------------------------
     def node(self, ino: int) -> Node:
@@ -144,15 +150,28 @@ class Core:
             return cached
         if cached is ABSENT:
             return self._uploading_at(path)
+        if self.connectivity.offline:
+            return self._known_child_at(path, None)
         try:
             entry = await self.client.stat(path)
         except CloudfsError as exc:
+            if self.connectivity.failed(exc):
+                return self._known_child_at(path, exc)
             if exc.errno != errno.ENOENT:
                 raise
             self.meta.put_absent(path)
             return self._uploading_at(path)
         self.meta.put(entry)
         return entry
+
+    def _known_child_at(self, path: str, exc: CloudfsError | None) -> Entry:
+        """The server cannot be reached: the last known state answers."""
+        known = self.meta.known_entry(path)
+        if isinstance(known, Entry):
+            return known
+        if known is ABSENT:
+            return self._uploading_at(path)
+        raise fail(exc.errno if exc is not None and exc.errno else errno.EIO)
 
     def _uploading_at(self, path: str) -> Entry:
         """For a name the server does not show: the entry of the file there
@@ -192,10 +211,14 @@ class Core:
             entry = cached
         elif cached is ABSENT:
             return
+        elif self.connectivity.offline:
+            return  # the node's entry is the last known state
         else:
             try:
                 entry = await self.client.stat(node.path)
             except CloudfsError as exc:
+                if self.connectivity.failed(exc):
+                    return
                 if exc.errno == errno.ENOENT:
                     # gone remotely: the kernel learns it at its next lookup
                     self.meta.put_absent(node.path)
@@ -210,10 +233,18 @@ class Core:
         the files there that the server does not show while this mount
         uploads them (see :meth:`_uploading_at`)."""
         cached = self.meta.listing(folder.path)
+        if cached is None and self.connectivity.offline:
+            cached = self.meta.known_listing(folder.path)
         if cached is not None:
             children = list(cached.children.values())
         else:
-            parent, children = await self.client.list_all(folder.path)
+            try:
+                parent, children = await self.client.list_all(folder.path)
+            except CloudfsError as exc:
+                known = self.meta.known_listing(folder.path) if self.connectivity.failed(exc) else None
+                if known is None:
+                    raise
+                return await self.listing(folder)  # now offline: from the last known listing
             if parent.file_id == folder.entry.file_id:
                 folder.entry = parent
             self.meta.put_listing(parent, children)
@@ -244,8 +275,15 @@ class Core:
         ``fresh`` asks the server now (``cloudfs status`` checks reachability)."""
         cache = self._capacity
         now = time.monotonic()
+        if self.connectivity.offline and cache.value is not None and not fresh:
+            return cache.value  # df on an offline mount: the last known figures, at once
         if fresh or cache.value is None or now - cache.at > CAPACITY_TTL_S:
-            cache.value = await self.client.capacity()
+            try:
+                cache.value = await self.client.capacity()
+            except CloudfsError as exc:
+                if not self.connectivity.failed(exc) or cache.value is None or fresh:
+                    raise
+                return cache.value
             cache.at = now
         return cache.value
 

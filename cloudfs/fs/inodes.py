@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 
+from cachetools import LRUCache
+
 from cloudfs.client.models import MEMORY_ONLY_KEY, Entry
 from cloudfs.client.paths import relocated
 
@@ -47,7 +49,8 @@ class Node:
     """One inode: the remote object it stands for, and what the kernel and
     the open handles hold of it."""
 
-    __slots__ = ("_entry", "atime_ns", "cached_version", "ino", "local", "lookups", "opens", "unlinked")
+    __slots__ = ("_entry", "atime_ns", "cached_version", "changed_ns", "children_changed_ns", "ino", "local",
+                 "lookups", "opens", "unlinked")
 
     def __init__(self, ino: int, entry: Entry, *, lookups: int = 0) -> None:
         self.ino = ino
@@ -61,6 +64,12 @@ class Node:
         #: an access time set explicitly (utimensat): kept in memory for the
         #: inode's lifetime (the servers keep none; otherwise atime = mtime)
         self.atime_ns: int | None = None
+        #: when this mount last changed the inode (chmod, utimens, a child
+        #: created, removed or renamed): its ctime, kept for the inode's lifetime
+        self.changed_ns: int | None = None
+        #: a folder: when this mount last created, removed or renamed a child
+        #: in it (its mtime; the servers keep no such time for a folder)
+        self.children_changed_ns: int | None = None
         #: local content state (set by the write side while the file has staged data)
         self.local: object | None = None
 
@@ -90,11 +99,20 @@ class Node:
         return self.ino == ROOT_INODE or self.opens > 0 or self.local is not None
 
 
+#: times only this mount knows (atime, ctime, a folder's mtime) of objects
+#: whose inode the kernel forgot: it forgets an unused inode as soon as its
+#: entry times out, and the next lookup must still show the same times
+KEPT_TIMES = 65536
+
+LocalTimes = tuple[int | None, int | None, int | None]  # atime_ns, changed_ns, children_changed_ns
+
+
 class InodeTable:
     def __init__(self, root: Entry) -> None:
         self._next_ino = ROOT_INODE + 1
         self._by_ino: dict[int, Node] = {ROOT_INODE: Node(ROOT_INODE, root, lookups=1)}
         self._by_id: dict[str, int] = {root.file_id: ROOT_INODE}
+        self._kept_times: LRUCache[str, LocalTimes] = LRUCache(maxsize=KEPT_TIMES)
 
     def __len__(self) -> int:
         return len(self._by_ino)
@@ -120,6 +138,8 @@ class InodeTable:
         if node is None:
             node = Node(self._next_ino, entry)
             self._next_ino += 1
+            node.atime_ns, node.changed_ns, node.children_changed_ns = \
+                self._kept_times.pop(entry.file_id, (None, None, None))
             self._by_ino[node.ino] = node
             self._by_id[entry.file_id] = node.ino
         else:
@@ -141,6 +161,9 @@ class InodeTable:
             del self._by_ino[node.ino]
             if self._by_id.get(node.entry.file_id) == node.ino:
                 del self._by_id[node.entry.file_id]
+                times = (node.atime_ns, node.changed_ns, node.children_changed_ns)
+                if not node.unlinked and times != (None, None, None):
+                    self._kept_times[node.entry.file_id] = times
 
     def detach(self, node: Node) -> None:
         """The object left the namespace (unlinked, or replaced by a rename):

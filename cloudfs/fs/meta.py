@@ -12,6 +12,9 @@ The filesystem's own changes (create, unlink, rename...) update the cache at
 once, so it never contradicts what this mount did.  Changes made by other
 clients show up when the entries expire.
 
+Behind the TTL caches, the last known state (LRU, same bounds) answers while
+the server cannot be reached: see :meth:`MetaCache.known_entry`.
+
 Plain ``def`` only: every method is atomic with respect to other trio tasks.
 """
 
@@ -22,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from cachetools import TTLCache
+from cachetools import LRUCache, TTLCache
 
 from cloudfs.client.models import Entry
 
@@ -71,6 +74,11 @@ class MetaCache:
         self._negative: TTLCache[str, bool] = TTLCache(
             maxsize=max_entries, ttl=max(negative_ttl_s, 1e-9), timer=timer
         )
+        # the last known state, past the TTL: what an offline mount shows
+        self._known_listings: LRUCache[str, Listing] = LRUCache(
+            maxsize=max_listed_entries, getsizeof=lambda l: len(l.children) + 1
+        )
+        self._known_entries: LRUCache[str, Entry] = LRUCache(maxsize=max_entries)
 
     # ---- reads -------------------------------------------------------------------
     def listing(self, path: str) -> Listing | None:
@@ -94,23 +102,44 @@ class MetaCache:
             return ABSENT
         return None
 
+    def known_entry(self, path: str) -> Entry | _Absent | None:
+        """Like :meth:`entry`, from the last known state whatever its age
+        (for a mount that cannot reach the server)."""
+        current = self.entry(path)
+        if current is not None:
+            return current
+        parent, name = split(path)
+        listing = self._known_listings.get(parent) if name else None
+        if listing is not None:
+            return listing.children.get(name, ABSENT)
+        return self._known_entries.get(path)
+
+    def known_listing(self, path: str) -> Listing | None:
+        return self._listings.get(path) or self._known_listings.get(path)
+
     # ---- fills ---------------------------------------------------------------------
     def put_listing(self, folder: Entry, children: Iterable[Entry]) -> Listing:
         listing = Listing(folder, {child.name: child for child in children})
         if len(listing.children) + 1 <= self._listings.maxsize:
             self._listings[folder.path] = listing
+            # the same object: changes made through put() reach both
+            self._known_listings[folder.path] = listing
         self._entries[folder.path] = folder
+        self._known_entries[folder.path] = folder
         for name in listing.children:
             self._negative.pop(join(folder.path, name), None)
         return listing
 
     def put(self, entry: Entry) -> None:
         self._entries[entry.path] = entry
+        self._known_entries[entry.path] = entry
         self._negative.pop(entry.path, None)
         parent, name = split(entry.path)
-        listing = self._listings.get(parent)
-        if listing is not None and name:
-            listing.children[name] = entry
+        if name:
+            for listings in (self._listings, self._known_listings):
+                listing = listings.get(parent)
+                if listing is not None:
+                    listing.children[name] = entry
 
     def put_absent(self, path: str) -> None:
         if self.negative_ttl_s > 0:
@@ -121,11 +150,13 @@ class MetaCache:
     def remove(self, path: str) -> None:
         """``path`` no longer exists (for a folder that was not empty, also
         call :meth:`forget_subtree`)."""
-        self._listings.pop(path, None)
         parent, name = split(path)
-        listing = self._listings.get(parent)
-        if listing is not None:
-            listing.children.pop(name, None)
+        for listings in (self._listings, self._known_listings):
+            listings.pop(path, None)
+            listing = listings.get(parent)
+            if listing is not None:
+                listing.children.pop(name, None)
+        self._known_entries.pop(path, None)
         self.put_absent(path)
 
     def invalidate(self, path: str) -> None:
@@ -141,7 +172,8 @@ class MetaCache:
         """Drop everything cached at or below ``path`` (a folder renamed or
         removed with its contents).  Scans the caches: not for hot paths."""
         prefix = path.rstrip("/") + "/"
-        for cache in (self._listings, self._entries, self._negative):
+        for cache in (self._listings, self._entries, self._negative, self._known_listings,
+                      self._known_entries):
             for key in [k for k in list(cache.keys()) if k == path or k.startswith(prefix)]:
                 cache.pop(key, None)
 

@@ -15,6 +15,7 @@ import dataclasses
 import errno
 import logging
 import os
+import time
 import uuid
 from contextlib import aclosing
 
@@ -36,6 +37,14 @@ log = logging.getLogger(__name__)
 TEMP_PREFIX = ".cloudfs-"
 #: the longest name, in bytes, that Linux and the servers take
 NAME_MAX = 255
+
+
+def children_changed(*folders: Node) -> None:
+    """A child was created, removed or renamed in ``folders``: their mtime
+    and ctime are now (kept in the inodes; see attrs.build)."""
+    now = time.time_ns()
+    for folder in folders:
+        folder.children_changed_ns = folder.changed_ns = now
 
 
 def temp_name(purpose: str) -> str:
@@ -63,6 +72,7 @@ class Namespace:
             return await self._open_existing(path, flags)
         core.meta.put(entry)
         node = core.remember(entry)
+        children_changed(parent)
         info = self.content.created(node)
         bits = mode & 0o7777
         if bits != attrs.permission_bits(entry, core.owner):
@@ -85,6 +95,7 @@ class Namespace:
         entry = await core.client.create_file(join(parent.path, stored))
         core.meta.put(entry)
         node = core.remember(entry)
+        children_changed(parent)
         local = self.content.stage(node)
         local.write(0, target)
         if not core.links.by_name:
@@ -123,6 +134,7 @@ class Namespace:
         core.meta.put(entry)
         # a new folder is empty: its listing is known without asking
         core.meta.put_listing(entry, [])
+        children_changed(parent)
         return core.remember(entry)
 
     async def _store_mode(self, entry: Entry, mode: int) -> Entry:
@@ -173,6 +185,8 @@ class Namespace:
                 await self._delete(entry.path)
                 await self._forget_removed(node, local)
                 core.meta.remove(entry.path)
+                core.pins.removed(entry.path)
+                children_changed(parent)
 
     async def rmdir(self, parent: Node, name: str) -> None:
         core = self.core
@@ -184,6 +198,8 @@ class Namespace:
             raise fail(errno.ENOTEMPTY)
         await self._delete(entry.path)
         core.meta.remove(entry.path)
+        core.pins.removed(entry.path)
+        children_changed(parent)
         node = core.table.by_file_id(entry.file_id)
         if node is not None:
             self._removed(node)
@@ -266,6 +282,7 @@ class Namespace:
             if dst.is_dir and (src.path + "/").startswith(dst.path.rstrip("/") + "/"):
                 raise fail(errno.EINVAL)
             await self._exchange(src, dst)
+            children_changed(old_parent, new_parent)
             return
         if dst is not None:
             if flags & pyfuse3.RENAME_NOREPLACE:
@@ -309,6 +326,8 @@ class Namespace:
             self._recache(src, moved)
             if src_node is not None:
                 src_node.entry = moved
+                src_node.changed_ns = time.time_ns()  # a rename changes the inode's ctime, as on Linux
+            children_changed(old_parent, new_parent)
 
     async def _exchange(self, a: Entry, b: Entry) -> None:
         """RENAME_EXCHANGE: swap two names (three renames through a temporary one)."""
@@ -407,6 +426,7 @@ class Namespace:
         # staged upload left at different paths (the upload then re-creates
         # the old name, or conflicts with the file at the new one)
         moved = _move_paths(self.core, moves)
+        self.core.pins.moved(moves)
         await self.core.writeback.record_paths(moved)
 
     async def _keep_mtime(self, old: Entry, moved: Entry) -> Entry:
@@ -447,6 +467,10 @@ class Namespace:
                 await self._set_mtime(node, attr.st_mtime_ns)
             if fields.update_atime:
                 node.atime_ns = attr.st_atime_ns
+            if fields.update_mtime and node.is_dir:
+                node.children_changed_ns = None  # the time just set is shown exactly
+            if fields.update_size or fields.update_mode or fields.update_mtime or fields.update_atime:
+                node.changed_ns = time.time_ns()
 
     async def _set_mtime(self, node: Node, mtime_ns: int) -> None:
         local = node.local

@@ -1,5 +1,7 @@
 """``cloudfs server``: a Cloudreve-compatible HTTP server: 4.x (``/api/v4``) or,
-with ``dialect="v3"``, 3.8.3 (``/api/v3``, modules ``v3*.py``).
+with ``dialect="v3"``, 3.8.3 (``/api/v3``, modules ``v3*.py``); with
+``dialect="koodrive"`` a Huawei KooDrive emulator (package ``koodrive``,
+docs/koodrive-emulator.md).
 
 Serves one data directory (SQLite metadata + blob files) on Starlette over
 hypercorn's trio worker.  Use :func:`serve` from trio code (it reports the
@@ -84,6 +86,8 @@ async def serve(config: ServerConfig, *, task_status: Any = trio.TASK_STATUS_IGN
                 from .v3uploads import collect_sessions_forever
 
                 nursery.start_soon(collect_sessions_forever, state)
+            elif config.dialect == "koodrive":
+                pass  # no housekeeping: the recycle bin keeps items until emptied
             else:
                 nursery.start_soon(_collect_trash_forever, state)
             binds = await nursery.start(run_http)

@@ -138,6 +138,10 @@ def wrap_app(state: ServerState) -> Any:
         from .v3app import build_v3_app
 
         app: Any = build_v3_app(state)
+    elif state.config.dialect == "koodrive":
+        from .koodrive.app import build_koodrive_app
+
+        app = build_koodrive_app(state)
     else:
         app = build_app(state)
     if state.config.faults:

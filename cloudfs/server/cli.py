@@ -4,7 +4,8 @@ Kept import-light (the CLI builds every subcommand's parser): the server
 stack is imported only in :func:`run`.  Defaults are Cloudreve's: 1 GiB
 capacity (default "User" group), 25 MiB chunks (default local policy), access
 tokens 3600 s, refresh tokens 14 days, upload sessions 86400 s, download URLs
-3600 s (v3: 600 s).  ``--dialect v3`` serves Cloudreve 3.8.3's ``/api/v3``.
+3600 s (v3: 600 s).  ``--dialect v3`` serves Cloudreve 3.8.3's ``/api/v3``,
+``--dialect koodrive`` a KooDrive emulator (its options: :mod:`.koodrive.cli`).
 On start it prints the account and ``listening on <url>`` (port 0
 picks a free port).  SIGINT/SIGTERM stop it gracefully.
 """
@@ -48,12 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--upload-session-ttl", type=float, default=86400.0, help="upload session lifetime, s (86400)")
     parser.add_argument("--url-ttl", type=float, default=None,
                         help="signed download URL lifetime, s (v4: 3600, v3: 600 = download_timeout)")
-    parser.add_argument("--dialect", choices=["v4", "v3"], default="v4",
-                        help="API served: v4 (/api/v4, default) or v3 (/api/v3, Cloudreve 3.8.3); "
-                             "a data dir keeps the dialect it was created with")
+    parser.add_argument("--dialect", choices=["v4", "v3", "koodrive"], default="v4",
+                        help="API served: v4 (/api/v4, default), v3 (/api/v3, Cloudreve 3.8.3) or koodrive "
+                             "(Huawei KooDrive /koodrive/ose/v1); a data dir keeps the dialect it was created with")
     parser.add_argument("--debug", action="store_true",
                         help="v3 only: gin debug mode, envelopes carry the raw 'error' text")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
+    from .koodrive.cli import add_arguments as add_koodrive_arguments
+
+    add_koodrive_arguments(parser)
     faults = parser.add_argument_group("fault injection (tests only; needs --faults)")
     faults.add_argument("--faults", action="store_true", help="enable fault injection and /_cloudfs/faults")
     faults.add_argument("--fault-latency", type=float, help="seconds added to matching requests")
@@ -91,7 +95,16 @@ def config_from_args(args: argparse.Namespace):  # -> ServerConfig (import kept 
         max_file_size=args.max_file_size, access_ttl=args.access_ttl, refresh_ttl=args.refresh_ttl,
         upload_session_ttl=args.upload_session_ttl,
         url_ttl=args.url_ttl if args.url_ttl is not None else (600.0 if args.dialect == "v3" else 3600.0),
-        faults=args.faults, fault_settings=settings, dialect=args.dialect, debug=args.debug)
+        faults=args.faults, fault_settings=settings, dialect=args.dialect, debug=args.debug,
+        dialect_options=dialect_options(args))
+
+
+def dialect_options(args: argparse.Namespace) -> dict[str, object]:
+    if args.dialect == "koodrive":
+        from .koodrive.cli import options_from_args
+
+        return options_from_args(args)
+    return {}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
             password = "(as given)" if config.password_explicit else f"{config.password} (default)"
             print(f"cloudfs server: data {Path(config.data_dir).resolve()}", flush=True)
             print(f"cloudfs server: account {config.user} password {password}", flush=True)
+            if config.dialect == "koodrive":
+                from .koodrive.cli import describe
+
+                for line in describe(config):
+                    print(f"cloudfs server: {line}", flush=True)
             if config.faults:
                 print("cloudfs server: fault injection enabled at /_cloudfs/faults", flush=True)
             print(f"cloudfs server: listening on {url}", flush=True)

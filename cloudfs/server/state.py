@@ -42,7 +42,7 @@ class DialectMismatch(RuntimeError):
     """The data directory holds a drive of the other API dialect."""
 
 
-DIALECTS = ("v4", "v3")
+DIALECTS = ("v4", "v3", "koodrive")
 
 
 @dataclass
@@ -76,6 +76,8 @@ class ServerConfig:
     dialect: str = "v4"
     #: gin debug mode (v3): envelopes carry the raw ``error`` text
     debug: bool = False
+    #: settings only one dialect reads (koodrive: app_id, app_secret, switches)
+    dialect_options: dict[str, Any] = field(default_factory=dict)
 
 
 class ServerState:
@@ -110,6 +112,8 @@ class ServerState:
         self.url_cache: dict[tuple[Any, ...], tuple[str, float]] = {}
         #: the v3 dialect's runtime (cloudfs.server.v3app.V3Runtime), None when serving v4
         self.v3: Any = None
+        #: the koodrive dialect's runtime (cloudfs.server.koodrive.runtime.KooRuntime)
+        self.koodrive: Any = None
         self.ensure_account()
         from .uploads import UploadManager  # circular at import time
 

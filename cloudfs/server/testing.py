@@ -32,6 +32,8 @@ DEFAULT_USER = "demo@cloudfs.local"
 DEFAULT_PASSWORD = "cloudfs-demo"
 _URL_RE = re.compile(r"listening on (http://\S+)")
 START_TIMEOUT = 30.0
+#: the API prefix of dialects not served under /api/<dialect>
+API_PREFIX = {"koodrive": "/koodrive/ose/v1"}
 
 
 def _request(method: str, url: str, body: Any = None, timeout: float = 10.0) -> Any:
@@ -104,7 +106,7 @@ class RunningServer:
         self.email = email
         self.password = password
         self.dialect = _dialect_of(argv)
-        self.api = f"/api/{self.dialect}"
+        self.api = API_PREFIX.get(self.dialect, f"/api/{self.dialect}")
         self._argv = argv
         self._port = port
         self._proc: subprocess.Popen[bytes] | None = None
@@ -130,7 +132,8 @@ class RunningServer:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
-                if _request("GET", url + self.api + "/site/ping", timeout=2.0)["code"] == 0:
+                ping = "/_cloudfs/ping" if self.dialect == "koodrive" else self.api + "/site/ping"
+                if _request("GET", url + ping, timeout=2.0)["code"] == 0:
                     break
             except (OSError, RuntimeError, ValueError):
                 pass
@@ -227,6 +230,10 @@ class RunningServer:
             self.kill()
         else:
             self.stop()
+        self.start()
+
+    def start(self) -> None:
+        """Start again after :meth:`stop` or :meth:`kill`, on the same port and data directory."""
         last: Exception | None = None
         for _ in range(50):  # the port may linger briefly after a kill
             try:

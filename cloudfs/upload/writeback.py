@@ -63,6 +63,9 @@ DRAIN_RETRY_S = 2.0
 #: ...and the drain gives up on a file after this many failures in a row
 DRAIN_ATTEMPTS = 3
 #: errors that another attempt will not fix soon: retried slowly
+#: the way out of a full drive, said where the failure is logged
+FULL_DRIVE_HINT = ("; deleted files in the server's recycle bin still count against the quota: "
+                   "`cloudfs trash URL` shows them, `cloudfs trash URL --empty` frees their space")
 SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errno.EACCES, errno.EPERM,
                      errno.ENAMETOOLONG, errno.EOPNOTSUPP}
 STALE_VERSION = 40076
@@ -798,8 +801,8 @@ class WriteBack:
         if code in SLOW_RETRY_ERRNOS:
             delay = RETRY_MAX_S
             log.error(
-                "upload of %s failed: %s; its data is kept in %s and will be retried",
-                local.remote_path, exc, local.staging,
+                "upload of %s failed: %s; its data is kept in %s and will be retried%s",
+                local.remote_path, exc, local.staging, FULL_DRIVE_HINT if code in (errno.ENOSPC, errno.EDQUOT) else "",
             )
         else:
             log.warning("upload of %s failed (%s); retrying in %.0f s", local.remote_path, exc, delay)

@@ -15,7 +15,7 @@ import pytest
 
 from cloudfs.cli.mountpoint import is_mounted
 from cloudfs.server.testing import RunningServer
-from tests.mount.conftest import CLOUDFS, Drive, force_unmount, run_cloudfs, wait_until
+from tests.mount.conftest import CLOUDFS, Drive, Remote, force_unmount, run_cloudfs, wait_until
 
 
 def mount_error(server: RunningServer, mountpoint: Path, *args: str, url: str | None = None,
@@ -332,6 +332,60 @@ def test_cli_config_remote_and_fstab_helper(server: RunningServer, tmp_path: Pat
     finally:
         config.unlink(missing_ok=True)
         force_unmount(mnt)
+
+
+@pytest.mark.v4_only("dialect-neutral: how login reads a configured remote")
+def test_cli_login_of_a_remote_uses_its_password_file(server: RunningServer, tmp_path: Path):
+    config = Path(os.environ["XDG_CONFIG_HOME"]) / "cloudfs" / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    secret = tmp_path / "work.password"
+    secret.write_text(server.password + "\n")
+    secret.chmod(0o600)
+    config.write_text(f'[remotes.work]\nurl = "{server.url}"\nuser = "{server.email}"\n'
+                      f'password_file = "{secret}"\n')
+    try:
+        # regression: login NAME ignored the remote's password_file and asked for a password
+        result = run_cloudfs("login", "work", password=None)
+        assert result.returncode == 0 and "logged in" in result.stdout, result.stderr
+        # a password given on the command line still wins over the configured file
+        wrong = one_line(run_cloudfs("login", "work", "--password-stdin", input="wrong-password\n", password=None))
+        assert "password" in wrong.lower()
+    finally:
+        run_cloudfs("logout", "work")
+        config.unlink(missing_ok=True)
+
+
+def test_cli_trash_shows_and_empties_the_recycle_bin(fresh_server: RunningServer, tmp_path: Path):
+    # a full drive had no way out: deleted files sit in the recycle bin and still count
+    server = fresh_server
+    remote = Remote(server)
+    remote.put_many({"/bin-a": b"a" * 300_000, "/bin-b": b"b" * 200_000})
+    remote.mkdir("/bin-folder")
+    remote.put("/bin-folder/inside", b"c" * 100_000)
+    remote._run(lambda client: client.delete(["/bin-a", "/bin-b", "/bin-folder"]))  # to the trash, as rm does
+    used_before = remote.used()
+
+    def trash(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+        return run_cloudfs("trash", server.url, "--user", server.email, *args, password=server.password,
+                           **kwargs)  # type: ignore[arg-type]
+
+    shown = trash("--json", check=True)
+    if server.dialect == "v3":
+        assert "no recycle bin" in trash(check=True).stdout  # deletes are permanent there
+        assert used_before == 0
+        return
+    figures = json.loads(shown.stdout)
+    assert figures["items"] == 3 and figures["size"] == 500_000 and figures["used"] == used_before >= 600_000
+    assert "--empty" in trash(check=True).stdout  # says how to free the space
+    # deleting for good is never done without a yes
+    assert "--yes" in one_line(trash("--empty"))
+    assert remote.used() == used_before
+    result = trash("--empty", "--yes", check=True)
+    assert "3 items" in result.stdout and "freed" in result.stdout
+    assert remote.used() == 0
+    assert json.loads(trash("--json", check=True).stdout)["items"] == 0
+    # no login stored and no password: one clear line
+    assert "cloudfs login" in one_line(run_cloudfs("trash", server.url, "--user", server.email))
 
 
 @pytest.mark.v4_only("the demo starts a server of its own")

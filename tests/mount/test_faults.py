@@ -135,6 +135,7 @@ def test_faults_full_drive_gives_enospc_and_keeps_the_data(drive: Drive, fresh_s
         os.close(fd)  # close reports it too (the descriptor is released all the same)
     assert info.value.errno == errno.ENOSPC
     assert (drive / "big.bin").read_bytes() == data  # still there, staged
+    assert "cloudfs trash URL --empty" in drive.log()  # the log says how to free space
     fresh_server.faults.set_capacity(None)  # space freed
     drive.umount()
     assert_on_server(fresh_server, {"/big.bin": data})

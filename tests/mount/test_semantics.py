@@ -25,7 +25,7 @@ import pytest
 
 from cloudfs.fs import attrs
 from cloudfs.server.testing import RunningServer
-from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, wait_until
+from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, mounted, wait_until
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD = -100
@@ -517,6 +517,47 @@ def test_touch_a_keeps_the_exact_mtime(drive: Drive, here: Path):
     subprocess.run(["touch", "-a", "-d", "@1500000000", str(path)], check=True)
     st = os.stat(path)
     assert st.st_mtime_ns == stamp and st.st_atime_ns == 1_500_000_000 * 10**9
+
+
+def test_folder_times_follow_changes_of_its_children(server: RunningServer, tmp_path: Path):
+    # rsync -a, make and file managers read a folder's mtime: it changed on no
+    # create, remove or rename inside (the servers keep no such time), and a
+    # chmod changed no ctime
+    with mounted(server, tmp_path, options=TEST_OPTIONS + ",metadata_ttl=1") as d:
+        folder = d.path / "times"
+        folder.mkdir()
+        (folder / "keep").write_bytes(b"k")
+        stamp = 1_600_000_000_000_000_000
+        changes = {
+            "create": lambda: (folder / "new").write_bytes(b"n"),
+            "mkdir": lambda: (folder / "sub").mkdir(),
+            "rename inside": lambda: (folder / "new").rename(folder / "renamed"),
+            "unlink": lambda: (folder / "renamed").unlink(),
+            "rmdir": lambda: (folder / "sub").rmdir(),
+            "move in": lambda: (d.path / "outside").rename(folder / "moved-in"),
+            "move out": lambda: (folder / "moved-in").rename(d.path / "outside"),
+            "symlink": lambda: (folder / "link").symlink_to("keep"),
+        }
+        (d.path / "outside").write_bytes(b"o")
+        for what, change in changes.items():
+            os.utime(folder, ns=(stamp, stamp))
+            assert os.stat(folder).st_mtime_ns == stamp, what  # an explicit time is shown exactly
+            before = time.time_ns()
+            change()
+            changed = os.stat(folder)
+            assert changed.st_mtime_ns >= before - 10**9, what
+            assert changed.st_ctime_ns >= changed.st_mtime_ns, what
+            time.sleep(1.5)  # past the metadata TTL: the listing and the folder's entry are fetched anew
+            later = os.stat(folder)
+            assert (later.st_mtime_ns, later.st_ctime_ns) == (changed.st_mtime_ns, changed.st_ctime_ns), what
+        # a chmod changes the ctime, not the mtime
+        os.utime(folder, ns=(stamp, stamp))
+        before = time.time_ns()
+        folder.chmod(0o700)
+        st = os.stat(folder)
+        assert st.st_mtime_ns == stamp and st.st_ctime_ns >= before - 10**9
+        time.sleep(1.5)
+        assert os.stat(folder).st_ctime_ns == st.st_ctime_ns
 
 
 def test_utimensat_now_and_omit(drive: Drive, remote: Remote, here: Path):

@@ -40,6 +40,7 @@ async def ops_mount(server: RunningServer, base: Path, **settings: Any) -> Async
     async with client, open_mount(mount_settings, client) as (mount, pending):
         await mount.writeback.replay(pending)
         await mount.nursery.start(mount.writeback.run)
+        await mount.nursery.start(mount.core.connectivity.run)
         yield mount
 
 

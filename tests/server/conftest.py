@@ -9,6 +9,7 @@ import pytest
 from cloudfs.server.testing import RunningServer, start_server
 
 from .helpers import Api
+from .koohelpers import kapi, kd_fresh, kd_server  # noqa: F401 (the KooDrive emulator's fixtures)
 from .v3helpers import Api3
 
 

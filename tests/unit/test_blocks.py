@@ -137,3 +137,27 @@ def test_blocks_a_version_dropped_while_reserved_is_not_committed(tmp_path):
     assert os.pread(reservation.fd, 4, 0) == b"xxxx"  # still readable for the waiters
     store.release(reservation)
     assert store.read("f", (0, 10)) is None and store._reserved == 0
+
+
+def test_blocks_pinned_versions_are_never_evicted_and_the_cap_still_holds(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=8 * PAGE, page_size=PAGE)
+    store.open()
+    offline = content(4 * PAGE + 10, 1)
+    store.pin(frozenset({"offline"}))
+    fill(store, "offline", offline)
+    assert store.cached_bytes("offline") == len(offline)
+    # a stream of other reads cycles through the rest of the cache only
+    for i in range(10):
+        fill(store, f"other{i}", content(3 * PAGE, i))
+        assert store.used_bytes <= store.cap_bytes
+    assert b"".join(store.read_page("offline", p) for p in range(5)) == offline
+    # with only pinned pages left there is no room: the write is refused, the cap holds
+    store.pin(frozenset({"offline", "other9"}))
+    assert not store.write_pages("big", 4 * PAGE, 0, content(4 * PAGE, 3))
+    assert store.used_bytes <= store.cap_bytes
+    assert store.reserve("big", 4 * PAGE, range(0, 4)) is None
+    # unpinned, it is an ordinary cached file again
+    store.pin(frozenset())
+    fill(store, "again", content(4 * PAGE, 4))
+    assert store.cached_bytes("offline") < len(offline)
+    assert store.cached_bytes("missing") == 0

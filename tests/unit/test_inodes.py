@@ -29,6 +29,23 @@ def test_inodes_forget_drops_unreferenced_nodes_and_numbers_are_never_reused():
     assert table.get(ROOT_INODE) is not None
 
 
+def test_inodes_times_only_the_mount_knows_outlive_a_forget():
+    # the kernel forgets an unused inode once its entry times out: a folder's
+    # changed mtime, a ctime or an explicit atime must not go with the node
+    table = InodeTable(entry("root", "/", is_dir=True))
+    folder = table.remember(entry("d", "/d", is_dir=True))
+    folder.atime_ns, folder.changed_ns, folder.children_changed_ns = 1, 2, 3
+    table.forget(folder.ino, 1)
+    assert table.by_file_id("d") is None
+    again = table.remember(entry("d", "/d", is_dir=True))
+    assert (again.atime_ns, again.changed_ns, again.children_changed_ns) == (1, 2, 3)
+    # an object removed through the mount keeps nothing
+    table.detach(again)
+    table.forget(again.ino, 1)
+    fresh = table.remember(entry("d", "/d", is_dir=True))
+    assert (fresh.atime_ns, fresh.changed_ns, fresh.children_changed_ns) == (None, None, None)
+
+
 def test_inodes_open_or_staged_nodes_stay_until_released():
     table = InodeTable(entry("root", "/", is_dir=True))
     node = table.remember(entry("a", "/a"))
