@@ -101,3 +101,5 @@ class ServerInfo:
     title: str = ""
     #: objects keep public metadata (mode, exact mtime), set directly or with an upload
     keeps_metadata: bool = True
+    #: a small file's new content goes up in one request (no session, no swap)
+    whole_uploads: bool = True

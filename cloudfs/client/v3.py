@@ -111,7 +111,8 @@ class V3Dialect:
     def __init__(self, http: Http, version: str, title: str = "") -> None:
         self.http = http
         http.prefix = PREFIX
-        self.info = ServerInfo(dialect="v3", version=version, title=title, keeps_metadata=False)
+        self.info = ServerInfo(dialect="v3", version=version, title=title, keeps_metadata=False,
+                               whole_uploads=False)
         #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
         self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
         #: target path -> our content left at a temporary name by a swap whose rename failed

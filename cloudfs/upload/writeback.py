@@ -189,9 +189,12 @@ class WriteBack:
         self._fetch_base = fetch_base
         self.delay_s = delay_s
         self._limiter = trio.CapacityLimiter(max(max_parallel, 1))
-        #: small files upload in one or two requests each, so their time is
-        #: round trips, not bandwidth: more of them run at once (tar x, cp -r)
-        self._small_limiter = trio.CapacityLimiter(max(max_parallel, 1) * SMALL_PARALLEL_FACTOR)
+        #: where small files upload in one request or two each, their time is
+        #: round trips, not bandwidth: more of them run at once (tar x, cp -r).
+        #: (Not where each is a session and a swap, with folder listings: on
+        #: Cloudreve 3 more at once only crowd the server.)
+        factor = SMALL_PARALLEL_FACTOR if client is not None and client.whole_uploads else 1
+        self._small_limiter = trio.CapacityLimiter(max(max_parallel, 1) * factor)
         self._on_uploaded = on_uploaded
         #: every staged file, by object id (dirty or held open)
         self.files: dict[str, LocalFile] = {}

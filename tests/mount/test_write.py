@@ -328,7 +328,7 @@ def test_write_concurrent_writers(drive: Drive, remote: Remote):
         except CloudfsError as exc:
             # absent, or for a moment on Cloudreve 3, which replaces a file by
             # deleting it and renaming the new content into place (more
-            # often so since small files upload eight at once)
+            # often so when more small files upload at once)
             if exc.errno == errno.ENOENT:
                 return False
             raise
