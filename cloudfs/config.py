@@ -85,7 +85,7 @@ class MountSettings:
     upload_delay_s: float = 2.0
     #: a file held open with this much dirty data is uploaded once writes pause
     dirty_threshold: int = 64 * MiB
-    #: files uploading at once
+    #: files uploading at once (small ones, up to 1 MiB, four times as many where each is one request)
     max_uploads: int = 4
     #: unlink/rmdir move to Cloudreve's recycle bin (recoverable) instead of deleting for good
     delete_to_trash: bool = True

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -84,7 +85,18 @@ def unmount(mountpoint: Path) -> str | None:
 
 def wait_for_exit(pid: int, timeout_s: float = 60.0) -> None:
     """Wait until the mount process has exited (it does once its uploads
-    are done and the kernel let go of the mount)."""
+    are done and the kernel let go of the mount): told at once by a pidfd
+    (readable when the process ends, reaped or not), else by polling."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None  # not Linux 5.3+, or gone already
+    if pidfd is not None:
+        try:
+            select.select([pidfd], [], [], timeout_s)
+        finally:
+            os.close(pidfd)
+        return
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and is_running(pid):
         time.sleep(0.02)

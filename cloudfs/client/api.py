@@ -171,6 +171,12 @@ class Client:
         return self._dialect.info.keeps_metadata
 
     @property
+    def whole_uploads(self) -> bool:
+        """Whether a small file's new content goes up in one request (then
+        many small uploads at once are round trips, cheap for the server)."""
+        return self._dialect.info.capabilities.whole_uploads
+
+    @property
     def url(self) -> str:
         return self._http.base_url
 

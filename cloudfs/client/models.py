@@ -145,6 +145,9 @@ class Capabilities:
     #: an upload announces the whole file's SHA-256 before its first byte
     #: (the client hashes the file and passes ``sha256`` to open_upload)
     whole_file_hash: bool = False
+    #: a small file's new content goes up in one request (no session, no
+    #: swap): the write-back then sends many small files at once
+    whole_uploads: bool = True
 
 
 @dataclass(frozen=True, slots=True)

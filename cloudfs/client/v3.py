@@ -107,6 +107,7 @@ CAPABILITIES = Capabilities(
     upload_style="relayed",
     last_chunk_alone=True,  # chunks strictly in order, one at a time
     change_feed=False,
+    whole_uploads=False,  # a replace is a session, a delete and a rename: many at once only crowd the server
 )
 
 # envelope codes this module reacts to

@@ -15,7 +15,7 @@ Plain ``def`` only: every method is atomic with respect to other trio tasks.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 from cachetools import LRUCache
 
@@ -169,10 +169,7 @@ class InodeTable:
     def detach(self, node: Node) -> None:
         """The object left the namespace (unlinked, or replaced by a rename):
         a new object with the same id can no longer reach this node."""
-        node.unlinked = True
-        if self._by_id.get(node.entry.file_id) == node.ino:
-            del self._by_id[node.entry.file_id]
-        self.drop_if_unused(node)
+        detach_node(self, node)
 
     def rebind(self, node: Node, entry: Entry) -> None:
         """The node's object got a new id (e.g. re-created remotely)."""
@@ -184,9 +181,24 @@ class InodeTable:
     def move_subtrees(self, moves: Mapping[str, str]) -> None:
         """Fix the paths of every known node at or below each old root in
         ``moves`` (old -> new, all at once: ``{a: b, b: a}`` swaps two)."""
-        for node in self._by_ino.values():
-            if node.unlinked:
-                continue
-            path = relocated(node.entry.path, moves)
-            if path is not None:
-                node.entry = dataclasses.replace(node.entry, path=path)
+        move_nodes(self._by_ino.values(), moves)
+
+
+def detach_node(table: InodeTable, node: Node) -> None:
+    """:meth:`InodeTable.detach` (a plain function: the namespace detaches a
+    removed file's node and drops its staged upload in one step)."""
+    node.unlinked = True
+    if table._by_id.get(node.entry.file_id) == node.ino:
+        del table._by_id[node.entry.file_id]
+    table.drop_if_unused(node)
+
+
+def move_nodes(nodes: Iterable[Node], moves: Mapping[str, str]) -> None:
+    """:meth:`InodeTable.move_subtrees` over ``nodes`` (a plain function: the
+    namespace moves nodes and staged uploads together in one step)."""
+    for node in nodes:
+        if node.unlinked:
+            continue
+        path = relocated(node.entry.path, moves)
+        if path is not None:
+            node.entry = dataclasses.replace(node.entry, path=path)

@@ -27,10 +27,11 @@ from cloudfs.fs import attrs
 from cloudfs.fs.content import Content
 from cloudfs.fs.core import Core
 from cloudfs.fs.errors import fail
-from cloudfs.fs.inodes import MEMORY_ONLY_KEY, Node
+from cloudfs.fs.inodes import MEMORY_ONLY_KEY, Node, detach_node, move_nodes
 from cloudfs.fs.links import LINK_MARK, PATH_MAX
 from cloudfs.fs.meta import join, split
 from cloudfs.upload.staging import LocalFile
+from cloudfs.upload.writeback import drop_file, relocate_files
 
 log = logging.getLogger(__name__)
 
@@ -259,10 +260,13 @@ class Namespace:
         other way round, a write while the write-back awaited its journal
         staged the file again under the deleted name: an upload that
         re-created it, or moved along with later renames of that name.)"""
+        # one step, with nothing between that could fail: a node detached
+        # whose staged upload is still due would bring the file back
         if node is not None:
-            self.core.table.detach(node)
+            detach_node(self.core.table, node)
         if local is not None:
-            await self.core.writeback.forget(local)
+            drop_file(self.core.writeback, local)
+            await self.core.writeback.forget(local)  # its journal record, now
         if node is not None:
             self.core.settle(node)
 
@@ -314,6 +318,9 @@ class Namespace:
                     if dst_node is not None:
                         dst_node.entry = dst
                 raise
+            # the server moved it: inodes and uploads follow at once, before
+            # anything else that may fail
+            await self._remap({src.path: moved.path})
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)
                 await self._delete_quietly(aside.path)
@@ -321,7 +328,6 @@ class Namespace:
                 core.meta.remove(dst.path)
             moved = await self._keep_mtime(src, moved)
             self._recache(src, moved)
-            await self._remap({src.path: moved.path})
             if src_node is not None:
                 src_node.entry = moved
                 src_node.changed_ns = time.time_ns()  # a rename changes the inode's ctime, as on Linux
@@ -342,9 +348,9 @@ class Namespace:
             a_aside = await self._relocate(a, a_folder, temp_name("exchange"))
             b_moved = await self._relocate(b, a_folder, b_to)
             a_moved = await self._relocate(a_aside, b_folder, a_to)
+            await self._remap({a.path: a_moved.path, b.path: b_moved.path})
             a_moved = await self._keep_mtime(a, a_moved)
             b_moved = await self._keep_mtime(b, b_moved)
-            await self._remap({a.path: a_moved.path, b.path: b_moved.path})
             for old in (a, b):
                 core.meta.remove(old.path)
                 if old.is_dir:
@@ -390,8 +396,10 @@ class Namespace:
         inodes and pending uploads take their new paths in one step, with no
         await between (two renames or exchanges run concurrently, and each
         must see the other's moves whole), then the journal records follow."""
-        self.core.table.move_subtrees(moves)
-        moved = self.core.writeback.relocate(moves)
+        # in one step, with nothing between that could fail: an inode and its
+        # staged upload left at different paths (the upload then re-creates
+        # the old name, or conflicts with the file at the new one)
+        moved = _move_paths(self.core, moves)
         self.core.pins.moved(moves)
         await self.core.writeback.record_paths(moved)
 
@@ -448,6 +456,13 @@ class Namespace:
         entry = node.entry
         node.entry = await self._set_metadata(entry, {MTIME_KEY: mtime_value(mtime_ns, entry.version)})
         self.core.meta.put(node.entry)
+
+
+def _move_paths(core: Core, moves: dict[str, str]) -> list[LocalFile]:
+    """Inodes and staged uploads take their new paths; returns the dirty
+    uploads moved (their journal records are to follow)."""
+    move_nodes(core.table, moves)
+    return relocate_files(list(core.writeback.files.values()), moves)
 
 
 def decode_name(name: bytes) -> str:

@@ -2,9 +2,11 @@
 
 One SQLite database per account in the cache dir (WAL, ``synchronous=FULL``,
 so a commit survives power loss).  A row is written (after the staging file
-was fsync'd) before cloudfs acknowledges data by ``close`` or ``fsync``, and
-deleted once the upload landed.  The next mount replays whatever rows are
-left: that, not any in-memory state, is what is pending after a crash.
+was fsync'd, or with the content itself for a small file) before cloudfs
+acknowledges data by ``close`` or ``fsync``, and deleted once the upload
+landed (deletes asked for together share one commit).  The next mount
+replays whatever rows are left: that, not any in-memory state, is what is
+pending after a crash.
 
 SQLite calls block, so they run in a worker thread, one at a time.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -42,11 +45,17 @@ CREATE TABLE IF NOT EXISTS pending (
     present      TEXT NOT NULL,
     updated_ns   INTEGER NOT NULL,
     session_id   TEXT,
-    metadata     TEXT NOT NULL DEFAULT '{}'
+    metadata     TEXT NOT NULL DEFAULT '{}',
+    content      BLOB
 )
 """
 #: columns added since the first schema, for journals an older version left
-ADDED_COLUMNS = {"metadata": "TEXT NOT NULL DEFAULT '{}'"}
+ADDED_COLUMNS = {"metadata": "TEXT NOT NULL DEFAULT '{}'", "content": "BLOB"}
+#: a file up to this size whose content is all staged is recorded with its
+#: content: the one commit makes it durable (no fsync of the staging file:
+#: a close of a small file costs one fsync, not two); a replay rewrites the
+#: staging file from it
+INLINE_MAX = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class Record:
     session_id: str | None = None
     #: public metadata (the mode) its upload is to carry
     metadata: dict[str, str] = field(default_factory=dict)
+    #: the whole content, for a small file (see INLINE_MAX); else the staging file was synced
+    content: bytes | None = None
 
     @classmethod
     def of(cls, local: LocalFile) -> "Record":
@@ -81,7 +92,21 @@ class Record:
             base_limit=local.base_limit,
             present=SpanSet(local.present),
             metadata=dict(local.metadata),
+            content=local.snapshot() if local.size <= INLINE_MAX and local.complete else None,
         )
+
+    def restore(self) -> None:
+        """Rewrite the staging file from the recorded content (after a crash
+        it may be short or missing: it was never synced)."""
+        if self.content is None:
+            return
+        fd = os.open(self.staging, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            os.ftruncate(fd, len(self.content))
+            os.pwrite(fd, self.content, 0)
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
 
 
 class Journal:
@@ -91,6 +116,9 @@ class Journal:
         self._lock = trio.Lock()
         # the connection is used from worker threads, one call at a time
         self._thread_lock = threading.Lock()
+        #: records to delete (uploads that landed), written with the next
+        #: statement: many uploads landing together cost one commit, not one each
+        self._forgets: set[str] = set()
 
     def open(self) -> list[Record]:
         """Open (creating if needed) and return what a previous run left pending."""
@@ -106,64 +134,108 @@ class Journal:
                     self._db.execute(f"ALTER TABLE pending ADD COLUMN {column} {kind}")
         rows = self._db.execute(
             "SELECT file_id, path, staging, size, mtime_ns, base_version, base_size,"
-            " base_mtime_ns, base_limit, present, session_id, metadata FROM pending ORDER BY updated_ns"
+            " base_mtime_ns, base_limit, present, session_id, metadata, content FROM pending ORDER BY updated_ns"
         ).fetchall()
         return [
             Record(
                 file_id=r[0], path=r[1], staging=Path(r[2]), size=r[3], mtime_ns=r[4],
                 base_version=r[5], base_size=r[6], base_mtime_ns=r[7], base_limit=r[8],
                 present=SpanSet.from_list(json.loads(r[9])), session_id=r[10], metadata=json.loads(r[11]),
+                content=r[12],
             )
             for r in rows
         ]
 
     def close(self) -> None:
+        if self._db is not None and self._forgets:
+            try:
+                self._run(list(self._forgets), None, ())
+            except OSError as exc:
+                log.warning("could not drop the records of landed uploads (%s); the next mount finds them "
+                            "uploaded", exc)
+            self._forgets.clear()
         if self._db is not None:
             self._db.close()
             self._db = None
 
-    def _run(self, sql: str, params: tuple, before: Callable[[], None] | None = None) -> None:
-        assert self._db is not None, "journal not open"
+    def _run(self, forgets: list[str], sql: str | None, params: tuple,
+             before: Callable[[], None] | None = None) -> None:
+        """The deletes ``forgets``, then ``sql``, in one transaction (one commit)."""
+        db = self._db
+        assert db is not None, "journal not open"
         if before is not None:
             before()
         with self._thread_lock:
             try:
-                self._db.execute(sql, params)
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany("DELETE FROM pending WHERE file_id = ?", [(f,) for f in forgets])
+                    if sql is not None:
+                        db.execute(sql, params)
+                except BaseException:
+                    if db.in_transaction:  # (some errors, a full disk, roll back by themselves)
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
             except sqlite3.Error as exc:
                 # callers handle disk trouble as OSError, like the staging files' own
                 raise _as_os_error(exc) from exc
 
     async def _execute(self, sql: str, params: tuple, before: Callable[[], None] | None = None) -> None:
         async with self._lock:
-            await trio.to_thread.run_sync(self._run, sql, params, before)
+            await self._write(sql, params, before)
+
+    async def _write(self, sql: str | None, params: tuple = (), before: Callable[[], None] | None = None) -> None:
+        """Run ``sql`` after every delete asked for so far, in one commit (the
+        order is kept: a record written after a forget of the same file
+        stays).  The caller holds the lock."""
+        forgets = list(self._forgets)
+        self._forgets.clear()
+        try:
+            await trio.to_thread.run_sync(self._run, forgets, sql, params, before)
+        except BaseException:
+            # maybe not written: the next statement writes them (again: deleting is idempotent)
+            self._forgets.update(forgets)
+            raise
 
     async def record(self, local: LocalFile, *, sync_first: bool = False) -> None:
         """Durably record ``local`` as pending.  Its staging file must be
         synced first: ``sync_first`` does it in the same worker-thread trip
-        (a close pays one trip, not two)."""
+        (a close pays one trip, not two), unless the record carries the
+        content itself (a small file)."""
         rec = Record.of(local)
         await self._execute(
             "INSERT INTO pending (file_id, path, staging, size, mtime_ns, base_version,"
-            " base_size, base_mtime_ns, base_limit, present, updated_ns, metadata)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " base_size, base_mtime_ns, base_limit, present, updated_ns, metadata, content)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(file_id) DO UPDATE SET path=excluded.path, staging=excluded.staging,"
             " size=excluded.size, mtime_ns=excluded.mtime_ns, base_version=excluded.base_version,"
             " base_size=excluded.base_size, base_mtime_ns=excluded.base_mtime_ns,"
             " base_limit=excluded.base_limit, present=excluded.present, updated_ns=excluded.updated_ns,"
-            " metadata=excluded.metadata",
+            " metadata=excluded.metadata, content=excluded.content",
             (
                 rec.file_id, rec.path, str(rec.staging), rec.size, rec.mtime_ns,
                 rec.base_version, rec.base_size, rec.base_mtime_ns, rec.base_limit,
-                json.dumps(rec.present.to_list()), time.time_ns(), json.dumps(rec.metadata),
+                json.dumps(rec.present.to_list()), time.time_ns(), json.dumps(rec.metadata), rec.content,
             ),
-            local.sync if sync_first else None,
+            local.sync if sync_first and rec.content is None else None,
         )
 
     async def set_session(self, file_id: str, session_id: str) -> None:
         await self._execute("UPDATE pending SET session_id = ? WHERE file_id = ?", (session_id, file_id))
 
+    def forget_soon(self, file_id: str) -> None:
+        """Delete ``file_id``'s record with the next statement written (or
+        at close): for a caller that may not await (see :meth:`forget`)."""
+        self._forgets.add(file_id)
+
     async def forget(self, file_id: str) -> None:
-        await self._execute("DELETE FROM pending WHERE file_id = ?", (file_id,))
+        """Delete ``file_id``'s record; returns once that is durable.  Forgets
+        asked for while another statement is being written go together."""
+        self._forgets.add(file_id)
+        async with self._lock:
+            if file_id in self._forgets:  # else committed by the statement that held the lock
+                await self._write(None)
 
     async def rekey(self, old_file_id: str, new_file_id: str) -> None:
         await self._execute("UPDATE pending SET file_id = ? WHERE file_id = ?", (new_file_id, old_file_id))

@@ -219,6 +219,18 @@ class LocalFile:
     def complete(self) -> bool:
         return not self.missing()
 
+    def snapshot(self) -> bytes:
+        """The whole staged content (of a small, complete file), read now:
+        the journal keeps it instead of syncing the staging file."""
+        if self.fd is not None:
+            data = os.pread(self.fd, self.size, 0)
+        else:
+            with open(self.staging, "rb") as fp:
+                data = fp.read(self.size)
+        if len(data) != self.size:
+            raise OSError(5, f"the staging file of {self.remote_path} is shorter than its content")
+        return data
+
     def sync(self) -> None:
         """Make the staging file durable (before the journal promises it)."""
         os.fdatasync(self._open())

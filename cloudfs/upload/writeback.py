@@ -32,7 +32,7 @@ import posixpath
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +75,8 @@ SYNC_RECHECK_S = 2.0
 #: a just-uploaded version up to this size is copied into the read cache on the event
 #: loop; a larger one in a worker thread, after its upload is reported done
 ADOPT_INLINE_MAX = 4 << 20
+#: ...in pieces of this size: a cancellation (the mount ending) waits for one piece, not the whole file
+CACHE_COPY_PIECE = 32 << 20
 #: files created or closed less than this apart make a burst: ordinary uploads wait for its end...
 BURST_QUIET_S = 0.3
 #: ...but never longer than this past their due time
@@ -83,6 +85,10 @@ BURST_MAX_WAIT_S = 10.0
 PROMPT_UPLOAD_MIN = 8 << 20
 #: a version without our tag is compared with the staged content (downloaded) up to this size
 CONTENT_CHECK_MAX = 16 << 20
+#: files up to this size count as small: their uploads are bound by round trips...
+SMALL_UPLOAD_MAX = 1 << 20
+#: ...and this many times ``max_parallel`` of them run at once
+SMALL_PARALLEL_FACTOR = 4
 #: the suffix a conflict copy's name carries (see _conflict_path)
 CONFLICT_SUFFIX = re.compile(r" \(conflict \d{4}-\d\d-\d\d \d{6}(?: \d+)?\)$")
 
@@ -97,11 +103,11 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _copy_all(source: int, target: int, size: int) -> None:
-    """Copy ``size`` bytes between two files' starts (in the kernel)."""
+def _copy_span(source: int, target: int, start: int, length: int) -> None:
+    """Copy ``length`` bytes at ``start`` between two files, same offsets (in the kernel)."""
     done = 0
-    while done < size:
-        n = os.copy_file_range(source, target, size - done, done, done)
+    while done < length:
+        n = os.copy_file_range(source, target, length - done, start + done, start + done)
         if n == 0:
             raise OSError(errno.EIO, "the staging file is shorter than its version")
         done += n
@@ -112,6 +118,36 @@ async def _digest(path: Path, size: int) -> str:
     if size <= 1 << 20:
         return _sha256_of(path)
     return await trio.to_thread.run_sync(_sha256_of, path)
+
+
+def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
+    """The in-memory part of :meth:`WriteBack.forget` (no upload of ``local``
+    may be running): a plain function, so the namespace can drop a removed
+    file's upload in the same step as its inode, with nothing between that
+    could fail (the upload would then bring the file back)."""
+    writeback._due.pop(local.file_id, None)
+    writeback._urgent.discard(local.file_id)
+    writeback._retry_delay.pop(local.file_id, None)
+    if writeback.files.get(local.file_id) is local:
+        del writeback.files[local.file_id]
+    local.dirty = False
+    writeback._notify()  # an fsync waiting for it has nothing left to wait for
+    # its record goes too, with the next journal write if not sooner (else a
+    # replay would upload the removed file again)
+    writeback.journal.forget_soon(local.file_id)
+
+
+def relocate_files(files: Iterable[LocalFile], moves: Mapping[str, str]) -> list[LocalFile]:
+    """:meth:`WriteBack.relocate` over ``files`` (a plain function: the
+    namespace moves nodes and staged uploads together in one step)."""
+    moved = []
+    for local in files:
+        path = relocated(local.remote_path, moves)
+        if path is not None:
+            local.remote_path = path
+            if local.dirty:
+                moved.append(local)
+    return moved
 
 
 @dataclass
@@ -152,6 +188,12 @@ class WriteBack:
         self._fetch_base = fetch_base
         self.delay_s = delay_s
         self._limiter = trio.CapacityLimiter(max(max_parallel, 1))
+        #: where small files upload in one request or two each, their time is
+        #: round trips, not bandwidth: more of them run at once (tar x, cp -r).
+        #: (Not where each is a session and a swap, with folder listings: on
+        #: Cloudreve 3 more at once only crowd the server.)
+        factor = SMALL_PARALLEL_FACTOR if client is not None and client.whole_uploads else 1
+        self._small_limiter = trio.CapacityLimiter(max(max_parallel, 1) * factor)
         self._on_uploaded = on_uploaded
         #: every staged file, by object id (dirty or held open)
         self.files: dict[str, LocalFile] = {}
@@ -266,13 +308,7 @@ class WriteBack:
     async def forget(self, local: LocalFile) -> None:
         """The file is gone (unlinked): nothing of it is to be uploaded."""
         await self.cancel_and_wait(local)
-        self._due.pop(local.file_id, None)
-        self._urgent.discard(local.file_id)
-        self._retry_delay.pop(local.file_id, None)
-        if self.files.get(local.file_id) is local:
-            del self.files[local.file_id]
-        local.dirty = False
-        self._notify()  # an fsync waiting for it has nothing left to wait for
+        drop_file(self, local)
         await self.journal.forget(local.file_id)
 
     def under(self, path: str) -> list[LocalFile]:
@@ -284,14 +320,7 @@ class WriteBack:
         the staged files in them take their new paths now, with no await, so
         no other task ever sees half of an exchange.  Returns the dirty ones,
         whose journal records :meth:`record_paths` then updates."""
-        moved = []
-        for local in self.files.values():
-            path = relocated(local.remote_path, moves)
-            if path is not None:
-                local.remote_path = path
-                if local.dirty:
-                    moved.append(local)
-        return moved
+        return relocate_files(self.files.values(), moves)
 
     async def record_paths(self, files: list[LocalFile]) -> None:
         """Journal where ``files`` are now (read as each record is written:
@@ -465,7 +494,8 @@ class WriteBack:
     async def _upload(self, local: LocalFile, active: _Active) -> None:
         try:
             with active.scope:
-                async with self._limiter:
+                limiter = self._small_limiter if local.size <= SMALL_UPLOAD_MAX else self._limiter
+                async with limiter:
                     await self._attempt(local, active)
         except Exception as exc:
             # one file's trouble (a bug, local disk trouble) must not end the
@@ -520,7 +550,14 @@ class WriteBack:
         with trio.CancelScope(shield=True):
             with trio.move_on_after(SETTLE_S):
                 entry = await self._keep_exact_mtime(local, entry)
-            await self._landed(local, generation, entry, metadata)
+            kept = await self._landed(local, generation, entry, metadata)
+        if kept is not None:
+            # outside the shield: nobody waits for this copy, and the mount
+            # ending (umount waits for its exit) must not wait for it either
+            try:
+                await self._keep_as_cache(kept, entry, local, generation)
+            finally:
+                os.close(kept)
 
     async def _fill(self, local: LocalFile) -> None:
         """Download what the upload needs of the base version.  If another
@@ -558,7 +595,9 @@ class WriteBack:
                     path, local.remote_path)
         await self.journal.move(local.file_id, local.remote_path)
 
-    async def _landed(self, local: LocalFile, generation: int, entry: Entry, metadata: dict[str, str]) -> None:
+    async def _landed(self, local: LocalFile, generation: int, entry: Entry, metadata: dict[str, str]) -> int | None:
+        """Record a landed upload; returns the staging file opened for the
+        caller to copy into the read cache (a large one), or None."""
         self._retry_delay.pop(local.file_id, None)
         local.attempts.clear()
         local.sent_digests.clear()
@@ -582,14 +621,15 @@ class WriteBack:
             # acknowledged generation stands on it (it is recorded on the new base first)
             if local.dirty and local.journaled_generation > generation:
                 if not await self._journal_quietly(self.persist(local, again=True)):
-                    return  # the old record stays: a replay finds the content and its base
+                    return None  # the old record stays: a replay finds the content and its base
             if old_id != local.file_id:
                 await self._unjournal(old_id)
             if not local.dirty:
                 await self._unjournal(local.file_id)
             if kept is not None:
                 self._notify()  # nobody waits for the cache copy (umount, fsync)
-                await self._keep_as_cache(kept, entry, local, generation)
+            handed, kept = kept, None
+            return handed
         finally:
             if kept is not None:
                 os.close(kept)
@@ -608,7 +648,8 @@ class WriteBack:
     async def _keep_as_cache(self, source: int, entry: Entry, local: LocalFile, generation: int) -> None:
         """Copy a large just-uploaded version into the read cache in a worker
         thread (not on the event loop: hundreds of MiB), if the staged
-        content did not change meanwhile."""
+        content did not change meanwhile.  A cancellation stops it between
+        pieces, and nothing is cached."""
         store = self.store
         pages = range(-(-entry.size // store.page_size))
         reservation = store.reserve(cache_name(entry.file_id, entry.version, entry.size), entry.size, pages)
@@ -616,7 +657,9 @@ class WriteBack:
             return
         try:
             try:
-                await trio.to_thread.run_sync(_copy_all, source, reservation.fd, entry.size)
+                for start in range(0, entry.size, CACHE_COPY_PIECE):
+                    length = min(CACHE_COPY_PIECE, entry.size - start)
+                    await trio.to_thread.run_sync(_copy_span, source, reservation.fd, start, length)
             except OSError as exc:
                 log.info("read cache: cannot keep %s: %s", entry.path, exc)
                 return
@@ -788,6 +831,10 @@ class WriteBack:
         """
         count = 0
         for rec in records:
+            try:
+                rec.restore()  # a small file's content is in its record
+            except OSError as exc:
+                log.error("could not rewrite the staging file %s of %s: %s", rec.staging, rec.path, exc)
             if not rec.staging.exists():
                 log.error("pending upload of %s lost its staging file %s; nothing to replay",
                           rec.path, rec.staging)

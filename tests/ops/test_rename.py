@@ -68,3 +68,66 @@ async def test_two_exchanges_at_once_keep_each_pending_upload_on_its_own_path(
             assert await mount.client.read(entry, 0, entry.size) == f"content of {tree}".encode()
             assert await fs.read_file(f"{top}/{tree}/b/f-{tree}") == f"content of {tree}".encode()
 
+
+
+def failing(what: str):  # type: ignore[no-untyped-def]
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(f"{what} failed (as under injected failures)")
+    return fail
+
+
+async def test_a_failure_mid_rename_never_leaves_an_inode_and_its_upload_at_different_paths(
+    server: RunningServer, tmp_path: Path, top: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After the server renamed a file with an upload pending, the inode and
+    the staged upload took their new paths in two calls into two layers; one
+    failing between them (tests/mount/test_hardening.py's injected failures)
+    left the upload aimed at the old name, which it re-created (or made a
+    conflict copy beside).  Now both move in one step that calls no other
+    layer."""
+    async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/a", b"pending content")
+        monkeypatch.setattr(mount.writeback, "relocate", failing("the write-back's relocate"))
+        try:
+            await fs.rename(f"{top}/a", f"{top}/b")
+        except Exception:
+            pass  # the rename may fail; it must not split the file
+        node = mount.core.table.by_file_id(next(iter(mount.writeback.files)))
+        [local] = mount.writeback.files.values()
+        assert node is not None and node.path == local.remote_path == f"{top}/b"
+        monkeypatch.undo()
+        assert await mount.writeback.drain() == []
+        _, children = await mount.client.list_all(top)
+        assert [c.name for c in children] == ["b"]
+
+
+async def test_a_failure_mid_unlink_never_brings_the_removed_file_back(
+    server: RunningServer, tmp_path: Path, top: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """unlink(2) of a file with an upload pending: once the server deleted
+    it, its inode was marked removed and then, in another call into another
+    layer, its upload was dropped; that call failing left the upload due,
+    and it re-created the file.  Now both happen in one step."""
+    async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/gone", b"first")
+        assert await mount.writeback.drain() == []
+        await fs.write_file(f"{top}/gone", b"pending edit")
+        monkeypatch.setattr(mount.writeback, "forget", failing("the write-back's forget"))
+        parent, name = await fs._parent(f"{top}/gone")
+        try:
+            await mount.ops.unlink(parent, name, None)  # type: ignore[arg-type]
+        except Exception:
+            pass
+        monkeypatch.undo()
+        assert await mount.writeback.drain() == []
+        _, children = await mount.client.list_all(top)
+        assert children == []
+    # nor at the next mount: its journal record went too
+    async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
+        assert await mount.writeback.drain() == []
+        _, children = await mount.client.list_all(top)
+        assert children == []

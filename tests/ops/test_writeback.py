@@ -209,3 +209,43 @@ async def test_a_write_while_a_removal_forgets_the_upload_does_not_bring_the_fil
         assert [c.name for c in children] == expected
         if how == "rename over":
             assert await remote_bytes(mount, f"{top}/f") == b"other"
+
+
+async def test_the_mount_ending_does_not_wait_for_a_landed_upload_to_be_copied_into_the_read_cache(
+    server: RunningServer, tmp_path: Path, top: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large file's landed upload is copied into the read cache afterwards,
+    in a worker thread.  That copy ran inside the shield that records the
+    landed upload: the end of the mount (cancelling its tasks, which
+    ``cloudfs umount`` waits for) waited for all of it, ~0.15 s per 256 MiB
+    on this machine, and longer on a slow disk.  Now it stops between pieces
+    and nothing half-copied is cached."""
+    import threading
+    import time
+
+    from cloudfs.cache.blocks import cache_name
+    from cloudfs.upload import writeback as writeback_module
+
+    real_copy = os.copy_file_range
+    copying = threading.Event()
+
+    def slow_copy(source: int, target: int, count: int, offset_src: int | None = None,
+                  offset_dst: int | None = None) -> int:
+        copying.set()
+        time.sleep(0.05)  # a slow disk: 1 MiB per 50 ms
+        return real_copy(source, target, min(count, 1 << 20), offset_src, offset_dst)
+
+    monkeypatch.setattr(os, "copy_file_range", slow_copy)
+    monkeypatch.setattr(writeback_module, "CACHE_COPY_PIECE", 1 << 20, raising=False)
+    data = os.urandom(32 << 20)  # 1.6 s to copy at that pace
+    async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/big", data)
+        assert await mount.writeback.drain() == []
+        while not copying.is_set():
+            await trio.sleep(0.01)
+        entry = await mount.client.stat(f"{top}/big")
+        leaving = time.monotonic()
+    assert time.monotonic() - leaving < 0.8
+    assert not mount.fetcher.store.has_page(cache_name(entry.file_id, entry.version, entry.size), 0)

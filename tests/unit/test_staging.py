@@ -134,3 +134,62 @@ async def test_journal_full_disk_is_enospc(tmp_path):
                 version="v1")))
     assert failure.value.errno == errno.ENOSPC
     journal.close()
+
+
+async def test_journal_writes_the_records_of_uploads_landing_together_in_one_commit(tmp_path, monkeypatch):
+    """Many uploads landing at once (a drain of small files) each delete
+    their record: one commit (one fsync of the journal) for all of those
+    waiting, not one each, and every forget returns once its delete is
+    durable.  A record written after a forget of the same file stays."""
+    import trio
+
+    journal = Journal(tmp_path / "journal.db")
+    journal.open()
+    files = [LocalFile.create(tmp_path, Entry(file_id=f"f{i}", path=f"/f{i}", is_dir=False, size=10,
+                                              mtime_ns=0, ctime_ns=0, version="v1")) for i in range(20)]
+    for local in files:
+        await journal.record(local)
+    commits = []
+    real_run = journal._run
+    monkeypatch.setattr(journal, "_run", lambda *args: (commits.append(args), real_run(*args))[1])
+    async with trio.open_nursery() as nursery:
+        for local in files[1:]:
+            nursery.start_soon(journal.forget, local.file_id)
+        nursery.start_soon(journal.forget, "f0")
+        await trio.sleep(0)  # f0's forget is asked for before its record is written again
+        nursery.start_soon(journal.record, files[0])
+    assert len(commits) <= 3
+    (rec,) = journal.open()
+    assert rec.file_id == "f0"
+    journal.close()
+
+
+async def test_a_small_file_is_journaled_with_its_content_instead_of_syncing_its_staging_file(tmp_path, monkeypatch):
+    """close(2) of a small file costs one fsync (the journal's commit, which
+    now carries the content), not two (the staging file's, then the
+    journal's): tar x of small files is bound by them.  After a crash the
+    staging file, never synced, may be short: the replay rewrites it."""
+    empty = Entry(file_id="n1", path="/n", is_dir=False, size=0, mtime_ns=0, ctime_ns=0, version="v0")
+    local = LocalFile.create(tmp_path, empty)
+    local.write(0, b"small content")
+    synced = []
+    monkeypatch.setattr(local, "sync", lambda: synced.append(True))
+    journal = Journal(tmp_path / "journal.db")
+    journal.open()
+    await journal.record(local, sync_first=True)
+    assert synced == []
+    journal.close()
+    os.truncate(local.staging, 3)  # what a crash may leave of a file never synced
+    again = Journal(tmp_path / "journal.db")
+    (rec,) = again.open()
+    rec.restore()
+    assert local.staging.read_bytes() == b"small content"
+    again.close()
+    # a large file, or one whose content is partly still on the server, is synced as before
+    big = LocalFile.create(tmp_path, base_entry())
+    big.write(0, b"x")
+    monkeypatch.setattr(big, "sync", lambda: synced.append(True))
+    again.open()
+    await again.record(big, sync_first=True)
+    assert synced == [True]
+    again.close()

@@ -67,6 +67,7 @@ CAPABILITIES = Capabilities(
     last_chunk_alone=False,  # ``files/complete`` completes, not the last part
     change_feed=False,
     whole_file_hash=True,  # ``files/create`` takes the SHA-256 of the whole file
+    whole_uploads=False,  # every upload is create, parts, complete (put_whole has none)
 )
 #: listing page size (the reference's sibling endpoints cap at 100)
 PAGE_SIZE = 100
