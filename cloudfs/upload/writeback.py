@@ -190,8 +190,8 @@ class WriteBack:
         self._limiter = trio.CapacityLimiter(max(max_parallel, 1))
         #: where small files upload in one request or two each, their time is
         #: round trips, not bandwidth: more of them run at once (tar x, cp -r).
-        #: (Not where each is a session and a swap, with folder listings: on
-        #: Cloudreve 3 more at once only crowd the server.)
+        #: (Not where each is a session and a swap, with folder listings:
+        #: there more at once only crowd the server.)
         factor = SMALL_PARALLEL_FACTOR if client is not None and client.whole_uploads else 1
         self._small_limiter = trio.CapacityLimiter(max(max_parallel, 1) * factor)
         self._on_uploaded = on_uploaded
