@@ -63,7 +63,8 @@ def test_cli_login_then_mount_without_a_password(server: RunningServer, tmp_path
     result = run_cloudfs("login", server.url, "--user", server.email, password=server.password, check=True)
     assert "logged in" in result.stdout
     store = Path(os.environ["XDG_STATE_HOME"]) / "cloudfs"
-    tokens = [p for p in store.rglob("*") if p.is_file() and "token" in p.name]
+    # (the token store itself: mount logs named after token tests live here too)
+    tokens = [p for p in store.rglob("tokens*.json") if p.is_file()]
     assert tokens and all(p.stat().st_mode & 0o077 == 0 for p in tokens)
     assert all(server.password not in p.read_text() for p in tokens)
     d = Drive(server, tmp_path / "mnt", tmp_path / "cache")
@@ -377,8 +378,10 @@ def test_cli_trash_shows_and_empties_the_recycle_bin(fresh_server: RunningServer
     figures = json.loads(shown.stdout)
     assert figures["items"] == 3 and figures["size"] == 500_000 and figures["used"] == used_before >= 600_000
     assert "--empty" in trash(check=True).stdout  # says how to free the space
-    # deleting for good is never done without a yes
+    # deleting for good is never done without a yes (regression: --json skipped the check
+    # and asked on a closed standard input)
     assert "--yes" in one_line(trash("--empty"))
+    assert "--yes" in one_line(trash("--empty", "--json"))
     assert remote.used() == used_before
     result = trash("--empty", "--yes", check=True)
     assert "3 items" in result.stdout and "freed" in result.stdout
