@@ -185,12 +185,13 @@ class InodeTable:
 
 
 def detach_node(table: InodeTable, node: Node) -> None:
-    """:meth:`InodeTable.detach` (a plain function: the namespace detaches a
-    removed file's node and drops its staged upload in one step)."""
+    """:meth:`InodeTable.detach` without dropping the node (a plain function
+    that calls no method: the namespace detaches a removed file's node and
+    drops its staged upload in one step, with nothing between that could
+    fail; the caller settles the node afterwards)."""
     node.unlinked = True
     if table._by_id.get(node.entry.file_id) == node.ino:
         del table._by_id[node.entry.file_id]
-    table.drop_if_unused(node)
 
 
 def move_nodes(nodes: Iterable[Node], moves: Mapping[str, str]) -> None:
