@@ -261,6 +261,35 @@ def test_pending_upload_is_invisible_and_dies_with_its_folder(kapi):
     assert kapi.error("POST", "/files/complete", json={"fileId": created["fileId"]}) == 13000401
 
 
+def test_an_unfinished_upload_holds_no_name(kapi):
+    """No cancel call: an abandoned task must not block its name (switch
+    ``pending_holds_name``); the name is checked again at complete."""
+    folder = kapi.mkdir("abandoned-home")["id"]
+    first, second = b"abandoned", b"the one that lands"
+    abandoned = kapi.create("same.bin", first, folder)
+    kapi.put_parts(abandoned, first)
+    landed = kapi.create("same.bin", second, folder)  # the name is still free
+    kapi.put_parts(landed, second)
+    kapi.ok("POST", "/files/complete", json={"fileId": landed["fileId"]})
+    assert kapi.names(folder) == ["same.bin"] and kapi.download(landed["fileId"]) == second
+    # completing the abandoned task now finds its name taken
+    assert kapi.error("POST", "/files/complete", json={"fileId": abandoned["fileId"]}) == 13000405
+    assert kapi.names(folder) == ["same.bin"] and kapi.download(landed["fileId"]) == second
+
+
+def test_pending_holds_name_switch(kapi):
+    switches(kapi.server, pending_holds_name=True)
+    try:
+        folder = kapi.mkdir("held-home")["id"]
+        kapi.create("held.bin", b"x", folder)
+        assert kapi.names(folder) == []
+        assert kapi.error("POST", "/files/create", json={
+            "fileName": "held.bin", "fileType": "0", "parentFolder": [folder], "length": 1, "autoRename": 3,
+            "containerId": kapi.container}) == 13000405
+    finally:
+        httpx.delete(kapi.server.url + "/_cloudfs/koodrive/switches").raise_for_status()
+
+
 def test_upload_tasks_survive_a_restart(kd_fresh):
     data = os.urandom(1000)
     with KooApi(kd_fresh) as api:

@@ -87,6 +87,9 @@ class Switches:
     rapid_upload: bool = True
     #: complete checks each hashCtx against the content (13000402 when wrong)
     verify_hash_ctx: bool = True
+    #: an unfinished upload task holds its name until complete (unknown; there is no
+    #: cancel call, so if it does, an abandoned upload blocks its name for ever)
+    pending_holds_name: bool = False
     #: part size the server plans when files/create has no multiParts (unknown)
     default_part_size: int = 5 * MIB
     # --- space -----------------------------------------------------------------------

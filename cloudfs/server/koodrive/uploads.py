@@ -23,6 +23,12 @@ sha256 match (and refuses the name, 13000405, when only the name does: an assump
 content must hash to the sha256 announced at create or complete (13000402; the task is then
 dropped, as its content is unusable).  Upload tasks are kept in the data
 directory until completed (:mod:`.uploadstore`).
+
+There is no cancel call: an upload never completed stays an invisible task.
+Whether such a task holds its name is unknown (switch ``pending_holds_name``,
+off by default): off, its row waits under a hidden placeholder name and takes
+its name at complete, where the name is checked again (13000405 if a file
+took it meanwhile; the task is then dropped).
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ MAX_FILE = 200 * GIB
 HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 UPLOAD_PREFIX = "/obs/upload/"
 WRITE_BATCH = 4 << 20
+#: the name an unfinished upload's row waits under (the client never sees it)
+PLACEHOLDER = ".kd-upload-"
 
 
 # --- the part plan -------------------------------------------------------------------------
@@ -173,7 +181,10 @@ async def create(kc: KooCtx) -> dict[str, Any]:
     store = tree.store
     with store.db.tx():
         final = tree.free_name(parent, name, False, 2 if mode == 2 else 3)
-        row = store.create_file(parent, final, {FILE_TYPE: file_type})
+        upload_id = secrets.token_hex(16)
+        # an unfinished task is invisible and (switch) holds no name: its row waits under a placeholder
+        held = final if known is not None or rt.switches.pending_holds_name else f"{PLACEHOLDER}{upload_id}"
+        row = store.create_file(parent, held, {FILE_TYPE: file_type})
         created, edited = parse_time(body.get("createdTime")), parse_time(body.get("editedTime"))
         if created or edited:
             store.conn.execute("UPDATE files SET created_at=?, updated_at=? WHERE id=?",
@@ -183,8 +194,8 @@ async def create(kc: KooCtx) -> dict[str, Any]:
             store.touch(parent.id)
             return {**answer, "fileId": tree.fid(row), "fileName": final, "rapidUpload": True,
                     "exist": False, "uploadId": "", "multiParts": []}
-        task = Task(secrets.token_hex(16), row.id, kc.me.id, length, sha256, new_blob_name(), parallel, parts,
-                    edited_us=edited)
+        task = Task(upload_id, row.id, kc.me.id, length, sha256, new_blob_name(), parallel, parts,
+                    edited_us=edited, name=final)
         store.upsert_metadata(row.id, {PENDING: task.upload_id})
         blob = store.blob_path(task.blob)
         blob.parent.mkdir(parents=True, exist_ok=True)
@@ -301,8 +312,18 @@ async def complete(kc: KooCtx) -> dict[str, Any]:
             store.delete_files([row])
         store.unlink_blobs([task.blob])
         raise E.KooError(E.INTEGRITY_FAILED, f"hashCtx of part {wrong_ctx[0]} is wrong." if wrong_ctx else None)
+    if task.name and row.name != task.name and row.parent_id is not None \
+            and store.child(row.parent_id, task.name) is not None:
+        # the name was taken while the upload ran (autoRename 3 checks it again): the task goes
+        with store.db.tx():
+            kc.uploads.drop(task)
+            store.delete_files([row])
+        store.unlink_blobs([task.blob])
+        raise E.KooError(E.DUPLICATE_NAME)
     with store.db.tx():
         kc.uploads.drop(task)
+        if task.name and row.name != task.name:
+            row = store.rename(row, task.name)
         entity = store.create_entity(row, task.length, task.blob, None, kc.me.id)
         store.upgrade_placeholder(row, entity, task.edited_us or now_us())
         store.remove_metadata(row.id, PENDING)

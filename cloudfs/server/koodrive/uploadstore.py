@@ -37,6 +37,10 @@ class Task:
     #: editedTime given at create (µs), else the completion time is the file's
     edited_us: int | None = None
     created: float = field(default_factory=time.time)
+    #: the name the file takes at complete; until then its row has a hidden
+    #: placeholder name (switch ``pending_holds_name`` off), so an unfinished
+    #: task, never cancelled, holds no name
+    name: str = ""
 
 
 class Uploads:
