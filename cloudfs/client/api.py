@@ -37,6 +37,7 @@ from cloudfs.client.models import (
     UserUsage,
 )
 from cloudfs.client.settings import ClientSettings
+from cloudfs.client.sha256state import HashStates
 from cloudfs.client.upload import Uploader
 from cloudfs.errors import CloudfsError, NotSupported, ProtocolError, SessionExpired
 
@@ -361,6 +362,7 @@ class Client:
         on_session: Callable[[str], Awaitable[None]] | None = None,
         tag: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        hashed: HashStates | None = None,
     ) -> Entry:
         """Upload the whole local file ``source`` to ``path`` and return the new Entry.
 
@@ -376,11 +378,15 @@ class Client:
         version (``UPLOAD_TAG_KEY``), so the caller can recognise it later even
         if every answer about it was lost.  ``metadata`` (public keys such as
         the mode) is stored with the new version where the server keeps
-        metadata (:attr:`keeps_metadata`), at no extra request."""
+        metadata (:attr:`keeps_metadata`), at no extra request.  ``hashed``:
+        the content's SHA-256 (and states) if the caller knows it already, for
+        a backend that wants it up front (``capabilities.whole_file_hash``);
+        ignored unless its size is the file's, and the file is read to hash it
+        otherwise."""
         target = self._not_root(path)
         return await self._uploads.upload(target, Path(source), mtime_ns=mtime_ns, replace=replace,
                                           progress=progress, on_session=on_session, tag=tag,
-                                          metadata=metadata)
+                                          metadata=metadata, hashed=hashed)
 
     @_only_cloudfs_errors
     async def cancel_upload(self, path: str, session_id: str) -> None:

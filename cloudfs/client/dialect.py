@@ -20,6 +20,7 @@ import httpx
 
 from cloudfs.client.auth import Authenticator, SessionCookie, Tokens
 from cloudfs.client.models import Capacity, Entry, ServerInfo, TrashSummary
+from cloudfs.client.sha256state import HashStates
 from cloudfs.errors import CloudfsError
 
 if TYPE_CHECKING:  # login.py imports this module's protocols
@@ -123,8 +124,11 @@ class Dialect(Protocol):
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None, tag: str | None = None,
                           metadata: Mapping[str, str] | None = None,
-                          sha256: str | None = None) -> UploadSession:
-        """``sha256``: the whole file's, given where ``capabilities.whole_file_hash``."""
+                          sha256: str | None = None, hash_states: HashStates | None = None) -> UploadSession:
+        """``sha256``: the whole file's, given where ``capabilities.whole_file_hash``;
+        ``hash_states`` then has it too, with the SHA-256 states at every
+        multiple of its step where they could be read (a dialect may use
+        them to send parts in parallel)."""
         ...
     async def send_chunk(self, session: UploadSession, index: int, length: int,
                          body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:

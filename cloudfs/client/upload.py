@@ -7,9 +7,14 @@ session, in chunks.
   last chunk completes the session.
 * Chunks have the server's size and are streamed from the local file (never
   the whole file in memory).  Up to ``chunk_concurrency`` (the policy's,
-  capped by ``upload_parallelism``) are in flight; the last chunk is always
-  sent alone after all the others succeeded, because some servers (Cloudreve
-  < 4.18) complete a session when the last index arrives, whatever is missing.
+  capped by ``upload_parallelism``) are in flight; the last chunk is sent
+  alone after all the others succeeded where the backend needs it
+  (``capabilities.last_chunk_alone``: Cloudreve < 4.18 completes a session
+  when the last index arrives, whatever is missing).
+* A backend that takes the whole file's SHA-256 up front
+  (``capabilities.whole_file_hash``) gets it with the SHA-256 states every
+  few MiB (:mod:`sha256state`): the caller's, hashed while the file was
+  written, or read back from the file here.
 * Each chunk is retried by the dialect (re-sending is accepted).  An
   expired session (``SessionExpired``) restarts the whole upload, a bounded number of
   times.  On failure or cancellation the session is cancelled (shielded,
@@ -31,7 +36,6 @@ session, in chunks.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -45,6 +49,7 @@ from cloudfs.client.dialect import Dialect, RestartUpload, UploadSession
 from cloudfs.client.models import UPLOAD_TAG_KEY, Entry
 from cloudfs.client.plan import Chunk, chunk_concurrency, plan_chunks, split_last
 from cloudfs.client.settings import ClientSettings
+from cloudfs.client.sha256state import HashStates, hash_file
 from cloudfs.client.tasks import run_all
 from cloudfs.errors import BackendRefusal, CloudfsError, SessionExpired, UnsupportedStoragePolicy
 
@@ -71,22 +76,13 @@ def _settling(seconds: float) -> Iterator[None]:
         raise CloudfsError("the server did not answer in time", errno=errno.ETIMEDOUT)
 
 
-async def _sha256_of(fd: int, size: int) -> str:
-    """The SHA-256 of the file's first ``size`` bytes (in a thread: hashlib
-    releases the GIL on large pieces)."""
-
-    def digest() -> str:
-        h = hashlib.sha256()
-        pos = 0
-        while pos < size:
-            piece = os.pread(fd, min(8 << 20, size - pos), pos)
-            if not piece:
-                raise CloudfsError("the local file shrank while being hashed", errno=errno.EIO)
-            h.update(piece)
-            pos += len(piece)
-        return h.hexdigest()
-
-    return await trio.to_thread.run_sync(digest)
+async def _hash_states_of(fd: int, size: int) -> HashStates:
+    """The SHA-256 of the file's first ``size`` bytes with its states (in a
+    thread: the hashing releases the GIL)."""
+    try:
+        return await trio.to_thread.run_sync(hash_file, fd, size)
+    except OSError as exc:
+        raise CloudfsError(f"cannot hash the local file: {exc.strerror or exc}", errno=errno.EIO) from None
 
 
 class Uploader:
@@ -100,7 +96,8 @@ class Uploader:
 
     async def upload(self, path: str, source: Path, *, mtime_ns: int | None, replace: Entry | None,
                      progress: ProgressFn | None, on_session: SessionFn | None = None,
-                     tag: str | None = None, metadata: Mapping[str, str] | None = None) -> Entry:
+                     tag: str | None = None, metadata: Mapping[str, str] | None = None,
+                     hashed: HashStates | None = None) -> Entry:
         try:
             fd = await trio.to_thread.run_sync(os.open, os.fspath(source), os.O_RDONLY)
         except OSError as exc:
@@ -119,14 +116,18 @@ class Uploader:
                     if progress is not None and size:
                         progress(size)
                     return entry
-            # a backend that takes the whole file's SHA-256 up front (capabilities.whole_file_hash)
-            digest = await _sha256_of(fd, size) if self.dialect.info.capabilities.whole_file_hash else None
+            # a backend that takes the whole file's SHA-256 up front (capabilities.whole_file_hash):
+            # the caller's (hashed as the file was written) if it is of this content's size, else read back
+            states: HashStates | None = None
+            if self.dialect.info.capabilities.whole_file_hash:
+                states = hashed if hashed is not None and hashed.size == size else await _hash_states_of(fd, size)
             while True:
                 try:
                     with _settling(2 * self.settings.deadline_s):
                         session = await self.dialect.open_upload(path, size, mtime_ms=mtime_ms,
                                                                  replace=replace, tag=tag, metadata=metadata,
-                                                                 sha256=digest)
+                                                                 sha256=states.hexdigest if states else None,
+                                                                 hash_states=states)
                     await self._run_session(path, session, fd, replace, progress, done, on_session, tag)
                     # whatever finishes the upload (v3: the swap into place)
                     with _settling(2 * self.settings.deadline_s):
@@ -178,7 +179,10 @@ class Uploader:
     async def _send_chunks(self, session: UploadSession, fd: int, progress: ProgressFn | None,
                            done: set[int]) -> None:
         chunks = plan_chunks(session.size, session.chunk_size)
-        head, last = split_last(chunks)
+        if self.dialect.info.capabilities.last_chunk_alone:
+            head, last = split_last(chunks)
+        else:  # a call of its own completes the upload: the last part goes with the others
+            head, last = chunks, None
         parallel = chunk_concurrency(session.concurrency, self.settings.upload_parallelism)
 
         async def send(chunk: Chunk) -> None:
@@ -198,8 +202,9 @@ class Uploader:
                     await send(chunk)
 
             await run_all([worker] * min(parallel, len(head)))
-        with _settling(self.settings.transfer_deadline(last.length) + self.settings.deadline_s):
-            await send(last)  # alone and last: it completes the session
+        if last is not None:
+            with _settling(self.settings.transfer_deadline(last.length) + self.settings.deadline_s):
+                await send(last)  # alone and last: it completes the session
         log.debug("uploaded %d chunk(s) of %s", len(chunks), session.path)
 
     def _body(self, fd: int, chunk: Chunk) -> Callable[[], FileSlice] | bytes:

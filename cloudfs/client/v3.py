@@ -64,6 +64,7 @@ from cloudfs.client.models import (
 )
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
+from cloudfs.client.sha256state import HashStates
 from cloudfs.client.v3_shapes import (
     COOKIE_NAME,
     cookie_from,
@@ -474,7 +475,8 @@ class V3Dialect:
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None, tag: str | None = None,
                           metadata: Mapping[str, str] | None = None,
-                          sha256: str | None = None) -> UploadSession:  # sha256: not needed here
+                          sha256: str | None = None,
+                          hash_states: HashStates | None = None) -> UploadSession:  # hashes: not needed here
         # ``tag``: Cloudreve 3 keeps no metadata (``metadata`` has nowhere to
         # go: callers know it from ``keeps_metadata``); complete_upload remembers the tag
         folder, name = split(path)

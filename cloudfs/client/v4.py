@@ -55,6 +55,7 @@ from cloudfs.client.models import (
 )
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
+from cloudfs.client.sha256state import HashStates
 from cloudfs.client.v4_shapes import (
     UPLOAD_SESSION_KEY,
     entry_from,
@@ -476,7 +477,8 @@ class V4Dialect:
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None,
                           replace: Entry | None, tag: str | None = None,
                           metadata: Mapping[str, str] | None = None,
-                          sha256: str | None = None) -> UploadSession:  # sha256: not needed here
+                          sha256: str | None = None,
+                          hash_states: HashStates | None = None) -> UploadSession:  # hashes: not needed here
         if replace is not None and replace.size == 0 and not replace.is_dir:
             replace = await self._with_content(path, replace)
         body: dict[str, Any] = {"uri": to_uri(path), "size": size}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ import pytest
 import trio
 
 from cloudfs.client.api import CloudreveClient
+from cloudfs.client.dialect import UploadSession
+from cloudfs.client.sha256state import STATES_AVAILABLE, HashStates
+from cloudfs.errors import CloudfsError
 from cloudfs.server.testing import RunningServer, start_server
 
 from .conftest import FAST
@@ -28,15 +32,110 @@ def kd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         srv.stop()
 
 
+MIB = 1 << 20
+needs_states = pytest.mark.skipif(not STATES_AVAILABLE, reason="no libcrypto: no SHA-256 states, no parallel parts")
+
+
+async def connect(kd: RunningServer, token_store, **settings: object) -> CloudreveClient:
+    return await CloudreveClient.connect(kd.url, email=kd.email, password=kd.password, token_store=token_store,
+                                         settings=dataclasses.replace(FAST, **settings))
+
+
 @pytest.fixture
 async def kclient(kd, token_store):
-    client = await CloudreveClient.connect(kd.url, email=kd.email, password=kd.password, token_store=token_store,
-                                           settings=FAST)
+    client = await connect(kd, token_store)
     try:
         yield client
     finally:
         httpx.delete(kd.url + "/_cloudfs/koodrive/switches")
         await client.aclose()
+
+
+def sessions_of(client: CloudreveClient) -> list[UploadSession]:
+    """Every upload session the client's dialect opens from now on (observed, not changed)."""
+    dialect = client._dialect
+    opened: list[UploadSession] = []
+    original = dialect.open_upload
+
+    async def spy(*args, **kwargs):
+        session = await original(*args, **kwargs)
+        opened.append(session)
+        return session
+
+    dialect.open_upload = spy
+    return opened
+
+
+async def round_trip(client: CloudreveClient, path: str, data: bytes) -> None:
+    entry = await client.stat(path)
+    assert entry.size == len(data)
+    assert hashlib.sha256(await client.read(entry, 0, entry.size)).digest() == hashlib.sha256(data).digest()
+
+
+@needs_states
+async def test_a_large_file_goes_up_in_parallel_parts_with_hash_ctx(kclient, tmp_path):
+    data = os.urandom(40 * MIB + 1000)  # six parts: five of 8 MiB and 1000 bytes
+    src = tmp_path / "p"
+    src.write_bytes(data)
+    opened = sessions_of(kclient)
+    await kclient.upload("/par.bin", src)
+    (session,) = opened
+    plan = session.extra["plan"]
+    assert session.concurrency > 1 and session.chunk_size == 8 * MIB
+    assert [plan[n]["partSize"] for n in sorted(plan)] == [8 * MIB] * 5 + [1000]
+    assert "hashCtx" not in plan[1] and all(len(plan[n]["hashCtx"]) == 64 for n in range(2, 7))
+    await round_trip(kclient, "/par.bin", data)  # complete checked every hashCtx (verify_hash_ctx)
+
+
+async def test_small_files_and_one_part_at_a_time_stay_sequential(kd, kclient, token_store, tmp_path):
+    small = os.urandom(8 * MIB)  # one parallel part: not worth a plan of our own
+    src = tmp_path / "s"
+    src.write_bytes(small)
+    opened = sessions_of(kclient)
+    await kclient.upload("/seq-small.bin", src)
+    assert opened[-1].concurrency == 1 and opened[-1].extra["plan"] == {}
+    await round_trip(kclient, "/seq-small.bin", small)
+    one_at_a_time = await connect(kd, token_store, upload_parallelism=1)
+    try:
+        big = os.urandom(20 * MIB)
+        src.write_bytes(big)
+        opened = sessions_of(one_at_a_time)
+        await one_at_a_time.upload("/seq-big.bin", src)
+        assert opened[-1].concurrency == 1 and opened[-1].extra["plan"] == {}
+        assert opened[-1].chunk_size == 5 * MIB  # the server's plan
+        await round_trip(one_at_a_time, "/seq-big.bin", big)
+    finally:
+        await one_at_a_time.aclose()
+
+
+@needs_states
+async def test_a_wrong_hash_state_is_refused_at_complete(kclient, tmp_path):
+    """The server checks each hashCtx: a wrong one fails the upload (and nothing appears)."""
+    data = os.urandom(17 * MIB)
+    src = tmp_path / "w"
+    src.write_bytes(data)
+    good = HashStates(len(data), hashlib.sha256(data).hexdigest(), 8 * MIB, ("00" * 32,) * 3)
+    with pytest.raises(CloudfsError):
+        await kclient.upload("/wrong-ctx.bin", src, hashed=good)
+    _, children = await kclient.list_all("/")
+    assert "wrong-ctx.bin" not in [c.name for c in children]
+
+
+@needs_states
+async def test_expired_part_urls_are_renewed_with_their_hash_ctx(kd, kclient, tmp_path):
+    data = os.urandom(33 * MIB)
+    src = tmp_path / "e"
+    src.write_bytes(data)
+    expired = False
+
+    def progress(n: int) -> None:
+        nonlocal expired
+        if not expired:  # after the first part: every URL handed out so far stops working
+            expired = True
+            httpx.post(kd.url + "/_cloudfs/koodrive/expire-urls").raise_for_status()
+
+    await kclient.upload("/renewed.bin", src, progress=progress)
+    await round_trip(kclient, "/renewed.bin", data)
 
 
 async def test_cancelled_upload_leaves_nothing_and_the_name_free(kclient, tmp_path):

@@ -6,13 +6,15 @@ tests/client/test_transfer.py and test_faults.py)."""
 from __future__ import annotations
 
 import errno
+import hashlib
 from dataclasses import dataclass, field
 
 import pytest
 import trio
 
 from cloudfs.client.dialect import UploadSession
-from cloudfs.client.models import Entry, ServerInfo
+from cloudfs.client.models import Capabilities, Entry, ServerInfo
+from cloudfs.client.sha256state import HashStates
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.upload import Uploader
 from cloudfs.errors import ServerError, UnsupportedStoragePolicy
@@ -30,6 +32,8 @@ class Recorder:
     in_flight: int = 0
     max_in_flight: int = 0
     started_last_with_others_done: bool | None = None
+    #: chunks in flight when the last one started
+    in_flight_at_last: int = 0
     opened: int = 0
     cancelled: list[str] = field(default_factory=list)
     bodies: dict[int, bytes] = field(default_factory=dict)
@@ -46,8 +50,13 @@ class Recorder:
         self.whole_calls.append((path, content, dict(metadata)))
         return self.whole
 
-    async def open_upload(self, path, size, *, mtime_ms, replace, tag=None, metadata=None, sha256=None):
+    #: the whole-file hashes each open_upload was given
+    hashes: list[tuple[str | None, object]] = field(default_factory=list)
+
+    async def open_upload(self, path, size, *, mtime_ms, replace, tag=None, metadata=None, sha256=None,
+                          hash_states=None):
         self.opened += 1
+        self.hashes.append((sha256, hash_states))
         return UploadSession(session_id=f"s{self.opened}", path=path, size=size, chunk_size=self.chunk_size,
                              concurrency=self.concurrency, expires_at=0, policy_type=self.policy_type)
 
@@ -55,6 +64,7 @@ class Recorder:
         last = (session.size - 1) // session.chunk_size if session.size else 0
         if index == last:
             self.started_last_with_others_done = self.in_flight == 0 and set(range(last)) <= set(self.sent)
+            self.in_flight_at_last = self.in_flight
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -187,3 +197,29 @@ async def test_new_files_large_files_and_dialects_without_it_use_a_session(tmp_p
     rec = Recorder(whole=None)
     await uploader(rec).upload("/f", source, mtime_ns=None, replace=_entry("/f", 0), progress=None)
     assert len(rec.whole_calls) == 1 and rec.opened == 1 and sorted(rec.sent) == list(range(10))
+
+
+def hashing_recorder(**caps) -> Recorder:
+    """A dialect that wants the whole file's SHA-256 up front and completes with a call of its own."""
+    return Recorder(info=ServerInfo(dialect="recorder", version="0",
+                                    capabilities=Capabilities(whole_file_hash=True, **caps)))
+
+
+async def test_the_last_part_goes_with_the_others_where_a_call_completes(source):
+    rec = hashing_recorder(last_chunk_alone=False)
+    rec.chunk_size = 40  # three chunks: 40, 40, 15
+    await uploader(rec).upload("/a", source, mtime_ns=None, replace=None, progress=None)
+    assert sorted(rec.sent) == [0, 1, 2] and rec.in_flight_at_last == 2  # sent beside the first two
+    assert b"".join(rec.bodies[i] for i in range(3)) == bytes(range(95))
+
+
+async def test_the_callers_hash_is_used_when_its_size_fits(source):
+    digest = hashlib.sha256(bytes(range(95))).hexdigest()
+    given = HashStates(95, "ab" * 32, 64, ("cd" * 32,))
+    rec = hashing_recorder()
+    await uploader(rec).upload("/a", source, mtime_ns=None, replace=None, progress=None, hashed=given)
+    assert rec.hashes == [("ab" * 32, given)]  # not read back
+    stale = HashStates(94, "ab" * 32)
+    await uploader(rec).upload("/a", source, mtime_ns=None, replace=None, progress=None, hashed=stale)
+    sha256, states = rec.hashes[-1]
+    assert sha256 == digest and states.size == 95 and states.hexdigest == digest  # read back: the size differs

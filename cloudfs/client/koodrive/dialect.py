@@ -6,8 +6,14 @@
   before the end, so a page's size says nothing.
 * Move, copy and delete are jobs, polled until done (:mod:`.jobs`).
 * Uploads: ``files/create`` with the whole file's SHA-256 and length, the
-  parts PUT one after another to their pre-signed URLs (a refused URL is
-  renewed through ``files/multipart/uploadUrl``), then ``files/complete``.
+  parts PUT to their pre-signed URLs (a refused URL is renewed through
+  ``files/multipart/uploadUrl``), then ``files/complete``.  Parts go one
+  after another in the server's plan, or several at once in our own plan
+  when it pays (see :func:`parallel_plan`): the server hashes the file as a
+  stream, so each parallel part after the first carries ``hashCtx``, the
+  SHA-256 state after the bytes before it (:mod:`cloudfs.client.sha256state`).
+  There is no cancel call: an upload never completed stays an invisible
+  task on the server, and holds nothing the client knows of.
   There is no overwrite in place: a new version is uploaded beside the file
   under a temporary name, the old file goes to the recycle bin, and the new
   one is renamed into place, so its id changes (the capability record says
@@ -42,6 +48,7 @@ from cloudfs.client.login import Store
 from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary, UsageReport
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
+from cloudfs.client.sha256state import HashStates
 from cloudfs.errors import (
     AlreadyExists,
     CloudfsError,
@@ -76,6 +83,37 @@ SORT = {"sortType": 1, "sortDirection": 1}
 #: download URLs' lifetime is unknown: renew after this long (a 403 renews sooner)
 URL_LIFETIME_S = 600.0
 FILE_TYPE = "0"
+#: part size limits of a multipart upload, and the most parts (the reference's)
+MIN_PART, MAX_PARTS = 5 << 20, 10_000
+#: a parallel plan's parts are at least this large (and a multiple of the hash states' step)
+PARALLEL_PART = 8 << 20
+#: parts of one upload in flight at once (the client's upload_parallelism caps it)
+PARALLEL_PARTS = 4
+
+
+def parallel_plan(size: int, states: HashStates | None, parallelism: int) -> list[dict[str, Any]] | None:
+    """``multiParts`` for an upload in parallel parts, or None where it does
+    not pay or cannot be done: one part (a small file), one part at a time
+    allowed, or no hash states (no libcrypto).  Parts are multiples of the
+    states' step (so of 64 bytes, and a state is known at each start), at
+    least :data:`PARALLEL_PART`, and no more than 10,000."""
+    if states is None or not states.states or parallelism < 2 or states.size != size:
+        return None
+    step = states.step
+    least = max(PARALLEL_PART, MIN_PART, -(-size // MAX_PARTS))
+    part = -(-least // step) * step
+    if size <= part:
+        return None
+    plan: list[dict[str, Any]] = []
+    for number, offset in enumerate(range(0, size, part), 1):
+        item: dict[str, Any] = {"partNumber": number, "partSize": min(part, size - offset), "partOffset": offset}
+        if offset:
+            ctx = states.state_at(offset)
+            if ctx is None:
+                return None
+            item["hashCtx"] = ctx
+        plan.append(item)
+    return plan
 
 
 def temp_name(name: str) -> str:
@@ -339,9 +377,10 @@ class KooDriveDialect:
     # ---- uploads --------------------------------------------------------------------------------
     async def open_upload(self, path: str, size: int, *, mtime_ms: int | None, replace: Entry | None,
                           tag: str | None = None, metadata: Mapping[str, str] | None = None,
-                          sha256: str | None = None) -> UploadSession:
+                          sha256: str | None = None, hash_states: HashStates | None = None) -> UploadSession:
         if sha256 is None:
             raise ProtocolError("a KooDrive upload needs the file's SHA-256 up front")
+        plan = parallel_plan(size, hash_states, self.http.settings.upload_parallelism)
         folder, name = split(path)
         upload_name = temp_name(name) if replace is not None else name
         parent_ref = await self._folder_made(folder)
@@ -351,6 +390,8 @@ class KooDriveDialect:
             "containerId": self.container}
         if mtime_ms is not None:
             body["editedTime"] = iso_ms(mtime_ms)
+        if plan is not None:
+            body["multiParts"] = plan  # without it the server plans sequential parts
         # not retried once delivered: a lost answer leaves an invisible upload task, harmless
         answer = data_of_upload(await self.wire.call("POST", "/files/create", idempotent=False,
                                                      what=f"upload {path}", json_body=body))
@@ -359,10 +400,10 @@ class KooDriveDialect:
         chunk = int(parts[0].get("partSize") or 0) if parts else size
         return UploadSession(
             session_id=str(answer["fileId"]), path=path, size=size, chunk_size=chunk if len(parts) > 1 else 0,
-            concurrency=1, expires_at=time.time() + 3600, policy_type="presigned",
-            extra={"urls": urls, "sizes": {int(p["partNumber"]): int(p.get("partSize") or 0) for p in parts},
-                   "rapid": bool(answer.get("rapidUpload")), "sha256": sha256, "name": upload_name,
-                   "folder": folder})
+            concurrency=PARALLEL_PARTS if plan is not None else 1, expires_at=time.time() + 3600,
+            policy_type="presigned",
+            extra={"urls": urls, "rapid": bool(answer.get("rapidUpload")), "sha256": sha256, "name": upload_name,
+                   "folder": folder, "plan": {int(p["partNumber"]): p for p in plan or ()}})
 
     async def send_chunk(self, session: UploadSession, index: int, length: int,
                          body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:
@@ -395,11 +436,18 @@ class KooDriveDialect:
         body = await self.wire.call("POST", "/files/multipart/uploadUrl", idempotent=True,
                                     what=f"part URL for {session.path}", json_body={
                                         "fileId": session.session_id,
-                                        "multiParts": [{"partNumber": number, "partSize": length}]})
+                                        "multiParts": [self._planned(session, number, length)]})
         for part in data_of_upload(body).get("multiParts") or []:
             if int(part.get("partNumber", 0)) == number and part.get("uploadUrl"):
                 return str(part["uploadUrl"])
         raise ProtocolError(f"part URL for {session.path}: not in the answer")
+
+    @staticmethod
+    def _planned(session: UploadSession, number: int, length: int) -> dict[str, Any]:
+        """Part ``number`` as ``files/create`` was told it (a parallel plan's
+        carries its offset and ``hashCtx``), for a fresh URL."""
+        plan: dict[int, dict[str, Any]] = session.extra["plan"]  # type: ignore[assignment]
+        return plan.get(number) or {"partNumber": number, "partSize": length}
 
     async def complete_upload(self, session: UploadSession, replace: Entry | None) -> Entry:
         file_id = session.session_id
