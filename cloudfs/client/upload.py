@@ -120,7 +120,12 @@ class Uploader:
             # the caller's (hashed as the file was written) if it is of this content's size, else read back
             states: HashStates | None = None
             if self.dialect.info.capabilities.whole_file_hash:
-                states = hashed if hashed is not None and hashed.size == size else await _hash_states_of(fd, size)
+                if hashed is not None and hashed.size == size:
+                    states = hashed
+                    log.debug("SHA-256 of %s: hashed as it was written", path)
+                else:
+                    states = await _hash_states_of(fd, size)
+                    log.debug("SHA-256 of %s: read back from the file", path)
             while True:
                 try:
                     with _settling(2 * self.settings.deadline_s):

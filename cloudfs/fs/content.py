@@ -122,7 +122,9 @@ class Content:
         local = node.local
         if not isinstance(local, LocalFile):
             core.staging_dir.mkdir(parents=True, exist_ok=True)
-            local = LocalFile.create(core.staging_dir, node.entry)
+            # hashed as written where the backend wants the SHA-256 before the upload
+            local = LocalFile.create(core.staging_dir, node.entry,
+                                     hash_content=core.client.capabilities.whole_file_hash)
         if not node.unlinked:
             core.writeback.add(local)  # before the node points at it
         node.local = local

@@ -16,6 +16,13 @@ truncation never come back from the base.
 Every change bumps ``generation``; the uploader compares generations to know
 whether what it uploaded is still the current content.
 
+Where the backend wants the whole file's SHA-256 before the upload
+(capability ``whole_file_hash``), a file written front to back from empty is
+hashed as it is written (:class:`Sha256Run`, with its states every few MiB
+for parallel parts): at close the hash is ready and the file need not be
+read again.  A write anywhere else, a truncate that is not to zero, or base
+content to fill ends that; the upload then hashes the staged file itself.
+
 Plain ``def`` for the local I/O (page-cache speed); the only awaits are the
 base downloads, through a ``fetch(span) -> bytes`` callable.
 """
@@ -33,6 +40,7 @@ from pathlib import Path
 
 from cloudfs.cache.ranges import Span, SpanSet, clamp, split
 from cloudfs.client.models import Entry, stored_mtime_ns
+from cloudfs.client.sha256state import HashStates, Sha256Run
 
 FetchFn = Callable[[Entry, Span], Awaitable[bytes]]
 
@@ -100,11 +108,16 @@ class LocalFile:
     #: public metadata (the mode) set while the content was pending: it goes
     #: up with the next upload instead of a request of its own
     metadata: dict[str, str] = field(default_factory=dict)
+    #: hash the content while it is written front to back (see the module's doc)
+    hash_content: bool = False
+    #: the SHA-256 of the content written so far, while it was written in order from empty
+    _hash: Sha256Run | None = field(default=None, repr=False)
 
     # ---- construction ------------------------------------------------------
     @classmethod
-    def create(cls, staging_dir: Path, entry: Entry) -> "LocalFile":
-        """Stage an existing remote file (nothing is downloaded yet)."""
+    def create(cls, staging_dir: Path, entry: Entry, *, hash_content: bool = False) -> "LocalFile":
+        """Stage an existing remote file (nothing is downloaded yet);
+        ``hash_content``: the backend wants the content's SHA-256 up front."""
         staging = staging_dir / uuid.uuid4().hex
         local = cls(
             file_id=entry.file_id,
@@ -115,8 +128,11 @@ class LocalFile:
             mtime_ns=stored_mtime_ns(entry) or entry.mtime_ns,
             base=entry,
             base_limit=entry.size,
+            hash_content=hash_content,
         )
         os.ftruncate(local._open(create=True), entry.size)
+        if hash_content and entry.size == 0:
+            local._hash = Sha256Run()
         return local
 
     def _open(self, *, create: bool = False) -> int:
@@ -144,6 +160,7 @@ class LocalFile:
     def write(self, off: int, data: bytes) -> int:
         fd = self._open()
         written = os.pwrite(fd, data, off)
+        self._hash_write(off, data, written)
         self.sequential = off == self.size and (self.sequential or off == 0) and self.base_limit == 0
         self.present.add((off, off + written))
         self.size = max(self.size, off + written)
@@ -158,10 +175,31 @@ class LocalFile:
         if size < self.size:
             self.present.truncate(size)
             self.base_limit = min(self.base_limit, size)
+        if size == 0 and self.base_limit == 0 and self.hash_content:
+            self._hash = Sha256Run()  # written afresh: hashed from the start again
+        elif self._hash is not None and self._hash.length != size:
+            self._hash = None
         self.size = size
         self.sequential = size == 0 and self.base_limit == 0
         self.written_out = min(self.written_out, size)
         self._changed()
+
+    def _hash_write(self, off: int, data: bytes, written: int) -> None:
+        """Keep hashing a write at the end of what was hashed; anything else
+        ends the hash (the upload reads the file back instead)."""
+        run = self._hash
+        if run is None:
+            return
+        if off != run.length or run.length != self.size or self.base_limit:
+            self._hash = None
+            return
+        run.update(data if written == len(data) else bytes(data[:written]))
+
+    def hashed(self) -> HashStates | None:
+        """The SHA-256 (and states) of the whole content as it is now, if it
+        was hashed as written; None if the upload must hash the file."""
+        run = self._hash
+        return run.result() if run is not None and run.length == self.size else None
 
     def set_mtime(self, mtime_ns: int) -> None:
         self.mtime_ns = mtime_ns

@@ -709,12 +709,14 @@ class WriteBack:
         async def upload(path: str, replace: Entry | None) -> Entry:
             tag = secrets.token_hex(8)
             local.attempts[tag] = (local.size, local.mtime_ns)
+            # hashed as it was written, if it was (else None: the upload reads it back if it needs a hash)
+            hashed = local.hashed()
             if local.size <= CONTENT_CHECK_MAX:
                 # a small upload may land untagged (see _holds_untagged): know it by content
-                local.sent_digests.add(await _digest(local.staging, local.size))
+                local.sent_digests.add(hashed.hexdigest if hashed else await _digest(local.staging, local.size))
             return await self.client.upload(path, local.staging, mtime_ns=local.mtime_ns, replace=replace,
                                             progress=progress, on_session=record_session, tag=tag,
-                                            metadata=metadata)
+                                            metadata=metadata, hashed=hashed)
 
         try:
             return await upload(local.remote_path, local.base)

@@ -193,3 +193,83 @@ async def test_a_small_file_is_journaled_with_its_content_instead_of_syncing_its
     await again.record(big, sync_first=True)
     assert synced == [True]
     again.close()
+
+
+# ---- the SHA-256 computed while a file is written (capability whole_file_hash) ----------
+def new_entry() -> Entry:
+    return Entry(file_id="n1", path="/n", is_dir=False, size=0, mtime_ns=0, ctime_ns=0, version="")
+
+
+def staged_sha256(local: LocalFile) -> str:
+    import hashlib
+    with open(local.staging, "rb") as fp:
+        return hashlib.sha256(fp.read()).hexdigest()
+
+
+def test_a_file_written_front_to_back_is_hashed_as_written(tmp_path):
+    from cloudfs.client.sha256state import STATES_AVAILABLE, STEP, hash_file
+    local = LocalFile.create(tmp_path, new_entry(), hash_content=True)
+    piece = os.urandom(1 << 20)
+    for _ in range(2 * (STEP >> 20) + 3):  # past two state steps
+        local.write(local.size, piece)
+    hashed = local.hashed()
+    assert hashed is not None and hashed.size == local.size and hashed.hexdigest == staged_sha256(local)
+    fd = os.open(local.staging, os.O_RDONLY)
+    try:
+        assert hashed == hash_file(fd, local.size)  # the same states as reading it back
+    finally:
+        os.close(fd)
+    assert len(hashed.states) == (3 if STATES_AVAILABLE else 0)
+    local.write(local.size, b"more")  # the hash goes on after a result
+    assert local.hashed().hexdigest == staged_sha256(local)
+
+
+@pytest.mark.parametrize("break_it", [
+    lambda f: f.write(0, b"rewrite"),          # a seek back
+    lambda f: f.write(f.size + 10, b"gap"),     # a hole
+    lambda f: f.truncate(f.size - 1),           # shorter
+    lambda f: f.truncate(f.size + 100),         # longer (zeros not written)
+])
+def test_anything_but_appending_ends_the_hash(tmp_path, break_it):
+    local = LocalFile.create(tmp_path, new_entry(), hash_content=True)
+    local.write(0, b"x" * 1000)
+    break_it(local)
+    local.write(local.size, b"appended after")
+    assert local.hashed() is None  # the upload reads the file back
+    local.truncate(local.size)  # to the same size: still none
+    assert local.hashed() is None
+
+
+def test_rewritten_from_zero_is_hashed_again(tmp_path):
+    base = Base(BASE)
+    local = LocalFile.create(tmp_path, base_entry(), hash_content=True)
+    local.write(len(BASE), b"append to a remote file")  # its base content was never hashed
+    assert local.hashed() is None
+    local.truncate(0)  # O_TRUNC: written afresh
+    assert local.hashed() is not None
+    local.write(0, b"fresh")
+    assert local.hashed().hexdigest == staged_sha256(local)
+    assert base.fetched == []
+
+
+def test_no_hash_where_the_backend_wants_none(tmp_path):
+    local = LocalFile.create(tmp_path, new_entry())
+    local.write(0, b"abc")
+    assert local.hashed() is None
+
+
+def test_the_hash_is_none_or_right_whatever_the_writes(tmp_path):
+    import random
+    rng = random.Random(7)
+    for run in range(40):
+        local = LocalFile.create(tmp_path, new_entry(), hash_content=True)
+        for _ in range(rng.randint(1, 12)):
+            roll = rng.random()
+            if roll < 0.7:
+                local.write(local.size if rng.random() < 0.8 else rng.randint(0, local.size + 5),
+                            os.urandom(rng.randint(0, 300)))
+            else:
+                local.truncate(rng.choice([0, local.size, max(0, local.size - 3), local.size + 7]))
+            hashed = local.hashed()
+            assert hashed is None or (hashed.size, hashed.hexdigest) == (local.size, staged_sha256(local))
+        local.discard()
