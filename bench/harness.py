@@ -69,7 +69,11 @@ class Mount:
 @contextmanager
 def environment(faults: bool = False, **server_args: object) -> Iterator[tuple[RunningServer, Path]]:
     """A temp dir holding the server's data, caches and XDG dirs of the run
-    (``faults``: the server counts requests, see ``RunningServer.faults``)."""
+    (``faults``: the server counts requests, see ``RunningServer.faults``).
+    A KooDrive emulator answers no ``rapidUpload``: every run uploads the
+    same content, which it would otherwise know after the first."""
+    if server_args.get("dialect") == "koodrive":
+        server_args["extra_args"] = [*server_args.get("extra_args", ()), "--kd-switch", "rapid_upload=false"]
     with tempfile.TemporaryDirectory(prefix="cloudfs-bench-") as tmp:
         base = Path(tmp)
         for key, sub in (("XDG_STATE_HOME", "state"), ("XDG_CACHE_HOME", "cache"),
@@ -137,6 +141,7 @@ def script_main(title: str, add_arguments: Callable[[argparse.ArgumentParser], N
     """A benchmark script's command line: its arguments, a dialect, one table."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    parser.add_argument("--dialect", choices=["v4", "v3"], default="v4", help="server dialect (v4)")
+    parser.add_argument("--dialect", choices=["v4", "v3", "koodrive"], default="v4", help="server dialect (v4)")
     args = parser.parse_args()
-    print_table(f"{title}, Cloudreve {args.dialect}, medians of {args.reps}", run(args, args.dialect))
+    name = "KooDrive" if args.dialect == "koodrive" else f"Cloudreve {args.dialect}"
+    print_table(f"{title}, {name}, medians of {args.reps}", run(args, args.dialect))

@@ -7,12 +7,15 @@ emulator, in one run (alternating, so both see the same machine).
 * sequential: ``upload_parallelism=1``: the server's plan (5 MiB parts), one
   part at a time;
 * parallel: the default (4): our own plan of 8 MiB parts with each part's
-  SHA-256 state, up to 4 parts in flight.
+  SHA-256 state, up to 4 parts in flight;
+* parallel, hashed: the same with the SHA-256 and states handed in (as a
+  mount hands in those of a file hashed while it was written: computed
+  before the clock starts), so the upload does not read the file to hash it.
 
 ``--part-latency S`` delays every part PUT by S seconds at the server (a
 far object store: each request waits a round trip or more), where parallel
 parts pay; without it the machine's CPU is the limit of both.  Both hash the
-file before ``files/create`` (read back: no caller's hash).
+file before ``files/create`` (read back: no caller's hash), but the last.
 One byte of the source changes before each upload, so the server never
 answers ``rapidUpload`` (it knows every content uploaded before).  Prints
 each run, the medians, the client's and the server's CPU seconds and the
@@ -35,6 +38,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cloudfs.client.api import ClientSettings, CloudreveClient  # noqa: E402
+from cloudfs.client.sha256state import hash_file  # noqa: E402
 from cloudfs.server.testing import start_server  # noqa: E402
 
 MiB = 1 << 20
@@ -54,7 +58,8 @@ async def main(args: argparse.Namespace) -> None:
         for _ in range(0, size, 16 * MiB):
             fp.write(os.urandom(min(16 * MiB, size - fp.tell())))
     base = ClientSettings(deadline_s=60.0, request_timeout_s=60.0)
-    modes = {"sequential": dataclasses.replace(base, upload_parallelism=1), "parallel": base}
+    modes = {"sequential": dataclasses.replace(base, upload_parallelism=1), "parallel": base,
+             "parallel, hashed": base}
     times: dict[str, list[float]] = {m: [] for m in modes}
     cpus: dict[str, list[float]] = {m: [] for m in modes}
     server_cpus: dict[str, list[float]] = {m: [] for m in modes}
@@ -63,7 +68,7 @@ async def main(args: argparse.Namespace) -> None:
         if args.part_latency > 0:
             server.faults.set(latency_s=args.part_latency, path_regex="^/obs/upload/")
         clients = {m: await CloudreveClient.connect(server.url, email=server.email, password=server.password,
-                                                    settings=s) for m, s in modes.items()}
+                                                    settings=s) for m, s in modes.items()}  # one each
         try:
             n = 0
             for rep in range(args.reps):
@@ -72,17 +77,22 @@ async def main(args: argparse.Namespace) -> None:
                     fd = os.open(src, os.O_WRONLY)
                     os.pwrite(fd, n.to_bytes(4, "big"), 0)  # new content: no rapidUpload
                     os.close(fd)
+                    hashed = None
+                    if mode.endswith("hashed"):
+                        fd = os.open(src, os.O_RDONLY)
+                        hashed = hash_file(fd, size)
+                        os.close(fd)
                     await trio.to_thread.run_sync(os.sync)
                     cpu, srv = time.process_time(), proc_cpu(server.pid)
                     start = time.perf_counter()
-                    entry = await client.upload(f"/bench-{n}.bin", src)
+                    entry = await client.upload(f"/bench-{n}.bin", src, hashed=hashed)
                     wall = time.perf_counter() - start
                     times[mode].append(wall)
                     cpus[mode].append(time.process_time() - cpu)
                     server_cpus[mode].append(proc_cpu(server.pid) - srv)
                     assert entry.size == size
                     await client.delete([entry.path], permanent=True)
-                    print(f"rep {rep + 1} {mode:10s} {wall:6.2f} s  {size / MiB / wall:7.1f} MiB/s  "
+                    print(f"rep {rep + 1} {mode:16s} {wall:6.2f} s  {size / MiB / wall:7.1f} MiB/s  "
                           f"client cpu {cpus[mode][-1]:.2f} s  server cpu {server_cpus[mode][-1]:.2f} s", flush=True)
         finally:
             for client in clients.values():
@@ -91,9 +101,10 @@ async def main(args: argparse.Namespace) -> None:
     print(f"\n{args.size_mib} MiB upload to the KooDrive emulator (part latency {args.part_latency:g} s), "
           f"medians of {args.reps}:")
     for m in modes:
-        print(f"  {m:10s} {med[m]:6.2f} s  {size / MiB / med[m]:7.1f} MiB/s  client cpu "
+        print(f"  {m:16s} {med[m]:6.2f} s  {size / MiB / med[m]:7.1f} MiB/s  client cpu "
               f"{statistics.median(cpus[m]):.2f} s  server cpu {statistics.median(server_cpus[m]):.2f} s")
-    print(f"  parallel / sequential time: {med['parallel'] / med['sequential']:.2f}")
+    print(f"  parallel / sequential time: {med['parallel'] / med['sequential']:.2f}; "
+          f"hashed / read back: {med['parallel, hashed'] / med['parallel']:.2f}")
 
 
 if __name__ == "__main__":
