@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,20 +15,12 @@ from cloudfs.client.api import CloudreveClient
 from cloudfs.client.dialect import UploadSession
 from cloudfs.client.sha256state import STATES_AVAILABLE, HashStates
 from cloudfs.errors import CloudfsError
-from cloudfs.server.testing import RunningServer, start_server
+from cloudfs.server.testing import RunningServer
 
 from .conftest import FAST
+from .test_koodrive import kclient, kd  # noqa: F401 (the KooDrive emulator and a client of it)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def kd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("kdu"), faults=True, dialect="koodrive", capacity=4 << 30)
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 MIB = 1 << 20
@@ -39,16 +30,6 @@ needs_states = pytest.mark.skipif(not STATES_AVAILABLE, reason="no libcrypto: no
 async def connect(kd: RunningServer, token_store, **settings: object) -> CloudreveClient:
     return await CloudreveClient.connect(kd.url, email=kd.email, password=kd.password, token_store=token_store,
                                          settings=dataclasses.replace(FAST, **settings))
-
-
-@pytest.fixture
-async def kclient(kd, token_store):
-    client = await connect(kd, token_store)
-    try:
-        yield client
-    finally:
-        httpx.delete(kd.url + "/_cloudfs/koodrive/switches")
-        await client.aclose()
 
 
 def sessions_of(client: CloudreveClient) -> list[UploadSession]:

@@ -18,6 +18,7 @@ import pytest
 from cloudfs.client.sha256state import STATES_AVAILABLE
 from cloudfs.server.testing import RunningServer
 from tests.mount.conftest import Drive, Remote, file_sha256, force_unmount, sha256, wait_until
+from tests.mount.test_write import synced
 
 MIB = 1 << 20
 
@@ -46,14 +47,6 @@ def slow_parts(server: RunningServer) -> Iterator[None]:
         yield
     finally:
         server.faults.clear()
-
-
-def synced(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def source(tmp_path: Path, size: int, seed: int) -> Path:
