@@ -136,3 +136,25 @@ async def test_cancelled_upload_leaves_nothing_and_the_name_free(kclient, tmp_pa
     entry = await kclient.upload("/cx/f.bin", src)
     assert entry.path == "/cx/f.bin" and entry.size == len(data)
     assert hashlib.sha256(await kclient.read(entry, 0, entry.size)).digest() == hashlib.sha256(data).digest()
+
+
+async def test_a_lost_complete_answer_is_not_a_failure(kd, kclient, tmp_path):
+    """``files/complete`` acted but its answer was lost: the retry finds the
+    task gone (13000401), yet the file is there, complete.  A replacing
+    upload then still swaps, and leaves nothing beside."""
+    old = tmp_path / "old"
+    old.write_bytes(b"old content")
+    await kclient.mkdir("/lost")
+    entry = await kclient.upload("/lost/f.bin", old)
+    data = os.urandom(6 * MIB)
+    src = tmp_path / "l"
+    src.write_bytes(data)
+    kd.faults.set(drop_rate=1.0, drop_target="response", path_regex="/files/complete$", count=1)
+    try:
+        newer = await kclient.upload("/lost/f.bin", src, replace=entry)
+    finally:
+        kd.faults.clear()
+    assert newer.size == len(data)
+    _, children = await kclient.list_all("/lost")
+    assert [c.name for c in children] == ["f.bin"]
+    await round_trip(kclient, "/lost/f.bin", data)

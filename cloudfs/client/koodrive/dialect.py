@@ -40,7 +40,7 @@ from cloudfs.client.auth import Authenticator
 from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.http import Http, safe_url
 from cloudfs.client.koodrive import jobs, login, space
-from cloudfs.client.koodrive.codes import DUPLICATE_NAME, KooDriveError
+from cloudfs.client.koodrive.codes import DUPLICATE_NAME, UPLOAD_TASK_MISSING, KooDriveError
 from cloudfs.client.koodrive.ids import IdCache
 from cloudfs.client.koodrive.shapes import entry_of, iso_ms, is_folder, parent_id
 from cloudfs.client.koodrive.wire import Wire, data_of
@@ -453,13 +453,27 @@ class KooDriveDialect:
         file_id = session.session_id
         folder = str(session.extra["folder"])
         if not session.extra.get("rapid"):
-            await self.wire.call("POST", "/files/complete", idempotent=True, what=f"complete {session.path}",
-                                 json_body={"fileId": file_id, "sha256": session.extra["sha256"]})
+            try:
+                await self.wire.call("POST", "/files/complete", idempotent=True, what=f"complete {session.path}",
+                                     json_body={"fileId": file_id, "sha256": session.extra["sha256"]})
+            except KooDriveError as exc:
+                # a retry after a lost answer finds the task gone: did that answer say done?
+                if exc.code != UPLOAD_TASK_MISSING or not await self._completed(session):
+                    raise
         uploaded_path = join(folder, str(session.extra["name"]))
         self.ids.put(uploaded_path, file_id)
         if replace is None:
             return entry_of(await self._detail(file_id, session.path), session.path)
         return await self._swap(uploaded_path, file_id, replace, session.path)
+
+    async def _completed(self, session: UploadSession) -> bool:
+        """Whether the upload's file exists, complete (an unfinished one is
+        invisible: 13000309): its id is this upload's alone."""
+        try:
+            item = await self._detail(session.session_id, session.path)
+        except NotFound:
+            return False
+        return int(item.get("size") or 0) == session.size
 
     async def _swap(self, uploaded_path: str, file_id: str, replace: Entry, target: str) -> Entry:
         """The new version (``uploaded_path``) takes the place of ``replace``,
