@@ -21,6 +21,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "v4_only(reason): the test needs a Cloudreve 4 feature; skipped on v3")
     config.addinivalue_line("markers", "koodrive_lacks(feature): the test needs a feature KooDrive lacks; "
                             "skipped there, naming it")
+    config.addinivalue_line("markers", "cloudreve_only(reason): the test checks Cloudreve specifics (its wire "
+                            "codes, chunk rules); skipped on KooDrive with that reason")
 
 
 @pytest.fixture(scope="module")

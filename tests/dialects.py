@@ -7,7 +7,9 @@ modules that set ``ON_KOODRIVE = True``), so every test that uses a server
 runs against a Cloudreve 4 and a Cloudreve 3 server (and KooDrive's).  A test marked
 ``@pytest.mark.v4_only("why")`` (or a module with ``pytestmark = ...``) is
 skipped on v3 with that reason; ``@pytest.mark.koodrive_lacks("feature")`` on
-KooDrive (the markers are registered in tests/conftest.py).
+KooDrive, and ``@pytest.mark.cloudreve_only("why")`` (a check of Cloudreve's
+own codes or chunk rules, with a KooDrive counterpart elsewhere or none
+needed) too (the markers are registered in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -83,3 +85,6 @@ def _v4_only(request: pytest.FixtureRequest) -> None:
     lacks = request.node.get_closest_marker("koodrive_lacks")
     if lacks is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "koodrive":
         pytest.skip(f"KooDrive lacks {lacks.args[0]}")
+    only = request.node.get_closest_marker("cloudreve_only")
+    if only is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "koodrive":
+        pytest.skip(f"Cloudreve only: {only.args[0]}")

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import logging
@@ -29,6 +30,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+from cachetools import LRUCache
 
 from cloudfs.client.auth import Authenticator
 from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
@@ -39,7 +41,16 @@ from cloudfs.client.koodrive.ids import IdCache
 from cloudfs.client.koodrive.shapes import entry_of, iso_ms, is_folder, parent_id
 from cloudfs.client.koodrive.wire import Wire, data_of
 from cloudfs.client.login import Store
-from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary, UsageReport
+from cloudfs.client.models import (
+    MEMORY_ONLY_KEY,
+    UPLOAD_TAG_KEY,
+    Capabilities,
+    Capacity,
+    Entry,
+    ServerInfo,
+    TrashSummary,
+    UsageReport,
+)
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.errors import (
@@ -76,6 +87,8 @@ SORT = {"sortType": 1, "sortDirection": 1}
 #: download URLs' lifetime is unknown: renew after this long (a 403 renews sooner)
 URL_LIFETIME_S = 600.0
 FILE_TYPE = "0"
+#: uploads of this process remembered with their tags (by file id)
+OWN_UPLOADS_KEPT = 4096
 
 
 def temp_name(name: str) -> str:
@@ -91,6 +104,9 @@ class KooDriveDialect:
         self.container = ""
         self.user_id = ""
         self.ids = IdCache("root")
+        #: file id of content this process uploaded -> its upload's tag: KooDrive keeps
+        #: no metadata, and the write-back knows its own unconfirmed upload by the tag
+        self._own_uploads: LRUCache[str, str] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
 
     # ---- login ----------------------------------------------------------------------------
     async def log_in(self, url: str, *, email: str | None, password: str | None,
@@ -138,6 +154,15 @@ class KooDriveDialect:
             return await op()
 
     # ---- metadata --------------------------------------------------------------------------
+    def _tagged(self, entry: Entry) -> Entry:
+        """``entry`` with the tag of the upload of ours that made it, if any
+        (memory-only metadata, as on Cloudreve 3)."""
+        tag = self._own_uploads.get(entry.file_id)
+        if tag is None:
+            return entry
+        return dataclasses.replace(entry, metadata={**entry.metadata, UPLOAD_TAG_KEY: tag,
+                                                    MEMORY_ONLY_KEY: UPLOAD_TAG_KEY})
+
     async def _detail(self, file_id: str, path: str) -> dict[str, Any]:
         body = await self.wire.call("POST", f"/files/{file_id}/detail", idempotent=True, what=f"stat {path}",
                                     json_body={"containerId": self.container})
@@ -159,7 +184,7 @@ class KooDriveDialect:
                 item = await self._detail(known, path)
                 folder, name = split(path)
                 if item.get("fileName") == name and parent_id(item) in (self.ids.get(folder), None):
-                    return entry_of(item, path)
+                    return self._tagged(entry_of(item, path))
             except NotFound:
                 pass
             self.ids.forget(path)  # moved or gone: look again
@@ -172,7 +197,8 @@ class KooDriveDialect:
             body = await self.wire.call("POST", "/files/0", idempotent=True, what=f"list {path}", json_body={
                 "containerId": self.container, "parentFileId": folder_id,
                 "pageInfo": {"pageSize": PAGE_SIZE, "pageCursor": cursor}, "sortInfo": SORT})
-            page = [entry_of(item, join(path, str(item.get("fileName")))) for item in body.get("files") or []]
+            page = [self._tagged(entry_of(item, join(path, str(item.get("fileName")))))
+                    for item in body.get("files") or []]
             for entry in page:
                 self.ids.put(entry.path, entry.file_id)
             yield folder_id, page
@@ -354,6 +380,8 @@ class KooDriveDialect:
         # not retried once delivered: a lost answer leaves an invisible upload task, harmless
         answer = data_of_upload(await self.wire.call("POST", "/files/create", idempotent=False,
                                                      what=f"upload {path}", json_body=body))
+        if tag:  # the file id is the upload's from now on: a lost answer later still knows its own
+            self._own_uploads[str(answer["fileId"])] = tag
         parts = answer.get("multiParts") or []
         urls = {int(p["partNumber"]): str(p["uploadUrl"]) for p in parts if p.get("uploadUrl")}
         chunk = int(parts[0].get("partSize") or 0) if parts else size
@@ -410,8 +438,8 @@ class KooDriveDialect:
         uploaded_path = join(folder, str(session.extra["name"]))
         self.ids.put(uploaded_path, file_id)
         if replace is None:
-            return entry_of(await self._detail(file_id, session.path), session.path)
-        return await self._swap(uploaded_path, file_id, replace, session.path)
+            return self._tagged(entry_of(await self._detail(file_id, session.path), session.path))
+        return self._tagged(await self._swap(uploaded_path, file_id, replace, session.path))
 
     async def _swap(self, uploaded_path: str, file_id: str, replace: Entry, target: str) -> Entry:
         """The new version (``uploaded_path``) takes the place of ``replace``,
