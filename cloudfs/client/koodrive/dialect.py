@@ -258,11 +258,21 @@ class KooDriveDialect:
         folder, _ = split(path)
         target = join(folder, new_name)
 
+        what = f"rename {path} to {new_name}"
+
+        async def attempt(file_id: str, state: AttemptState) -> None:
+            try:
+                await self.wire.call_once("POST", f"/files/rename/{file_id}", what=what, json_body={
+                    "containerId": self.container, "name": new_name, "renameMode": 3})
+            except KooDriveError:
+                # sent again after a lost answer: done if the first one did it
+                if state.maybe_delivered and (await self._detail(file_id, target)).get("fileName") == new_name:
+                    return
+                raise
+
         async def once() -> None:
             file_id = await self._id(path)
-            await self.wire.call("POST", f"/files/rename/{file_id}", idempotent=False,
-                                 what=f"rename {path} to {new_name}",
-                                 json_body={"containerId": self.container, "name": new_name, "renameMode": 3})
+            await self.http.retrying(lambda state: attempt(file_id, state), idempotent=True, what=what)
 
         await self._with_fresh_ids(path, once)
         file_id = await self._id(path)
@@ -342,12 +352,17 @@ class KooDriveDialect:
         raise ProtocolError(f"download URL of {entry.path}: not in the answer")
 
     def is_content(self, response: httpx.Response) -> bool:
-        return response.status_code in (200, 206)
+        """The object store's content always carries an ETag (S3's GetObject
+        does); a 200 without one is some proxy's or portal's page."""
+        return response.status_code in (200, 206) and "etag" in response.headers
 
     def content_refused(self, response: httpx.Response, body: bytes) -> Exception | None:
         status = response.status_code
-        if status in (200, 206):
+        if self.is_content(response):
             return None
+        if status in (200, 206):  # not the object store's answer: try again
+            return ProtocolError(f"download: HTTP {status} without an ETag is not the object's content "
+                                 f"({body[:60]!r})")
         if status >= 500 or status == 429:
             return ServerError(f"download: HTTP {status}", status=status)
         if status == 403:  # expired or bad signature: sign again
@@ -377,8 +392,9 @@ class KooDriveDialect:
             "containerId": self.container}
         if mtime_ms is not None:
             body["editedTime"] = iso_ms(mtime_ms)
-        # not retried once delivered: a lost answer leaves an invisible upload task, harmless
-        answer = data_of_upload(await self.wire.call("POST", "/files/create", idempotent=False,
+        # sent again after a lost answer: the first task stays invisible and unfinished
+        # (there is no call to cancel it), and the second is the upload
+        answer = data_of_upload(await self.wire.call("POST", "/files/create", idempotent=True,
                                                      what=f"upload {path}", json_body=body))
         if tag:  # the file id is the upload's from now on: a lost answer later still knows its own
             self._own_uploads[str(answer["fileId"])] = tag
