@@ -16,6 +16,8 @@ import pytest
 from cloudfs.server.testing import RunningServer
 from tests.mount.conftest import TEST_OPTIONS, Remote, mounted, run_cloudfs, wait_until
 
+ON_KOODRIVE = True
+
 #: a short timeout, so finding the server gone costs the test little
 OFFLINE_OPTIONS = TEST_OPTIONS + ",metadata_ttl=1,timeout=3"
 

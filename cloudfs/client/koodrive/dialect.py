@@ -23,6 +23,7 @@ import dataclasses
 import errno
 import hashlib
 import logging
+import re
 import secrets
 import time
 from contextlib import aclosing
@@ -36,7 +37,7 @@ from cloudfs.client.auth import Authenticator
 from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.http import Http, safe_url
 from cloudfs.client.koodrive import jobs, login, space
-from cloudfs.client.koodrive.codes import DUPLICATE_NAME, KooDriveError
+from cloudfs.client.koodrive.codes import DUPLICATE_NAME, UPLOAD_TASK_MISSING, KooDriveError
 from cloudfs.client.koodrive.ids import IdCache
 from cloudfs.client.koodrive.shapes import entry_of, iso_ms, is_folder, parent_id
 from cloudfs.client.koodrive.wire import Wire, data_of
@@ -96,6 +97,9 @@ def temp_name(name: str) -> str:
     return f".{name[:200]}.cloudfs-{secrets.token_hex(4)}"
 
 
+TEMP_NAME = re.compile(r"\..+\.cloudfs-[0-9a-f]{8}\Z", re.DOTALL)
+
+
 class KooDriveDialect:
     def __init__(self, http: Http, version: str = "v1", title: str = "KooDrive") -> None:
         self.http = http
@@ -107,6 +111,8 @@ class KooDriveDialect:
         #: file id of content this process uploaded -> its upload's tag: KooDrive keeps
         #: no metadata, and the write-back knows its own unconfirmed upload by the tag
         self._own_uploads: LRUCache[str, str] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
+        #: target path -> ids of new versions maybe left complete beside it (see _drop_stranded)
+        self._stranded: dict[str, set[str]] = {}
 
     # ---- login ----------------------------------------------------------------------------
     async def log_in(self, url: str, *, email: str | None, password: str | None,
@@ -448,14 +454,64 @@ class KooDriveDialect:
     async def complete_upload(self, session: UploadSession, replace: Entry | None) -> Entry:
         file_id = session.session_id
         folder = str(session.extra["folder"])
-        if not session.extra.get("rapid"):
-            await self.wire.call("POST", "/files/complete", idempotent=True, what=f"complete {session.path}",
-                                 json_body={"fileId": file_id, "sha256": session.extra["sha256"]})
         uploaded_path = join(folder, str(session.extra["name"]))
-        self.ids.put(uploaded_path, file_id)
         if replace is None:
+            await self._complete(session)
             return self._tagged(entry_of(await self._detail(file_id, session.path), session.path))
-        return self._tagged(await self._swap(uploaded_path, file_id, replace, session.path))
+        try:
+            await self._complete(session)
+            self.ids.put(uploaded_path, file_id)
+            placed = await self._swap(uploaded_path, file_id, replace, session.path)
+        except VersionConflict:
+            raise  # the upload beside is deleted already
+        except BaseException:
+            # the new version may be complete beside the file, every answer about it
+            # lost: the next upload that puts the file in place deletes it
+            self._stranded.setdefault(session.path, set()).add(file_id)
+            raise
+        await self._drop_stranded(session.path, keep=placed.file_id)
+        return self._tagged(placed)
+
+    async def _complete(self, session: UploadSession) -> None:
+        """``files/complete``, sent again after a lost answer: if the first one
+        completed the task, the server no longer knows it (13000401) and the
+        file is there, whole."""
+        if session.extra.get("rapid"):
+            return
+        what = f"complete {session.path}"
+
+        async def op(state: AttemptState) -> None:
+            try:
+                await self.wire.call_once("POST", "/files/complete", what=what, json_body={
+                    "fileId": session.session_id, "sha256": session.extra["sha256"]})
+            except KooDriveError as exc:
+                if state.maybe_delivered and exc.code == UPLOAD_TASK_MISSING:
+                    item = await self._detail(session.session_id, session.path)
+                    if int(item.get("size") or 0) == session.size:
+                        return
+                raise
+
+        await self.http.retrying(op, idempotent=True, what=what)
+
+    async def _drop_stranded(self, target: str, *, keep: str) -> None:
+        """Delete the new versions of ``target`` that earlier uploads left
+        beside it under their temporary names (complete, but their swap
+        failed or was never heard of), now that a later one took the place.
+        One that did get its name after all is left alone."""
+        folder = split(target)[0]
+        for file_id in self._stranded.pop(target, set()) - {keep}:
+            try:
+                item = await self._detail(file_id, target)
+                if not TEMP_NAME.match(str(item.get("fileName") or "")) or parent_id(item) != await self._id(folder):
+                    continue
+                await self._delete_ids([{"fileId": file_id, "filePath": f"{await self._id_path(folder)}/{file_id}"}],
+                                       permanent=True, what=f"drop a version of {target} left beside it")
+                log.info("deleted a new version of %s that an interrupted upload left beside it", target)
+            except NotFound:
+                continue
+            except CloudfsError as exc:
+                log.warning("could not delete a version of %s left beside it by an interrupted upload: %s",
+                            target, exc)
 
     async def _swap(self, uploaded_path: str, file_id: str, replace: Entry, target: str) -> Entry:
         """The new version (``uploaded_path``) takes the place of ``replace``,
