@@ -21,7 +21,7 @@ import pytest
 
 from cloudfs.server.testing import RunningServer, start_server
 
-__all__ = ["DIALECTS", "dialect", "pytest_generate_tests", "fresh_server", "keeps_metadata", "server", "_v4_only"]
+__all__ = ["DIALECTS", "SLOW", "dialect", "pytest_generate_tests", "fresh_server", "keeps_metadata", "server", "_v4_only"]
 
 #: the Cloudreve dialects every module runs on
 DIALECTS = ["v4", "v3"]
@@ -33,6 +33,12 @@ KOODRIVE = "koodrive"
 OVERRIDE = "CLOUDFS_TEST_DIALECTS"
 
 
+#: ``ON_KOODRIVE = SLOW``: the module's KooDrive runs are marked slow (``make test``
+#: leaves them out, ``make test-slow`` runs them): for modules whose time a third
+#: dialect would grow too much
+SLOW = "slow"
+
+
 def dialects_of(module: object) -> list[str]:
     if os.environ.get(OVERRIDE):
         return os.environ[OVERRIDE].split(",")
@@ -42,7 +48,10 @@ def dialects_of(module: object) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """The ``dialect`` of each module (see :func:`dialects_of`)."""
     if "dialect" in metafunc.fixturenames and "dialect" not in getattr(metafunc.module, "__dict__", {}):
-        metafunc.parametrize("dialect", dialects_of(metafunc.module), indirect=True, scope="module")
+        slow = getattr(metafunc.module, "ON_KOODRIVE", False) == SLOW
+        values = [pytest.param(d, marks=pytest.mark.slow) if slow and d == KOODRIVE else d
+                  for d in dialects_of(metafunc.module)]
+        metafunc.parametrize("dialect", values, indirect=True, scope="module")
 
 #: dialects whose objects keep no custom metadata (mode, exact mtime): there
 #: a chmod or utime lives in the mount only (capabilities.custom_metadata)
