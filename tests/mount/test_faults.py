@@ -110,7 +110,8 @@ def test_faults_mount_killed_mid_upload_replays_at_next_mount(drive: Drive, fres
     files = {"/multi.bin": MULTI, "/small.txt": b"acknowledged by close\n"}
     # the first version is on the server; the second is being uploaded when the mount dies
     Remote(fresh_server).put("/multi.bin", b"old version")
-    fresh_server.faults.set(path_regex=UPLOADING[fresh_server.dialect], latency_s=2.0)
+    # slow enough to be caught in flight (KooDrive's 5 MiB parts are few: its files/create is slowed too)
+    fresh_server.faults.set(path_regex=UPLOADING[fresh_server.dialect] + "|/files/create$", latency_s=2.0)
     for path, data in files.items():
         write(drive.path / path.lstrip("/"), data)
     status = json.loads(run_cloudfs("status", str(drive.path), "--json", check=True).stdout)[0]
