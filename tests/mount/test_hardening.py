@@ -97,6 +97,7 @@ def hammer(root: Path, seed: int, stop: float, errors: list[int], crashes: list[
         ops[0] += 1
 
 
+@pytest.mark.koodrive_slow  # 20-30 s a dialect
 def test_injected_internal_failures_never_crash_the_mount(fresh_server: RunningServer, tmp_path: Path,
                                                           drive_factory: list[Drive],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,6 +204,7 @@ def test_full_cache_disk_fails_cleanly_and_keeps_what_close_acknowledged(
 
 # ---- a server answering garbage ----------------------------------------------------------
 
+@pytest.mark.koodrive_slow  # 20-30 s a dialect
 def test_garbled_answers_give_eio_and_the_mount_recovers(fresh_server: RunningServer, tmp_path: Path,
                                                         drive_factory: list[Drive]) -> None:
     data = random.Random(3).randbytes(300_000)
