@@ -59,8 +59,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $(STAMP)
 
+# `make demo BACKEND=koodrive` serves and mounts a KooDrive drive instead
+BACKEND ?= cloudreve
 demo: setup
-	$(VENV)/bin/cloudfs demo
+	$(VENV)/bin/cloudfs demo --backend $(BACKEND)
 
 # the boundaries of the backend contract (import-linter contracts in pyproject.toml:
 # fs/upload/cache import no backend, the client nothing above it, the servers no

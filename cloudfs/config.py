@@ -179,12 +179,20 @@ REMOTE_KEYS: dict[str, tuple[str, Callable[[object], object]]] = {
     "delete": ("delete_to_trash", lambda v: _choice("trash", "permanent")(v) == "trash"),
     "password_file": ("password_file", _path),
     "store_login": ("store_login", _boolean),
+    "backend": ("backend", _string),
+    # a KooDrive enterprise app key (AppId + AppSecret), inline or in a file of its own
+    "app_key_file": ("app_key_file", _path),
+    "app_id": ("app_id", _string),
+    "app_secret": ("app_secret", _string),
 }
+#: the keys that are a login's, not a mount's (not MountSettings fields)
+APP_KEY_KEYS = ("app_key_file", "app_id", "app_secret")
 
 
 def load_remote(name: str, path: Path | None = None) -> dict[str, object]:
     """The settings of remote ``name`` as MountSettings keyword arguments
-    (plus ``password_file`` and ``store_login``), validated; ConfigError names the file and key."""
+    (plus ``password_file``, ``store_login`` and the app key's
+    ``APP_KEY_KEYS``), validated; ConfigError names the file and key."""
     path = path or config_path()
     try:
         with open(path, "rb") as fp:
@@ -215,4 +223,8 @@ def load_remote(name: str, path: Path | None = None) -> dict[str, object]:
             raise ConfigError(f"{path}: remotes.{name}.{key} = {value!r}: {exc}") from None
     if "url" not in out:
         raise ConfigError(f"{path}: remotes.{name}: 'url' is required")
+    if ("app_id" in out) != ("app_secret" in out):
+        raise ConfigError(f"{path}: remotes.{name}: app_id and app_secret go together")
+    if "app_secret" in out and os.stat(path).st_mode & 0o077:
+        raise ConfigError(f"{path} holds an app_secret: it must be readable by you alone (chmod 600 {path})")
     return out

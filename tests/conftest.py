@@ -21,6 +21,17 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "v4_only(reason): the test needs a Cloudreve 4 feature; skipped on v3")
     config.addinivalue_line("markers", "koodrive_lacks(feature): the test needs a feature KooDrive lacks; "
                             "skipped there, naming it")
+    config.addinivalue_line("markers", "cloudreve_only(reason): the test checks Cloudreve specifics (its wire "
+                            "codes, chunk rules); skipped on KooDrive with that reason")
+    config.addinivalue_line("markers", "koodrive_slow: the test's KooDrive run is marked slow (make test leaves "
+                            "it out; the Cloudreve runs stay in)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if item.get_closest_marker("koodrive_slow") and params and params.params.get("dialect") == "koodrive":
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,9 @@ modules that set ``ON_KOODRIVE = True``), so every test that uses a server
 runs against a Cloudreve 4 and a Cloudreve 3 server (and KooDrive's).  A test marked
 ``@pytest.mark.v4_only("why")`` (or a module with ``pytestmark = ...``) is
 skipped on v3 with that reason; ``@pytest.mark.koodrive_lacks("feature")`` on
-KooDrive (the markers are registered in tests/conftest.py).
+KooDrive, and ``@pytest.mark.cloudreve_only("why")`` (a check of Cloudreve's
+own codes or chunk rules, with a KooDrive counterpart elsewhere or none
+needed) too (the markers are registered in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pytest
 
 from cloudfs.server.testing import RunningServer, start_server
 
-__all__ = ["DIALECTS", "dialect", "pytest_generate_tests", "fresh_server", "keeps_metadata", "server", "_v4_only"]
+__all__ = ["DIALECTS", "SLOW", "dialect", "pytest_generate_tests", "fresh_server", "keeps_metadata", "server", "_v4_only"]
 
 #: the Cloudreve dialects every module runs on
 DIALECTS = ["v4", "v3"]
@@ -31,6 +33,12 @@ KOODRIVE = "koodrive"
 OVERRIDE = "CLOUDFS_TEST_DIALECTS"
 
 
+#: ``ON_KOODRIVE = SLOW``: the module's KooDrive runs are marked slow (``make test``
+#: leaves them out, ``make test-slow`` runs them): for modules whose time a third
+#: dialect would grow too much
+SLOW = "slow"
+
+
 def dialects_of(module: object) -> list[str]:
     if os.environ.get(OVERRIDE):
         return os.environ[OVERRIDE].split(",")
@@ -40,7 +48,10 @@ def dialects_of(module: object) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """The ``dialect`` of each module (see :func:`dialects_of`)."""
     if "dialect" in metafunc.fixturenames and "dialect" not in getattr(metafunc.module, "__dict__", {}):
-        metafunc.parametrize("dialect", dialects_of(metafunc.module), indirect=True, scope="module")
+        slow = getattr(metafunc.module, "ON_KOODRIVE", False) == SLOW
+        values = [pytest.param(d, marks=pytest.mark.slow) if slow and d == KOODRIVE else d
+                  for d in dialects_of(metafunc.module)]
+        metafunc.parametrize("dialect", values, indirect=True, scope="module")
 
 #: dialects whose objects keep no custom metadata (mode, exact mtime): there
 #: a chmod or utime lives in the mount only (capabilities.custom_metadata)
@@ -83,3 +94,6 @@ def _v4_only(request: pytest.FixtureRequest) -> None:
     lacks = request.node.get_closest_marker("koodrive_lacks")
     if lacks is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "koodrive":
         pytest.skip(f"KooDrive lacks {lacks.args[0]}")
+    only = request.node.get_closest_marker("cloudreve_only")
+    if only is not None and "dialect" in request.fixturenames and request.getfixturevalue("dialect") == "koodrive":
+        pytest.skip(f"Cloudreve only: {only.args[0]}")

@@ -1,9 +1,11 @@
-"""``cloudfs demo [MOUNTPOINT]``: the bundled server with a sample tree, mounted.
+"""``cloudfs demo [MOUNTPOINT] [--backend koodrive]``: the bundled server with a
+sample tree, mounted.
 
-Starts ``cloudfs server`` on a free local port with a data dir of its own
-(kept between runs), fills it with sample files the first time, mounts it,
-prints what to try, and on Ctrl-C unmounts (after pending uploads) and stops
-the server.
+Starts ``cloudfs server`` (a Cloudreve 4 drive, or with ``--backend koodrive``
+the KooDrive emulator) on a free local port with a data dir of its own (kept
+between runs, one per backend), fills it with sample files the first time,
+mounts it, prints what to try, and on Ctrl-C unmounts (after pending uploads)
+and stops the server.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ from pathlib import Path
 
 from cloudfs.config import state_dir
 
+#: backend name -> the bundled server's dialect
+DIALECTS = {"cloudreve": "v4", "koodrive": "koodrive"}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("mountpoint", type=Path, nargs="?", help="where to mount (default ~/cloudfs-demo)")
     parser.add_argument("--data", type=Path, help="server data dir (default: in cloudfs's state dir)")
+    parser.add_argument("--backend", choices=sorted(DIALECTS), default="cloudreve",
+                        help="the kind of drive to serve and mount (default: cloudreve, a Cloudreve 4 drive)")
     parser.add_argument("--no-wait", action="store_true",
                         help="mount and return, leaving the server and the mount running (for scripts)")
 
@@ -32,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from cloudfs.server.testing import DEFAULT_PASSWORD, DEFAULT_USER, start_server
 
     mountpoint = (args.mountpoint or Path.home() / "cloudfs-demo").expanduser().resolve()
-    data = (args.data or state_dir() / "demo" / "server").expanduser()
+    dialect = DIALECTS[args.backend]
+    own = "" if args.backend == "cloudreve" else f"{args.backend}-"  # each backend's drive apart
+    data = (args.data or state_dir() / "demo" / f"{own}server").expanduser()
     try:
         check_fuse()
     except MountError as exc:
@@ -43,15 +52,15 @@ def run(args: argparse.Namespace) -> int:
     seeded = data / ".demo-seeded"
     if not seeded.exists():
         # the server creates the account on its first start; the tree goes in while it is stopped
-        start_server(data, faults=False).stop()
-        seed_demo_tree(data, DEFAULT_USER)
+        start_server(data, faults=False, dialect=dialect).stop()
+        seed_demo_tree(data, DEFAULT_USER)  # both dialects keep their tree in the same store
         seeded.touch()
     # in a session of its own: the terminal's Ctrl-C must not stop the server
     # before the mount (also in its own session) has uploaded what is pending
-    server = start_server(data, faults=False, own_session=True)
-    print(f"cloudfs demo server: {server.url}  (user {DEFAULT_USER}, password {DEFAULT_PASSWORD})")
+    server = start_server(data, faults=False, own_session=True, dialect=dialect)
+    print(f"cloudfs demo server ({args.backend}): {server.url}  (user {DEFAULT_USER}, password {DEFAULT_PASSWORD})")
     mount = [sys.executable, "-m", "cloudfs", "mount", server.url, str(mountpoint), "--user", DEFAULT_USER,
-             "--cache-dir", str(data.parent / "cache")]
+             "--backend", args.backend, "--cache-dir", str(data.parent / f"{own}cache")]
     env = dict(os.environ, CLOUDFS_PASSWORD=DEFAULT_PASSWORD)
     if subprocess.run(mount, env=env).returncode != 0:
         server.stop()

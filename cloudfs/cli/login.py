@@ -26,6 +26,7 @@ def resolve_remote(args: argparse.Namespace) -> tuple[str, str | None]:
     """The URL and user of the command line, filled in from a configured
     remote when ``url`` names one; the remote's ``password_file`` becomes
     this login's unless a password is given on the command line."""
+    from cloudfs.cli.appkey import take_app_key
     from cloudfs.config import ConfigError, load_remote
 
     url, user = args.url, args.user
@@ -34,6 +35,9 @@ def resolve_remote(args: argparse.Namespace) -> tuple[str, str | None]:
             remote = load_remote(url)
         except ConfigError as exc:
             raise SystemExit(f"cloudfs: {exc}") from None
+        take_app_key(remote)
+        if getattr(args, "backend", "absent") is None and remote.get("backend"):
+            args.backend = str(remote["backend"])
         url = str(remote["url"])
         configured_user = remote.get("user")
         user = user or (str(configured_user) if configured_user else None)

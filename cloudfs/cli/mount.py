@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from cloudfs.cli import password as passwords
+from cloudfs.cli.appkey import needs_no_password, take_app_key
 from cloudfs.cli.logs import mount_log_file
 from cloudfs.config import ConfigError, MountSettings, load_remote, parse_size
 
@@ -103,6 +104,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MountSettings, set[str
             kwargs.update(load_remote(args.url))
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
+    take_app_key(kwargs)
     password_file = kwargs.pop("password_file", None)
     if args.password_file is None and password_file is not None and not args.password_stdin:
         args.password_file = password_file
@@ -159,7 +161,7 @@ def read_password(args: argparse.Namespace, settings: MountSettings) -> str | No
         if settings.user is None:
             raise UsageError("a password needs an account: pass --user EMAIL")
         return given
-    if TokenStore().load(settings.url, settings.user) is not None:
+    if TokenStore().load(settings.url, settings.user) is not None or needs_no_password():
         return None
     if settings.user is None:
         raise UsageError("no stored login for this server: pass --user EMAIL (or run: cloudfs login URL)")

@@ -288,6 +288,9 @@ class LocalFile:
         self.base_limit = min(self.base_limit, entry.size)
         self.file_id = entry.file_id
         self.uploaded_generation = generation
+        # uploads of a file run one at a time: this was the latest attempt, and it
+        # worked, so an earlier failure is no longer news (close reported it as if
+        # it were, when the content changed again while this upload ran)
+        self.error = None
         if generation == self.generation:
             self.dirty = False
-            self.error = None

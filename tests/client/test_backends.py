@@ -13,10 +13,18 @@ from cloudfs.errors import NotCloudreveError
 
 from .conftest import FAST
 
+ON_KOODRIVE = True
+
 
 async def test_capabilities_describe_the_backend(client, dialect):
     caps = client.capabilities
     assert client.keeps_metadata == caps.custom_metadata
+    if dialect == "koodrive":
+        # id-addressed, pre-signed parts; a replace uploads beside and swaps (a new id); a recycle bin
+        assert not caps.custom_metadata and not caps.overwrite_in_place and caps.replace_gives_new_id
+        assert caps.trash and not caps.content_preconditions and caps.whole_file_hash
+        assert caps.addressing == "id" and caps.upload_style == "presigned"
+        return
     if dialect == "v3":
         # no versions: replacing uploads beside and swaps in a new object
         assert not caps.custom_metadata and not caps.overwrite_in_place and caps.replace_gives_new_id
@@ -32,7 +40,7 @@ async def test_the_registry_recognises_the_server(server, dialect):
     try:
         found = await detect(http)
         assert found.info.dialect == dialect
-        named = await detect(http, "cloudreve")
+        named = await detect(http, "koodrive" if dialect == "koodrive" else "cloudreve")
         assert named.info.dialect == dialect
         with pytest.raises(NotCloudreveError) as info:
             await detect(http, "no-such-backend")

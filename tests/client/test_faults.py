@@ -22,10 +22,15 @@ from cloudfs.errors import (
     TransportError,
 )
 from cloudfs.client.cloudreve_codes import CloudreveError
+from cloudfs.server.koodrive.switches import Switches
 
 from .conftest import FAST, remote_sha256
 
+ON_KOODRIVE = True
+
 CHUNK = 128 << 10
+#: KooDrive's parts are the server's, 5 MiB at least (whatever ``chunk_size``)
+KOODRIVE_PART = 5 << 20
 
 #: the server paths (fault regexes) of each client call, per dialect
 ROUTES = {
@@ -43,6 +48,14 @@ ROUTES = {
         "content": r"/api/v3/file/download/[A-Za-z0-9]{{16}}$", "chunk": r"/api/v3/file/upload/[^/]+/{n}$",
         "session": r"/api/v3/file/upload$",
     },
+    "koodrive": {
+        # a stat of a known id is its detail, else a listing of the parent; df falls back to GetSpace
+        "stat": r"/files/([^/]+/detail|0)$", "capacity": r"/space/(usage/user|[^/]+)$",
+        "mkdir": r"/koodrive/ose/v1/directory$", "rename": r"/files/rename/", "move": r"/koodrive/ose/v1/jobs$",
+        "delete": r"/koodrive/ose/v1/jobs$", "content": r"/obs/koodrive-emulator/",
+        # parts are numbered from 1 (``route`` turns a chunk index into a part number)
+        "chunk": r"/obs/upload/[^/]+/{n}$", "session": r"/files/create$",
+    },
 }
 
 
@@ -51,6 +64,8 @@ def route(dialect):
     """``route("stat")``: the fault regex of a call; ``route("chunk", n=2)`` for one chunk index."""
 
     def _route(call: str, n: str | int = r"\d+") -> str:
+        if dialect == "koodrive" and isinstance(n, int):
+            n += 1
         return ROUTES[dialect][call].format(n=n)
 
     return _route
@@ -66,6 +81,12 @@ def chunky(tmp_path_factory, dialect):
 
     with start_server(tmp_path_factory.mktemp("chunky-faults"), chunk_size=CHUNK, dialect=dialect) as srv:
         yield srv
+
+
+@pytest.fixture(scope="module")
+def part(dialect) -> int:
+    """The size of one upload chunk (part) on the ``chunky`` server."""
+    return KOODRIVE_PART if dialect == "koodrive" else CHUNK
 
 
 @pytest.fixture(autouse=True)
@@ -270,43 +291,46 @@ async def test_expired_url_is_renewed(connect, tmp_path_factory, local_file, dia
 
 
 # ---- uploads ----------------------------------------------------------------------------------
-async def test_upload_survives_dropped_chunks(cclient, chunky, local_file, route):
-    src, digest = local_file(6 * CHUNK + 77, seed=21)
+async def test_upload_survives_dropped_chunks(cclient, chunky, local_file, route, part):
+    src, digest = local_file(6 * part + 77, seed=21)
     chunky.faults.set(drop_rate=1.0, drop_after_bytes=50_000, path_regex=route("chunk"), count=3)
     entry = await cclient.upload(name("up-drop"), src)
-    assert entry.size == 6 * CHUNK + 77
+    assert entry.size == 6 * part + 77
     assert await remote_sha256(cclient, entry.path) == digest
     assert chunky.faults.stats()["drop_request"] == 3
 
 
-async def test_upload_survives_lost_chunk_answers(cclient, chunky, local_file, route):
+async def test_upload_survives_lost_chunk_answers(cclient, chunky, local_file, route, part):
     """The chunk was stored but its answer lost: re-sending it is safe, even
     for the last, completing chunk."""
-    src, digest = local_file(3 * CHUNK + 5, seed=22)
+    src, digest = local_file(3 * part + 5, seed=22)
     path = name("up-lost")
     chunky.faults.set(drop_rate=1.0, drop_target="response", path_regex=route("chunk", 3),
                       count=1)
     entry = await cclient.upload(path, src)
-    assert entry.size == 3 * CHUNK + 5 and not entry.uploading
+    assert entry.size == 3 * part + 5 and not entry.uploading
     assert await remote_sha256(cclient, path) == digest
 
 
-async def test_lost_session_answer_is_cleaned_up(cclient, chunky, local_file, route):
-    src, digest = local_file(2 * CHUNK, seed=23)
+async def test_lost_session_answer_is_cleaned_up(cclient, chunky, local_file, route, part, dialect):
+    if dialect == "koodrive" and "pending_holds_name" not in Switches.__dataclass_fields__:
+        # the retried files/create meets the name held by the first, invisible task (13000405)
+        pytest.xfail("this emulator's unfinished upload tasks hold their names (the kd-upload branch frees them)")
+    src, digest = local_file(2 * part, seed=23)
     chunky.faults.set(drop_rate=1.0, drop_target="response", path_regex=route("session"), count=1)
     entry = await cclient.upload(name("up-session"), src)
     assert await remote_sha256(cclient, entry.path) == digest
 
 
-async def test_upload_survives_5xx_chunks(cclient, chunky, local_file, route):
-    src, digest = local_file(4 * CHUNK + 1, seed=24)
+async def test_upload_survives_5xx_chunks(cclient, chunky, local_file, route, part):
+    src, digest = local_file(4 * part + 1, seed=24)
     chunky.faults.set(error_rate=0.5, error_status=503, path_regex=route("chunk"), seed=7, count=8)
     entry = await cclient.upload(name("up-5xx"), src)
     assert await remote_sha256(cclient, entry.path) == digest
 
 
-async def test_token_expiry_mid_upload(cclient, chunky, local_file):
-    src, digest = local_file(5 * CHUNK, seed=25)
+async def test_token_expiry_mid_upload(cclient, chunky, local_file, part):
+    src, digest = local_file(5 * part, seed=25)
     expired = []
 
     def progress(n: int) -> None:
@@ -320,15 +344,15 @@ async def test_token_expiry_mid_upload(cclient, chunky, local_file):
 
 
 @pytest.mark.parametrize("landing", ["session", "one-request"])
-async def test_failed_overwrite_keeps_old_content(connect, chunky, local_file, route, dialect, landing):
+async def test_failed_overwrite_keeps_old_content(connect, chunky, local_file, route, dialect, landing, part):
     # by session, or (Cloudreve 4, a small file) by the one request PUT /file/content
     if landing == "one-request" and dialect != "v4":
-        pytest.skip("Cloudreve 3 has no safe one-request overwrite: sessions only")
-    whole_max = 0 if landing == "session" else 16 * CHUNK
+        pytest.skip(f"no safe one-request overwrite on {dialect}: sessions only")
+    whole_max = 0 if landing == "session" else 16 * part
     client = await connect(srv=chunky, settings=replace(FAST, max_attempts=2, whole_upload_max=whole_max))
     path = name("keep")
-    v1_src, v1 = local_file(3 * CHUNK + 3, seed=31)
-    v2_src, _ = local_file(4 * CHUNK, seed=32)
+    v1_src, v1 = local_file(3 * part + 3, seed=31)
+    v2_src, _ = local_file(4 * part, seed=32)
     old = await client.upload(path, v1_src)
     failing = route("chunk", 2) if landing == "session" else r"/api/v4/file/content$"
     chunky.faults.set(error_rate=1.0, error_status=500, path_regex=failing)
@@ -339,13 +363,13 @@ async def test_failed_overwrite_keeps_old_content(connect, chunky, local_file, r
     assert now.version == old.version and now.size == old.size and not now.uploading
     assert await remote_sha256(client, path) == v1
     # the cancelled session released the lock: a new overwrite works
-    assert (await client.upload(path, v2_src, replace=now)).size == 4 * CHUNK
+    assert (await client.upload(path, v2_src, replace=now)).size == 4 * part
 
 
 async def test_one_request_overwrite_keeps_time_and_tag_and_refuses_a_stale_base(connect, chunky, local_file,
                                                                                  dialect):
     if dialect != "v4":
-        pytest.skip("Cloudreve 3 has no safe one-request overwrite: sessions only")
+        pytest.skip(f"no safe one-request overwrite on {dialect}: sessions only")
     client = await connect(srv=chunky, settings=FAST)
     path = name("one-request")
     v1_src, _ = local_file(3 * CHUNK + 3, seed=34)
@@ -363,10 +387,10 @@ async def test_one_request_overwrite_keeps_time_and_tag_and_refuses_a_stale_base
     assert stale.value.code == 40076
 
 
-async def test_failed_new_upload_leaves_no_placeholder(connect, chunky, local_file, route):
+async def test_failed_new_upload_leaves_no_placeholder(connect, chunky, local_file, route, part):
     client = await connect(srv=chunky, settings=replace(FAST, max_attempts=2))
     path = name("gone")
-    src, _ = local_file(3 * CHUNK, seed=33)
+    src, _ = local_file(3 * part, seed=33)
     before = await client.capacity()
     chunky.faults.set(drop_rate=1.0, drop_after_bytes=10, path_regex=route("chunk", 1))
     with pytest.raises(TransportError):
@@ -378,16 +402,18 @@ async def test_failed_new_upload_leaves_no_placeholder(connect, chunky, local_fi
     assert (await client.capacity()).used == before.used  # reservation refunded
 
 
-async def test_low_capacity(cclient, chunky, local_file):
+async def test_low_capacity(cclient, chunky, local_file, part, dialect):
     path = name("full")
     small_src, small = local_file(1000, seed=41)
-    big_src, _ = local_file(2 * CHUNK, seed=42)
+    big_src, _ = local_file(2 * part, seed=42)
     old = await cclient.upload(path, small_src)
     cap = await cclient.capacity()
     chunky.faults.set_capacity(cap.used + 10_000)
-    with pytest.raises(CloudreveError) as info:
+    with pytest.raises(CloudfsError) as info:
         await cclient.upload(name("new-full"), big_src)
-    assert info.value.errno == errno.ENOSPC and info.value.code == 40051
+    assert info.value.errno == errno.ENOSPC
+    if dialect != "koodrive":
+        assert isinstance(info.value, CloudreveError) and info.value.code == 40051
     with pytest.raises(CloudfsError) as info:
         await cclient.upload(path, big_src, replace=old)
     assert info.value.errno == errno.ENOSPC
@@ -396,6 +422,8 @@ async def test_low_capacity(cclient, chunky, local_file):
     assert await remote_sha256(cclient, path) == small
 
 
+@pytest.mark.cloudreve_only("upload sessions that expire (40011, restart); a KooDrive upload task has no "
+                            "documented lifetime, its part URLs do: test_expired_part_url_is_renewed")
 async def test_expired_session_restarts_upload(connect, tmp_path_factory, local_file, dialect, route):
     from cloudfs.server.testing import start_server
 
@@ -409,3 +437,24 @@ async def test_expired_session_restarts_upload(connect, tmp_path_factory, local_
         entry = await client.upload(name("restart"), src, progress=seen.append)
         assert await remote_sha256(client, entry.path) == digest
         assert sum(seen) == 3 * CHUNK  # progress counts each chunk once
+
+
+async def test_expired_part_url_is_renewed(connect, tmp_path_factory, local_file, dialect):
+    """KooDrive: a part URL that expired while earlier parts went up is
+    refused by the object store (403) and renewed through
+    ``files/multipart/uploadUrl``; the upload goes on (Cloudreve's
+    counterpart: test_expired_session_restarts_upload)."""
+    if dialect != "koodrive":
+        pytest.skip("KooDrive's pre-signed part URLs")
+    from cloudfs.server.testing import start_server
+
+    with start_server(tmp_path_factory.mktemp("short-part-urls"), dialect=dialect,
+                      extra_args=["--kd-switch", "upload_url_ttl=2"]) as srv:
+        client = await connect(srv=srv)
+        src, digest = local_file(2 * KOODRIVE_PART + 3, seed=52)
+        # the first part's answer comes after the other parts' URLs ended
+        srv.faults.set(reply_delay_s=2.5, path_regex=r"/obs/upload/[^/]+/1$", count=1)
+        seen: list[int] = []
+        entry = await client.upload(name("part-url"), src, progress=seen.append)
+        assert await remote_sha256(client, entry.path) == digest
+        assert sum(seen) == 2 * KOODRIVE_PART + 3

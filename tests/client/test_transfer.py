@@ -1,9 +1,14 @@
-"""Uploads and downloads against the real server, content checked by sha256."""
+"""Uploads and downloads against the real server, content checked by sha256.
+
+On KooDrive (``ON_KOODRIVE``) the parts are the server's (5 MiB at least,
+whatever ``chunk_size``), so the multi-part cases use larger files there;
+the checks of Cloudreve's own codes and chunk rules are Cloudreve only."""
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import uuid
 from contextlib import aclosing
 from dataclasses import replace
@@ -16,7 +21,17 @@ from cloudfs.client.cloudreve_codes import CloudreveError
 
 from .conftest import FAST, remote_sha256, sha256
 
+ON_KOODRIVE = True
+
 CHUNK = 256 << 10
+#: KooDrive's smallest part (the emulator plans parts of this size)
+KOODRIVE_PART = 5 << 20
+
+
+@pytest.fixture(scope="module")
+def part(dialect) -> int:
+    """The size of one upload chunk (part) on the ``chunky`` server."""
+    return KOODRIVE_PART if dialect == "koodrive" else CHUNK
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +48,19 @@ async def cclient(connect, chunky):
     return await connect(srv=chunky, settings=replace(FAST, read_part_size=100_000))
 
 
-async def test_multi_chunk_roundtrip(cclient, local_file):
-    size = 5 * CHUNK + 12345
+async def test_multi_chunk_roundtrip(cclient, local_file, part, dialect):
+    chunks = 3 if dialect == "koodrive" else 6
+    size = (chunks - 1) * part + 12345
     src, digest = local_file(size)
     seen: list[int] = []
     mtime_ns = 1_600_000_000_123_456_789
     entry = await cclient.upload(f"/rt-{uuid.uuid4().hex[:8]}/deep/file.bin", src, mtime_ns=mtime_ns,
                                  progress=seen.append)
     assert entry.size == size and entry.version and not entry.uploading and not entry.is_dir
-    assert sum(seen) == size and len(seen) == 6
-    assert entry.mtime_ns == mtime_ns // 1_000_000 * 1_000_000  # kept to the millisecond
+    assert sum(seen) == size and len(seen) == chunks
+    # kept to the millisecond (KooDrive's item times are whole seconds)
+    unit = 1_000_000_000 if dialect == "koodrive" else 1_000_000
+    assert entry.mtime_ns == mtime_ns // unit * unit
     assert await remote_sha256(cclient, entry.path) == digest
     pieces = []
     async with aclosing(cclient.stream(entry, 0, size)) as it:
@@ -79,7 +97,7 @@ async def test_zero_byte_file(cclient, tmp_path):
 
 
 @pytest.mark.v4_only("Cloudreve 3 has no versions: test_v3.py::test_replace_gives_a_new_id")
-async def test_overwrite_is_a_new_version(cclient, local_file):
+async def test_overwrite_is_a_new_version(cclient, local_file, dialect):
     path = f"/ow-{uuid.uuid4().hex[:8]}"
     v1_src, v1 = local_file(2 * CHUNK + 1, seed=1)
     v2_src, v2 = local_file(CHUNK + 99, seed=2)
@@ -88,22 +106,30 @@ async def test_overwrite_is_a_new_version(cclient, local_file):
         await cclient.upload(path, v2_src)  # replace=None: must not exist
     assert info.value.errno == errno.EEXIST
     second = await cclient.upload(path, v2_src, replace=first)
-    assert second.file_id == first.file_id and second.version != first.version
+    # KooDrive uploads beside and swaps: the file id changes (its capability says so)
+    assert (second.file_id != first.file_id) == cclient.capabilities.replace_gives_new_id
+    assert second.version != first.version
     assert second.size == CHUNK + 99
     assert await remote_sha256(cclient, path) == v2
     # replacing a version that is no longer current: ESTALE, content untouched
-    with pytest.raises(CloudreveError) as info:
+    with pytest.raises(CloudfsError) as info:
         await cclient.upload(path, v1_src, replace=first)
-    assert info.value.errno == errno.ESTALE and info.value.code == 40076
+    assert info.value.errno == errno.ESTALE
+    if dialect == "v4":
+        assert isinstance(info.value, CloudreveError) and info.value.code == 40076
     assert await remote_sha256(cclient, path) == v2
+    assert (await cclient.stat(path)).file_id == second.file_id
     assert v1 != v2
+    if dialect == "koodrive":  # the refused upload beside was dropped
+        assert [e.name for e in (await cclient.list_all("/"))[1] if e.name.startswith(f".{path[1:]}")] == []
 
 
 async def test_reading_a_replaced_version_says_it_is_gone(cclient, local_file, dialect):
     """A reader holding an old version (an open file, a staged file's base)
     is told the version is gone, never given another version's bytes:
     Cloudreve 4 keeps the file, so ESTALE (not the EISDIR that its "entity
-    does not exist" maps to); Cloudreve 3 replaced the object, so ENOENT."""
+    does not exist" maps to); Cloudreve 3 and KooDrive replaced the object,
+    so ENOENT."""
     path = f"/gone-version-{uuid.uuid4().hex[:8]}"
     v1_src, _ = local_file(1000, seed=3)
     v2_src, _ = local_file(500, seed=4)
@@ -122,11 +148,21 @@ async def test_replacing_an_empty_created_file(cclient, local_file):
     assert filled.size == 1000 and await remote_sha256(cclient, path) == digest
 
 
-async def test_parallel_chunks(connect, chunky, local_file):
+async def test_parallel_chunks(connect, chunky, local_file, part):
     client = await connect(srv=chunky, settings=replace(FAST, upload_parallelism=4))
-    src, digest = local_file(9 * CHUNK + 5, seed=9)
+    src, digest = local_file(3 * part + 5, seed=9)
     entry = await client.upload(f"/par-{uuid.uuid4().hex[:8]}", src)
     assert await remote_sha256(client, entry.path) == digest
+
+
+def forged(url: str) -> str:
+    """``url`` with a wrong signature (Cloudreve's ``sign``, KooDrive's
+    object store's ``X-Amz-Signature``): the server refuses it (Cloudreve
+    with 200 + 40071, the object store with 403)."""
+    match = re.search(r"[?&](?:sign|X-Amz-Signature)=", url)
+    assert match is not None, url
+    start = match.end()
+    return url[:start] + "AAAA" + url[start + 4:]
 
 
 async def test_refused_url_is_signed_again(cclient, local_file):
@@ -134,16 +170,15 @@ async def test_refused_url_is_signed_again(cclient, local_file):
     entry = await cclient.upload(f"/resign-{uuid.uuid4().hex[:8]}", src)
     assert await remote_sha256(cclient, entry.path) == digest
     cache = cclient._downloads.urls
-    url = cache.cached(entry)
-    forged = url.split("sign=")[0] + "sign=AAAA" + url.split("sign=")[1][4:]
-    cache._urls[cache.key(entry)] = (forged, float("inf"))  # the server will refuse it (200 + 40071)
+    bad = forged(cache.cached(entry))
+    cache._urls[cache.key(entry)] = (bad, float("inf"))  # the server will refuse it
     signed = cache.signed
     assert sha256(await cclient.read(entry, 0, entry.size)) == digest
-    assert cache.signed == signed + 1 and cache.cached(entry) != forged
+    assert cache.signed == signed + 1 and cache.cached(entry) != bad
 
 
-async def test_cancelled_upload_leaves_nothing(cclient, local_file):
-    src, _ = local_file(20 * CHUNK)
+async def test_cancelled_upload_leaves_nothing(cclient, local_file, part):
+    src, _ = local_file(4 * part)
     path = f"/cancel-{uuid.uuid4().hex[:8]}"
     before = await cclient.capacity()
     with trio.CancelScope() as scope:
@@ -154,6 +189,7 @@ async def test_cancelled_upload_leaves_nothing(cclient, local_file):
         await cclient.stat(path)
     assert info.value.errno == errno.ENOENT
     assert (await cclient.capacity()).used == before.used
+    assert path[1:] not in [e.name for e in (await cclient.list_all("/"))[1]]
 
 
 async def test_missing_source_file(cclient, tmp_path):
@@ -178,6 +214,8 @@ async def test_large_file_parallel_read_matches(cclient, tmp_path):
     assert sha256(await cclient.read(entry, 0, size)) == sha256(src.read_bytes())
 
 
+@pytest.mark.cloudreve_only("Cloudreve < 4.18's rule for the completing chunk; KooDrive completes with "
+                            "files/complete, a call of its own")
 async def test_last_chunk_goes_last(connect, tmp_path_factory, local_file, dialect):
     """Portability with Cloudreve < 4.18: the completing chunk is sent only
     after every other chunk succeeded (checked in the server's access log).
@@ -206,8 +244,8 @@ async def test_last_chunk_goes_last(connect, tmp_path_factory, local_file, diale
 
 async def test_upload_tag_is_stored_with_the_version(cclient, local_file):
     """The tag lets a caller whose answers were lost recognise its own version
-    (Cloudreve 3 has no metadata: its dialect shows the tags of this client's
-    own uploads, which it remembers by object id)."""
+    (Cloudreve 3 and KooDrive have no metadata: their dialects show the tags
+    of this client's own uploads, which they remember by object id)."""
     from cloudfs.client.models import UPLOAD_TAG_KEY
 
     path = f"/tag-{uuid.uuid4().hex[:8]}"
@@ -220,7 +258,8 @@ async def test_upload_tag_is_stored_with_the_version(cclient, local_file):
 
 
 @pytest.mark.parametrize("size", [CHUNK // 2, 3 * CHUNK], ids=["small", "session"])
-async def test_replacing_an_empty_file_that_another_took_the_place_of_is_stale(cclient, local_file, size):
+async def test_replacing_an_empty_file_that_another_took_the_place_of_is_stale(cclient, local_file, size,
+                                                                               dialect):
     """Every file made by create and never written has the same version
     token on Cloudreve 4 (no content entity: hashid 0), so "previous" alone
     cannot tell it from another such file renamed over its path meanwhile:
@@ -234,8 +273,10 @@ async def test_replacing_an_empty_file_that_another_took_the_place_of_is_stale(c
     theirs = await cclient.create_file(f"{base}/f")
     assert theirs.file_id != mine.file_id and theirs.size == mine.size == 0
     src, _ = local_file(size, seed=41)
-    with pytest.raises(CloudreveError) as info:
+    with pytest.raises(CloudfsError) as info:
         await cclient.upload(f"{base}/f", src, replace=mine)
-    assert info.value.code == 40076  # stale: as if its version had changed
+    assert info.value.errno == errno.ESTALE  # stale: as if its version had changed
+    if dialect != "koodrive":
+        assert isinstance(info.value, CloudreveError) and info.value.code == 40076
     now = await cclient.stat(f"{base}/f")
     assert now.file_id == theirs.file_id and now.size == 0  # untouched

@@ -19,8 +19,12 @@ import pytest
 from cloudfs.server.testing import RunningServer, start_server
 from tests.mount.conftest import Drive, Remote, force_unmount, mounted, run_cloudfs, sha256, wait_until
 
+ON_KOODRIVE = True
+
 CHUNK = 1 << 20
 MULTI = random.Random(5).randbytes(6 * CHUNK + 333)
+#: the requests that carry upload content (KooDrive: the parts, PUT to the object store)
+UPLOADING = {"v4": "/file/upload/", "v3": "/file/upload/", "koodrive": "/obs/upload/"}
 
 
 @pytest.fixture
@@ -61,8 +65,8 @@ def assert_on_server(server: RunningServer, files: dict[str, bytes], timeout: fl
     {"drop_rate": 0.4, "drop_after_bytes": 300_000},
 ])
 def test_faults_chunk_uploads_recover(drive: Drive, fresh_server: RunningServer, fault: dict):
-    # chunks of sessions, and Cloudreve 4's one request for the 2 MiB files
-    fresh_server.faults.set(path_regex="/file/upload/|/file/content$", seed=1, **fault)
+    # chunks of sessions, and Cloudreve 4's one request for the 2 MiB files; KooDrive's parts
+    fresh_server.faults.set(path_regex="/file/upload/|/file/content$|/obs/upload/", seed=1, **fault)
     files = {f"/f{i}.bin": random.Random(i).randbytes(2 * CHUNK + i) for i in range(3)}
     files["/multi.bin"] = MULTI
     for path, data in files.items():
@@ -75,7 +79,7 @@ def test_faults_chunk_uploads_recover(drive: Drive, fresh_server: RunningServer,
 
 def test_faults_token_expiry_mid_upload(drive: Drive, fresh_server: RunningServer):
     # slow enough to be seen uploading by a `cloudfs status` that starts slowly on a loaded machine
-    fresh_server.faults.set(path_regex="/file/upload/", latency_s=0.5)
+    fresh_server.faults.set(path_regex=UPLOADING[fresh_server.dialect], latency_s=0.5)
     write(drive / "multi.bin", MULTI)
     wait_until(lambda: any(u["state"] == "uploading" for u in pending(drive)), timeout=20)
     fresh_server.faults.expire_tokens()
@@ -92,7 +96,7 @@ def test_faults_server_restart_mid_upload(drive: Drive, fresh_server: RunningSer
     cancel it first, not meet "lock conflict" until the lock expired while
     umount gave up with the upload pending (found by CI, when the server
     took longer than usual to come back)."""
-    fresh_server.faults.set(path_regex="/file/upload/", latency_s=1.5)
+    fresh_server.faults.set(path_regex=UPLOADING[fresh_server.dialect], latency_s=1.5)
     write(drive / "multi.bin", MULTI)
     wait_until(lambda: any(u["state"] == "uploading" for u in pending(drive)), timeout=20)
     fresh_server.kill()
@@ -106,7 +110,8 @@ def test_faults_mount_killed_mid_upload_replays_at_next_mount(drive: Drive, fres
     files = {"/multi.bin": MULTI, "/small.txt": b"acknowledged by close\n"}
     # the first version is on the server; the second is being uploaded when the mount dies
     Remote(fresh_server).put("/multi.bin", b"old version")
-    fresh_server.faults.set(path_regex="/file/upload/", latency_s=2.0)
+    # slow enough to be caught in flight (KooDrive's 5 MiB parts are few: its files/create is slowed too)
+    fresh_server.faults.set(path_regex=UPLOADING[fresh_server.dialect] + "|/files/create$", latency_s=2.0)
     for path, data in files.items():
         write(drive.path / path.lstrip("/"), data)
     status = json.loads(run_cloudfs("status", str(drive.path), "--json", check=True).stdout)[0]
@@ -160,7 +165,9 @@ def test_faults_changed_on_server_keeps_both(drive: Drive, fresh_server: Running
 #: chunk, or for a small file its one request (PUT /file/content); Cloudreve
 #: 3's rename at the end of a swap (its upload goes to a temporary name, the
 #: old file is deleted, the new one renamed into place)
-LANDING_REQUEST = {"v4": r"/api/v4/file/(upload/[^/]+/\d+|content)$", "v3": r"/object/rename$"}
+LANDING_REQUEST = {"v4": r"/api/v4/file/(upload/[^/]+/\d+|content)$", "v3": r"/object/rename$",
+                   # KooDrive's files/complete (the new version beside, then swapped in)
+                   "koodrive": r"/files/complete$"}
 
 
 @pytest.mark.parametrize("padding", [0, 5 << 20], ids=["small", "5MiB"])
@@ -257,7 +264,7 @@ def test_faults_fsync_outlives_a_truncating_open_after_a_failed_upload(drive: Dr
         assert info.value.errno == errno.ENOSPC
         fresh_server.faults.set_capacity(None)
         # the next upload is slow enough to be caught in flight
-        fresh_server.faults.set(path_regex="/file/upload", latency_s=1.0)
+        fresh_server.faults.set(path_regex=UPLOADING[fresh_server.dialect], latency_s=1.0)
         outcome: dict[str, object] = {}
 
         def fsync() -> None:
@@ -339,6 +346,7 @@ def test_faults_file_changed_on_server_before_its_content_was_fetched(drive: Dri
     assert remote.get(f"/{conflict[0]}") == b"local edit" + bytes(100_000 - len(b"local edit"))
 
 
+@pytest.mark.koodrive_lacks("a file-size limit that refuses a small upload for good (its only limit is 200 GB)")
 def test_faults_an_upload_refused_for_good_fails_fsync_with_eio_and_umount_names_it(
         dialect: str, tmp_path: Path) -> None:
     """fsync may say only EIO (or a lack of space) of data it could not put

@@ -21,6 +21,9 @@ from cloudfs.server.testing import RunningServer
 from tests.mount.conftest import Drive, Remote, have
 
 
+ON_KOODRIVE = True
+
+
 @pytest.fixture
 def top(drive: Drive) -> Path:
     path = drive / f"links-{uuid.uuid4().hex[:8]}"

@@ -36,6 +36,8 @@ from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, mounted, wait_unti
 #: same files (overwrites, renames over existing targets), folders so renames
 #: also move between folders; the two subfolders hold the same names, so a
 #: swap of the folders (by exchange, or by three renames) keeps the name set
+ON_KOODRIVE = True
+
 NAMES = [f"f{i}" for i in range(6)] + [f"{folder}/g{i}" for folder in ("sub", "box") for i in range(3)]
 FOLDERS = ["", "sub", "box"]
 #: files never grow past this (keeps every full comparison cheap)
@@ -405,6 +407,11 @@ def test_model_long(model_drive: Drive, fresh_server: RunningServer, tmp_path: P
 
 #: past the size Cloudreve 4 takes in one request (PUT /file/content): a session
 SESSION_SIZED = b"." * (5 << 20)
+#: the request opening an upload session, and the one sending its first chunk
+#: (KooDrive: files/create, and the first part, numbered 1, PUT to the object store)
+OPENING = {"v4": r"/file/upload$", "v3": r"/file/upload$", "koodrive": r"/files/create$"}
+FIRST_CHUNK = {"v4": r"/file/upload/[^/]+/0$", "v3": r"/file/upload/[^/]+/0$",
+               "koodrive": r"/obs/upload/[^/]+/1$"}
 
 
 @pytest.mark.parametrize("landing", ["session", "one-request"])
@@ -414,10 +421,10 @@ def test_rename_while_an_upload_session_is_being_opened(model_drive: Drive, fres
     # had opened a session whose lock on the file outlived the cancellation.
     # The one-request upload of a small file (Cloudreve 4) must be as safe.
     if landing == "one-request" and fresh_server.dialect != "v4":
-        pytest.skip("Cloudreve 3 uploads by session only")
+        pytest.skip(f"{fresh_server.dialect} uploads by session only")
     content = b"first content" + (SESSION_SIZED if landing == "session" else b"")
     (model_drive / "a").write_bytes(content)
-    regex = r"/file/upload$" if landing == "session" else r"/file/content$"
+    regex = OPENING[fresh_server.dialect] if landing == "session" else r"/file/content$"
     fresh_server.faults.set(path_regex=regex, reply_delay_s=2.0, count=1)
     wait_until(lambda: fresh_server.faults.stats()["reply_delay"] >= 1)  # the request acted, its answer waits
     os.rename(model_drive / "a", model_drive / "b")
@@ -436,11 +443,11 @@ def test_write_while_an_upload_completes_makes_no_conflict_copy(model_drive: Dri
     # landed, the cancelled upload never recorded the new version, so the
     # next upload was based on the old one and refused as a conflict
     if landing == "one-request" and fresh_server.dialect != "v4":
-        pytest.skip("Cloudreve 3 uploads by session only")
+        pytest.skip(f"{fresh_server.dialect} uploads by session only")
     tail = SESSION_SIZED if landing == "session" else b""
     path = model_drive / "a"
     path.write_bytes(b"version one" + tail)
-    regex = r"/file/upload/[^/]+/0$" if landing == "session" else r"/file/content$"
+    regex = FIRST_CHUNK[fresh_server.dialect] if landing == "session" else r"/file/content$"
     fresh_server.faults.set(path_regex=regex, reply_delay_s=2.0, count=1)
     wait_until(lambda: fresh_server.faults.stats()["reply_delay"] >= 1)  # version one is on the server
     with open(path, "r+b") as fp:

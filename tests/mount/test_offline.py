@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from cloudfs.server.testing import RunningServer
+from tests.dialects import SLOW
 from tests.mount.conftest import TEST_OPTIONS, Remote, mounted, run_cloudfs, wait_until
+
+#: 40 s a dialect: KooDrive's run is a slow one
+ON_KOODRIVE = SLOW
 
 #: a short timeout, so finding the server gone costs the test little
 OFFLINE_OPTIONS = TEST_OPTIONS + ",metadata_ttl=1,timeout=3"

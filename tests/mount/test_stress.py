@@ -18,6 +18,8 @@ import pytest
 from cloudfs.server.testing import RunningServer, start_server
 from tests.mount.conftest import Drive, Remote, mounted
 
+ON_KOODRIVE = True
+
 pytestmark = pytest.mark.slow
 
 

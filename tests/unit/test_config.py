@@ -35,6 +35,7 @@ def test_config_remote_is_loaded_and_validated(tmp_path):
         ('[remotes.work]\nuser = "a"\n', "'url' is required"),
         ('[remotes.other]\nurl = "x"\n', "no remote named 'work'"),
         ('[remotes.work\n', "config.toml"),
+        ('[remotes.work]\nurl = "x"\napp_id = "a"\n', "app_id and app_secret go together"),
     ],
 )
 def test_config_errors_name_the_file_and_key(tmp_path, body, message):

@@ -25,9 +25,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import logging
+import re
 import secrets
 import time
 from contextlib import aclosing
@@ -35,6 +37,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+from cachetools import LRUCache
 
 from cloudfs.client.auth import Authenticator
 from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
@@ -45,7 +48,16 @@ from cloudfs.client.koodrive.ids import IdCache
 from cloudfs.client.koodrive.shapes import entry_of, iso_ms, is_folder, parent_id
 from cloudfs.client.koodrive.wire import Wire, data_of
 from cloudfs.client.login import Store
-from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary, UsageReport
+from cloudfs.client.models import (
+    MEMORY_ONLY_KEY,
+    UPLOAD_TAG_KEY,
+    Capabilities,
+    Capacity,
+    Entry,
+    ServerInfo,
+    TrashSummary,
+    UsageReport,
+)
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.sha256state import HashStates
@@ -116,9 +128,16 @@ def parallel_plan(size: int, states: HashStates | None, parallelism: int) -> lis
     return plan
 
 
+#: uploads of this process remembered with their tags (by file id)
+OWN_UPLOADS_KEPT = 4096
+
+
 def temp_name(name: str) -> str:
     """The name a new version is uploaded under, beside the file it replaces."""
     return f".{name[:200]}.cloudfs-{secrets.token_hex(4)}"
+
+
+TEMP_NAME = re.compile(r"\..+\.cloudfs-[0-9a-f]{8}\Z", re.DOTALL)
 
 
 class KooDriveDialect:
@@ -129,6 +148,11 @@ class KooDriveDialect:
         self.container = ""
         self.user_id = ""
         self.ids = IdCache("root")
+        #: file id of content this process uploaded -> its upload's tag: KooDrive keeps
+        #: no metadata, and the write-back knows its own unconfirmed upload by the tag
+        self._own_uploads: LRUCache[str, str] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
+        #: target path -> ids of new versions maybe left complete beside it (see _drop_stranded)
+        self._stranded: dict[str, set[str]] = {}
 
     # ---- login ----------------------------------------------------------------------------
     async def log_in(self, url: str, *, email: str | None, password: str | None,
@@ -176,6 +200,15 @@ class KooDriveDialect:
             return await op()
 
     # ---- metadata --------------------------------------------------------------------------
+    def _tagged(self, entry: Entry) -> Entry:
+        """``entry`` with the tag of the upload of ours that made it, if any
+        (memory-only metadata, as on Cloudreve 3)."""
+        tag = self._own_uploads.get(entry.file_id)
+        if tag is None:
+            return entry
+        return dataclasses.replace(entry, metadata={**entry.metadata, UPLOAD_TAG_KEY: tag,
+                                                    MEMORY_ONLY_KEY: UPLOAD_TAG_KEY})
+
     async def _detail(self, file_id: str, path: str) -> dict[str, Any]:
         body = await self.wire.call("POST", f"/files/{file_id}/detail", idempotent=True, what=f"stat {path}",
                                     json_body={"containerId": self.container})
@@ -197,7 +230,7 @@ class KooDriveDialect:
                 item = await self._detail(known, path)
                 folder, name = split(path)
                 if item.get("fileName") == name and parent_id(item) in (self.ids.get(folder), None):
-                    return entry_of(item, path)
+                    return self._tagged(entry_of(item, path))
             except NotFound:
                 pass
             self.ids.forget(path)  # moved or gone: look again
@@ -210,7 +243,8 @@ class KooDriveDialect:
             body = await self.wire.call("POST", "/files/0", idempotent=True, what=f"list {path}", json_body={
                 "containerId": self.container, "parentFileId": folder_id,
                 "pageInfo": {"pageSize": PAGE_SIZE, "pageCursor": cursor}, "sortInfo": SORT})
-            page = [entry_of(item, join(path, str(item.get("fileName")))) for item in body.get("files") or []]
+            page = [self._tagged(entry_of(item, join(path, str(item.get("fileName")))))
+                    for item in body.get("files") or []]
             for entry in page:
                 self.ids.put(entry.path, entry.file_id)
             yield folder_id, page
@@ -270,11 +304,21 @@ class KooDriveDialect:
         folder, _ = split(path)
         target = join(folder, new_name)
 
+        what = f"rename {path} to {new_name}"
+
+        async def attempt(file_id: str, state: AttemptState) -> None:
+            try:
+                await self.wire.call_once("POST", f"/files/rename/{file_id}", what=what, json_body={
+                    "containerId": self.container, "name": new_name, "renameMode": 3})
+            except KooDriveError:
+                # sent again after a lost answer: done if the first one did it
+                if state.maybe_delivered and (await self._detail(file_id, target)).get("fileName") == new_name:
+                    return
+                raise
+
         async def once() -> None:
             file_id = await self._id(path)
-            await self.wire.call("POST", f"/files/rename/{file_id}", idempotent=False,
-                                 what=f"rename {path} to {new_name}",
-                                 json_body={"containerId": self.container, "name": new_name, "renameMode": 3})
+            await self.http.retrying(lambda state: attempt(file_id, state), idempotent=True, what=what)
 
         await self._with_fresh_ids(path, once)
         file_id = await self._id(path)
@@ -354,12 +398,17 @@ class KooDriveDialect:
         raise ProtocolError(f"download URL of {entry.path}: not in the answer")
 
     def is_content(self, response: httpx.Response) -> bool:
-        return response.status_code in (200, 206)
+        """The object store's content always carries an ETag (S3's GetObject
+        does); a 200 without one is some proxy's or portal's page."""
+        return response.status_code in (200, 206) and "etag" in response.headers
 
     def content_refused(self, response: httpx.Response, body: bytes) -> Exception | None:
         status = response.status_code
-        if status in (200, 206):
+        if self.is_content(response):
             return None
+        if status in (200, 206):  # not the object store's answer: try again
+            return ProtocolError(f"download: HTTP {status} without an ETag is not the object's content "
+                                 f"({body[:60]!r})")
         if status >= 500 or status == 429:
             return ServerError(f"download: HTTP {status}", status=status)
         if status == 403:  # expired or bad signature: sign again
@@ -392,9 +441,12 @@ class KooDriveDialect:
             body["editedTime"] = iso_ms(mtime_ms)
         if plan is not None:
             body["multiParts"] = plan  # without it the server plans sequential parts
-        # not retried once delivered: a lost answer leaves an invisible upload task, harmless
-        answer = data_of_upload(await self.wire.call("POST", "/files/create", idempotent=False,
+        # sent again after a lost answer: the first task stays invisible and unfinished
+        # (there is no call to cancel it), and the second is the upload
+        answer = data_of_upload(await self.wire.call("POST", "/files/create", idempotent=True,
                                                      what=f"upload {path}", json_body=body))
+        if tag:  # the file id is the upload's from now on: a lost answer later still knows its own
+            self._own_uploads[str(answer["fileId"])] = tag
         parts = answer.get("multiParts") or []
         urls = {int(p["partNumber"]): str(p["uploadUrl"]) for p in parts if p.get("uploadUrl")}
         chunk = int(parts[0].get("partSize") or 0) if parts else size
@@ -452,19 +504,62 @@ class KooDriveDialect:
     async def complete_upload(self, session: UploadSession, replace: Entry | None) -> Entry:
         file_id = session.session_id
         folder = str(session.extra["folder"])
-        if not session.extra.get("rapid"):
-            try:
-                await self.wire.call("POST", "/files/complete", idempotent=True, what=f"complete {session.path}",
-                                     json_body={"fileId": file_id, "sha256": session.extra["sha256"]})
-            except KooDriveError as exc:
-                # a retry after a lost answer finds the task gone: did that answer say done?
-                if exc.code != UPLOAD_TASK_MISSING or not await self._completed(session):
-                    raise
         uploaded_path = join(folder, str(session.extra["name"]))
-        self.ids.put(uploaded_path, file_id)
         if replace is None:
-            return entry_of(await self._detail(file_id, session.path), session.path)
-        return await self._swap(uploaded_path, file_id, replace, session.path)
+            await self._complete(session)
+            return self._tagged(entry_of(await self._detail(file_id, session.path), session.path))
+        try:
+            await self._complete(session)
+            self.ids.put(uploaded_path, file_id)
+            placed = await self._swap(uploaded_path, file_id, replace, session.path)
+        except VersionConflict:
+            raise  # the upload beside is deleted already
+        except BaseException:
+            # the new version may be complete beside the file, every answer about it
+            # lost: the next upload that puts the file in place deletes it
+            self._stranded.setdefault(session.path, set()).add(file_id)
+            raise
+        await self._drop_stranded(session.path, keep=placed.file_id)
+        return self._tagged(placed)
+
+    async def _complete(self, session: UploadSession) -> None:
+        """``files/complete``, sent again after a lost answer: if the first one
+        completed the task, the server no longer knows it (13000401) and the
+        file is there, whole."""
+        if session.extra.get("rapid"):
+            return
+        what = f"complete {session.path}"
+
+        async def op(state: AttemptState) -> None:
+            try:
+                await self.wire.call_once("POST", "/files/complete", what=what, json_body={
+                    "fileId": session.session_id, "sha256": session.extra["sha256"]})
+            except KooDriveError as exc:
+                if state.maybe_delivered and exc.code == UPLOAD_TASK_MISSING and await self._completed(session):
+                    return
+                raise
+
+        await self.http.retrying(op, idempotent=True, what=what)
+
+    async def _drop_stranded(self, target: str, *, keep: str) -> None:
+        """Delete the new versions of ``target`` that earlier uploads left
+        beside it under their temporary names (complete, but their swap
+        failed or was never heard of), now that a later one took the place.
+        One that did get its name after all is left alone."""
+        folder = split(target)[0]
+        for file_id in self._stranded.pop(target, set()) - {keep}:
+            try:
+                item = await self._detail(file_id, target)
+                if not TEMP_NAME.match(str(item.get("fileName") or "")) or parent_id(item) != await self._id(folder):
+                    continue
+                await self._delete_ids([{"fileId": file_id, "filePath": f"{await self._id_path(folder)}/{file_id}"}],
+                                       permanent=True, what=f"drop a version of {target} left beside it")
+                log.info("deleted a new version of %s that an interrupted upload left beside it", target)
+            except NotFound:
+                continue
+            except CloudfsError as exc:
+                log.warning("could not delete a version of %s left beside it by an interrupted upload: %s",
+                            target, exc)
 
     async def _completed(self, session: UploadSession) -> bool:
         """Whether the upload's file exists, complete (an unfinished one is

@@ -17,7 +17,8 @@ import trio
 
 from cloudfs.client.koodrive.codes import ALREADY_IN_TARGET, KooDriveError, code_of
 from cloudfs.client.koodrive.wire import Wire
-from cloudfs.errors import CloudfsError, ProtocolError
+from cloudfs.client.retry import AttemptState
+from cloudfs.errors import CloudfsError, NotFound, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,22 @@ async def run_job(wire: Wire, task_type: int, action: str, task_info: dict[str, 
                   what: str, items: int = 1, ignore: frozenset[int] = frozenset({ALREADY_IN_TARGET})) -> None:
     """Create the job and wait until it is done; the first failed item's
     code is raised as a :class:`KooDriveError` (codes in ``ignore`` count
-    as done).  Creating is not retried once it may have been delivered (a
-    second job would act twice)."""
+    as done).
+
+    Creating a move, delete or empty-the-bin job again after an answer was
+    lost is safe: if the first job ran, the second finds its items already
+    moved (13000312, ignored) or gone (a code meaning "not found", which then
+    counts as done).  A copy is sent again only if it never left (a second
+    job would make a second copy)."""
     body = {"taskType": task_type, "actionType": ACTION[action], "taskInfo": task_info, "dstContainerId": container}
-    answer = await wire.call("POST", "/jobs", idempotent=False, what=what, json_body=body)
+    repeated = False
+
+    async def create(state: AttemptState) -> dict[str, Any]:
+        nonlocal repeated
+        repeated = repeated or state.maybe_delivered
+        return await wire.call_once("POST", "/jobs", what=what, json_body=body)
+
+    answer = await wire.http.retrying(create, idempotent=task_type != COPY, what=what)
     job_id = answer.get("data")
     if isinstance(job_id, dict):
         job_id = job_id.get("taskId") or job_id.get("jobId")
@@ -55,22 +68,29 @@ async def run_job(wire: Wire, task_type: int, action: str, task_info: dict[str, 
             if status == CANCELLED:
                 raise CloudfsError(f"{what}: the job was cancelled", errno=errno.ECANCELED)
             if status == DONE:
-                _raise_failures(data, info, what, ignore)
+                _raise_failures(data, info, what, ignore, gone_is_done=repeated and task_type != COPY)
                 return
             await trio.sleep(interval)
             interval = min(interval * 2, POLL_MAX_S)
     raise CloudfsError(f"{what}: the job {job_id} did not finish within {limit:.0f} s", errno=errno.ETIMEDOUT)
 
 
-def _raise_failures(data: dict[str, Any], info: dict[str, Any], what: str, ignore: frozenset[int]) -> None:
+def _raise_failures(data: dict[str, Any], info: dict[str, Any], what: str, ignore: frozenset[int],
+                    *, gone_is_done: bool) -> None:
+    def failed(code: int | str) -> bool:
+        if code in (0, "0") or code in ignore:
+            return False
+        # a repeated job whose item is gone: the lost first one did it
+        return not (gone_is_done and isinstance(KooDriveError(code), NotFound))
+
     failures = []
     for item in data.get("taskInfos") or []:
         code = code_of(item.get("code", 0))
-        if code not in (0, "0") and code not in ignore:
+        if failed(code):
             failures.append((code, str(item.get("msg") or "")))
     if not failures and int(info.get("taskResultCode") or 1) in (2, 3):
         code = code_of(info.get("resultCode") or 0)
-        if code not in (0, "0") and code not in ignore:
+        if failed(code):
             failures.append((code, ""))
     if failures:
         code, message = failures[0]

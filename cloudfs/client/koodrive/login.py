@@ -3,8 +3,9 @@
 1. an enterprise app key (AppId + AppSecret, acting for a user id): from the
    TOML file named by ``CLOUDFS_KOODRIVE_APP_KEY_FILE`` (``app_id``,
    ``app_secret``, optional ``user_id``) or ``CLOUDFS_KOODRIVE_APP_ID`` and
-   ``CLOUDFS_KOODRIVE_APP_SECRET``; the user id is the file's or the login
-   name given (``--user``);
+   ``CLOUDFS_KOODRIVE_APP_SECRET``; else from the config file's remote
+   (``app_key_file``, or ``app_id`` and ``app_secret``: :func:`configure_app_key`);
+   the user id is the file's or the login name given (``--user``);
 2. a pasted bearer token (``CLOUDFS_KOODRIVE_TOKEN``, for the user id given as
    ``--user``): it lasts 20 minutes, sliding, and a warning says so;
 3. the carrier login kept in the token store (refresh token, last access
@@ -77,14 +78,47 @@ async def refresh(wire: Wire, current: Tokens) -> Tokens:
     return fresh
 
 
+#: the app key of the config file's remote (see :func:`configure_app_key`)
+_configured: dict[str, str] = {}
+
+
+def configure_app_key(*, app_key_file: str | None = None, app_id: str | None = None,
+                      app_secret: str | None = None) -> None:
+    """An app key from the config file, used when the environment names none
+    (the environment is the more specific: set for one command)."""
+    _configured.clear()
+    if app_key_file:
+        _configured["app_key_file"] = app_key_file
+    if app_id and app_secret:
+        register_secret(app_secret)
+        _configured.update(app_id=app_id, app_secret=app_secret)
+
+
+def needs_no_password() -> bool:
+    """Whether a login needs no password: an app key or a pasted token is given."""
+    return bool(os.environ.get(APP_KEY_FILE) or (os.environ.get(APP_ID) and os.environ.get(APP_SECRET))
+                or os.environ.get(TOKEN) or _configured)
+
+
+def _key_file(path: str) -> dict[str, Any]:
+    try:
+        with open(Path(path).expanduser(), "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise AuthenticationError(f"cannot read the KooDrive app key file {path}: {exc}") from None
+
+
 def _app_key(account: str | None) -> AppAuth | None:
     values: dict[str, Any] = {}
     key_file = os.environ.get(APP_KEY_FILE)
     if key_file:
-        with open(Path(key_file).expanduser(), "rb") as f:
-            values = tomllib.load(f)
+        values = _key_file(key_file)
     elif os.environ.get(APP_ID) and os.environ.get(APP_SECRET):
         values = {"app_id": os.environ[APP_ID], "app_secret": os.environ[APP_SECRET]}
+    elif "app_key_file" in _configured:
+        values = _key_file(_configured["app_key_file"])
+    elif _configured:
+        values = dict(_configured)
     if not values:
         return None
     user_id = str(values.get("user_id") or account or "")

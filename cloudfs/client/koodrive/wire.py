@@ -76,8 +76,10 @@ def answer_of(response: httpx.Response, what: str) -> dict[str, Any]:
         raise ServerError(f"{what}: HTTP {status}", status=status)
     try:
         body = response.json()
-    except ValueError:
-        raise ProtocolError(f"{what}: HTTP {status} without a JSON body") from None
+    except ValueError:  # a captive portal, a proxy's page: say what came
+        preview = response.content[:60].decode("utf-8", "replace")
+        raise ProtocolError(f"{what}: HTTP {status}: the server answered something that is not JSON "
+                            f"({len(response.content)} bytes: {preview!r})") from None
     if not isinstance(body, dict) or "code" not in body:
         raise ProtocolError(f"{what}: HTTP {status}: no code in the answer")
     code = code_of(body["code"])
