@@ -17,6 +17,12 @@ How v3 differs from v4, and what this module does about it:
   time to now).  Even an empty file is swapped, not deleted first: the name
   must stay taken while the upload runs (a rename meanwhile moves the file).
 * Chunks are accepted strictly in order (40012 otherwise), one at a time.
+* A rename or move sets a file's time to now (GORM bumps ``updated_at``),
+  and the content version is made of id, size and time (there is no other
+  sign of an in-place edit by someone else): after a rename or move of its
+  own, this client keeps the version from before it for as long as the
+  server shows the time that rename or move gave, so the file's cached
+  blocks stay valid (:meth:`_carry`).
 * Signed download URLs come from ``PUT /file/download/<id>``, relative;
   content answers carry no ETag (Go's ``ServeContent``): the size tells
   whether the content is what was listed.
@@ -93,6 +99,8 @@ log = logging.getLogger(__name__)
 
 #: uploads of ours remembered (by object id) for recognising them after lost answers
 OWN_UPLOADS_KEPT = 4096
+#: files renamed or moved by us whose content version is carried across the time it gave them
+CARRIED_VERSIONS_KEPT = 4096
 
 PREFIX = "/api/v3"
 #: this dialect's name in the registry (:mod:`backends`)
@@ -134,6 +142,8 @@ class V3Dialect:
         self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
         self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
+        #: object id -> (the time and size a rename or move of ours left, the content version from before it)
+        self._carried: LRUCache[str, tuple[int, int, str]] = LRUCache(maxsize=CARRIED_VERSIONS_KEPT)
         #: target path -> our content left at a temporary name by a swap whose rename failed
         self._stranded: dict[str, Entry] = {}
         #: the storage policy uploads name (listed once; refreshed when refused)
@@ -222,7 +232,29 @@ class V3Dialect:
         what = f"list {path}"
         data = await self.http.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
         folder_id, objects, policy = listing_of(data, what)
-        return folder_id, [entry_from(obj, path) for obj in objects], policy
+        return folder_id, [self._carry(entry_from(obj, path)) for obj in objects], policy
+
+    def _carry(self, entry: Entry) -> Entry:
+        """``entry`` with the content version it had before a rename or move
+        of ours, if the server still shows the time and size that left (a
+        later edit, or someone else's rename, moves the time again: then the
+        server's word stands)."""
+        kept = self._carried.get(entry.file_id)
+        if kept is None:
+            return entry
+        mtime_ns, size, version = kept
+        if entry.is_dir or entry.mtime_ns != mtime_ns or entry.size != size:
+            del self._carried[entry.file_id]
+            return entry
+        return dataclasses.replace(entry, version=version)
+
+    def _moved(self, before: Entry, after: Entry) -> Entry:
+        """``after`` (``before`` renamed or moved by us, as listed since)
+        with ``before``'s content version, remembered for later listings."""
+        if before.is_dir or after.file_id != before.file_id or after.size != before.size:
+            return after
+        self._carried[after.file_id] = (after.mtime_ns, after.size, before.version)
+        return dataclasses.replace(after, version=before.version)
 
     async def _child(self, path: str) -> Entry:
         """The object at ``path`` (not the root), found in its parent's listing."""
@@ -356,7 +388,7 @@ class V3Dialect:
                 raise
 
         await self.http.retrying(op, idempotent=True, what=what)
-        return await self._child(target)
+        return self._moved(entry, await self._child(target))
 
     async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
         by_parent: dict[str, list[Entry]] = {}
@@ -368,6 +400,14 @@ class V3Dialect:
                     await self._move_call(src_dir, [entry], dst_dir, copy=True)
             else:
                 await self._move_call(src_dir, entries, dst_dir, copy=False)
+        if not copy:
+            # the move set the files' times to now: carry their versions across it
+            files = {e.file_id: e for entries in by_parent.values() for e in entries if not e.is_dir}
+            if files:
+                _, there, _ = await self._listing(dst_dir)
+                for after in there:
+                    if after.file_id in files:
+                        self._moved(files[after.file_id], after)
 
     async def _move_call(self, src_dir: str, entries: list[Entry], dst_dir: str, *, copy: bool) -> None:
         verb = "copy" if copy else "move"
