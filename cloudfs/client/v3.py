@@ -12,7 +12,7 @@ How v3 differs from v4, and what this module does about it:
   file (an existing name is 40004).  Replacing a file therefore uploads to a
   temporary name in the same folder (hidden from listings), and only once
   the last chunk is in deletes the old file and renames the new one into
-  place (:meth:`complete_upload`): a failed upload leaves the old content
+  place (:mod:`replace`, the steps here): a failed upload leaves the old content
   intact, but the replaced file gets a *new id* (and the rename sets its
   time to now).  Even an empty file is swapped, not deleted first: the name
   must stay taken while the upload runs (a rename meanwhile moves the file).
@@ -69,6 +69,7 @@ from cloudfs.client.models import (
     mtime_value,
 )
 from cloudfs.client.paths import join, split
+from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.v3_shapes import (
     COOKIE_NAME,
@@ -130,9 +131,9 @@ CHUNK_OUT_OF_ORDER = 40012
 PATH_NOT_EXIST = 40016
 UPLOAD_ONGOING = 40054
 INVALID_SIGN = 40071
-#: v4's "previous version mismatch", raised by this module for the same situation
-STALE_VERSION = 40076
 IO_FAILED = 50004
+#: v4's "previous version mismatch": a replace found the file changed meanwhile
+STALE_VERSION = 40076
 
 
 class V3Dialect:
@@ -144,8 +145,8 @@ class V3Dialect:
         self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
         #: object id -> (the time and size a rename or move of ours left, the content version from before it)
         self._carried: LRUCache[str, tuple[int, int, str]] = LRUCache(maxsize=CARRIED_VERSIONS_KEPT)
-        #: target path -> our content left at a temporary name by a swap whose rename failed
-        self._stranded: dict[str, Entry] = {}
+        #: replacing a file: upload beside it, then swap (no versions, no overwrite)
+        self._beside = BesideReplace(self)
         #: the storage policy uploads name (listed once; refreshed when refused)
         self._policy: dict[str, Any] | None = None
 
@@ -595,33 +596,10 @@ class V3Dialect:
             placed = await self._child(target)
             self._remember_own(placed, session)
             return placed
-        # both from one listing of the folder
-        found = await self._children_named(split(target)[0], {split(session.path)[1], split(target)[1]})
-        uploaded = found.get(split(session.path)[1])
-        if uploaded is None:
-            raise NotFound(f"{session.path}: no such file or folder")
-        # from here on the content may land without our hearing of it (a
-        # lost answer to the rename below): remember it is ours
-        self._remember_own(uploaded, session)
-        current = found.get(split(target)[1])  # None: deleted meanwhile, just move ours in
-        if current is not None:
-            if current.file_id != replace.file_id or current.is_dir or current.size != replace.size:
-                # changed by someone else since the caller based its content on it.
-                # (Not the time: a rename changes it too.)  Said like v4's
-                # "previous version mismatch", which callers already handle
-                await self._delete([uploaded], what=f"drop the upload for {target}")
-                raise CloudreveError(STALE_VERSION, f"{target} was changed by someone else during the upload")
-            await self._delete([current], what=f"replace {target}")
-        try:
-            placed = await self.rename(session.path, split(target)[1], entry=uploaded)
-        except CloudfsError:
-            log.error("the new content of %s is left at %s: renaming it into place failed", target,
-                      session.path)
-            self._stranded[target] = uploaded
-            raise
-        stranded = self._stranded.pop(target, None)
-        if stranded is not None and stranded.file_id != placed.file_id:
-            await self._drop_stranded(stranded)
+        # from the moment the swap found it the content may land without our
+        # hearing of it (a lost answer to the rename): remember it is ours
+        placed = await self._beside.swap(session.path, replace, target,
+                                         found=lambda uploaded: self._remember_own(uploaded, session))
         kept = _kept_mtime(placed, session.extra.get("mtime_ms"))
         if kept:
             placed = dataclasses.replace(placed, metadata={**kept, MEMORY_ONLY_KEY: MTIME_KEY})
@@ -633,15 +611,24 @@ class V3Dialect:
             mtime_ms = session.extra.get("mtime_ms")
             self._own_uploads[uploaded.file_id] = (tag, mtime_ms if isinstance(mtime_ms, int) else 0)
 
-    async def _drop_stranded(self, stranded: Entry) -> None:
-        """Delete the content an earlier, failed swap left at a temporary
-        name (hidden from listings, but counted against the quota), now that
-        a later upload replaced it.  By id: if that rename did happen after
-        all, the object was replaced since and the id is skipped."""
-        try:
-            await self._delete([stranded], what=f"drop {stranded.path}")
-        except CloudfsError as exc:
-            log.warning("could not delete %s, left by a failed upload: %s", stranded.path, exc)
+    # ---- the steps of a replace beside the file (replace.SwapSteps) -------------------------------
+    async def swap_sides(self, uploaded: str, target: str) -> tuple[Entry | None, Entry | None]:
+        """Both from one listing of the folder."""
+        found = await self._children_named(split(target)[0], {split(uploaded)[1], split(target)[1]})
+        return found.get(split(uploaded)[1]), found.get(split(target)[1])
+
+    async def drop_upload(self, uploaded: Entry, *, what: str) -> None:
+        await self._delete([uploaded], what=what)
+
+    async def retire(self, current: Entry, target: str) -> None:
+        await self._delete([current], what=f"replace {target}")  # no recycle bin: for good
+
+    async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
+        return await self.rename(uploaded.path, name, entry=uploaded)
+
+    def conflict(self, target: str) -> CloudfsError:
+        """Said like v4's "previous version mismatch", for callers that look at the code."""
+        return CloudreveError(STALE_VERSION, f"{target} was changed by someone else during the upload")
 
     async def cancel_upload(self, session: UploadSession) -> None:
         await self.cancel_session(session.path, session.session_id)

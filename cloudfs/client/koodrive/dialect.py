@@ -11,7 +11,7 @@
   There is no overwrite in place: a new version is uploaded beside the file
   under a temporary name, the old file goes to the recycle bin, and the new
   one is renamed into place, so its id changes (the capability record says
-  so) and the swap is not atomic.
+  so) and the swap is not atomic (:mod:`cloudfs.client.replace`, the steps here).
 * Downloads: pre-signed object URLs from ``files/download``, ranged when the
   object store answers 206 (the download engine falls back to whole-file
   otherwise).
@@ -41,6 +41,7 @@ from cloudfs.client.koodrive.wire import Wire, data_of
 from cloudfs.client.login import Store
 from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo, TrashSummary, UsageReport
 from cloudfs.client.paths import join, split
+from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
 from cloudfs.errors import (
     AlreadyExists,
@@ -91,6 +92,8 @@ class KooDriveDialect:
         self.container = ""
         self.user_id = ""
         self.ids = IdCache("root")
+        #: replacing a file: upload beside it, then swap (no overwrite in place)
+        self._beside = BesideReplace(self)
 
     # ---- login ----------------------------------------------------------------------------
     async def log_in(self, url: str, *, email: str | None, password: str | None,
@@ -411,27 +414,39 @@ class KooDriveDialect:
         self.ids.put(uploaded_path, file_id)
         if replace is None:
             return entry_of(await self._detail(file_id, session.path), session.path)
-        return await self._swap(uploaded_path, file_id, replace, session.path)
+        # the caller's ``replace`` may carry a path from before a rename: the
+        # upload's path is where the file is now
+        return await self._beside.swap(uploaded_path, replace, session.path)
 
-    async def _swap(self, uploaded_path: str, file_id: str, replace: Entry, target: str) -> Entry:
-        """The new version (``uploaded_path``) takes the place of ``replace``,
-        which must still be the file at ``target`` (the upload's path: the
-        caller's ``replace`` may carry a path from before a rename): the old
-        file goes to the recycle bin, the new one is renamed to its name."""
+    # ---- the steps of a replace beside the file (replace.SwapSteps) -------------------------------
+    async def swap_sides(self, uploaded: str, target: str) -> tuple[Entry | None, Entry | None]:
+        """The upload as far as the swap needs it (its id, known since
+        ``files/create``: no request) and the file now at ``target``."""
+        file_id = self.ids.get(uploaded)
+        mine = None if file_id is None else Entry(file_id=file_id, path=uploaded, is_dir=False, size=0, mtime_ns=0,
+                                                  ctime_ns=0, version=file_id)
         try:
             current = await self.stat(target)
         except NotFound:
             current = None
-        if current is not None and current.file_id != replace.file_id:
-            await self._delete_ids([{"fileId": file_id, "filePath": await self._id_path(uploaded_path)}],
-                                   permanent=True, what=f"drop the upload beside {target}")
-            self.ids.forget(uploaded_path)
-            raise VersionConflict(f"{target} changed on the server meanwhile")
-        if current is not None:
-            await self._delete_ids([{"fileId": current.file_id, "filePath": await self._id_path(target)}],
-                                   permanent=False, what=f"replace {target}")
-            self.ids.forget(target)
-        return await self.rename(uploaded_path, split(target)[1])
+        return mine, current
+
+    async def drop_upload(self, uploaded: Entry, *, what: str) -> None:
+        await self._delete_ids([{"fileId": uploaded.file_id, "filePath": await self._id_path(uploaded.path)}],
+                               permanent=True, what=what)
+        self.ids.forget(uploaded.path)
+
+    async def retire(self, current: Entry, target: str) -> None:
+        """The old file goes to the recycle bin."""
+        await self._delete_ids([{"fileId": current.file_id, "filePath": await self._id_path(target)}],
+                               permanent=False, what=f"replace {target}")
+        self.ids.forget(target)
+
+    async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
+        return await self.rename(uploaded.path, name)
+
+    def conflict(self, target: str) -> CloudfsError:
+        return VersionConflict(f"{target} changed on the server meanwhile")
 
     async def _upload_empty(self, path: str) -> Entry:
         session = await self.open_upload(path, 0, mtime_ms=None, replace=None,
