@@ -54,7 +54,7 @@ from cachetools import LRUCache
 
 from cloudfs.client import envelope
 from cloudfs.client.auth import Authenticator, CookieAuth, SessionCookie
-from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.dialect import Ref, RestartUpload, SignedUrl, UploadSession, UrlRefused, path_of
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store, session_login
@@ -371,9 +371,14 @@ class V3Dialect:
             raise AlreadyExists(f"{path} already exists")
         return made
 
-    async def rename(self, path: str, new_name: str, *, entry: Entry | None = None) -> Entry:
-        """``entry``: the object at ``path``, if the caller just listed it."""
-        entry = entry if entry is not None else await self._child(path)
+    async def rename(self, ref: Ref, new_name: str) -> Entry:
+        # addressed by path: whatever is at the path now is renamed, and its
+        # content version, listed just now, is the one carried across
+        return await self._rename(await self._child(path_of(ref)), new_name)
+
+    async def _rename(self, entry: Entry, new_name: str) -> Entry:
+        """Rename ``entry``, as just listed."""
+        path = entry.path
         target = join(split(path)[0], new_name)
         body = {"src": _src([entry]), "new_name": new_name}
         what = f"rename {path}"
@@ -391,9 +396,9 @@ class V3Dialect:
         await self.http.retrying(op, idempotent=True, what=what)
         return self._moved(entry, await self._child(target))
 
-    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
+    async def move(self, refs: Sequence[Ref], dst_dir: str, *, copy: bool) -> None:
         by_parent: dict[str, list[Entry]] = {}
-        for p in paths:
+        for p in map(path_of, refs):
             by_parent.setdefault(split(p)[0], []).append(await self._child(p))
         for src_dir, entries in by_parent.items():
             if copy:
@@ -433,10 +438,10 @@ class V3Dialect:
         # a repeated copy would make a second copy: only unsent copies are retried
         await self.http.retrying(op, idempotent=not copy, what=what)
 
-    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None:
+    async def delete(self, refs: Sequence[Ref], *, permanent: bool) -> None:
         # v3 has no recycle bin: every delete is permanent
-        entries = [await self._child(p) for p in paths]
-        await self._delete(entries, what=f"delete {paths[0]}")
+        entries = [await self._child(path_of(r)) for r in refs]
+        await self._delete(entries, what=f"delete {entries[0].path}")
 
     async def _delete(self, entries: Sequence[Entry], *, what: str) -> None:
         # idempotent: ids no longer there are skipped by the server
@@ -448,9 +453,9 @@ class V3Dialect:
     async def empty_trash(self) -> None:
         return None
 
-    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
+    async def set_metadata(self, ref: Ref, values: Mapping[str, str | None]) -> None:
         if values:
-            raise NotSupported(f"{path}: Cloudreve {self.info.version} has no object metadata")
+            raise NotSupported(f"{path_of(ref)}: Cloudreve {self.info.version} has no object metadata")
 
     async def capacity(self) -> Capacity:
         data = await self.http.call("GET", "/user/storage", idempotent=True, what="capacity")
@@ -624,7 +629,7 @@ class V3Dialect:
         await self._delete([current], what=f"replace {target}")  # no recycle bin: for good
 
     async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
-        return await self.rename(uploaded.path, name, entry=uploaded)
+        return await self._rename(uploaded, name)
 
     def conflict(self, target: str) -> CloudfsError:
         """Said like v4's "previous version mismatch", for callers that look at the code."""

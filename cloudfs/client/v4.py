@@ -39,7 +39,7 @@ from cachetools import LRUCache
 
 from cloudfs.client import envelope
 from cloudfs.client.auth import Authenticator, Tokens
-from cloudfs.client.dialect import SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.dialect import Ref, SignedUrl, UploadSession, UrlRefused, path_of
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store, token_login
@@ -324,7 +324,8 @@ class V4Dialect:
         self._given[(entry.file_id, entry.version)] = given
         return given
 
-    async def rename(self, path: str, new_name: str) -> Entry:
+    async def rename(self, ref: Ref, new_name: str) -> Entry:
+        path = path_of(ref)
         target = join(split(path)[0], new_name)
         body = {"uri": to_uri(path), "new_name": new_name}
 
@@ -339,7 +340,8 @@ class V4Dialect:
 
         return await self.http.retrying(op, idempotent=True, what=f"rename {path}")
 
-    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
+    async def move(self, refs: Sequence[Ref], dst_dir: str, *, copy: bool) -> None:
+        paths = [path_of(r) for r in refs]
         for start in range(0, len(paths), BATCH):
             await self._move_batch(paths[start:start + BATCH], dst_dir, copy=copy)
 
@@ -361,7 +363,8 @@ class V4Dialect:
         # a repeated copy would make a second copy: only unsent copies are retried
         await self.http.retrying(op, idempotent=not copy, what=f"{verb} to {dst_dir}")
 
-    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None:
+    async def delete(self, refs: Sequence[Ref], *, permanent: bool) -> None:
+        paths = [path_of(r) for r in refs]
         for start in range(0, len(paths), BATCH):
             batch = paths[start:start + BATCH]
             body = {"uris": [to_uri(p) for p in batch], "skip_soft_delete": permanent}
@@ -376,7 +379,8 @@ class V4Dialect:
 
             await self.http.retrying(op, idempotent=True, what=f"delete {batch[0]}")
 
-    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
+    async def set_metadata(self, ref: Ref, values: Mapping[str, str | None]) -> None:
+        path = path_of(ref)
         patches = [{"key": k, "remove": True} if v is None else {"key": k, "value": v} for k, v in values.items()]
         if not patches:
             return

@@ -161,7 +161,7 @@ class Namespace:
         try:
             if values and not client.capabilities.custom_metadata:
                 raise CloudfsError("the server keeps no custom metadata", errno=errno.EOPNOTSUPP)
-            await client.set_metadata(entry.path, values)
+            await client.set_metadata(entry, values)
         except CloudfsError as exc:
             if exc.errno != errno.EOPNOTSUPP:
                 raise
@@ -186,7 +186,7 @@ class Namespace:
             # its upload waits meanwhile; it is forgotten only once the file
             # is gone: if the delete fails, the staged content still goes up
             async with core.writeback.paused([local] if local is not None else []):
-                await self._delete(entry.path)
+                await self._delete(entry)
                 await self._forget_removed(node, local)
                 core.meta.remove(entry.path)
                 core.pins.removed(entry.path)
@@ -200,7 +200,7 @@ class Namespace:
             raise fail(errno.ENOTDIR)
         if await self._has_children(entry.path):
             raise fail(errno.ENOTEMPTY)
-        await self._delete(entry.path)
+        await self._delete(entry)
         core.meta.remove(entry.path)
         core.pins.removed(entry.path)
         children_changed(parent)
@@ -218,8 +218,8 @@ class Namespace:
                     return True
         return False
 
-    async def _delete(self, path: str) -> None:
-        await self.core.client.delete([path], permanent=not self.core.settings.delete_to_trash)
+    async def _delete(self, entry: Entry) -> None:
+        await self.core.client.delete([entry], permanent=not self.core.settings.delete_to_trash)
         self.core.forget_capacity()
 
     async def _before_removal(self, entry: Entry, node: Node | None, *, strict: bool = True) -> LocalFile | None:
@@ -323,7 +323,7 @@ class Namespace:
             await self._remap({src.path: moved.path})
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)
-                await self._delete_quietly(aside.path)
+                await self._delete_quietly(aside)
                 await self._forget_removed(dst_node, replaced)  # its uploads are paused with the rename's
                 core.meta.remove(dst.path)
             moved = await self._keep_mtime(src, moved)
@@ -377,11 +377,11 @@ class Namespace:
         except (CloudfsError, OSError) as exc:
             log.error("could not move %s back to %s after a failed rename: %s", entry.path, original_path, exc)
 
-    async def _delete_quietly(self, path: str) -> None:
+    async def _delete_quietly(self, entry: Entry) -> None:
         try:
-            await self._delete(path)
+            await self._delete(entry)
         except CloudfsError as exc:
-            log.warning("renamed over a target, but could not delete its old version %s: %s", path, exc)
+            log.warning("renamed over a target, but could not delete its old version %s: %s", entry.path, exc)
 
     def _recache(self, old: Entry, moved: Entry) -> None:
         meta = self.core.meta

@@ -229,3 +229,37 @@ async def test_pasted_token_and_app_key_file(kd, kclient, monkeypatch, tmp_path,
         assert (await app.capacity()).total == 1 << 30
     finally:
         await app.aclose()
+
+
+async def test_operations_on_an_entry_held_need_no_lookup(kclient, kd, token_store):
+    """Object operations take the Entry the caller holds: an id-addressed
+    backend renames, moves and deletes by its id, without listing a folder
+    to find it again (here the client's path -> id cache forgot it)."""
+    switches(kd, job_polls_per_step=0)
+    await kclient.mkdir("/held")
+    await kclient.mkdir("/held/to")
+    made = await kclient.create_file("/held/f")
+    file_id = made.file_id
+    other = await CloudreveClient.connect(kd.url, email=kd.email, password=kd.password, token_store=token_store,
+                                          settings=FAST)
+    async with other:
+        to = await other.stat("/held/to")  # lists /held: the folders' ids are known
+        ids = other._dialect.ids
+        listings = r"/koodrive/ose/v1/files/0$"
+        for step in ("rename", "move", "delete"):
+            ids.forget(made.path)
+            kd.faults.clear()  # the counters too
+            kd.faults.set(path_regex=listings)  # counts requests, injects nothing
+            if step == "rename":
+                made = await other.rename(made, "g")
+                assert made.path == "/held/g" and made.file_id == file_id
+            elif step == "move":
+                await other.move([made], to.path)
+                made = await kclient.stat("/held/to/g")
+                assert made.file_id == file_id
+                kd.faults.clear()
+            else:
+                await other.delete([made])
+            assert kd.faults.stats().get("matched", 0) == 0, f"{step} listed a folder"
+        with pytest.raises(NotFound):
+            await kclient.stat("/held/to/g")

@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 
 from cloudfs.client.auth import Authenticator
-from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.dialect import Ref, RestartUpload, SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.http import Http, safe_url
 from cloudfs.client.koodrive import jobs, login, space
 from cloudfs.client.koodrive.codes import DUPLICATE_NAME, KooDriveError
@@ -116,6 +116,15 @@ class KooDriveDialect:
         if known is not None:
             return known
         return (await self._child(path)).file_id
+
+    def _known(self, ref: Ref) -> str:
+        """``ref``'s path; an Entry the caller holds names the object's id,
+        so the operation needs no listing to find it (a stale one is refused
+        by the server, and where the operation retries, looked up again)."""
+        if isinstance(ref, Entry):
+            self.ids.put(ref.path, ref.file_id)
+            return ref.path
+        return ref
 
     async def _child(self, path: str) -> Entry:
         """``path`` found in its parent's listing (which caches every sibling)."""
@@ -231,7 +240,8 @@ class KooDriveDialect:
         except AlreadyExists:  # made meanwhile
             return await self._id(folder)
 
-    async def rename(self, path: str, new_name: str) -> Entry:
+    async def rename(self, ref: Ref, new_name: str) -> Entry:
+        path = self._known(ref)
         folder, _ = split(path)
         target = join(folder, new_name)
 
@@ -257,7 +267,8 @@ class KooDriveDialect:
             parts.append(await self._id(walked))
         return "/" + "/".join(parts)
 
-    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
+    async def move(self, refs: Sequence[Ref], dst_dir: str, *, copy: bool) -> None:
+        paths = [self._known(r) for r in refs]
         files = [{"fileId": await self._id(p), "filePath": await self._id_path(p)} for p in paths]
         info = {"fileInfo": files, "newFilePath": await self._id_path(dst_dir), "srcContainerId": self.container}
         verb = "copy" if copy else "move"
@@ -268,7 +279,8 @@ class KooDriveDialect:
                 self.ids.forget(p)
                 self.ids.put(join(dst_dir, split(p)[1]), f["fileId"])
 
-    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None:
+    async def delete(self, refs: Sequence[Ref], *, permanent: bool) -> None:
+        paths = [self._known(r) for r in refs]
         files = [{"fileId": await self._id(p), "filePath": await self._id_path(p)} for p in paths]
         await self._delete_ids(files, permanent=permanent, what=f"delete {len(paths)} item(s)")
         for p in paths:
@@ -279,7 +291,7 @@ class KooDriveDialect:
                            {"fileInfo": files, "srcContainerId": self.container}, container=self.container,
                            what=what, items=len(files))
 
-    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
+    async def set_metadata(self, ref: Ref, values: Mapping[str, str | None]) -> None:
         raise NotSupported("KooDrive keeps no custom metadata", errno=errno.EOPNOTSUPP)
 
     async def capacity(self) -> Capacity:
@@ -443,7 +455,7 @@ class KooDriveDialect:
         self.ids.forget(target)
 
     async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
-        return await self.rename(uploaded.path, name)
+        return await self.rename(uploaded, name)
 
     def conflict(self, target: str) -> CloudfsError:
         return VersionConflict(f"{target} changed on the server meanwhile")
