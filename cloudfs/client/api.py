@@ -147,8 +147,7 @@ class Client:
     def use_client_id(self, client_id: str) -> None:
         """Send this ``X-Cr-Client-Id`` from now on: one kept per account, so a remount's
         change feed resumes where the last one stopped and never hears its own changes."""
-        self._http.client_id = client_id
-        self._http.client.headers["X-Cr-Client-Id"] = client_id
+        self._http.use_client_id(client_id)
 
     def change_feed(self, **callbacks: Any) -> ChangeFeed | None:
         """A :class:`~cloudfs.client.changefeed.ChangeFeed` of the whole drive (Cloudreve 4;

@@ -139,6 +139,8 @@ STALE_VERSION = 40076
 class V3Dialect:
     def __init__(self, http: Http, version: str, title: str = "") -> None:
         self.http = http
+        #: Cloudreve API calls (envelopes) over the neutral HTTP layer
+        self.api = envelope.Api(http)
         http.prefix = PREFIX
         self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
@@ -158,7 +160,7 @@ class V3Dialect:
         headers = {"Cookie": cookie.header} if cookie is not None else {}
         response = await self.http.request_once(method, self.http.api_url(path), what=what, headers=headers,
                                                 json=json)
-        env = self.http.envelope_of(response, what)
+        env = envelope.of_response(response, what)
         return env, cookie_from(response.headers.get_list("set-cookie"))
 
     async def password_login(self, email: str, password: str,
@@ -231,7 +233,7 @@ class V3Dialect:
     async def _listing(self, path: str) -> tuple[str, list[Entry], dict[str, Any]]:
         """(folder id, children including temporary upload names, policy) of a folder."""
         what = f"list {path}"
-        data = await self.http.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
+        data = await self.api.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
         folder_id, objects, policy = listing_of(data, what)
         return folder_id, [self._carry(entry_from(obj, path)) for obj in objects], policy
 
@@ -445,7 +447,7 @@ class V3Dialect:
 
     async def _delete(self, entries: Sequence[Entry], *, what: str) -> None:
         # idempotent: ids no longer there are skipped by the server
-        await self.http.call("DELETE", "/object", idempotent=True, what=what, json=_src(entries))
+        await self.api.call("DELETE", "/object", idempotent=True, what=what, json=_src(entries))
 
     async def trash(self) -> None:
         return None  # no recycle bin: every delete is permanent
@@ -458,19 +460,19 @@ class V3Dialect:
             raise NotSupported(f"{path_of(ref)}: Cloudreve {self.info.version} has no object metadata")
 
     async def capacity(self) -> Capacity:
-        data = await self.http.call("GET", "/user/storage", idempotent=True, what="capacity")
+        data = await self.api.call("GET", "/user/storage", idempotent=True, what="capacity")
         if not isinstance(data, dict) or not isinstance(data.get("total"), int) or \
                 not isinstance(data.get("used"), int):
             raise ProtocolError("capacity: malformed answer")
         return Capacity(total=data["total"], used=data["used"])
 
     async def _call_once(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
-        env = await self.http.call_once(method, path, what=what, **kwargs)
+        env = await self.api.call_once(method, path, what=what, **kwargs)
         return env.unwrap()
 
     # ---- downloads ------------------------------------------------------------------------
     async def sign_url(self, entry: Entry) -> SignedUrl:
-        data = await self.http.call("PUT", f"/file/download/{entry.file_id}", idempotent=True,
+        data = await self.api.call("PUT", f"/file/download/{entry.file_id}", idempotent=True,
                                     what=f"download URL of {entry.path}")
         if not isinstance(data, str) or not data:
             raise ProtocolError(f"download URL of {entry.path}: no URL")

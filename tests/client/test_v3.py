@@ -206,8 +206,8 @@ async def test_rename_and_move_keep_the_content_version(connect, v3, local_file)
     assert [c.version for c in (await client.list_all(f"{top}/sub"))[1]] == [first.version]
     # someone else writes new content of the same size in place (PUT /file/update)
     other = await connect(srv=v3)
-    await other._http.call("PUT", f"/file/update/{moved.file_id}", idempotent=False, what="edit in place",
-                           content=b"x" * (CHUNK + 9))
+    await other._dialect.api.call("PUT", f"/file/update/{moved.file_id}", idempotent=False,
+                                  what="edit in place", content=b"x" * (CHUNK + 9))
     edited = await client.stat(moved.path)
     assert edited.file_id == first.file_id and edited.size == first.size
     assert edited.version != first.version
