@@ -378,8 +378,9 @@ class V3Dialect:
         # content version, listed just now, is the one carried across
         return await self._rename(await self._child(path_of(ref)), new_name)
 
-    async def _rename(self, entry: Entry, new_name: str) -> Entry:
-        """Rename ``entry``, as just listed."""
+    async def _rename(self, entry: Entry, new_name: str, *, carry: bool = True) -> Entry:
+        """Rename ``entry``, as just listed; ``carry``: its content version
+        across the time the rename gives it (for content cached under it)."""
         path = entry.path
         target = join(split(path)[0], new_name)
         body = {"src": _src([entry]), "new_name": new_name}
@@ -396,7 +397,8 @@ class V3Dialect:
                 raise
 
         await self.http.retrying(op, idempotent=True, what=what)
-        return self._moved(entry, await self._child(target))
+        done = await self._child(target)
+        return self._moved(entry, done) if carry else done
 
     async def move(self, refs: Sequence[Ref], dst_dir: str, *, copy: bool) -> None:
         by_parent: dict[str, list[Entry]] = {}
@@ -631,7 +633,9 @@ class V3Dialect:
         await self._delete([current], what=f"replace {target}")  # no recycle bin: for good
 
     async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
-        return await self._rename(uploaded, name)
+        # not carried: new content, cached (by the write-back) under the version
+        # the server shows, which a later mount sees too
+        return await self._rename(uploaded, name, carry=False)
 
     def conflict(self, target: str) -> CloudfsError:
         """Said like v4's "previous version mismatch", for callers that look at the code."""
