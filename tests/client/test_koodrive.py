@@ -263,3 +263,26 @@ async def test_operations_on_an_entry_held_need_no_lookup(kclient, kd, token_sto
             assert kd.faults.stats().get("matched", 0) == 0, f"{step} listed a folder"
         with pytest.raises(NotFound):
             await kclient.stat("/held/to/g")
+
+
+async def test_a_swap_whose_rename_failed_is_cleaned_up_by_the_next(kclient, kd, tmp_path):
+    """The shared replace-beside strategy (client/replace.py) on KooDrive:
+    when the rename into place fails (the old file already in the recycle
+    bin), the new content stays at its temporary name; the next upload puts
+    its content in place and deletes the stranded copy."""
+    await kclient.mkdir("/strand")
+    src = tmp_path / "s"
+    src.write_bytes(b"version 1")
+    first = await kclient.upload("/strand/f", src)
+    kd.faults.set(path_regex=r"/files/rename/", error_rate=1.0, error_status=503, count=20)
+    src.write_bytes(b"version 2, stranded")
+    with pytest.raises(CloudfsError):
+        await kclient.upload("/strand/f", src, replace=first)
+    kd.faults.clear()
+    _, children = await kclient.list_all("/strand")
+    assert [c.name for c in children if not c.name.startswith(".f.cloudfs-")] == []  # the old one is in the bin
+    src.write_bytes(b"version 3")
+    placed = await kclient.upload("/strand/f", src, replace=first)
+    assert await kclient.read(placed, 0, 100) == b"version 3"
+    _, children = await kclient.list_all("/strand")
+    assert [c.name for c in children] == ["f"]
