@@ -235,7 +235,10 @@ class V3Dialect:
         what = f"list {path}"
         data = await self.api.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
         folder_id, objects, policy = listing_of(data, what)
-        return folder_id, [self._carry(entry_from(obj, path)) for obj in objects], policy
+        entries = [entry_from(obj, path) for obj in objects]
+        if self._carried:  # (most listings: nothing renamed or moved by us)
+            entries = [self._carry(e) for e in entries]
+        return folder_id, entries, policy
 
     def _carry(self, entry: Entry) -> Entry:
         """``entry`` with the content version it had before a rename or move
