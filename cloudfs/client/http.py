@@ -38,7 +38,7 @@ from cloudfs.client.auth import Authenticator
 from cloudfs.client.bodies import WholeBody
 from cloudfs.client.retry import AttemptState, retrying
 from cloudfs.client.settings import ClientSettings
-from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, ServerError, TLSFailure, TransportError
+from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, TLSFailure, TransportError
 
 log = logging.getLogger(__name__)
 
