@@ -80,10 +80,6 @@ class Attributes:
     st_birthtime_ns: int = 0
 
 
-#: the field names, in order (for the adapter that copies them)
-FIELDS = Attributes.__slots__
-
-
 @dataclass(frozen=True, slots=True)
 class AttrChanges:
     """What a setattr asks to change (None: leave it)."""
