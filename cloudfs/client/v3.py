@@ -417,7 +417,11 @@ class V3Dialect:
             # the move set the files' times to now: carry their versions across it
             files = {e.file_id: e for entries in by_parent.values() for e in entries if not e.is_dir}
             if files:
-                _, there, _ = await self._listing(dst_dir)
+                try:
+                    _, there, _ = await self._listing(dst_dir)
+                except CloudfsError as exc:  # the move is done: only the cached blocks are at stake
+                    log.debug("moved to %s, but cannot list it to keep the content versions: %s", dst_dir, exc)
+                    return
                 for after in there:
                     if after.file_id in files:
                         self._moved(files[after.file_id], after)
