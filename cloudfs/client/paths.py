@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from cloudfs.errors import CloudfsError, NameTooLong
 
@@ -52,6 +52,10 @@ def relocated(path: str, moves: Mapping[str, str]) -> str | None:
         if within(path, old):
             return new.rstrip("/") + "/" + path[len(old.rstrip("/")) + 1:]
     return None
+
+
+def normalize_all(paths: Iterable[str]) -> list[str]:
+    return [normalize(p) for p in paths]
 
 
 def split(path: str) -> tuple[str, str]:
