@@ -35,7 +35,8 @@ from cloudfs.config import MountSettings
 from cloudfs.errors import CloudfsError
 from cloudfs.client import clientid
 from cloudfs.fs import inject
-from cloudfs.fs.changes import KernelInvalidator, LiveChanges
+from cloudfs.fs.changes import LiveChanges
+from cloudfs.fs.kernel import KernelInvalidator
 from cloudfs.fs.core import Core
 from cloudfs.fs.inodes import InodeTable
 from cloudfs.fs.meta import MetaCache

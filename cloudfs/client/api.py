@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from cloudfs.client import paths
 from cloudfs.client.backends import detect
-from cloudfs.client.dialect import Dialect
+from cloudfs.client.dialect import Dialect, Ref, path_of
 from cloudfs.client.download import Downloader
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store
@@ -148,8 +148,7 @@ class Client:
     def use_client_id(self, client_id: str) -> None:
         """Send this ``X-Cr-Client-Id`` from now on: one kept per account, so a remount's
         change feed resumes where the last one stopped and never hears its own changes."""
-        self._http.client_id = client_id
-        self._http.client.headers["X-Cr-Client-Id"] = client_id
+        self._http.use_client_id(client_id)
 
     def change_feed(self, **callbacks: Any) -> ChangeFeed | None:
         """A :class:`~cloudfs.client.changefeed.ChangeFeed` of the whole drive (Cloudreve 4;
@@ -222,11 +221,13 @@ class Client:
         return await self._dialect.create(self._not_root(path), folder=False)
 
     @_only_cloudfs_errors
-    async def rename(self, path: str, new_name: str) -> Entry:
-        """Rename in place (never overwrites: EEXIST)."""
+    async def rename(self, target: Entry | str, new_name: str) -> Entry:
+        """Rename in place (never overwrites: EEXIST).  ``target``: the
+        Entry the caller holds (an id-addressed backend then needs no
+        lookup) or a path."""
         paths.check_name(new_name)
-        source = paths.normalize(path)
-        if source == "/":
+        source = _ref(target)
+        if path_of(source) == "/":
             raise CloudfsError("the root cannot be renamed", errno=errno.EBUSY)
         return await self._dialect.rename(source, new_name)
 
@@ -241,60 +242,61 @@ class Client:
         if src_folder == folder:
             if src_name == name:
                 return entry
-            return await self.rename(entry.path, name)
+            return await self.rename(entry, name)
         if src_name != name:
             try:
-                entry = await self.rename(entry.path, name)
+                entry = await self.rename(entry, name)
                 staged_name = name
             except CloudfsError as exc:
                 if exc.errno != errno.EEXIST:
                     raise
                 staged_name = spare_name  # the name is taken in the source folder
-                entry = await self.rename(entry.path, staged_name)
+                entry = await self.rename(entry, staged_name)
         else:
             staged_name = name
         try:
-            await self.move([entry.path], folder)
+            await self.move([entry], folder)
         except BaseException:
             if staged_name != src_name:
                 await self._put_back(entry, src_folder, src_name)
             raise
         moved = dataclasses.replace(entry, path=paths.join(folder, staged_name))
         if staged_name != name:
-            moved = await self.rename(moved.path, name)
+            moved = await self.rename(moved, name)
         return moved
 
     async def _put_back(self, entry: Entry, folder: str, name: str) -> None:
         """Best effort to undo the rename of a relocation whose move failed."""
         try:
-            await self.rename(entry.path, name)
+            await self.rename(entry, name)
         except CloudfsError as exc:
             log.error("could not move %s back to %s after a failed rename: %s", entry.path,
                       paths.join(folder, name), exc)
 
     @_only_cloudfs_errors
-    async def move(self, paths_: Sequence[str], dst_dir: str) -> None:
-        """Move objects into a folder, keeping names (never overwrites)."""
+    async def move(self, paths_: Sequence[Entry | str], dst_dir: str) -> None:
+        """Move objects (Entries held or paths) into a folder, keeping names (never overwrites)."""
         if paths_:
-            await self._dialect.move(paths.normalize_all(paths_), paths.normalize(dst_dir), copy=False)
+            await self._dialect.move([_ref(p) for p in paths_], paths.normalize(dst_dir), copy=False)
 
     @_only_cloudfs_errors
-    async def copy(self, paths_: Sequence[str], dst_dir: str) -> None:
-        """Copy objects into a folder, keeping names (never overwrites)."""
+    async def copy(self, paths_: Sequence[Entry | str], dst_dir: str) -> None:
+        """Copy objects (Entries held or paths) into a folder, keeping names (never overwrites)."""
         if paths_:
-            await self._dialect.move(paths.normalize_all(paths_), paths.normalize(dst_dir), copy=True)
+            await self._dialect.move([_ref(p) for p in paths_], paths.normalize(dst_dir), copy=True)
 
     @_only_cloudfs_errors
-    async def delete(self, paths_: Sequence[str], *, permanent: bool = False) -> None:
-        """Delete (recursively for folders); to the trash unless permanent."""
+    async def delete(self, paths_: Sequence[Entry | str], *, permanent: bool = False) -> None:
+        """Delete objects (Entries held or paths), recursively for folders;
+        to the trash unless permanent."""
         if paths_:
-            await self._dialect.delete(paths.normalize_all(paths_), permanent=permanent)
+            await self._dialect.delete([_ref(p) for p in paths_], permanent=permanent)
 
     @_only_cloudfs_errors
-    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
-        """Set (or remove, with None) public metadata keys such as ``dav:cloudfs:mtime``.
-        EOPNOTSUPP on servers without metadata (v3)."""
-        await self._dialect.set_metadata(paths.normalize(path), values)
+    async def set_metadata(self, target: Entry | str, values: Mapping[str, str | None]) -> None:
+        """Set (or remove, with None) public metadata keys such as ``dav:cloudfs:mtime``
+        of ``target`` (an Entry held or a path).  EOPNOTSUPP on servers without metadata."""
+        await self._dialect.set_metadata(_ref(target), values)
 
     @_only_cloudfs_errors
     async def capacity(self) -> Capacity:
@@ -413,6 +415,12 @@ class Client:
             "urls_signed": self._downloads.urls.signed,
             "token_renewals": getattr(auth, "renewals", 0),
         }
+
+
+def _ref(target: Entry | str) -> Ref:
+    """An object as the dialect takes it: an Entry as held (its path came
+    from the client, already normal), a path normalised and checked."""
+    return target if isinstance(target, Entry) else paths.normalize(target)
 
 
 #: the facade's first name, from when Cloudreve was the only backend

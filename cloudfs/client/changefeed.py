@@ -42,7 +42,7 @@ import trio
 from httpx_sse import EventSource, SSEError, aconnect_sse
 
 from cloudfs.client import envelope
-from cloudfs.client.http import LOGIN_REQUIRED, Http, map_error
+from cloudfs.client.http import Http, map_error
 from cloudfs.errors import CloudfsError, RequestTimeout
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,8 @@ class ChangeFeed:
                     if response.status_code == 404:
                         raise Unavailable("the server has no change feed (Cloudreve before 4.11)")
                     if not response.headers.get("content-type", "").startswith("text/event-stream"):
-                        env = http.envelope_of(response, "GET /file/events") if await response.aread() else None
-                        if env is not None and env.code == LOGIN_REQUIRED and not renewed and http.auth:
+                        env = envelope.of_response(response, "GET /file/events") if await response.aread() else None
+                        if env is not None and env.code == envelope.LOGIN_REQUIRED and not renewed and http.auth:
                             await http.auth.rejected(headers)
                             continue
                         if env is not None and env.code == FEATURE_NOT_ENABLED:

@@ -114,8 +114,8 @@ async def _titled(http: Http, dialect: D, config_path: str) -> D:
     """``dialect`` with the site title, if the server tells (cosmetic:
     failures are ignored).  The dialect has set the API prefix."""
     try:
-        data = await http.call("GET", config_path, idempotent=True, auth=False, what="site config",
-                               deadline=min(http.settings.deadline_s, 10.0))
+        data = await envelope.Api(http).call("GET", config_path, idempotent=True, auth=False, what="site config",
+                                             deadline=min(http.settings.deadline_s, 10.0))
     except CloudfsError as exc:
         log.debug("no site title: %s", exc)
         return dialect

@@ -7,7 +7,10 @@ object ids).  Everything else (name checks, retries and deadlines in
 engines, the token store) is shared and lives outside the dialect.
 
 Paths given to a dialect are already normalised and checked
-(:mod:`cloudfs.client.paths`).
+(:mod:`cloudfs.client.paths`).  Operations on an existing object take a
+:data:`Ref`: the :class:`Entry` the caller holds (with its id, so an
+id-addressed backend need not look the path up again) or, where the caller
+has none, its path.
 """
 
 from __future__ import annotations
@@ -25,6 +28,14 @@ from cloudfs.errors import CloudfsError
 
 if TYPE_CHECKING:  # login.py imports this module's protocols
     from cloudfs.client.login import Store
+
+
+#: an existing object as an operation names it: the Entry the caller holds, or its path
+Ref = Entry | str
+
+
+def path_of(ref: Ref) -> str:
+    return ref.path if isinstance(ref, Entry) else ref
 
 
 class UrlRefused(CloudfsError):
@@ -95,10 +106,10 @@ class Dialect(Protocol):
     async def stat(self, path: str) -> Entry: ...
     def list_pages(self, path: str) -> AsyncGenerator[tuple[Entry, list[Entry]], None]: ...
     async def create(self, path: str, *, folder: bool) -> Entry: ...
-    async def rename(self, path: str, new_name: str) -> Entry: ...
-    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None: ...
-    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None: ...
-    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None: ...
+    async def rename(self, ref: Ref, new_name: str) -> Entry: ...
+    async def move(self, refs: Sequence[Ref], dst_dir: str, *, copy: bool) -> None: ...
+    async def delete(self, refs: Sequence[Ref], *, permanent: bool) -> None: ...
+    async def set_metadata(self, ref: Ref, values: Mapping[str, str | None]) -> None: ...
     async def capacity(self) -> Capacity: ...
     async def trash(self) -> TrashSummary | None:
         """What the recycle bin holds; None if the server has none (deletes are permanent)."""

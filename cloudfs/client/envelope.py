@@ -1,6 +1,8 @@
 """Cloudreve's JSON response envelope ``{code, data, msg, ...}``, shared by
-v3 and v4: decoding it defensively and turning a non-zero code into
-:class:`CloudreveError`.
+v3 and v4: decoding it defensively, turning a non-zero code into
+:class:`CloudreveError`, and the API calls built on it (:class:`Api`: the
+login renewed once on code 401, ``data`` unwrapped) over the neutral
+:class:`~cloudfs.client.http.Http`.
 
 Anything that is not a JSON object with an integer ``code`` (HTML from a
 proxy, a truncated body, a bare string) is a :class:`ProtocolError`, never a
@@ -10,15 +12,24 @@ crash further up.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
+
 from cloudfs.client.cloudreve_codes import CloudreveError
-from cloudfs.errors import ProtocolError
+from cloudfs.client.http import Http
+from cloudfs.client.retry import AttemptState
+from cloudfs.errors import ProtocolError, ServerError
 
 SUCCESS = 0
+#: the header naming the client: the event stream does not echo a client's own changes back
+CLIENT_ID_HEADER = "X-Cr-Client-Id"
 #: login continues with a second factor (``data`` = 2FA session id)
 CONTINUE_2FA = 203
+#: "login required": the access token expired or was revoked (the server did nothing)
+LOGIN_REQUIRED = 401
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,3 +90,74 @@ def parse(body: bytes, what: str) -> Envelope:
         correlation_id=str(doc["correlation_id"]) if doc.get("correlation_id") else None,
         aggregated=aggregated if isinstance(aggregated, dict) else None,
     )
+
+
+def of_response(response: httpx.Response, what: str) -> Envelope:
+    """The envelope of an API answer (HTTP 200); a server error or any
+    other status is raised."""
+    status = response.status_code
+    if status >= 500 or status == 429:
+        raise ServerError(f"{what}: HTTP {status} {response.reason_phrase}".rstrip(), status=status)
+    if status != 200:
+        raise ProtocolError(f"{what}: unexpected HTTP {status} {response.reason_phrase}".rstrip())
+    return parse(response.content, what)
+
+
+class Api:
+    """Cloudreve API calls: under :attr:`Http.prefix`, authenticated by
+    :attr:`Http.auth`, answered in envelopes."""
+
+    def __init__(self, http: Http) -> None:
+        self.http = http
+        http.send_client_id(CLIENT_ID_HEADER)
+
+    async def call_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str | None = None,
+        auth: bool = True,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Envelope:
+        """One API call (plus one more after renewing a refused login)."""
+        http = self.http
+        what = what or f"{method} {path}"
+        url = http.api_url(path)
+        content = kwargs.pop("content", None)
+        for renewed in (False, True):
+            sent: dict[str, str] = dict(headers or {})
+            if auth and http.auth is not None:
+                sent.update(await http.auth.headers())
+            if content is not None:
+                # a callable makes a fresh body (an iterator is consumed by a try)
+                kwargs["content"] = content() if callable(content) else content
+            response = await http.request_once(method, url, what=what, headers=sent, **kwargs)
+            env = of_response(response, what)
+            if env.code == LOGIN_REQUIRED and auth and http.auth is not None and not renewed:
+                # expired or revoked access token: the server treated us as
+                # anonymous and did nothing, so sending again is safe
+                await http.auth.rejected(sent)
+                continue
+            return env
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        what: str | None = None,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """An API call, retried as its idempotency allows; returns ``data``."""
+        label = what or f"{method} {path}"
+
+        async def op(_: AttemptState) -> Any:
+            env = await self.call_once(method, path, what=label, **kwargs)
+            return env.unwrap()
+
+        return await self.http.retrying(op, idempotent=idempotent, what=label, deadline=deadline)

@@ -1,5 +1,5 @@
 """The HTTP layer: one shared ``httpx.AsyncClient`` per client instance,
-exception classification, envelope decoding, authentication and retries.
+exception classification, the authenticator and retries.
 
 Owns:
 
@@ -8,13 +8,16 @@ Owns:
 * translating httpx's exceptions into cloudfs errors, noting whether the
   request may have reached the server (``TransportError.maybe_delivered``),
   which the retry policy needs for non-idempotent calls;
-* the ``X-Cr-Client-Id`` header (one UUID per client: Cloudreve does not echo
-  a client's own changes back to its event stream);
-* authenticated API calls: headers from the :class:`Authenticator`, and on an
-  envelope ``401`` one renewal and one more try;
-* :meth:`Http.call`: the usual "retry under a deadline, unwrap the envelope".
+* the client's id (one UUID per client), sent in the header a backend names
+  (:meth:`send_client_id`: Cloudreve's ``X-Cr-Client-Id``, so its event
+  stream does not echo a client's own changes back);
+* :meth:`Http.retrying`: an operation retried under the client's deadline
+  (:mod:`retry`).
 
-Nothing dialect-specific: the dialect sets :attr:`Http.prefix` and the auth.
+Nothing backend-specific: a backend sets :attr:`Http.prefix` and the auth,
+and builds its API calls on :meth:`request_once` (the answers' shape, and
+what a refused login looks like, are its own: Cloudreve's envelope in
+:mod:`envelope`, KooDrive's in :mod:`koodrive.wire`).
 """
 
 from __future__ import annotations
@@ -31,20 +34,15 @@ from urllib.parse import urlsplit, urlunsplit
 import httpcore
 import httpx
 
-from cloudfs.client import envelope
 from cloudfs.client.auth import Authenticator
 from cloudfs.client.bodies import WholeBody
 from cloudfs.client.retry import AttemptState, retrying
 from cloudfs.client.settings import ClientSettings
-from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, ServerError, TLSFailure, TransportError
+from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, TLSFailure, TransportError
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: envelope code of "login required"
-LOGIN_REQUIRED = 401
-
 
 def safe_url(url: str) -> str:
     """``url`` without its query (signatures live there) for messages."""
@@ -139,6 +137,8 @@ class Http:
         self.base_url = base_url.rstrip("/")
         self.settings = settings
         self.client_id = str(uuid.uuid4())
+        #: the header that carries ``client_id``, where the backend wants one
+        self.client_id_header: str | None = None
         #: API path prefix, e.g. "/api/v4" (set by the dialect)
         self.prefix = ""
         self.auth: Authenticator | None = None
@@ -150,7 +150,7 @@ class Http:
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.request_timeout_s),
             limits=limits,
-            headers={"User-Agent": settings.user_agent, "X-Cr-Client-Id": self.client_id},
+            headers={"User-Agent": settings.user_agent},
             follow_redirects=False,
             verify=settings.verify_tls,
             # no cookie jar: a session cookie (v3) is the authenticator's
@@ -160,6 +160,17 @@ class Http:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    def send_client_id(self, header: str) -> None:
+        """Send :attr:`client_id` in ``header`` with every request from now on."""
+        self.client_id_header = header
+        self.client.headers[header] = self.client_id
+
+    def use_client_id(self, client_id: str) -> None:
+        """Be ``client_id`` from now on (sent where the backend wants it)."""
+        self.client_id = client_id
+        if self.client_id_header is not None:
+            self.client.headers[self.client_id_header] = client_id
 
     def api_url(self, path: str) -> str:
         return f"{self.base_url}{self.prefix}{path}"
@@ -185,46 +196,6 @@ class Http:
         except httpx.HTTPError as exc:
             raise map_error(exc, what) from None  # httpx errors hold the request (and its headers)
 
-    async def call_once(
-        self,
-        method: str,
-        path: str,
-        *,
-        what: str | None = None,
-        auth: bool = True,
-        headers: Mapping[str, str] | None = None,
-        **kwargs: Any,
-    ) -> envelope.Envelope:
-        """One API call (plus one more after renewing a refused login)."""
-        what = what or f"{method} {path}"
-        url = self.api_url(path)
-        content = kwargs.pop("content", None)
-        for renewed in (False, True):
-            sent: dict[str, str] = dict(headers or {})
-            if auth and self.auth is not None:
-                sent.update(await self.auth.headers())
-            if content is not None:
-                # a callable makes a fresh body (an iterator is consumed by a try)
-                kwargs["content"] = content() if callable(content) else content
-            response = await self.request_once(method, url, what=what, headers=sent, **kwargs)
-            env = self.envelope_of(response, what)
-            if env.code == LOGIN_REQUIRED and auth and self.auth is not None and not renewed:
-                # expired or revoked access token: the server treated us as
-                # anonymous and did nothing, so sending again is safe
-                await self.auth.rejected(sent)
-                continue
-            return env
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    @staticmethod
-    def envelope_of(response: httpx.Response, what: str) -> envelope.Envelope:
-        status = response.status_code
-        if status >= 500 or status == 429:
-            raise ServerError(f"{what}: HTTP {status} {response.reason_phrase}".rstrip(), status=status)
-        if status != 200:
-            raise ProtocolError(f"{what}: unexpected HTTP {status} {response.reason_phrase}".rstrip())
-        return envelope.parse(response.content, what)
-
     # ---- with retries ------------------------------------------------------------
     async def retrying(
         self,
@@ -236,25 +207,6 @@ class Http:
     ) -> T:
         return await retrying(op, policy=self.settings.retry_policy(), idempotent=idempotent, what=what,
                               deadline=deadline)
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        idempotent: bool,
-        what: str | None = None,
-        deadline: float | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """An API call, retried as its idempotency allows; returns ``data``."""
-        label = what or f"{method} {path}"
-
-        async def op(_: AttemptState) -> Any:
-            env = await self.call_once(method, path, what=label, **kwargs)
-            return env.unwrap()
-
-        return await self.retrying(op, idempotent=idempotent, what=label, deadline=deadline)
 
     # ---- streaming (downloads) -------------------------------------------------
     async def open_stream(self, method: str, url: str, *, what: str,

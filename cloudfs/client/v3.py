@@ -12,11 +12,17 @@ How v3 differs from v4, and what this module does about it:
   file (an existing name is 40004).  Replacing a file therefore uploads to a
   temporary name in the same folder (hidden from listings), and only once
   the last chunk is in deletes the old file and renames the new one into
-  place (:meth:`complete_upload`): a failed upload leaves the old content
+  place (:mod:`replace`, the steps here): a failed upload leaves the old content
   intact, but the replaced file gets a *new id* (and the rename sets its
   time to now).  Even an empty file is swapped, not deleted first: the name
   must stay taken while the upload runs (a rename meanwhile moves the file).
 * Chunks are accepted strictly in order (40012 otherwise), one at a time.
+* A rename or move sets a file's time to now (GORM bumps ``updated_at``),
+  and the content version is made of id, size and time (there is no other
+  sign of an in-place edit by someone else): after a rename or move of its
+  own, this client keeps the version from before it for as long as the
+  server shows the time that rename or move gave, so the file's cached
+  blocks stay valid (:meth:`_carry`).
 * Signed download URLs come from ``PUT /file/download/<id>``, relative;
   content answers carry no ETag (Go's ``ServeContent``): the size tells
   whether the content is what was listed.
@@ -48,7 +54,7 @@ from cachetools import LRUCache
 
 from cloudfs.client import envelope
 from cloudfs.client.auth import Authenticator, CookieAuth, SessionCookie
-from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.dialect import Ref, RestartUpload, SignedUrl, UploadSession, UrlRefused, path_of
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store, session_login
@@ -63,6 +69,7 @@ from cloudfs.client.models import (
     mtime_value,
 )
 from cloudfs.client.paths import join, split
+from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.sha256state import HashStates
 from cloudfs.client.v3_shapes import (
@@ -94,6 +101,8 @@ log = logging.getLogger(__name__)
 
 #: uploads of ours remembered (by object id) for recognising them after lost answers
 OWN_UPLOADS_KEPT = 4096
+#: files renamed or moved by us whose content version is carried across the time it gave them
+CARRIED_VERSIONS_KEPT = 4096
 
 PREFIX = "/api/v3"
 #: this dialect's name in the registry (:mod:`backends`)
@@ -123,20 +132,24 @@ CHUNK_OUT_OF_ORDER = 40012
 PATH_NOT_EXIST = 40016
 UPLOAD_ONGOING = 40054
 INVALID_SIGN = 40071
-#: v4's "previous version mismatch", raised by this module for the same situation
-STALE_VERSION = 40076
 IO_FAILED = 50004
+#: v4's "previous version mismatch": a replace found the file changed meanwhile
+STALE_VERSION = 40076
 
 
 class V3Dialect:
     def __init__(self, http: Http, version: str, title: str = "") -> None:
         self.http = http
+        #: Cloudreve API calls (envelopes) over the neutral HTTP layer
+        self.api = envelope.Api(http)
         http.prefix = PREFIX
         self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
         self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
-        #: target path -> our content left at a temporary name by a swap whose rename failed
-        self._stranded: dict[str, Entry] = {}
+        #: object id -> (the time and size a rename or move of ours left, the content version from before it)
+        self._carried: LRUCache[str, tuple[int, int, str]] = LRUCache(maxsize=CARRIED_VERSIONS_KEPT)
+        #: replacing a file: upload beside it, then swap (no versions, no overwrite)
+        self._beside = BesideReplace(self)
         #: the storage policy uploads name (listed once; refreshed when refused)
         self._policy: dict[str, Any] | None = None
 
@@ -148,7 +161,7 @@ class V3Dialect:
         headers = {"Cookie": cookie.header} if cookie is not None else {}
         response = await self.http.request_once(method, self.http.api_url(path), what=what, headers=headers,
                                                 json=json)
-        env = self.http.envelope_of(response, what)
+        env = envelope.of_response(response, what)
         return env, cookie_from(response.headers.get_list("set-cookie"))
 
     async def password_login(self, email: str, password: str,
@@ -221,9 +234,34 @@ class V3Dialect:
     async def _listing(self, path: str) -> tuple[str, list[Entry], dict[str, Any]]:
         """(folder id, children including temporary upload names, policy) of a folder."""
         what = f"list {path}"
-        data = await self.http.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
+        data = await self.api.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
         folder_id, objects, policy = listing_of(data, what)
-        return folder_id, [entry_from(obj, path) for obj in objects], policy
+        entries = [entry_from(obj, path) for obj in objects]
+        if self._carried:  # (most listings: nothing renamed or moved by us)
+            entries = [self._carry(e) for e in entries]
+        return folder_id, entries, policy
+
+    def _carry(self, entry: Entry) -> Entry:
+        """``entry`` with the content version it had before a rename or move
+        of ours, if the server still shows the time and size that left (a
+        later edit, or someone else's rename, moves the time again: then the
+        server's word stands)."""
+        kept = self._carried.get(entry.file_id)
+        if kept is None:
+            return entry
+        mtime_ns, size, version = kept
+        if entry.is_dir or entry.mtime_ns != mtime_ns or entry.size != size:
+            del self._carried[entry.file_id]
+            return entry
+        return dataclasses.replace(entry, version=version)
+
+    def _moved(self, before: Entry, after: Entry) -> Entry:
+        """``after`` (``before`` renamed or moved by us, as listed since)
+        with ``before``'s content version, remembered for later listings."""
+        if before.is_dir or after.file_id != before.file_id or after.size != before.size:
+            return after
+        self._carried[after.file_id] = (after.mtime_ns, after.size, before.version)
+        return dataclasses.replace(after, version=before.version)
 
     async def _child(self, path: str) -> Entry:
         """The object at ``path`` (not the root), found in its parent's listing."""
@@ -339,9 +377,15 @@ class V3Dialect:
             raise AlreadyExists(f"{path} already exists")
         return made
 
-    async def rename(self, path: str, new_name: str, *, entry: Entry | None = None) -> Entry:
-        """``entry``: the object at ``path``, if the caller just listed it."""
-        entry = entry if entry is not None else await self._child(path)
+    async def rename(self, ref: Ref, new_name: str) -> Entry:
+        # addressed by path: whatever is at the path now is renamed, and its
+        # content version, listed just now, is the one carried across
+        return await self._rename(await self._child(path_of(ref)), new_name)
+
+    async def _rename(self, entry: Entry, new_name: str, *, carry: bool = True) -> Entry:
+        """Rename ``entry``, as just listed; ``carry``: its content version
+        across the time the rename gives it (for content cached under it)."""
+        path = entry.path
         target = join(split(path)[0], new_name)
         body = {"src": _src([entry]), "new_name": new_name}
         what = f"rename {path}"
@@ -357,11 +401,12 @@ class V3Dialect:
                 raise
 
         await self.http.retrying(op, idempotent=True, what=what)
-        return await self._child(target)
+        done = await self._child(target)
+        return self._moved(entry, done) if carry else done
 
-    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
+    async def move(self, refs: Sequence[Ref], dst_dir: str, *, copy: bool) -> None:
         by_parent: dict[str, list[Entry]] = {}
-        for p in paths:
+        for p in map(path_of, refs):
             by_parent.setdefault(split(p)[0], []).append(await self._child(p))
         for src_dir, entries in by_parent.items():
             if copy:
@@ -369,6 +414,18 @@ class V3Dialect:
                     await self._move_call(src_dir, [entry], dst_dir, copy=True)
             else:
                 await self._move_call(src_dir, entries, dst_dir, copy=False)
+        if not copy:
+            # the move set the files' times to now: carry their versions across it
+            files = {e.file_id: e for entries in by_parent.values() for e in entries if not e.is_dir}
+            if files:
+                try:
+                    _, there, _ = await self._listing(dst_dir)
+                except CloudfsError as exc:  # the move is done: only the cached blocks are at stake
+                    log.debug("moved to %s, but cannot list it to keep the content versions: %s", dst_dir, exc)
+                    return
+                for after in there:
+                    if after.file_id in files:
+                        self._moved(files[after.file_id], after)
 
     async def _move_call(self, src_dir: str, entries: list[Entry], dst_dir: str, *, copy: bool) -> None:
         verb = "copy" if copy else "move"
@@ -393,14 +450,14 @@ class V3Dialect:
         # a repeated copy would make a second copy: only unsent copies are retried
         await self.http.retrying(op, idempotent=not copy, what=what)
 
-    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None:
+    async def delete(self, refs: Sequence[Ref], *, permanent: bool) -> None:
         # v3 has no recycle bin: every delete is permanent
-        entries = [await self._child(p) for p in paths]
-        await self._delete(entries, what=f"delete {paths[0]}")
+        entries = [await self._child(path_of(r)) for r in refs]
+        await self._delete(entries, what=f"delete {entries[0].path}")
 
     async def _delete(self, entries: Sequence[Entry], *, what: str) -> None:
         # idempotent: ids no longer there are skipped by the server
-        await self.http.call("DELETE", "/object", idempotent=True, what=what, json=_src(entries))
+        await self.api.call("DELETE", "/object", idempotent=True, what=what, json=_src(entries))
 
     async def trash(self) -> None:
         return None  # no recycle bin: every delete is permanent
@@ -408,24 +465,24 @@ class V3Dialect:
     async def empty_trash(self) -> None:
         return None
 
-    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
+    async def set_metadata(self, ref: Ref, values: Mapping[str, str | None]) -> None:
         if values:
-            raise NotSupported(f"{path}: Cloudreve {self.info.version} has no object metadata")
+            raise NotSupported(f"{path_of(ref)}: Cloudreve {self.info.version} has no object metadata")
 
     async def capacity(self) -> Capacity:
-        data = await self.http.call("GET", "/user/storage", idempotent=True, what="capacity")
+        data = await self.api.call("GET", "/user/storage", idempotent=True, what="capacity")
         if not isinstance(data, dict) or not isinstance(data.get("total"), int) or \
                 not isinstance(data.get("used"), int):
             raise ProtocolError("capacity: malformed answer")
         return Capacity(total=data["total"], used=data["used"])
 
     async def _call_once(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
-        env = await self.http.call_once(method, path, what=what, **kwargs)
+        env = await self.api.call_once(method, path, what=what, **kwargs)
         return env.unwrap()
 
     # ---- downloads ------------------------------------------------------------------------
     async def sign_url(self, entry: Entry) -> SignedUrl:
-        data = await self.http.call("PUT", f"/file/download/{entry.file_id}", idempotent=True,
+        data = await self.api.call("PUT", f"/file/download/{entry.file_id}", idempotent=True,
                                     what=f"download URL of {entry.path}")
         if not isinstance(data, str) or not data:
             raise ProtocolError(f"download URL of {entry.path}: no URL")
@@ -557,33 +614,10 @@ class V3Dialect:
             placed = await self._child(target)
             self._remember_own(placed, session)
             return placed
-        # both from one listing of the folder
-        found = await self._children_named(split(target)[0], {split(session.path)[1], split(target)[1]})
-        uploaded = found.get(split(session.path)[1])
-        if uploaded is None:
-            raise NotFound(f"{session.path}: no such file or folder")
-        # from here on the content may land without our hearing of it (a
-        # lost answer to the rename below): remember it is ours
-        self._remember_own(uploaded, session)
-        current = found.get(split(target)[1])  # None: deleted meanwhile, just move ours in
-        if current is not None:
-            if current.file_id != replace.file_id or current.is_dir or current.size != replace.size:
-                # changed by someone else since the caller based its content on it.
-                # (Not the time: a rename changes it too.)  Said like v4's
-                # "previous version mismatch", which callers already handle
-                await self._delete([uploaded], what=f"drop the upload for {target}")
-                raise CloudreveError(STALE_VERSION, f"{target} was changed by someone else during the upload")
-            await self._delete([current], what=f"replace {target}")
-        try:
-            placed = await self.rename(session.path, split(target)[1], entry=uploaded)
-        except CloudfsError:
-            log.error("the new content of %s is left at %s: renaming it into place failed", target,
-                      session.path)
-            self._stranded[target] = uploaded
-            raise
-        stranded = self._stranded.pop(target, None)
-        if stranded is not None and stranded.file_id != placed.file_id:
-            await self._drop_stranded(stranded)
+        # from the moment the swap found it the content may land without our
+        # hearing of it (a lost answer to the rename): remember it is ours
+        placed = await self._beside.swap(session.path, replace, target,
+                                         found=lambda uploaded: self._remember_own(uploaded, session))
         kept = _kept_mtime(placed, session.extra.get("mtime_ms"))
         if kept:
             placed = dataclasses.replace(placed, metadata={**kept, MEMORY_ONLY_KEY: MTIME_KEY})
@@ -595,15 +629,26 @@ class V3Dialect:
             mtime_ms = session.extra.get("mtime_ms")
             self._own_uploads[uploaded.file_id] = (tag, mtime_ms if isinstance(mtime_ms, int) else 0)
 
-    async def _drop_stranded(self, stranded: Entry) -> None:
-        """Delete the content an earlier, failed swap left at a temporary
-        name (hidden from listings, but counted against the quota), now that
-        a later upload replaced it.  By id: if that rename did happen after
-        all, the object was replaced since and the id is skipped."""
-        try:
-            await self._delete([stranded], what=f"drop {stranded.path}")
-        except CloudfsError as exc:
-            log.warning("could not delete %s, left by a failed upload: %s", stranded.path, exc)
+    # ---- the steps of a replace beside the file (replace.SwapSteps) -------------------------------
+    async def swap_sides(self, uploaded: str, target: str) -> tuple[Entry | None, Entry | None]:
+        """Both from one listing of the folder."""
+        found = await self._children_named(split(target)[0], {split(uploaded)[1], split(target)[1]})
+        return found.get(split(uploaded)[1]), found.get(split(target)[1])
+
+    async def drop_upload(self, uploaded: Entry, *, what: str) -> None:
+        await self._delete([uploaded], what=what)
+
+    async def retire(self, current: Entry, target: str) -> None:
+        await self._delete([current], what=f"replace {target}")  # no recycle bin: for good
+
+    async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
+        # not carried: new content, cached (by the write-back) under the version
+        # the server shows, which a later mount sees too
+        return await self._rename(uploaded, name, carry=False)
+
+    def conflict(self, target: str) -> CloudfsError:
+        """Said like v4's "previous version mismatch", for callers that look at the code."""
+        return CloudreveError(STALE_VERSION, f"{target} was changed by someone else during the upload")
 
     async def cancel_upload(self, session: UploadSession) -> None:
         await self.cancel_session(session.path, session.session_id)

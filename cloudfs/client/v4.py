@@ -39,7 +39,7 @@ from cachetools import LRUCache
 
 from cloudfs.client import envelope
 from cloudfs.client.auth import Authenticator, Tokens
-from cloudfs.client.dialect import SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.dialect import Ref, SignedUrl, UploadSession, UrlRefused, path_of
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store, token_login
@@ -121,6 +121,8 @@ def _codes(exc: CloudreveError) -> set[int]:
 class V4Dialect:
     def __init__(self, http: Http, version: str, title: str = "") -> None:
         self.http = http
+        #: Cloudreve API calls (envelopes) over the neutral HTTP layer
+        self.api = envelope.Api(http)
         http.prefix = PREFIX
         self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: empty files given a content entity before their first upload: (id, version) -> the file after
@@ -132,7 +134,7 @@ class V4Dialect:
         body = {"email": email, "password": password}
 
         async def op(_: AttemptState) -> envelope.Envelope:
-            return await self.http.call_once("POST", "/session/token", json=body, auth=False, what="login")
+            return await self.api.call_once("POST", "/session/token", json=body, auth=False, what="login")
 
         env = await self.http.retrying(op, idempotent=True, what="login")
         if env.code == envelope.CONTINUE_2FA:
@@ -142,7 +144,7 @@ class V4Dialect:
             code = (await trio.to_thread.run_sync(otp)).strip()
 
             async def op2(_: AttemptState) -> envelope.Envelope:
-                return await self.http.call_once("POST", "/session/token/2fa", auth=False, what="2FA login",
+                return await self.api.call_once("POST", "/session/token/2fa", auth=False, what="2FA login",
                                                  json={"otp": code, "session_id": session_id})
 
             env = await self.http.retrying(op2, idempotent=False, what="2FA login")
@@ -153,12 +155,12 @@ class V4Dialect:
         return tokens_from(data.get("token"))
 
     async def refresh(self, refresh_token: str) -> Tokens:
-        data = await self.http.call("POST", "/session/token/refresh", idempotent=True, auth=False,
+        data = await self.api.call("POST", "/session/token/refresh", idempotent=True, auth=False,
                                     what="token refresh", json={"refresh_token": refresh_token})
         return tokens_from(data)
 
     async def logout(self, refresh_token: str) -> None:
-        await self.http.call("DELETE", "/session/token", idempotent=True, auth=False, what="logout",
+        await self.api.call("DELETE", "/session/token", idempotent=True, auth=False, what="logout",
                              json={"refresh_token": refresh_token})
 
     # ---- the login this backend owns (see dialect.Backend) ------------------------------
@@ -181,7 +183,7 @@ class V4Dialect:
                 async for parent, _ in pages:
                     return parent
             raise ProtocolError("empty listing")  # pragma: no cover
-        data = await self.http.call("GET", "/file/info", idempotent=True, what=f"stat {path}",
+        data = await self.api.call("GET", "/file/info", idempotent=True, what=f"stat {path}",
                                     params={"uri": to_uri(path)})
         return entry_from(data, path)
 
@@ -212,7 +214,7 @@ class V4Dialect:
         }
         page = 0
         while True:
-            data = await self.http.call("GET", "/file", idempotent=True, what=what, params=params)
+            data = await self.api.call("GET", "/file", idempotent=True, what=what, params=params)
             if not isinstance(data, dict) or not isinstance(data.get("files"), list):
                 raise ProtocolError(f"{what}: malformed listing")
             yield data
@@ -325,7 +327,8 @@ class V4Dialect:
         self._given[(entry.file_id, entry.version)] = given
         return given
 
-    async def rename(self, path: str, new_name: str) -> Entry:
+    async def rename(self, ref: Ref, new_name: str) -> Entry:
+        path = path_of(ref)
         target = join(split(path)[0], new_name)
         body = {"uri": to_uri(path), "new_name": new_name}
 
@@ -340,7 +343,8 @@ class V4Dialect:
 
         return await self.http.retrying(op, idempotent=True, what=f"rename {path}")
 
-    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
+    async def move(self, refs: Sequence[Ref], dst_dir: str, *, copy: bool) -> None:
+        paths = [path_of(r) for r in refs]
         for start in range(0, len(paths), BATCH):
             await self._move_batch(paths[start:start + BATCH], dst_dir, copy=copy)
 
@@ -362,7 +366,8 @@ class V4Dialect:
         # a repeated copy would make a second copy: only unsent copies are retried
         await self.http.retrying(op, idempotent=not copy, what=f"{verb} to {dst_dir}")
 
-    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None:
+    async def delete(self, refs: Sequence[Ref], *, permanent: bool) -> None:
+        paths = [path_of(r) for r in refs]
         for start in range(0, len(paths), BATCH):
             batch = paths[start:start + BATCH]
             body = {"uris": [to_uri(p) for p in batch], "skip_soft_delete": permanent}
@@ -377,15 +382,16 @@ class V4Dialect:
 
             await self.http.retrying(op, idempotent=True, what=f"delete {batch[0]}")
 
-    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
+    async def set_metadata(self, ref: Ref, values: Mapping[str, str | None]) -> None:
+        path = path_of(ref)
         patches = [{"key": k, "remove": True} if v is None else {"key": k, "value": v} for k, v in values.items()]
         if not patches:
             return
-        await self.http.call("PATCH", "/file/metadata", idempotent=True, what=f"set metadata of {path}",
+        await self.api.call("PATCH", "/file/metadata", idempotent=True, what=f"set metadata of {path}",
                              json={"uris": [to_uri(path)], "patches": patches})
 
     async def capacity(self) -> Capacity:
-        data = await self.http.call("GET", "/user/capacity", idempotent=True, what="capacity")
+        data = await self.api.call("GET", "/user/capacity", idempotent=True, what="capacity")
         if not isinstance(data, dict) or not isinstance(data.get("total"), int) or not isinstance(data.get("used"), int):
             raise ProtocolError("capacity: malformed answer")
         return Capacity(total=data["total"], used=data["used"])
@@ -411,10 +417,10 @@ class V4Dialect:
         uris = [item["path"] for item in await self._trash_items() if isinstance(item.get("path"), str)]
         for start in range(0, len(uris), BATCH):
             body = {"uris": uris[start:start + BATCH], "skip_soft_delete": True}
-            await self.http.call("DELETE", "/file", idempotent=True, what="empty the recycle bin", json=body)
+            await self.api.call("DELETE", "/file", idempotent=True, what="empty the recycle bin", json=body)
 
     async def _call_once(self, method: str, path: str, *, what: str, **kwargs: Any) -> Any:
-        env = await self.http.call_once(method, path, what=what, **kwargs)
+        env = await self.api.call_once(method, path, what=what, **kwargs)
         return env.unwrap()
 
     # ---- downloads ----------------------------------------------------------------------
@@ -423,7 +429,7 @@ class V4Dialect:
         if entry.version:
             body["entity"] = entry.version  # exactly the version the caller has
         try:
-            data = await self.http.call("POST", "/file/url", idempotent=True,
+            data = await self.api.call("POST", "/file/url", idempotent=True,
                                         what=f"download URL of {entry.path}", json=body)
         except CloudreveError as exc:
             codes = {exc.code, *(inner.code for inner in exc.aggregated.values())}
@@ -527,7 +533,7 @@ class V4Dialect:
 
     async def _policy_id(self, path: str) -> str:
         folder = split(path)[0]
-        data = await self.http.call("GET", "/file", idempotent=True, what=f"storage policy of {folder}",
+        data = await self.api.call("GET", "/file", idempotent=True, what=f"storage policy of {folder}",
                                     params={"uri": to_uri(folder), "page_size": 1, "order_by": "name",
                                             "order_direction": "asc"})
         policy = data.get("storage_policy") if isinstance(data, dict) else None

@@ -1,4 +1,5 @@
-"""The only place that builds ``EntryAttributes`` (what stat(2) shows).
+"""The only place that builds a node's :class:`Attributes` (what stat(2)
+shows; ``ops.py`` hands them to the kernel as pyfuse3's ``EntryAttributes``).
 
 Servers know sizes and times but not POSIX owners or modes.  Owner and
 group are the mounting user's (or the ``uid``/``gid`` options), permission
@@ -16,8 +17,6 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-
-import pyfuse3
 
 from cloudfs.client.models import MODE_KEY, Entry, stored_mtime_ns
 from cloudfs.fs.inodes import Node
@@ -58,9 +57,45 @@ def node_permission_bits(node: Node, owner: Ownership) -> int:
     return permission_bits(node.entry, owner)
 
 
-def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False) -> pyfuse3.EntryAttributes:
+@dataclass(slots=True)
+class Attributes:
+    """What stat(2) shows of an inode, and how long the kernel may cache it
+    (the fields of pyfuse3's ``EntryAttributes``, which ``ops.py`` fills)."""
+
+    st_ino: int = 0
+    generation: int = 0
+    entry_timeout: float = 0.0
+    attr_timeout: float = 0.0
+    st_mode: int = 0
+    st_nlink: int = 0
+    st_uid: int = 0
+    st_gid: int = 0
+    st_rdev: int = 0
+    st_size: int = 0
+    st_blksize: int = 0
+    st_blocks: int = 0
+    st_atime_ns: int = 0
+    st_mtime_ns: int = 0
+    st_ctime_ns: int = 0
+    st_birthtime_ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AttrChanges:
+    """What a setattr asks to change (None: leave it)."""
+
+    size: int | None = None
+    mode: int | None = None
+    mtime_ns: int | None = None
+    atime_ns: int | None = None
+    #: owners (-1: "unchanged", as chown(2) takes it)
+    uid: int | None = None
+    gid: int | None = None
+
+
+def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False) -> Attributes:
     entry = node.entry
-    attrs = pyfuse3.EntryAttributes()
+    attrs = Attributes()
     attrs.st_ino = node.ino
     attrs.generation = 0
     attrs.entry_timeout = timeout_s

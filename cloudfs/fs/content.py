@@ -14,14 +14,13 @@ import errno
 import logging
 import os
 
-import pyfuse3
 
 from cloudfs.cache.fetcher import Source
 from cloudfs.cache.readahead import ReadAhead
 from cloudfs.errors import CloudfsError, errno_for
 from cloudfs.fs.core import Core, source_of
 from cloudfs.fs.errors import fail
-from cloudfs.fs.handles import FileHandle
+from cloudfs.fs.handles import FileHandle, Opened
 from cloudfs.fs.inodes import Node
 from cloudfs.upload.staging import LocalFile
 from cloudfs.upload.writeback import SLOW_RETRY_ERRNOS
@@ -42,7 +41,7 @@ class Content:
         self.core = core
 
     # ---- open / release ------------------------------------------------------
-    async def open(self, node: Node, flags: int) -> pyfuse3.FileInfo:
+    async def open(self, node: Node, flags: int) -> Opened:
         core = self.core
         if node.is_dir:
             raise fail(errno.EISDIR)
@@ -60,7 +59,7 @@ class Content:
         version = node.entry.version if node.local is None else None
         keep = version is not None and node.cached_version == version
         node.cached_version = version
-        return pyfuse3.FileInfo(fh=handle.fh, keep_cache=keep)
+        return Opened(fh=handle.fh, keep_cache=keep)
 
     def _new_handle(self, node: Node, writer: bool) -> FileHandle:
         core = self.core
@@ -103,14 +102,14 @@ class Content:
                     core.writeback.closed(local)
         core.settle(node)
 
-    def created(self, node: Node) -> pyfuse3.FileInfo:
+    def created(self, node: Node) -> Opened:
         """A handle on a file just created (empty, staged, open for writing)."""
         handle = self._new_handle(node, writer=True)
         local = self.stage(node)
         local.writers += 1
         self.core.writeback.note_activity()
         node.cached_version = None
-        return pyfuse3.FileInfo(fh=handle.fh)
+        return Opened(fh=handle.fh)
 
     def stage(self, node: Node) -> LocalFile:
         """The node's LocalFile, created (nothing downloaded) if needed, and

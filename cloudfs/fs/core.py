@@ -15,8 +15,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-import pyfuse3
-
 from cloudfs.cache.blocks import cache_name
 from cloudfs.cache.fetcher import Fetcher, Source
 from cloudfs.cache.ranges import Span
@@ -98,7 +96,7 @@ class Core:
             node.local = self.writeback.files.get(entry.file_id)
         return node
 
-    def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+    def attributes(self, node: Node) -> attrs.Attributes:
         return attrs.build(node, self.owner, self.metadata_ttl_s, link=self.is_link(node))
 
     def is_link(self, node: Node) -> bool:

@@ -20,6 +20,15 @@ from cloudfs.client.models import Entry
 from cloudfs.fs.inodes import Node
 
 
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A file just opened: its handle, and whether the kernel may keep the
+    pages it cached of it (``ops.py`` replies with pyfuse3's ``FileInfo``)."""
+
+    fh: int
+    keep_cache: bool = True
+
+
 @dataclass(eq=False)
 class FileHandle:
     fh: int

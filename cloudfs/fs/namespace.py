@@ -19,7 +19,6 @@ import time
 import uuid
 from contextlib import aclosing
 
-import pyfuse3
 
 from cloudfs.client.models import MODE_KEY, MTIME_KEY, Entry, mtime_value
 from cloudfs.errors import CloudfsError
@@ -27,6 +26,7 @@ from cloudfs.fs import attrs
 from cloudfs.fs.content import Content
 from cloudfs.fs.core import Core
 from cloudfs.fs.errors import fail
+from cloudfs.fs.handles import Opened
 from cloudfs.fs.inodes import MEMORY_ONLY_KEY, Node, detach_node, move_nodes
 from cloudfs.fs.links import LINK_MARK, PATH_MAX
 from cloudfs.fs.meta import join, split
@@ -34,6 +34,10 @@ from cloudfs.upload.staging import LocalFile
 from cloudfs.upload.writeback import drop_file, relocate_files
 
 log = logging.getLogger(__name__)
+
+#: rename's flags, as renameat(2) takes them (the kernel hands them on unchanged)
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
 
 TEMP_PREFIX = ".cloudfs-"
 #: the longest name, in bytes, that Linux and the servers take
@@ -58,7 +62,7 @@ class Namespace:
         self.content = content
 
     # ---- creation ------------------------------------------------------------
-    async def create(self, parent: Node, name: str, mode: int, flags: int = os.O_EXCL) -> tuple[pyfuse3.FileInfo, Node]:
+    async def create(self, parent: Node, name: str, mode: int, flags: int = os.O_EXCL) -> tuple[Opened, Node]:
         core = self.core
         core.check_writable()
         path = join(parent.path, name)
@@ -112,7 +116,7 @@ class Namespace:
             raise fail(errno.EINVAL)
         return await self.content.read_all(node)
 
-    async def _open_existing(self, path: str, flags: int) -> tuple[pyfuse3.FileInfo, Node]:
+    async def _open_existing(self, path: str, flags: int) -> tuple[Opened, Node]:
         core = self.core
         core.meta.invalidate(path)
         entry = await core.client.stat(path)
@@ -161,7 +165,7 @@ class Namespace:
         try:
             if values and not client.capabilities.custom_metadata:
                 raise CloudfsError("the server keeps no custom metadata", errno=errno.EOPNOTSUPP)
-            await client.set_metadata(entry.path, values)
+            await client.set_metadata(entry, values)
         except CloudfsError as exc:
             if exc.errno != errno.EOPNOTSUPP:
                 raise
@@ -186,7 +190,7 @@ class Namespace:
             # its upload waits meanwhile; it is forgotten only once the file
             # is gone: if the delete fails, the staged content still goes up
             async with core.writeback.paused([local] if local is not None else []):
-                await self._delete(entry.path)
+                await self._delete(entry)
                 await self._forget_removed(node, local)
                 core.meta.remove(entry.path)
                 core.pins.removed(entry.path)
@@ -200,7 +204,7 @@ class Namespace:
             raise fail(errno.ENOTDIR)
         if await self._has_children(entry.path):
             raise fail(errno.ENOTEMPTY)
-        await self._delete(entry.path)
+        await self._delete(entry)
         core.meta.remove(entry.path)
         core.pins.removed(entry.path)
         children_changed(parent)
@@ -218,8 +222,8 @@ class Namespace:
                     return True
         return False
 
-    async def _delete(self, path: str) -> None:
-        await self.core.client.delete([path], permanent=not self.core.settings.delete_to_trash)
+    async def _delete(self, entry: Entry) -> None:
+        await self.core.client.delete([entry], permanent=not self.core.settings.delete_to_trash)
         self.core.forget_capacity()
 
     async def _before_removal(self, entry: Entry, node: Node | None, *, strict: bool = True) -> LocalFile | None:
@@ -280,7 +284,7 @@ class Namespace:
         new_path = join(new_parent.path, new_name)
         if src.is_dir and (new_path + "/").startswith(src.path.rstrip("/") + "/"):
             raise fail(errno.EINVAL)  # into itself or its own subtree
-        if flags & pyfuse3.RENAME_EXCHANGE:
+        if flags & RENAME_EXCHANGE:
             if dst is None:
                 raise fail(errno.ENOENT)
             if dst.is_dir and (src.path + "/").startswith(dst.path.rstrip("/") + "/"):
@@ -289,7 +293,7 @@ class Namespace:
             children_changed(old_parent, new_parent)
             return
         if dst is not None:
-            if flags & pyfuse3.RENAME_NOREPLACE:
+            if flags & RENAME_NOREPLACE:
                 raise fail(errno.EEXIST)
             if dst.file_id == src.file_id:
                 return
@@ -323,7 +327,7 @@ class Namespace:
             await self._remap({src.path: moved.path})
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)
-                await self._delete_quietly(aside.path)
+                await self._delete_quietly(aside)
                 await self._forget_removed(dst_node, replaced)  # its uploads are paused with the rename's
                 core.meta.remove(dst.path)
             moved = await self._keep_mtime(src, moved)
@@ -377,11 +381,11 @@ class Namespace:
         except (CloudfsError, OSError) as exc:
             log.error("could not move %s back to %s after a failed rename: %s", entry.path, original_path, exc)
 
-    async def _delete_quietly(self, path: str) -> None:
+    async def _delete_quietly(self, entry: Entry) -> None:
         try:
-            await self._delete(path)
+            await self._delete(entry)
         except CloudfsError as exc:
-            log.warning("renamed over a target, but could not delete its old version %s: %s", path, exc)
+            log.warning("renamed over a target, but could not delete its old version %s: %s", entry.path, exc)
 
     def _recache(self, old: Entry, moved: Entry) -> None:
         meta = self.core.meta
@@ -419,31 +423,31 @@ class Namespace:
             return moved
 
     # ---- attributes ----------------------------------------------------------
-    async def setattr(self, node: Node, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields) -> None:
+    async def setattr(self, node: Node, changes: attrs.AttrChanges) -> None:
         core = self.core
-        if fields.update_uid or fields.update_gid:
-            uid_ok = not fields.update_uid or attr.st_uid in (-1, core.owner.uid)
-            gid_ok = not fields.update_gid or attr.st_gid in (-1, core.owner.gid)
+        if changes.uid is not None or changes.gid is not None:
+            uid_ok = changes.uid in (None, -1, core.owner.uid)
+            gid_ok = changes.gid in (None, -1, core.owner.gid)
             if not (uid_ok and gid_ok):
                 raise fail(errno.EPERM)  # servers keep no owners; only the mount's own are kept
-        if fields.update_size or fields.update_mode or fields.update_mtime:
+        if changes.size is not None or changes.mode is not None or changes.mtime_ns is not None:
             core.check_writable()
         async with core.locks.hold(node.ino):
-            if fields.update_size:
+            if changes.size is not None:
                 if node.is_dir:
                     raise fail(errno.EISDIR)
-                self.content.truncate(node, attr.st_size)
-            if fields.update_mode:
-                bits = attr.st_mode & 0o7777
+                self.content.truncate(node, changes.size)
+            if changes.mode is not None:
+                bits = changes.mode & 0o7777
                 if bits != attrs.node_permission_bits(node, core.owner):
                     await self._set_node_metadata(node, {MODE_KEY: f"{bits:o}"})
-            if fields.update_mtime:
-                await self._set_mtime(node, attr.st_mtime_ns)
-            if fields.update_atime:
-                node.atime_ns = attr.st_atime_ns
-            if fields.update_mtime and node.is_dir:
+            if changes.mtime_ns is not None:
+                await self._set_mtime(node, changes.mtime_ns)
+            if changes.atime_ns is not None:
+                node.atime_ns = changes.atime_ns
+            if changes.mtime_ns is not None and node.is_dir:
                 node.children_changed_ns = None  # the time just set is shown exactly
-            if fields.update_size or fields.update_mode or fields.update_mtime or fields.update_atime:
+            if any(v is not None for v in (changes.size, changes.mode, changes.mtime_ns, changes.atime_ns)):
                 node.changed_ns = time.time_ns()
 
     async def _set_mtime(self, node: Node, mtime_ns: int) -> None:

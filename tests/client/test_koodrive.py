@@ -229,3 +229,60 @@ async def test_pasted_token_and_app_key_file(kd, kclient, monkeypatch, tmp_path,
         assert (await app.capacity()).total == 1 << 30
     finally:
         await app.aclose()
+
+
+async def test_operations_on_an_entry_held_need_no_lookup(kclient, kd, token_store):
+    """Object operations take the Entry the caller holds: an id-addressed
+    backend renames, moves and deletes by its id, without listing a folder
+    to find it again (here the client's path -> id cache forgot it)."""
+    switches(kd, job_polls_per_step=0)
+    await kclient.mkdir("/held")
+    await kclient.mkdir("/held/to")
+    made = await kclient.create_file("/held/f")
+    file_id = made.file_id
+    other = await CloudreveClient.connect(kd.url, email=kd.email, password=kd.password, token_store=token_store,
+                                          settings=FAST)
+    async with other:
+        to = await other.stat("/held/to")  # lists /held: the folders' ids are known
+        ids = other._dialect.ids
+        listings = r"/koodrive/ose/v1/files/0$"
+        for step in ("rename", "move", "delete"):
+            ids.forget(made.path)
+            kd.faults.clear()  # the counters too
+            kd.faults.set(path_regex=listings)  # counts requests, injects nothing
+            if step == "rename":
+                made = await other.rename(made, "g")
+                assert made.path == "/held/g" and made.file_id == file_id
+            elif step == "move":
+                await other.move([made], to.path)
+                made = await kclient.stat("/held/to/g")
+                assert made.file_id == file_id
+                kd.faults.clear()
+            else:
+                await other.delete([made])
+            assert kd.faults.stats().get("matched", 0) == 0, f"{step} listed a folder"
+        with pytest.raises(NotFound):
+            await kclient.stat("/held/to/g")
+
+
+async def test_a_swap_whose_rename_failed_is_cleaned_up_by_the_next(kclient, kd, tmp_path):
+    """The shared replace-beside strategy (client/replace.py) on KooDrive:
+    when the rename into place fails (the old file already in the recycle
+    bin), the new content stays at its temporary name; the next upload puts
+    its content in place and deletes the stranded copy."""
+    await kclient.mkdir("/strand")
+    src = tmp_path / "s"
+    src.write_bytes(b"version 1")
+    first = await kclient.upload("/strand/f", src)
+    kd.faults.set(path_regex=r"/files/rename/", error_rate=1.0, error_status=503, count=20)
+    src.write_bytes(b"version 2, stranded")
+    with pytest.raises(CloudfsError):
+        await kclient.upload("/strand/f", src, replace=first)
+    kd.faults.clear()
+    _, children = await kclient.list_all("/strand")
+    assert [c.name for c in children if not c.name.startswith(".f.cloudfs-")] == []  # the old one is in the bin
+    src.write_bytes(b"version 3")
+    placed = await kclient.upload("/strand/f", src, replace=first)
+    assert await kclient.read(placed, 0, 100) == b"version 3"
+    _, children = await kclient.list_all("/strand")
+    assert [c.name for c in children] == ["f"]

@@ -184,3 +184,30 @@ async def test_metadata_is_eopnotsupp(connect, v3):
     with pytest.raises(CloudfsError) as info:
         await client.set_metadata(path, {"dav:cloudfs:mode": "644"})
     assert info.value.errno == errno.EOPNOTSUPP
+
+
+async def test_rename_and_move_keep_the_content_version(connect, v3, local_file):
+    """3.8 sets a file's time to now on every rename and move, and the time
+    is part of the content version (nothing else shows an edit in place):
+    the client's own rename or move must not look like new content, while
+    an edit by someone else afterwards still does."""
+    client = await connect(srv=v3)
+    top = name("version")
+    await client.mkdir(top)
+    await client.mkdir(f"{top}/sub")
+    src, _ = local_file(CHUNK + 9, seed=8)
+    first = await client.upload(f"{top}/a", src)
+    renamed = await client.rename(first.path, "b")
+    assert renamed.file_id == first.file_id and renamed.mtime_ns != first.mtime_ns
+    assert renamed.version == first.version
+    await client.move([renamed.path], f"{top}/sub")
+    moved = await client.stat(f"{top}/sub/b")
+    assert moved.version == first.version
+    assert [c.version for c in (await client.list_all(f"{top}/sub"))[1]] == [first.version]
+    # someone else writes new content of the same size in place (PUT /file/update)
+    other = await connect(srv=v3)
+    await other._dialect.api.call("PUT", f"/file/update/{moved.file_id}", idempotent=False,
+                                  what="edit in place", content=b"x" * (CHUNK + 9))
+    edited = await client.stat(moved.path)
+    assert edited.file_id == first.file_id and edited.size == first.size
+    assert edited.version != first.version

@@ -17,7 +17,7 @@
   There is no overwrite in place: a new version is uploaded beside the file
   under a temporary name, the old file goes to the recycle bin, and the new
   one is renamed into place, so its id changes (the capability record says
-  so) and the swap is not atomic.
+  so) and the swap is not atomic (:mod:`cloudfs.client.replace`, the steps here).
 * Downloads: pre-signed object URLs from ``files/download``, ranged when the
   object store answers 206 (the download engine falls back to whole-file
   otherwise).
@@ -40,7 +40,7 @@ import httpx
 from cachetools import LRUCache
 
 from cloudfs.client.auth import Authenticator
-from cloudfs.client.dialect import RestartUpload, SignedUrl, UploadSession, UrlRefused
+from cloudfs.client.dialect import Ref, RestartUpload, SignedUrl, UploadSession, UrlRefused
 from cloudfs.client.http import Http, safe_url
 from cloudfs.client.koodrive import jobs, login, space
 from cloudfs.client.koodrive.codes import DUPLICATE_NAME, UPLOAD_TASK_MISSING, KooDriveError
@@ -59,6 +59,7 @@ from cloudfs.client.models import (
     UsageReport,
 )
 from cloudfs.client.paths import join, split
+from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.sha256state import HashStates
 from cloudfs.errors import (
@@ -153,6 +154,8 @@ class KooDriveDialect:
         self._own_uploads: LRUCache[str, str] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
         #: target path -> ids of new versions maybe left complete beside it (see _drop_stranded)
         self._stranded: dict[str, set[str]] = {}
+        #: replacing a file: upload beside it, then swap (no overwrite in place)
+        self._beside = BesideReplace(self)
 
     # ---- login ----------------------------------------------------------------------------
     async def log_in(self, url: str, *, email: str | None, password: str | None,
@@ -175,6 +178,15 @@ class KooDriveDialect:
         if known is not None:
             return known
         return (await self._child(path)).file_id
+
+    def _known(self, ref: Ref) -> str:
+        """``ref``'s path; an Entry the caller holds names the object's id,
+        so the operation needs no listing to find it (a stale one is refused
+        by the server, and where the operation retries, looked up again)."""
+        if isinstance(ref, Entry):
+            self.ids.put(ref.path, ref.file_id)
+            return ref.path
+        return ref
 
     async def _child(self, path: str) -> Entry:
         """``path`` found in its parent's listing (which caches every sibling)."""
@@ -300,7 +312,8 @@ class KooDriveDialect:
         except AlreadyExists:  # made meanwhile
             return await self._id(folder)
 
-    async def rename(self, path: str, new_name: str) -> Entry:
+    async def rename(self, ref: Ref, new_name: str) -> Entry:
+        path = self._known(ref)
         folder, _ = split(path)
         target = join(folder, new_name)
 
@@ -336,7 +349,8 @@ class KooDriveDialect:
             parts.append(await self._id(walked))
         return "/" + "/".join(parts)
 
-    async def move(self, paths: Sequence[str], dst_dir: str, *, copy: bool) -> None:
+    async def move(self, refs: Sequence[Ref], dst_dir: str, *, copy: bool) -> None:
+        paths = [self._known(r) for r in refs]
         files = [{"fileId": await self._id(p), "filePath": await self._id_path(p)} for p in paths]
         info = {"fileInfo": files, "newFilePath": await self._id_path(dst_dir), "srcContainerId": self.container}
         verb = "copy" if copy else "move"
@@ -347,7 +361,8 @@ class KooDriveDialect:
                 self.ids.forget(p)
                 self.ids.put(join(dst_dir, split(p)[1]), f["fileId"])
 
-    async def delete(self, paths: Sequence[str], *, permanent: bool) -> None:
+    async def delete(self, refs: Sequence[Ref], *, permanent: bool) -> None:
+        paths = [self._known(r) for r in refs]
         files = [{"fileId": await self._id(p), "filePath": await self._id_path(p)} for p in paths]
         await self._delete_ids(files, permanent=permanent, what=f"delete {len(paths)} item(s)")
         for p in paths:
@@ -358,7 +373,7 @@ class KooDriveDialect:
                            {"fileInfo": files, "srcContainerId": self.container}, container=self.container,
                            what=what, items=len(files))
 
-    async def set_metadata(self, path: str, values: Mapping[str, str | None]) -> None:
+    async def set_metadata(self, ref: Ref, values: Mapping[str, str | None]) -> None:
         raise NotSupported("KooDrive keeps no custom metadata", errno=errno.EOPNOTSUPP)
 
     async def capacity(self) -> Capacity:
@@ -511,7 +526,9 @@ class KooDriveDialect:
         try:
             await self._complete(session)
             self.ids.put(uploaded_path, file_id)
-            placed = await self._swap(uploaded_path, file_id, replace, session.path)
+            # the caller's ``replace`` may carry a path from before a rename: the
+            # upload's path is where the file is now
+            placed = await self._beside.swap(uploaded_path, replace, session.path)
         except VersionConflict:
             raise  # the upload beside is deleted already
         except BaseException:
@@ -570,25 +587,35 @@ class KooDriveDialect:
             return False
         return int(item.get("size") or 0) == session.size
 
-    async def _swap(self, uploaded_path: str, file_id: str, replace: Entry, target: str) -> Entry:
-        """The new version (``uploaded_path``) takes the place of ``replace``,
-        which must still be the file at ``target`` (the upload's path: the
-        caller's ``replace`` may carry a path from before a rename): the old
-        file goes to the recycle bin, the new one is renamed to its name."""
+    # ---- the steps of a replace beside the file (replace.SwapSteps) -------------------------------
+    async def swap_sides(self, uploaded: str, target: str) -> tuple[Entry | None, Entry | None]:
+        """The upload as far as the swap needs it (its id, known since
+        ``files/create``: no request) and the file now at ``target``."""
+        file_id = self.ids.get(uploaded)
+        mine = None if file_id is None else Entry(file_id=file_id, path=uploaded, is_dir=False, size=0, mtime_ns=0,
+                                                  ctime_ns=0, version=file_id)
         try:
             current = await self.stat(target)
         except NotFound:
             current = None
-        if current is not None and current.file_id != replace.file_id:
-            await self._delete_ids([{"fileId": file_id, "filePath": await self._id_path(uploaded_path)}],
-                                   permanent=True, what=f"drop the upload beside {target}")
-            self.ids.forget(uploaded_path)
-            raise VersionConflict(f"{target} changed on the server meanwhile")
-        if current is not None:
-            await self._delete_ids([{"fileId": current.file_id, "filePath": await self._id_path(target)}],
-                                   permanent=False, what=f"replace {target}")
-            self.ids.forget(target)
-        return await self.rename(uploaded_path, split(target)[1])
+        return mine, current
+
+    async def drop_upload(self, uploaded: Entry, *, what: str) -> None:
+        await self._delete_ids([{"fileId": uploaded.file_id, "filePath": await self._id_path(uploaded.path)}],
+                               permanent=True, what=what)
+        self.ids.forget(uploaded.path)
+
+    async def retire(self, current: Entry, target: str) -> None:
+        """The old file goes to the recycle bin."""
+        await self._delete_ids([{"fileId": current.file_id, "filePath": await self._id_path(target)}],
+                               permanent=False, what=f"replace {target}")
+        self.ids.forget(target)
+
+    async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
+        return await self.rename(uploaded, name)
+
+    def conflict(self, target: str) -> CloudfsError:
+        return VersionConflict(f"{target} changed on the server meanwhile")
 
     async def _upload_empty(self, path: str) -> Entry:
         session = await self.open_upload(path, 0, mtime_ms=None, replace=None,
