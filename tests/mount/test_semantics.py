@@ -706,6 +706,7 @@ def test_rename_over_a_file_or_an_empty_folder_replaces_it(drive: Drive, remote:
 
 def test_rename_onto_itself_is_a_no_op(drive: Drive, remote: Remote, here: Path):
     create(here / "f", b"same")
+    synced(here / "f")  # on the server before its listing is compared (a replace beside is listed mid-swap)
     os.mkdir(here / "d")
     ino = os.stat(here / "f").st_ino
     os.rename(here / "f", here / "f")
@@ -722,6 +723,7 @@ def test_rename_refusals(drive: Drive, remote: Remote, here: Path):
     os.mkdir(here / "empty")
     os.mkdir(here / "theirs")
     create(here / "file", b"file")
+    synced(here / "file")  # on the server before its listing is compared (a replace beside is listed mid-swap)
     cases = [
         (here / "dir", here / "dir" / "sub" / "inside", errno.EINVAL),  # into its own subtree
         (here / "dir", here / "dir" / "inside", errno.EINVAL),
