@@ -18,10 +18,8 @@ import os
 import statistics
 from pathlib import Path
 
-import trio
-
 from harness import MiB, Mount, cpu_seconds, drop_caches, environment, mount_pid, timed
-from mount_read import PARALLEL, all_at_once, curl, make_file, read_all, upload_and_sign
+from mount_read import PARALLEL, all_at_once, curl, read_all, upload_random_files
 
 GiB = 1024 * MiB
 
@@ -70,13 +68,7 @@ def main() -> None:
 
     with environment(capacity=2 * (size + PARALLEL * part) + GiB, dialect=args.dialect) as (server, base):
         sources = {"/large.bin": size, **{f"/p{i}.bin": part for i in range(PARALLEL)}}
-        local = {}
-        for remote, length in sources.items():
-            local[remote] = base / remote.strip("/")
-            make_file(local[remote], length)
-        urls = trio.run(upload_and_sign, server, local)
-        for path in local.values():
-            path.unlink()
+        urls = upload_random_files(server, base, sources)
         mounts = {}
         for name, tree in trees.items():
             m = TreeMount(server, base / f"mnt-{name}", base / f"cache-{name}", options="metadata_ttl=600")
