@@ -24,7 +24,7 @@ import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import trio
 
@@ -84,8 +84,16 @@ class Fetcher:
         #: bytes downloaded, for statistics and tests
         self.bytes_fetched = 0
 
-    async def read(self, source: Source, span: Span) -> bytes:
-        """Bytes of ``span`` (short only at end of file)."""
+    @overload
+    async def read(self, source: Source, span: Span) -> bytes: ...
+
+    @overload
+    async def read(self, source: Source, span: Span, *, mapped: bool) -> bytes | memoryview: ...
+
+    async def read(self, source: Source, span: Span, *, mapped: bool = False) -> bytes | memoryview:
+        """Bytes of ``span`` (short only at end of file).  ``mapped``: a
+        view of the cache file's pages when they are all cached
+        (:meth:`BlockStore.read`), good until the next await."""
         start, end = clamp(span, source.size)
         if start >= end:
             return b""
@@ -96,7 +104,7 @@ class Fetcher:
         error: BaseException | None = None
         for _ in range(READ_ATTEMPTS):
             if not kept:
-                data = store.read(source.name, (start, end))
+                data = store.read(source.name, (start, end), mapped=mapped)
                 if data is not None:
                     return data  # the common case: one read from the cache file
             need = [p for p in wanted if p not in kept and not store.has_page(source.name, p)]

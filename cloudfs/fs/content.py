@@ -130,7 +130,9 @@ class Content:
         return local
 
     # ---- data ------------------------------------------------------------------
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
+        """The bytes for a FUSE read: a view of the cache file's pages
+        (to be handed to the kernel before the next await), or bytes."""
         handle = self.handle(fh)
         local = handle.node.local
         if isinstance(local, LocalFile):
@@ -144,7 +146,7 @@ class Content:
         fetcher = self.core.fetcher
         if ahead is not None:
             fetcher.prefetch(source, ahead)
-        return await fetcher.read(source, (off, off + size))
+        return await fetcher.read(source, (off, off + size), mapped=True)
 
     async def read_all(self, node: Node) -> bytes:
         """The whole content of a small file (a link's target), staged or

@@ -272,7 +272,8 @@ class Operations(pyfuse3.Operations):
     # data handlers are bounded by the transfers themselves (the client gives
     # every range a deadline) and must stay cheap: no extra cancel scope
     @fuse_op(bounded=False)
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:  # type: ignore[override]
+        # pyfuse3 replies with any buffer (PyObject_GetBuffer), though its stub says bytes
         return await self.content.read(fh, off, size)
 
     @fuse_op(bounded=False)

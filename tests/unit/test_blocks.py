@@ -161,3 +161,28 @@ def test_blocks_pinned_versions_are_never_evicted_and_the_cap_still_holds(tmp_pa
     fill(store, "again", content(4 * PAGE, 4))
     assert store.cached_bytes("offline") < len(offline)
     assert store.cached_bytes("missing") == 0
+
+
+def test_blocks_mapped_reads_give_the_same_bytes_as_copies(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=100 * PAGE, page_size=PAGE)
+    store.open()
+    data = content(5 * PAGE + 123)
+    fill(store, "a", data)
+    # aligned, unaligned, to the short end of the file, past it, empty
+    for span in ((0, PAGE), (100, 3 * PAGE + 7), (2 * PAGE + 1, 10 * PAGE), (len(data) - 5, len(data) + 50), (7, 7)):
+        copy = store.read("a", span)
+        view = store.read("a", span, mapped=True)
+        assert view is not None and copy == bytes(view) == data[span[0] : span[1]]
+    assert store.read("a", (0, 6 * PAGE), mapped=True) is not None  # clamped to the file
+    store.discard("b")
+    assert store.read("b", (0, PAGE), mapped=True) is None
+
+
+def test_blocks_a_mapped_read_outlives_the_version_being_dropped(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=100 * PAGE, page_size=PAGE)
+    store.open()
+    data = content(3 * PAGE)
+    fill(store, "a", data)
+    view = store.read("a", (PAGE, 3 * PAGE), mapped=True)
+    store.discard("a")  # the file is unlinked; the mapping keeps its pages
+    assert bytes(view) == data[PAGE:]
