@@ -125,6 +125,8 @@ INVALID_SIGN = 40071
 #: v4's "previous version mismatch", raised by this module for the same situation
 STALE_VERSION = 40076
 IO_FAILED = 50004
+#: what ValidateLegalName refuses in a name (besides its length)
+RESERVED_NAME_CHARS = frozenset('\\?*<":>/|')
 
 
 class V3Dialect:
@@ -138,6 +140,14 @@ class V3Dialect:
         self._stranded: dict[str, Entry] = {}
         #: the storage policy uploads name (listed once; refreshed when refused)
         self._policy: dict[str, Any] | None = None
+
+    def name_refusal(self, name: str) -> str | None:
+        # ValidateLegalName (pkg/filesystem/validator.go)
+        if any(c in RESERVED_NAME_CHARS for c in name):
+            return 'a name may not contain \\ / : * ? " < > |'
+        if name.endswith(" "):
+            return "a name may not end with a space"
+        return None
 
     # ---- auth (SessionDialect) ----------------------------------------------------------------
     async def _session_call(self, method: str, path: str, *, what: str, cookie: SessionCookie | None,

@@ -103,6 +103,8 @@ ENTITY_NOT_EXIST = 40077
 STALE_VERSION = 40076
 FILE_TOO_BIG = 40049
 PARAM_ERR = 40001
+#: what validateFileName refuses in a name (besides its length, "." and "..")
+FORBIDDEN_NAME_CHARS = frozenset('\\/:*?"<>|')
 
 #: URIs per batch call (Cloudreve refuses more than max_batched_file, 3000 by default)
 BATCH = 1000
@@ -124,6 +126,11 @@ class V4Dialect:
         self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: empty files given a content entity before their first upload: (id, version) -> the file after
         self._given: LRUCache[tuple[str, str], Entry] = LRUCache(maxsize=4096)
+
+    def name_refusal(self, name: str) -> str | None:
+        if any(c in FORBIDDEN_NAME_CHARS for c in name):
+            return 'a name may not contain \\ / : * ? " < > |'
+        return None
 
     # ---- auth -------------------------------------------------------------------------
     async def password_login(self, email: str, password: str, otp: Callable[[], str] | None) -> Tokens:

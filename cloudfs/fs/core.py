@@ -30,10 +30,10 @@ from cloudfs.fs.connectivity import Connectivity
 from cloudfs.fs.errors import FsError, fail
 from cloudfs.fs.pins import PinSet
 from cloudfs.fs.handles import HandleTable, InodeLocks
-from cloudfs.fs.inodes import InodeTable, Node
+from cloudfs.fs.inodes import InodeTable, Node, detach_node
 from cloudfs.fs.links import LinkRule
 from cloudfs.fs.meta import ABSENT, MetaCache, join, split
-from cloudfs.upload.staging import LocalFile
+from cloudfs.upload.staging import LocalFile, is_unsent
 from cloudfs.upload.writeback import WriteBack
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,11 @@ class Core:
             return
         if entry.file_id != old_file_id and entry.path != node.entry.path:
             # the local content went to a new object (conflict copy): the node
-            # shows the server's version again once nobody writes to it
+            # shows the server's version again once nobody writes to it.  A
+            # file created here whose name another client took first has no
+            # server version: the name is theirs, the node names nothing now
+            if is_unsent(old_file_id):
+                detach_node(self.table, node)
             if node.local is local and local.writers == 0:
                 node.local = None
             self.meta.invalidate(node.path)

@@ -92,6 +92,9 @@ class KooDriveDialect:
         self.user_id = ""
         self.ids = IdCache("root")
 
+    def name_refusal(self, name: str) -> str | None:
+        return None  # no rule known beyond the client's own (cloudfs.client.paths)
+
     # ---- login ----------------------------------------------------------------------------
     async def log_in(self, url: str, *, email: str | None, password: str | None,
                      otp: Callable[[], str] | None, store: Store | None, resume: bool) -> Authenticator:
