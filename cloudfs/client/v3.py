@@ -616,7 +616,7 @@ class V3Dialect:
     async def cancel_upload(self, session: UploadSession) -> None:
         await self.cancel_session(session.path, session.session_id)
 
-    async def put_whole(self, path: str, content: bytes, *, replace: Entry, mtime_ns: int | None,
+    async def put_whole(self, path: str, content: bytes, *, replace: Entry | None, mtime_ns: int | None,
                         metadata: Mapping[str, str]) -> Entry | None:
         # PUT /file/update/<id> writes over the stored content in place: a
         # failure midway would damage the old version.  Sessions swap instead.

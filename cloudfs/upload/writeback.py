@@ -547,10 +547,14 @@ class WriteBack:
             # what this generation's upload carries (the content's generation was checked just now)
             metadata = dict(local.metadata)
             entry = await self._send(local, progress, metadata)
-        except CloudfsError as exc:
-            self._failed(local, generation, exc)
-            return
-        except OSError as exc:  # the staging file itself (cache disk trouble)
+        except (CloudfsError, OSError) as exc:  # OSError: the staging file itself (cache disk trouble)
+            if local.generation != generation:
+                # changed (truncated, say) while it was read for the upload:
+                # the failure is that change's doing, as a cancellation would
+                # have been (an fsync waiting for the new content must not
+                # hear of it); the new content goes up next
+                log.debug("upload of %s gave up on a content that changed: %s", local.remote_path, exc)
+                return
             self._failed(local, generation, exc)
             return
         # The version is on the server: record it even if a change is cancelling
@@ -774,9 +778,13 @@ class WriteBack:
         landed.  Told by content (SHA-256), so small files only.  Such an
         upload replaces its base object in place: another object with equal
         content (empty files, say) is someone else's, and uploading over it
-        would take the id of a file the write-back may be staging too."""
+        would take the id of a file the write-back may be staging too.  A new
+        file (no base) made by such an upload is a new object: one this
+        write-back stages under its own id is not it."""
         base = local.base
-        if base is None or remote.file_id != base.file_id:
+        if base is None and remote.file_id in self.files:
+            return False
+        if base is not None and remote.file_id != base.file_id:
             return False
         if not local.sent_digests or remote.size > CONTENT_CHECK_MAX or remote.is_dir or remote.uploading:
             return False
