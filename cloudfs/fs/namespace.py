@@ -73,7 +73,14 @@ class Namespace:
             # but another client made it meanwhile: without O_EXCL,
             # open(O_CREAT) opens the existing file
             return await self._open_existing(existing, flags)
-        node = self._new_file(path)
+        try:
+            node = await self._new_file(path)
+        except CloudfsError as exc:
+            if exc.errno != errno.EEXIST or flags & os.O_EXCL:
+                raise
+            # (made on the server at once: another client made it since we looked)
+            core.meta.invalidate(path)
+            return await self._open_existing(await core.client.stat(path), flags)
         children_changed(parent)
         info = self.content.created(node)
         bits = mode & 0o7777
@@ -96,16 +103,20 @@ class Namespace:
                 core.meta.invalidate(join(parent.path, core.links.stored_name(name, True)))
         return await core.child_or_none(parent, name)
 
-    def _new_file(self, path: str) -> Node:
+    async def _new_file(self, path: str) -> Node:
         """A new empty file, made here: the server learns of it with its
         upload (which creates it), so creating costs no request and a burst
         of them (tar x, a build) runs at the speed of the local disk.  Its
         name was checked (:meth:`_existing`, and the server's naming rules);
         if another client takes the name before the upload, the content
-        goes up beside theirs under a conflict name (docs/semantics.md)."""
-        entry = unsent_entry(path)
-        self.core.meta.put(entry)
-        return self.core.remember(entry)
+        goes up beside theirs under a conflict name (docs/semantics.md).
+        (On a backend that needs files made at once, a request after all.)"""
+        core = self.core
+        entry = unsent_entry(path) if core.client.capabilities.creates_by_upload else None
+        if entry is None:
+            entry = await core.client.create_file(path)  # (a backend that needs it made now)
+        core.meta.put(entry)
+        return core.remember(entry)
 
     async def symlink(self, parent: Node, name: str, target: bytes) -> Node:
         """A link is a small file holding its target (see ``links.py``),
@@ -121,7 +132,7 @@ class Namespace:
             raise fail(errno.ENAMETOOLONG)  # the mark in the name made it too long
         path = join(parent.path, stored)
         core.client.check_new_name(path)
-        node = self._new_file(path)
+        node = await self._new_file(path)
         children_changed(parent)
         local = self.content.stage(node)
         local.write(0, target)

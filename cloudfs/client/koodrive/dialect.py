@@ -68,6 +68,10 @@ CAPABILITIES = Capabilities(
     change_feed=False,
     whole_file_hash=True,  # ``files/create`` takes the SHA-256 of the whole file
     whole_uploads=False,  # every upload is create, parts, complete (put_whole has none)
+    # an upload cannot be cancelled (no call): a first upload cut short by a
+    # rename or a write may still take the name (4 threads churning new files
+    # made a conflict copy of the mount's own file every second)
+    creates_by_upload=False,
 )
 #: what fileName may not hold, and its longest length
 FORBIDDEN_NAME_CHARS = frozenset('<>|:"*?/\\')
