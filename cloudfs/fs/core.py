@@ -206,17 +206,19 @@ class Core:
         whose new content this mount is uploading (or failed to); ENOENT if
         none.  A backend without in-place overwrite replaces a file by
         deleting it and renaming the new content into place (and the rename
-        may fail): the file is ours to show until its upload lands."""
-        for node in self.unconfirmed_files():
+        may fail), and a file created here is not there until its first
+        upload: the file is ours to show until its upload lands."""
+        for node in self.unconfirmed_files(at=path):
             if node.path == path:
                 return node.entry
         raise fail(errno.ENOENT)
 
-    def unconfirmed_files(self) -> list[Node]:
+    def unconfirmed_files(self, at: str | None = None) -> list[Node]:
         """Nodes in the namespace whose new content is being uploaded or
-        failed to: the server may not show them meanwhile."""
+        failed to, or that are not on the server yet: the server may not
+        show them meanwhile (``at``: only those at that path)."""
         nodes = []
-        for local in self.writeback.unconfirmed():
+        for local in self.writeback.unconfirmed(at):
             node = self.table.by_file_id(local.file_id)
             if node is not None and not node.unlinked and node.local is local:
                 nodes.append(node)

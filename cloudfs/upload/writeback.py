@@ -410,15 +410,21 @@ class WriteBack:
         code = getattr(local.error, "errno", None)
         return failures >= DRAIN_ATTEMPTS or code in SLOW_RETRY_ERRNOS
 
-    def unconfirmed(self) -> list[LocalFile]:
+    def unconfirmed(self, at: str | None = None) -> list[LocalFile]:
         """Dirty files whose upload is running or has failed, and those
         not on the server yet (created here): those the server may not show
         for a while (a backend without in-place overwrite replaces a file by
         deleting it and renaming the new content into place; the rename may
-        fail).  Cheap: not every staged file, only those."""
-        ids = self._active.keys() | self._retry_delay.keys() | self._unsent
-        found = (self.files.get(file_id) for file_id in ids)
-        return [local for local in found if local is not None and local.dirty]
+        fail).  Cheap: not every staged file, only those; ``at``: only
+        those whose path is that (a lookup, for each new name of a tar x
+        while hundreds of files wait for their first upload)."""
+        files = self.files
+        found = {}
+        for file_id in itertools.chain(self._active, self._retry_delay, self._unsent):
+            local = files.get(file_id)
+            if local is not None and local.dirty and (at is None or local.remote_path == at):
+                found[file_id] = local
+        return list(found.values())
 
     def status(self) -> list[UploadStatus]:
         out = []
