@@ -20,6 +20,7 @@ import trio
 
 from cloudfs.server.testing import RunningServer
 from tests.ops.conftest import Driver, ops_mount
+from tests.ops.test_writeback import remote_bytes
 
 CREATE_ROUTES = r"/file/create$|/file/upload$|/api/v3/file/upload"
 
@@ -27,11 +28,6 @@ CREATE_ROUTES = r"/file/create$|/file/upload$|/api/v3/file/upload"
 @pytest.fixture
 def top() -> str:
     return f"/new-{uuid.uuid4().hex[:8]}"
-
-
-async def remote_bytes(mount, path: str) -> bytes:  # type: ignore[no-untyped-def]
-    entry = await mount.client.stat(path)
-    return await mount.client.read(entry, 0, entry.size) if entry.size else b""
 
 
 async def test_create_asks_the_server_nothing_and_the_upload_makes_the_file(
