@@ -176,6 +176,15 @@ class Client:
         many small uploads at once are round trips, cheap for the server)."""
         return self._dialect.info.capabilities.whole_uploads
 
+    def check_new_name(self, path: str) -> None:
+        """Raise the error the server would give for a new object at
+        ``path`` because of its name (EINVAL, ENAMETOOLONG), without asking
+        it: a file created locally meets the server only when it uploads."""
+        name = paths.split(paths.normalize(path))[1]
+        reason = self._dialect.name_refusal(name)
+        if reason is not None:
+            raise CloudfsError(f"{name!r}: {reason}", errno=errno.EINVAL)
+
     @property
     def url(self) -> str:
         return self._http.base_url

@@ -102,6 +102,11 @@ class Dialect(Protocol):
         """Revoke what ``auth`` holds on the server, so a stolen copy is useless."""
         ...
 
+    def name_refusal(self, name: str) -> str | None:
+        """Why the server would refuse ``name`` for a new object (None: it
+        would not): checked before a file that is created locally reaches it."""
+        ...
+
     # ---- metadata ------------------------------------------------------------
     async def stat(self, path: str) -> Entry: ...
     def list_pages(self, path: str) -> AsyncGenerator[tuple[Entry, list[Entry]], None]: ...
@@ -154,12 +159,13 @@ class Dialect(Protocol):
 
     async def cancel_session(self, path: str, session_id: str) -> None: ...
 
-    async def put_whole(self, path: str, content: bytes, *, replace: Entry, mtime_ns: int | None,
+    async def put_whole(self, path: str, content: bytes, *, replace: Entry | None, mtime_ns: int | None,
                         metadata: Mapping[str, str]) -> Entry | None:
         """A new version of the existing file ``replace`` in one request
-        (refused as stale if ``replace`` is no longer current), with its
-        mtime and ``metadata``; None where the server has no such request
-        (then an upload session does it)."""
+        (refused as stale if ``replace`` is no longer current), or with
+        ``replace`` None a new file (refused with ``AlreadyExists`` if
+        anything is at ``path``), with its mtime and ``metadata``; None
+        where the server has no such request (then an upload session does it)."""
         ...
 
 

@@ -148,6 +148,10 @@ class Capabilities:
     #: a small file's new content goes up in one request (no session, no
     #: swap): the write-back then sends many small files at once
     whole_uploads: bool = True
+    #: a new file can be left to its first upload to make: a cancelled
+    #: upload of a new file leaves nothing holding its name (False: the
+    #: filesystem creates each file on the server at once)
+    creates_by_upload: bool = True
 
 
 @dataclass(frozen=True, slots=True)

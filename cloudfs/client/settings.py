@@ -41,6 +41,11 @@ class ClientSettings:
     #: a new version of at most this many bytes goes up in one request where
     #: the server has one (Cloudreve 4: PUT /file/content), not a session
     whole_upload_max: int = 4 << 20
+    #: ...and a new file of at most this many: its time is then a request of
+    #: its own (a session sets it), which only small files, bound by round
+    #: trips, gain from (tar x, a build); larger ones keep the chunked
+    #: session's retry per chunk
+    whole_create_max: int = 1 << 20
     #: bytes per socket read of a download (see http._raise_socket_read_size)
     download_read_size: int = 256 << 10
     #: verify TLS certificates (False only for test servers)

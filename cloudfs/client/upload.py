@@ -26,7 +26,7 @@ session, in chunks.
   completing it (the server then has a new version that the caller must
   base its next upload on).  A cancellation meanwhile takes effect right
   after them.
-* A small new version of an existing file goes up in one request where
+* A small file (a new version, or a new file) goes up in one request where
   the dialect has one (:meth:`Dialect.put_whole`): no session to open,
   complete or cancel.
 * Direct-to-cloud storage policies are refused with
@@ -110,7 +110,8 @@ class Uploader:
             stale = self._uncancelled.pop(path, None)
             if stale is not None:
                 await self._cancel(stale, path)
-            if replace is not None and size <= self.settings.whole_upload_max:
+            whole_max = self.settings.whole_upload_max if replace is not None else self.settings.whole_create_max
+            if size <= whole_max:
                 entry = await self._put_whole(path, fd, size, replace, mtime_ns, tag, metadata)
                 if entry is not None:
                     if progress is not None and size:
@@ -146,7 +147,7 @@ class Uploader:
         finally:
             os.close(fd)
 
-    async def _put_whole(self, path: str, fd: int, size: int, replace: Entry, mtime_ns: int | None,
+    async def _put_whole(self, path: str, fd: int, size: int, replace: Entry | None, mtime_ns: int | None,
                          tag: str | None, metadata: Mapping[str, str] | None) -> Entry | None:
         """A small new version in one request, where the dialect has one."""
         content = os.pread(fd, size, 0)  # small, and a staging file is in the page cache

@@ -135,6 +135,8 @@ INVALID_SIGN = 40071
 IO_FAILED = 50004
 #: v4's "previous version mismatch": a replace found the file changed meanwhile
 STALE_VERSION = 40076
+#: what ValidateLegalName refuses in a name (besides its length)
+RESERVED_NAME_CHARS = frozenset('\\?*<":>/|')
 
 
 class V3Dialect:
@@ -152,6 +154,14 @@ class V3Dialect:
         self._beside = BesideReplace(self)
         #: the storage policy uploads name (listed once; refreshed when refused)
         self._policy: dict[str, Any] | None = None
+
+    def name_refusal(self, name: str) -> str | None:
+        # ValidateLegalName (pkg/filesystem/validator.go)
+        if any(c in RESERVED_NAME_CHARS for c in name):
+            return 'a name may not contain \\ / : * ? " < > |'
+        if name.endswith(" "):
+            return "a name may not end with a space"
+        return None
 
     # ---- auth (SessionDialect) ----------------------------------------------------------------
     async def _session_call(self, method: str, path: str, *, what: str, cookie: SessionCookie | None,
@@ -653,7 +663,7 @@ class V3Dialect:
     async def cancel_upload(self, session: UploadSession) -> None:
         await self.cancel_session(session.path, session.session_id)
 
-    async def put_whole(self, path: str, content: bytes, *, replace: Entry, mtime_ns: int | None,
+    async def put_whole(self, path: str, content: bytes, *, replace: Entry | None, mtime_ns: int | None,
                         metadata: Mapping[str, str]) -> Entry | None:
         # PUT /file/update/<id> writes over the stored content in place: a
         # failure midway would damage the old version.  Sessions swap instead.

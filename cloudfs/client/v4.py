@@ -65,6 +65,7 @@ from cloudfs.client.v4_shapes import (
     tokens_from,
 )
 from cloudfs.errors import (
+    AlreadyExists,
     AuthenticationError,
     CloudfsError,
     NotAFolder,
@@ -104,6 +105,13 @@ ENTITY_NOT_EXIST = 40077
 STALE_VERSION = 40076
 FILE_TOO_BIG = 40049
 PARAM_ERR = 40001
+#: ``previous`` for a PUT /file/content that must only create: Cloudreve checks
+#: ``previous`` against an existing file only (a new one is simply made), and
+#: this is no hashid at all ("~" is outside the alphabet), so an existing file
+#: refuses it as an unknown version (40001) and is never written over
+CREATE_ONLY = "~"
+#: what validateFileName refuses in a name (besides its length, "." and "..")
+FORBIDDEN_NAME_CHARS = frozenset('\\/:*?"<>|')
 
 #: URIs per batch call (Cloudreve refuses more than max_batched_file, 3000 by default)
 BATCH = 1000
@@ -127,6 +135,11 @@ class V4Dialect:
         self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
         #: empty files given a content entity before their first upload: (id, version) -> the file after
         self._given: LRUCache[tuple[str, str], Entry] = LRUCache(maxsize=4096)
+
+    def name_refusal(self, name: str) -> str | None:
+        if any(c in FORBIDDEN_NAME_CHARS for c in name):
+            return 'a name may not contain \\ / : * ? " < > |'
+        return None
 
     # ---- auth -------------------------------------------------------------------------
     async def password_login(self, email: str, password: str, otp: Callable[[], str] | None) -> Tokens:
@@ -281,6 +294,15 @@ class V4Dialect:
         if current.file_id != entry.file_id or current.is_dir:
             raise CloudreveError(STALE_VERSION, f"{path} is another object than the one the upload replaces")
         return current
+
+    async def _exists(self, path: str) -> bool:
+        try:
+            await self.stat(path)
+        except CloudfsError as exc:
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        return True
 
     async def _with_content(self, path: str, entry: Entry) -> Entry:
         """``entry`` (the empty file at ``path`` an upload is about to
@@ -560,10 +582,11 @@ class V4Dialect:
     async def cancel_upload(self, session: UploadSession) -> None:
         await self._cancel(session.session_id, str(session.extra.get("uri") or to_uri(session.path)))
 
-    async def put_whole(self, path: str, content: bytes, *, replace: Entry, mtime_ns: int | None,
+    async def put_whole(self, path: str, content: bytes, *, replace: Entry | None, mtime_ns: int | None,
                         metadata: Mapping[str, str]) -> Entry | None:
         """``PUT /file/content`` with ``previous`` (a new version, 40076 if
-        ``replace`` is not current), then one metadata patch: this request
+        ``replace`` is not current; with none, a new file, refused if
+        anything is at ``path``: see CREATE_ONLY), then one metadata patch: this request
         takes no time or metadata, and the server's own modification time
         becomes the upload's (the exact one is kept in ``MTIME_KEY``, as
         after a rename).  A file made by /file/create needs no content
@@ -572,17 +595,18 @@ class V4Dialect:
         A retry after a lost answer finds the version changed (by us): it
         is raised as stale, and the caller recognises its own content."""
         what = f"upload of {path}"
-        if replace.size == 0:
+        if replace is not None and replace.size == 0:
             current = await self._same_object(path, replace)
             if current is None:
                 return None  # gone: an upload session creates it anew
             # an earlier session attempt may have given it an empty entity (a
             # new version, see _with_content): nothing is lost over an empty one
             replace = current if current.size == 0 else replace
+        previous = replace.version if replace is not None else CREATE_ONLY
 
         async def op(_: AttemptState) -> Entry:
             data = await self._call_once("PUT", "/file/content", what=what, content=content,
-                                         params={"uri": to_uri(path), "previous": replace.version},
+                                         params={"uri": to_uri(path), "previous": previous},
                                          headers={"Content-Length": str(len(content)),
                                                   "Content-Type": "application/octet-stream"})
             return entry_from(data, path)
@@ -593,6 +617,9 @@ class V4Dialect:
         except CloudreveError as exc:
             if exc.code == FILE_TOO_BIG:
                 return None  # over the site's online-edit limit: a session may still take it
+            if replace is None and exc.code == PARAM_ERR and await self._exists(path):
+                # (a retry after a lost answer finds our own file: the caller knows it by content)
+                raise AlreadyExists(f"{path} already exists") from None
             raise
         values = dict(metadata)
         if mtime_ns is not None and mtime_ns > 0:

@@ -28,10 +28,10 @@ from cloudfs.fs.connectivity import Connectivity
 from cloudfs.fs.errors import FsError, fail
 from cloudfs.fs.pins import PinSet
 from cloudfs.fs.handles import HandleTable, InodeLocks
-from cloudfs.fs.inodes import InodeTable, Node
+from cloudfs.fs.inodes import InodeTable, Node, detach_node
 from cloudfs.fs.links import LinkRule
 from cloudfs.fs.meta import ABSENT, MetaCache, join, split
-from cloudfs.upload.staging import LocalFile
+from cloudfs.upload.staging import LocalFile, is_unsent
 from cloudfs.upload.writeback import WriteBack
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,11 @@ class Core:
             return
         if entry.file_id != old_file_id and entry.path != node.entry.path:
             # the local content went to a new object (conflict copy): the node
-            # shows the server's version again once nobody writes to it
+            # shows the server's version again once nobody writes to it.  A
+            # file created here whose name another client took first has no
+            # server version: the name is theirs, the node names nothing now
+            if is_unsent(old_file_id):
+                detach_node(self.table, node)
             if node.local is local and local.writers == 0:
                 node.local = None
             self.meta.invalidate(node.path)
@@ -200,17 +204,19 @@ class Core:
         whose new content this mount is uploading (or failed to); ENOENT if
         none.  A backend without in-place overwrite replaces a file by
         deleting it and renaming the new content into place (and the rename
-        may fail): the file is ours to show until its upload lands."""
-        for node in self.unconfirmed_files():
+        may fail), and a file created here is not there until its first
+        upload: the file is ours to show until its upload lands."""
+        for node in self.unconfirmed_files(at=path):
             if node.path == path:
                 return node.entry
         raise fail(errno.ENOENT)
 
-    def unconfirmed_files(self) -> list[Node]:
+    def unconfirmed_files(self, at: str | None = None) -> list[Node]:
         """Nodes in the namespace whose new content is being uploaded or
-        failed to: the server may not show them meanwhile."""
+        failed to, or that are not on the server yet: the server may not
+        show them meanwhile (``at``: only those at that path)."""
         nodes = []
-        for local in self.writeback.unconfirmed():
+        for local in self.writeback.unconfirmed(at):
             node = self.table.by_file_id(local.file_id)
             if node is not None and not node.unlinked and node.local is local:
                 nodes.append(node)

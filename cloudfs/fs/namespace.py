@@ -1,7 +1,9 @@
 """Namespace changes: create, mkdir, unlink, rmdir, rename, and attribute changes.
 
 Every change is made on the server first and then mirrored in the caches, so
-the mount never shows what the server refused.  No backend overwrites on
+the mount never shows what the server refused; except for a file created
+here: the server learns of it with its first upload (which creates it), so
+until then its renames and its removal are local too.  No backend overwrites on
 rename or move, so POSIX "rename over an existing target" is done as: move
 the target aside under a temporary name, put the source in place, delete the
 target; if placing the source fails, the target is moved back.  A server may
@@ -30,7 +32,7 @@ from cloudfs.fs.handles import Opened
 from cloudfs.fs.inodes import MEMORY_ONLY_KEY, Node, detach_node, move_nodes
 from cloudfs.fs.links import LINK_MARK, PATH_MAX
 from cloudfs.fs.meta import join, split
-from cloudfs.upload.staging import LocalFile
+from cloudfs.upload.staging import LocalFile, is_unsent, unsent_entry
 from cloudfs.upload.writeback import drop_file, relocate_files
 
 log = logging.getLogger(__name__)
@@ -66,24 +68,59 @@ class Namespace:
         core = self.core
         core.check_writable()
         path = join(parent.path, name)
+        core.client.check_new_name(path)
+        existing = await self._existing(parent, name)
+        if existing is not None:
+            if flags & os.O_EXCL:
+                raise fail(errno.EEXIST)
+            # the kernel asked to create because it believed the name free,
+            # but another client made it meanwhile: without O_EXCL,
+            # open(O_CREAT) opens the existing file
+            return await self._open_existing(existing, flags)
         try:
-            entry = await core.client.create_file(path)
+            node = await self._new_file(path)
         except CloudfsError as exc:
             if exc.errno != errno.EEXIST or flags & os.O_EXCL:
                 raise
-            # the kernel asked to create because this mount believed the name
-            # free, but another client made it meanwhile: without O_EXCL,
-            # open(O_CREAT) opens the existing file
-            return await self._open_existing(path, flags)
-        core.meta.put(entry)
-        node = core.remember(entry)
+            # (made on the server at once: another client made it since we looked)
+            core.meta.invalidate(path)
+            return await self._open_existing(await core.client.stat(path), flags)
         children_changed(parent)
         info = self.content.created(node)
         bits = mode & 0o7777
-        if bits != attrs.permission_bits(entry, core.owner):
+        if bits != attrs.permission_bits(node.entry, core.owner):
             # the file is staged: its first upload carries the mode (no request now)
             await self._set_node_metadata(node, {MODE_KEY: f"{bits:o}"}, new=True)
         return info, node
+
+    async def _existing(self, parent: Node, name: str) -> Entry | None:
+        """What is at ``name`` before a create: known here if the folder's
+        listing is (a folder this mount made, or listed within
+        ``metadata_ttl``: tar x, cp -r and builds create in those), else the
+        server's answer, not a name found missing moments ago (another
+        client may have just made it: O_EXCL is then EEXIST, and O_CREAT
+        opens their file)."""
+        core = self.core
+        if core.meta.listing(parent.path) is None:
+            core.meta.invalidate(join(parent.path, name))
+            if core.links.by_name:
+                core.meta.invalidate(join(parent.path, core.links.stored_name(name, True)))
+        return await core.child_or_none(parent, name)
+
+    async def _new_file(self, path: str) -> Node:
+        """A new empty file, made here: the server learns of it with its
+        upload (which creates it), so creating costs no request and a burst
+        of them (tar x, a build) runs at the speed of the local disk.  Its
+        name was checked (:meth:`_existing`, and the server's naming rules);
+        if another client takes the name before the upload, the content
+        goes up beside theirs under a conflict name (docs/semantics.md).
+        (On a backend that needs files made at once, a request after all.)"""
+        core = self.core
+        entry = unsent_entry(path) if core.client.capabilities.creates_by_upload else None
+        if entry is None:
+            entry = await core.client.create_file(path)  # (a backend that needs it made now)
+        core.meta.put(entry)
+        return core.remember(entry)
 
     async def symlink(self, parent: Node, name: str, target: bytes) -> Node:
         """A link is a small file holding its target (see ``links.py``),
@@ -92,14 +129,14 @@ class Namespace:
         core.check_writable()
         if not target or len(target) >= PATH_MAX:
             raise fail(errno.ENOENT if not target else errno.ENAMETOOLONG)
-        if await core.child_or_none(parent, name) is not None:
+        if await self._existing(parent, name) is not None:
             raise fail(errno.EEXIST)
         stored = core.links.stored_name(name, True)
         if len(os.fsencode(stored)) > NAME_MAX:
             raise fail(errno.ENAMETOOLONG)  # the mark in the name made it too long
-        entry = await core.client.create_file(join(parent.path, stored))
-        core.meta.put(entry)
-        node = core.remember(entry)
+        path = join(parent.path, stored)
+        core.client.check_new_name(path)
+        node = await self._new_file(path)
         children_changed(parent)
         local = self.content.stage(node)
         local.write(0, target)
@@ -116,11 +153,8 @@ class Namespace:
             raise fail(errno.EINVAL)
         return await self.content.read_all(node)
 
-    async def _open_existing(self, path: str, flags: int) -> tuple[Opened, Node]:
+    async def _open_existing(self, entry: Entry, flags: int) -> tuple[Opened, Node]:
         core = self.core
-        core.meta.invalidate(path)
-        entry = await core.client.stat(path)
-        core.meta.put(entry)
         if entry.is_dir:
             raise fail(errno.EISDIR)
         node = core.remember(entry)
@@ -184,13 +218,15 @@ class Namespace:
         entry = await core.child(parent, name)
         if entry.is_dir:
             raise fail(errno.EISDIR)
-        node = core.table.by_file_id(entry.file_id)
+        node = core.table.by_file_id(entry.file_id)  # (no await since ``entry`` was read: see _now)
         async with core.locks.hold(*([node.ino] if node else [])):
             local = await self._before_removal(entry, node)
             # its upload waits meanwhile; it is forgotten only once the file
             # is gone: if the delete fails, the staged content still goes up
             async with core.writeback.paused([local] if local is not None else []):
-                await self._delete(entry)
+                entry = _now(entry, node)
+                if not is_unsent(entry.file_id):
+                    await self._delete(entry)
                 await self._forget_removed(node, local)
                 core.meta.remove(entry.path)
                 core.pins.removed(entry.path)
@@ -279,7 +315,9 @@ class Namespace:
         core = self.core
         core.check_writable()
         src = await core.child(old_parent, old_name)
+        src_node = core.table.by_file_id(src.file_id)  # (no await since each entry was read: see _now)
         dst = await core.child_or_none(new_parent, new_name)
+        dst_node = core.table.by_file_id(dst.file_id) if dst is not None else None
         new_name = core.links.stored_name(new_name, core.links.is_link(src))
         new_path = join(new_parent.path, new_name)
         if src.is_dir and (new_path + "/").startswith(src.path.rstrip("/") + "/"):
@@ -289,7 +327,7 @@ class Namespace:
                 raise fail(errno.ENOENT)
             if dst.is_dir and (src.path + "/").startswith(dst.path.rstrip("/") + "/"):
                 raise fail(errno.EINVAL)
-            await self._exchange(src, dst)
+            await self._exchange((src, src_node), (dst, dst_node))
             children_changed(old_parent, new_parent)
             return
         if dst is not None:
@@ -303,12 +341,12 @@ class Namespace:
                 raise fail(errno.EISDIR)
             if dst.is_dir and await self._has_children(dst.path):
                 raise fail(errno.ENOTEMPTY)
-        src_node = core.table.by_file_id(src.file_id)
-        dst_node = core.table.by_file_id(dst.file_id) if dst is not None else None
         inos = [n.ino for n in (src_node, dst_node) if n is not None]
         writeback = core.writeback
         moving = writeback.under(src.path) + (writeback.under(dst.path) if dst is not None else [])
         async with core.locks.hold(*inos), writeback.paused(moving):
+            src = _now(src, src_node)
+            dst = _now(dst, dst_node) if dst is not None else None
             aside = None
             if dst is not None:
                 aside = await self._relocate(dst, split(dst.path)[0], temp_name("replaced"))
@@ -327,7 +365,8 @@ class Namespace:
             await self._remap({src.path: moved.path})
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)
-                await self._delete_quietly(aside)
+                if not is_unsent(aside.file_id):
+                    await self._delete_quietly(aside)
                 await self._forget_removed(dst_node, replaced)  # its uploads are paused with the rename's
                 core.meta.remove(dst.path)
             moved = await self._keep_mtime(src, moved)
@@ -337,12 +376,14 @@ class Namespace:
                 src_node.changed_ns = time.time_ns()  # a rename changes the inode's ctime, as on Linux
             children_changed(old_parent, new_parent)
 
-    async def _exchange(self, a: Entry, b: Entry) -> None:
+    async def _exchange(self, first: tuple[Entry, Node | None], second: tuple[Entry, Node | None]) -> None:
         """RENAME_EXCHANGE: swap two names (three renames through a temporary one)."""
         core = self.core
-        nodes = [core.table.by_file_id(e.file_id) for e in (a, b)]
+        (a, a_node), (b, b_node) = first, second
+        nodes = [a_node, b_node]
         moving = core.writeback.under(a.path) + core.writeback.under(b.path)
         async with core.locks.hold(*[n.ino for n in nodes if n is not None]), core.writeback.paused(moving):
+            a, b = _now(a, a_node), _now(b, b_node)
             a_folder, a_name = split(a.path)
             b_folder, b_name = split(b.path)
             # each takes the other's shown name (a link file keeps its mark)
@@ -366,6 +407,10 @@ class Namespace:
 
     async def _relocate(self, entry: Entry, folder: str, name: str) -> Entry:
         """Put ``entry`` at ``folder/name`` (which must be free) with rename/move."""
+        if is_unsent(entry.file_id):
+            # not on the server yet: its upload creates it where it is by then
+            self.core.client.check_new_name(join(folder, name))
+            return dataclasses.replace(entry, path=join(folder, name))
         moved = await self.core.client.relocate(entry, folder, name, spare_name=temp_name("rename"))
         if entry.metadata and moved is not entry:
             # the object keeps its metadata (mode, mtime) on the server, but
@@ -460,6 +505,17 @@ class Namespace:
         entry = node.entry
         node.entry = await self._set_metadata(entry, {MTIME_KEY: mtime_value(mtime_ns, entry.version)})
         self.core.meta.put(node.entry)
+
+
+def _now(entry: Entry, node: Node | None) -> Entry:
+    """``entry`` (read before an await) as it is now that the caller paused
+    the file's uploads: one that landed meanwhile gave a file created here
+    its server object, or a file replaced on a backend whose replace gives a
+    new id its new object; the node learnt it in the same step (``node``:
+    looked up by ``entry``'s id with no await between)."""
+    if node is not None and not node.unlinked and node.entry.file_id != entry.file_id:
+        return node.entry
+    return entry
 
 
 def _move_paths(core: Core, moves: dict[str, str]) -> list[LocalFile]:

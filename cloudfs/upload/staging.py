@@ -66,6 +66,24 @@ def start_write_out(fd: int, offset: int, length: int) -> None:
         _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
 
 
+#: the id of a file that has no object on the server yet: created here and
+#: not uploaded, or lost from the server and to be created again (its first
+#: upload makes the object, and the file takes that object's id)
+UNSENT_PREFIX = "pending:"
+
+
+def is_unsent(file_id: str) -> bool:
+    return file_id.startswith(UNSENT_PREFIX)
+
+
+def unsent_entry(path: str) -> Entry:
+    """The entry of a new, empty file created here: the server learns of it
+    with its first upload (which creates it, or finds the name taken)."""
+    now = now_ns()
+    return Entry(file_id=f"{UNSENT_PREFIX}{uuid.uuid4().hex}", path=path, is_dir=False, size=0,
+                 mtime_ns=now, ctime_ns=now)
+
+
 def now_ns() -> int:
     """Now, to the millisecond: what servers store, so an upload does not
     visibly change the mtime of what was written."""
@@ -116,9 +134,11 @@ class LocalFile:
     # ---- construction ------------------------------------------------------
     @classmethod
     def create(cls, staging_dir: Path, entry: Entry, *, hash_content: bool = False) -> "LocalFile":
-        """Stage an existing remote file (nothing is downloaded yet);
+        """Stage an existing remote file (nothing is downloaded yet), or a
+        new one that is not on the server yet (an unsent entry: no base);
         ``hash_content``: the backend wants the content's SHA-256 up front."""
         staging = staging_dir / uuid.uuid4().hex
+        unsent = is_unsent(entry.file_id)
         local = cls(
             file_id=entry.file_id,
             remote_path=entry.path,
@@ -126,13 +146,15 @@ class LocalFile:
             size=entry.size,
             # the file's own time (an exact one set by utimensat), not the server's
             mtime_ns=stored_mtime_ns(entry) or entry.mtime_ns,
-            base=entry,
-            base_limit=entry.size,
+            base=None if unsent else entry,
+            base_limit=0 if unsent else entry.size,
             hash_content=hash_content,
         )
         os.ftruncate(local._open(create=True), entry.size)
         if hash_content and entry.size == 0:
             local._hash = Sha256Run()
+        if unsent:
+            local._changed()  # even empty, it is to be made on the server
         return local
 
     def _open(self, *, create: bool = False) -> int:

@@ -52,7 +52,7 @@ from cloudfs.client.models import (
 )
 from cloudfs.errors import AlreadyExists, CloudfsError, VersionConflict
 from cloudfs.upload.journal import Journal, Record
-from cloudfs.upload.staging import FetchFn, LocalFile
+from cloudfs.upload.staging import UNSENT_PREFIX, FetchFn, LocalFile, is_unsent
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,7 @@ def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
     writeback._retry_delay.pop(local.file_id, None)
     if writeback.files.get(local.file_id) is local:
         del writeback.files[local.file_id]
+        writeback._unsent.discard(local.file_id)
     local.dirty = False
     writeback._notify()  # an fsync waiting for it has nothing left to wait for
     # its record goes too, with the next journal write if not sooner (else a
@@ -197,6 +198,9 @@ class WriteBack:
         self._on_uploaded = on_uploaded
         #: every staged file, by object id (dirty or held open)
         self.files: dict[str, LocalFile] = {}
+        #: the ids among them of files not on the server yet (created here):
+        #: the server shows none of them until their first upload lands
+        self._unsent: set[str] = set()
         #: when each file's next upload is due (by id); the queues order them
         #: (heaps with stale entries, skipped when popped: no scan per wake-up).
         #: Urgent files (fsync, umount, a closed copy) start when due; the
@@ -223,11 +227,14 @@ class WriteBack:
     # ---- bookkeeping ---------------------------------------------------------
     def add(self, local: LocalFile) -> None:
         self.files[local.file_id] = local
+        if is_unsent(local.file_id):
+            self._unsent.add(local.file_id)
 
     def rekey(self, local: LocalFile, old_file_id: str) -> None:
         if self.files.get(old_file_id) is local:
             del self.files[old_file_id]
-        self.files[local.file_id] = local
+            self._unsent.discard(old_file_id)
+        self.add(local)
         if old_file_id in self._urgent:
             self._urgent.discard(old_file_id)
             self._urgent.add(local.file_id)
@@ -334,6 +341,7 @@ class WriteBack:
             return False
         if self.files.get(local.file_id) is local:
             del self.files[local.file_id]
+            self._unsent.discard(local.file_id)
         self._due.pop(local.file_id, None)
         self._urgent.discard(local.file_id)
         return True
@@ -402,14 +410,21 @@ class WriteBack:
         code = getattr(local.error, "errno", None)
         return failures >= DRAIN_ATTEMPTS or code in SLOW_RETRY_ERRNOS
 
-    def unconfirmed(self) -> list[LocalFile]:
-        """Dirty files whose upload is running or has failed: those the
-        server may not show for a while (a backend without in-place
-        overwrite replaces a file by deleting it and renaming the new
-        content into place; the rename may fail).  Cheap: not every staged file, only those."""
-        ids = self._active.keys() | self._retry_delay.keys()
-        found = (self.files.get(file_id) for file_id in ids)
-        return [local for local in found if local is not None and local.dirty]
+    def unconfirmed(self, at: str | None = None) -> list[LocalFile]:
+        """Dirty files whose upload is running or has failed, and those
+        not on the server yet (created here): those the server may not show
+        for a while (a backend without in-place overwrite replaces a file by
+        deleting it and renaming the new content into place; the rename may
+        fail).  Cheap: not every staged file, only those; ``at``: only
+        those whose path is that (a lookup, for each new name of a tar x
+        while hundreds of files wait for their first upload)."""
+        files = self.files
+        found = {}
+        for file_id in itertools.chain(self._active, self._retry_delay, self._unsent):
+            local = files.get(file_id)
+            if local is not None and local.dirty and (at is None or local.remote_path == at):
+                found[file_id] = local
+        return list(found.values())
 
     def status(self) -> list[UploadStatus]:
         out = []
@@ -538,10 +553,14 @@ class WriteBack:
             # what this generation's upload carries (the content's generation was checked just now)
             metadata = dict(local.metadata)
             entry = await self._send(local, progress, metadata)
-        except CloudfsError as exc:
-            self._failed(local, generation, exc)
-            return
-        except OSError as exc:  # the staging file itself (cache disk trouble)
+        except (CloudfsError, OSError) as exc:  # OSError: the staging file itself (cache disk trouble)
+            if local.generation != generation:
+                # changed (truncated, say) while it was read for the upload:
+                # the failure is that change's doing, as a cancellation would
+                # have been (an fsync waiting for the new content must not
+                # hear of it); the new content goes up next
+                log.debug("upload of %s gave up on a content that changed: %s", local.remote_path, exc)
+                return
             self._failed(local, generation, exc)
             return
         # The version is on the server: record it even if a change is cancelling
@@ -767,9 +786,13 @@ class WriteBack:
         landed.  Told by content (SHA-256), so small files only.  Such an
         upload replaces its base object in place: another object with equal
         content (empty files, say) is someone else's, and uploading over it
-        would take the id of a file the write-back may be staging too."""
+        would take the id of a file the write-back may be staging too.  A new
+        file (no base) made by such an upload is a new object: one this
+        write-back stages under its own id is not it."""
         base = local.base
-        if base is None or remote.file_id != base.file_id:
+        if base is None and remote.file_id in self.files:
+            return False
+        if base is not None and remote.file_id != base.file_id:
             return False
         if not local.sent_digests or remote.size > CONTENT_CHECK_MAX or remote.is_dir or remote.uploading:
             return False
@@ -863,9 +886,11 @@ class WriteBack:
                 rec.staging.unlink(missing_ok=True)
                 continue
             else:
-                await self._lose_base(local, remote)
-                local.file_id = f"pending:{rec.file_id}" if not rec.file_id.startswith("pending:") else rec.file_id
-                await self.journal.rekey(rec.file_id, local.file_id)
+                if remote is not None or not is_unsent(rec.file_id):
+                    await self._lose_base(local, remote)  # (a file created here never had a base)
+                if not is_unsent(rec.file_id):
+                    local.file_id = UNSENT_PREFIX + rec.file_id
+                    await self.journal.rekey(rec.file_id, local.file_id)
             local.journaled_generation = local.generation
             self.add(local)
             self.schedule(local, 0)

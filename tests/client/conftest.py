@@ -23,7 +23,10 @@ from cloudfs.server.testing import RunningServer
 from tests.dialects import *  # noqa: F403 (both dialects: dialect, server, fresh_server, v4_only)
 
 #: quick-failing settings: tests that expect failures should not wait 30 s
-FAST = ClientSettings(request_timeout_s=5.0, deadline_s=15.0, backoff_base_s=0.02, backoff_max_s=0.2)
+#: (new files go up by session whatever their size: these tests are about sessions and
+#: chunks; test_transfer.py::test_a_small_new_file_goes_up_in_one_request has the other way)
+FAST = ClientSettings(request_timeout_s=5.0, deadline_s=15.0, backoff_base_s=0.02, backoff_max_s=0.2,
+                      whole_create_max=0)
 
 Connect = Callable[..., Awaitable[CloudreveClient]]
 

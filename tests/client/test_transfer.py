@@ -16,7 +16,8 @@ from dataclasses import replace
 import pytest
 import trio
 
-from cloudfs.errors import CloudfsError
+from cloudfs.client.models import UPLOAD_TAG_KEY, stored_mtime_ns
+from cloudfs.errors import AlreadyExists, CloudfsError
 from cloudfs.client.cloudreve_codes import CloudreveError
 
 from .conftest import FAST, remote_sha256, sha256
@@ -282,3 +283,28 @@ async def test_replacing_an_empty_file_that_another_took_the_place_of_is_stale(c
         assert isinstance(info.value, CloudreveError) and info.value.code == 40076
     now = await cclient.stat(f"{base}/f")
     assert now.file_id == theirs.file_id and now.size == 0  # untouched
+
+
+async def test_a_small_new_file_goes_up_in_one_request(connect, chunky, local_file, dialect):
+    """Cloudreve 4 makes a small new file with the one request that replaces
+    a small file's content (PUT /file/content, then its time in a metadata
+    patch), and only makes it: whatever took the name first stays as it was
+    (AlreadyExists).  The others open a session."""
+    client = await connect(srv=chunky, settings=replace(FAST, whole_create_max=1 << 20))
+    path = f"/one-{uuid.uuid4().hex[:8]}"
+    src, digest = local_file(3 * CHUNK, seed=41)
+    chunky.faults.set(path_regex=r"/file/upload|/file/create$|/file/content$")  # counted, not failed
+    entry = await client.upload(path, src, mtime_ns=1_600_000_000_123_456_789, tag="t1")
+    made_by = chunky.faults.stats()["matched"]
+    chunky.faults.clear()
+    assert await remote_sha256(client, path) == digest
+    after = await client.stat(path)
+    assert entry.file_id == after.file_id
+    assert (stored_mtime_ns(after) or after.mtime_ns) // 1_000_000 == 1_600_000_000_123  # v3: to the ms
+    if dialect == "v4":
+        assert made_by == 1
+        assert stored_mtime_ns(after) == 1_600_000_000_123_456_789 and after.metadata[UPLOAD_TAG_KEY] == "t1"
+    other, _ = local_file(100, seed=42)
+    with pytest.raises(AlreadyExists):
+        await client.upload(path, other)
+    assert await remote_sha256(client, path) == digest and (await client.stat(path)).version == after.version

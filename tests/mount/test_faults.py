@@ -128,6 +128,37 @@ def test_faults_mount_killed_mid_upload_replays_at_next_mount(drive: Drive, fres
     assert sorted(Remote(fresh_server).names("/")) == ["multi.bin", "small.txt"]  # nothing duplicated
 
 
+def test_faults_mount_killed_before_new_files_reached_the_server_replays_them(fresh_server: RunningServer,
+                                                                            tmp_path: Path):
+    """Files created here reach the server with their first upload: closed
+    (durable and journaled) but not uploaded yet when the mount is killed,
+    the next mount uploads them, renamed ones under their last name, an
+    unlinked one not at all."""
+    files = {"/new/a.txt": b"created and closed", "/new/renamed.txt": b"renamed before its upload",
+             "/new/empty": b""}
+    d = Drive(fresh_server, tmp_path / "mnt", tmp_path / "cache", options="upload_delay=3600,delete=permanent")
+    d.mount()
+    try:
+        (d / "new").mkdir()
+        write(d / "new" / "a.txt", files["/new/a.txt"])
+        write(d / "new" / "before.txt", files["/new/renamed.txt"])
+        os.rename(d / "new" / "before.txt", d / "new" / "renamed.txt")
+        write(d / "new" / "empty", b"")
+        write(d / "new" / "gone.txt", b"unlinked before its upload")
+        os.unlink(d / "new" / "gone.txt")
+        assert Remote(fresh_server).names("/new") == []  # nothing uploaded yet
+        status = json.loads(run_cloudfs("status", str(d.path), "--json", check=True).stdout)[0]
+        os.kill(status["pid"], signal.SIGKILL)
+    finally:
+        force_unmount(d.path)
+        d.mounted = False
+    d.options = "upload_delay=0.2,delete=permanent"
+    d.mount()  # replays the journal
+    d.umount()
+    assert_on_server(fresh_server, files)
+    assert sorted(Remote(fresh_server).names("/new")) == ["a.txt", "empty", "renamed.txt"]
+
+
 def test_faults_full_drive_gives_enospc_and_keeps_the_data(drive: Drive, fresh_server: RunningServer):
     fresh_server.faults.set_capacity(1 * CHUNK)
     data = random.Random(9).randbytes(3 * CHUNK)

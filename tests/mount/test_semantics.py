@@ -59,9 +59,12 @@ def assert_alive(drive: Drive) -> None:
 
 
 def create(path: str | bytes | Path, data: bytes = b"", mode: int = 0o644) -> None:
+    """A new file with ``data``, on the server when this returns (a new
+    file otherwise reaches it with its first upload, after the quiet delay)."""
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, mode)
     try:
         os.write(fd, data)
+        os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -184,9 +184,14 @@ async def test_a_small_replacement_goes_up_in_one_request_where_the_dialect_has_
 async def test_new_files_large_files_and_dialects_without_it_use_a_session(tmp_path):
     source = tmp_path / "small"
     source.write_bytes(b"x" * 95)
-    # a new file: the one-request upload would replace whatever took the name meanwhile
+    # a small new file goes in one request too (the dialect's put_whole then only creates)...
     rec = Recorder(whole=_entry("/f", 95, "v2"))
     await uploader(rec).upload("/f", source, mtime_ns=None, replace=None, progress=None)
+    assert len(rec.whole_calls) == 1 and rec.opened == 0
+    # ...up to whole_create_max
+    rec = Recorder(whole=_entry("/f", 95, "v2"))
+    up = Uploader(rec, ClientSettings(whole_create_max=50), uploader(rec)._stat)
+    await up.upload("/f", source, mtime_ns=None, replace=None, progress=None)
     assert rec.whole_calls == [] and rec.opened == 1
     # larger than whole_upload_max
     rec = Recorder(whole=_entry("/f", 95, "v2"))

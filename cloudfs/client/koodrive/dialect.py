@@ -88,7 +88,14 @@ CAPABILITIES = Capabilities(
     change_feed=False,
     whole_file_hash=True,  # ``files/create`` takes the SHA-256 of the whole file
     whole_uploads=False,  # every upload is create, parts, complete (put_whole has none)
+    # an upload cannot be cancelled (no call): a first upload cut short by a
+    # rename or a write may still take the name (4 threads churning new files
+    # made a conflict copy of the mount's own file every second)
+    creates_by_upload=False,
 )
+#: what fileName may not hold, and its longest length
+FORBIDDEN_NAME_CHARS = frozenset('<>|:"*?/\\')
+MAX_NAME_CHARS = 250
 #: listing page size (the reference's sibling endpoints cap at 100)
 PAGE_SIZE = 100
 #: sortInfo: by name, ascending (a stable order across pages)
@@ -156,6 +163,14 @@ class KooDriveDialect:
         self._stranded: dict[str, set[str]] = {}
         #: replacing a file: upload beside it, then swap (no overwrite in place)
         self._beside = BesideReplace(self)
+
+    def name_refusal(self, name: str) -> str | None:
+        # the reference's rules for fileName (createFile, createDirectory)
+        if len(name) > MAX_NAME_CHARS:
+            return f"a name may have at most {MAX_NAME_CHARS} characters"
+        if any(c in FORBIDDEN_NAME_CHARS or ord(c) < 32 for c in name) or not name.strip():
+            return 'a name may not contain < > | : " * ? / \\ or control characters, nor be blank'
+        return None
 
     # ---- login ----------------------------------------------------------------------------
     async def log_in(self, url: str, *, email: str | None, password: str | None,
@@ -629,7 +644,7 @@ class KooDriveDialect:
     async def cancel_session(self, path: str, session_id: str) -> None:
         return None
 
-    async def put_whole(self, path: str, content: bytes, *, replace: Entry, mtime_ns: int | None,
+    async def put_whole(self, path: str, content: bytes, *, replace: Entry | None, mtime_ns: int | None,
                         metadata: Mapping[str, str]) -> Entry | None:
         return None  # no single-request new version
 
