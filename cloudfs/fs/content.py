@@ -123,7 +123,9 @@ class Content:
         if not isinstance(local, LocalFile):
             core.staging_dir.mkdir(parents=True, exist_ok=True)
             local = LocalFile.create(core.staging_dir, node.entry)
-        if not node.unlinked:
+        if node.unlinked:
+            local.removed = True  # written for the handles still open, never uploaded
+        else:
             core.writeback.add(local)  # before the node points at it
         node.local = local
         return local
