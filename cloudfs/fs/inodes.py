@@ -108,6 +108,7 @@ KEPT_TIMES = 65536
 
 #: atime_ns, changed_ns, children_changed_ns, and the entry if it carries memory-only metadata
 LocalState = tuple[int | None, int | None, int | None, Entry | None]
+NOTHING_KEPT: LocalState = (None, None, None, None)
 
 
 class InodeTable:
@@ -140,7 +141,7 @@ class InodeTable:
         node = self.by_file_id(entry.file_id)
         if node is None:
             atime_ns, changed_ns, children_changed_ns, kept_entry = \
-                self._kept.pop(entry.file_id, (None, None, None, None))
+                self._kept.pop(entry.file_id, NOTHING_KEPT) if self._kept else NOTHING_KEPT
             node = Node(self._next_ino, keep_memory_only(kept_entry, entry))
             self._next_ino += 1
             node.atime_ns, node.changed_ns, node.children_changed_ns = atime_ns, changed_ns, children_changed_ns
@@ -167,7 +168,7 @@ class InodeTable:
                 del self._by_id[node.entry.file_id]
                 memory_only = node.entry if MEMORY_ONLY_KEY in (node.entry.metadata or {}) else None
                 kept = (node.atime_ns, node.changed_ns, node.children_changed_ns, memory_only)
-                if not node.unlinked and kept != (None, None, None, None):
+                if not node.unlinked and kept != NOTHING_KEPT:
                     self._kept[node.entry.file_id] = kept
 
     def detach(self, node: Node) -> None:
