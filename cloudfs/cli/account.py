@@ -50,6 +50,22 @@ class Account:
             raise AccountError("a password needs an account: pass --user EMAIL")
         return cls(url, user, args.backend, password)
 
+    @classmethod
+    def of_command(cls, args: argparse.Namespace) -> Account | None:
+        """What a command starts with: logging set up as asked, and the
+        account its arguments name; None (said on standard error, exit
+        status 2) if they name none."""
+        import sys
+
+        from cloudfs.cli.logs import setup_logging
+
+        setup_logging(args.verbose)
+        try:
+            return cls.from_args(args)
+        except AccountError as exc:
+            print(f"cloudfs: {exc}", file=sys.stderr)
+            return None
+
     async def connect(self) -> Client:
         from cloudfs.client.api import Client
         from cloudfs.client.tokenstore import TokenStore

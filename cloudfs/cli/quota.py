@@ -50,14 +50,10 @@ def table(report: UsageReport) -> str:
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from cloudfs.cli.logs import setup_logging
     from cloudfs.errors import CloudfsError
 
-    setup_logging(args.verbose)
-    try:
-        who = account.Account.from_args(args)
-    except account.AccountError as exc:
-        print(f"cloudfs: {exc}", file=sys.stderr)
+    who = account.Account.of_command(args)
+    if who is None:
         return 2
     ids = [i.strip() for i in args.users.split(",") if i.strip()]
 

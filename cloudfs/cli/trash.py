@@ -27,16 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import trio
 
-    from cloudfs.cli.logs import setup_logging
     from cloudfs.cli.status import human as human_size
     from cloudfs.client.models import Capacity, TrashSummary
     from cloudfs.errors import CloudfsError
 
-    setup_logging(args.verbose)
-    try:
-        who = account.Account.from_args(args)
-    except account.AccountError as exc:
-        print(f"cloudfs: {exc}", file=sys.stderr)
+    who = account.Account.of_command(args)
+    if who is None:
         return 2
     url = who.url
     if args.empty and not args.yes and not sys.stdin.isatty():

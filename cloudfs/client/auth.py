@@ -81,6 +81,17 @@ class Tokens:
         return now >= self.access_expires - margin
 
 
+def keeps_current_token(tokens: Tokens, exc: TransportError, *, proactive: bool, what: str) -> bool:
+    """After a refresh that never reached the server (``exc``): whether the
+    current access token is used meanwhile (a renewal ahead of its expiry;
+    the next request tries again), said in the log.  If not, the caller
+    raises ``exc``: a rejected token with no way to renew it."""
+    if proactive and time.time() < tokens.access_expires:
+        log.warning("could not refresh the login to %s (%s); using the current token meanwhile", what, exc)
+        return True
+    return False
+
+
 Credential = TypeVar("Credential")
 
 
@@ -176,10 +187,7 @@ class BearerAuth(_Renewing[Tokens]):
                 # the refresh token is invalid, revoked or expired (40020)
                 tokens = await self._login_again(f"the refresh failed: {exc}")
             except TransportError as exc:
-                if proactive and time.time() < self.tokens.access_expires:
-                    # the current token still works: try again on the next request
-                    log.warning("could not refresh the login to %s (%s); using the current token meanwhile",
-                                self._what, exc)
+                if keeps_current_token(self.tokens, exc, proactive=proactive, what=self._what):
                     return
                 raise
             await self._adopt(tokens)

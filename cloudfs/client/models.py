@@ -7,7 +7,6 @@ the server's stable object id (kept across rename and move, new on copy).
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -73,7 +72,9 @@ class Entry:
 
     @property
     def name(self) -> str:
-        return posixpath.basename(self.path) if self.path != "/" else ""
+        # (posixpath.basename, without its generality: asked for every entry
+        # of a listing, several times, on the way to the kernel)
+        return self.path.rpartition("/")[2]
 
 
 @dataclass(frozen=True, slots=True)

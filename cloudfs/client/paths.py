@@ -65,7 +65,12 @@ def split(path: str) -> tuple[str, str]:
 
 
 def join(folder: str, name: str) -> str:
-    return posixpath.join(folder, name) if folder != "/" else "/" + name
+    if folder == "/":
+        return "/" + name
+    # posixpath.join's result, by hand: once per entry of every listing
+    if name.startswith("/"):
+        return name
+    return folder + name if not folder or folder.endswith("/") else f"{folder}/{name}"
 
 
 def parts(path: str) -> list[str]:

@@ -72,6 +72,7 @@ from cloudfs.client.paths import join, split
 from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.sha256state import HashStates
+from cloudfs.client.tasks import run_all
 from cloudfs.client.v3_shapes import (
     COOKIE_NAME,
     cookie_from,
@@ -307,18 +308,32 @@ class V3Dialect:
         return dataclasses.replace(entry, metadata={**entry.metadata, **extra, MEMORY_ONLY_KEY: ",".join(extra)})
 
     async def list_pages(self, path: str) -> AsyncGenerator[tuple[Entry, list[Entry]], None]:
-        """One page: v3 lists a whole folder at once."""
+        """One page: v3 lists a whole folder at once.  The folder's own times
+        are only in its parent's listing: both are asked for at once (one
+        round trip, not two, before a large folder's first entry)."""
+        listed: tuple[str, list[Entry], dict[str, Any]] | None = None
+        own: Entry | None = None
+
+        async def list_folder() -> None:
+            nonlocal listed
+            listed = await self._listing(path)
+
+        async def find_own() -> None:
+            nonlocal own
+            own = await self._child(path)
+
         try:
-            folder_id, children, _ = await self._listing(path)
+            await run_all([list_folder] if path == "/" else [list_folder, find_own])
         except CloudreveError as exc:
             if exc.code == PATH_NOT_EXIST and path != "/":
                 await self._raise_if_file(path)
             raise
-        if path == "/":
+        assert listed is not None
+        folder_id, children, _ = listed
+        if own is None:
             parent = root_entry(folder_id, children)
         else:
-            # the folder's own times are only in its parent's listing
-            parent = await self._child(path)
+            parent = own
             if not parent.is_dir:  # pragma: no cover - replaced between the two calls
                 raise NotAFolder(f"{path} is not a folder")
         # a replacing upload's temporary file is an implementation detail;

@@ -124,7 +124,9 @@ class Content:
             # hashed as written where the backend wants the SHA-256 before the upload
             local = LocalFile.create(core.staging_dir, node.entry,
                                      hash_content=core.client.capabilities.whole_file_hash)
-        if not node.unlinked:
+        if node.unlinked:
+            local.removed = True  # written for the handles still open, never uploaded
+        else:
             core.writeback.add(local)  # before the node points at it
         node.local = local
         return local

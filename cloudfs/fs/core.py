@@ -276,10 +276,10 @@ class Core:
             if parent.file_id == folder.entry.file_id:
                 folder.entry = parent
             self.meta.put_listing(parent, children)
-        names = {child.name for child in children}
-        for node in self.unconfirmed_files():
-            if node.entry.name not in names and split(node.path)[0] == folder.path:
-                children.append(node.entry)
+        uploading = [node for node in self.unconfirmed_files() if split(node.path)[0] == folder.path]
+        if uploading:  # (rare: the names of a large folder are not gathered for nothing)
+            names = {child.name for child in children}
+            children += [node.entry for node in uploading if node.entry.name not in names]
         return children
 
     # ---- content ---------------------------------------------------------------

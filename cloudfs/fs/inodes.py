@@ -100,12 +100,15 @@ class Node:
         return self.ino == ROOT_INODE or self.opens > 0 or self.local is not None
 
 
-#: times only this mount knows (atime, ctime, a folder's mtime) of objects
-#: whose inode the kernel forgot: it forgets an unused inode as soon as its
-#: entry times out, and the next lookup must still show the same times
+#: what only this mount knows of objects whose inode the kernel forgot (times:
+#: atime, ctime, a folder's mtime; a mode or mtime kept in memory where the
+#: server keeps no metadata): it forgets an unused inode as soon as its entry
+#: times out (or its memory is short), and the next lookup must show the same
 KEPT_TIMES = 65536
 
-LocalTimes = tuple[int | None, int | None, int | None]  # atime_ns, changed_ns, children_changed_ns
+#: atime_ns, changed_ns, children_changed_ns, and the entry if it carries memory-only metadata
+LocalState = tuple[int | None, int | None, int | None, Entry | None]
+NOTHING_KEPT: LocalState = (None, None, None, None)
 
 
 class InodeTable:
@@ -113,7 +116,7 @@ class InodeTable:
         self._next_ino = ROOT_INODE + 1
         self._by_ino: dict[int, Node] = {ROOT_INODE: Node(ROOT_INODE, root, lookups=1)}
         self._by_id: dict[str, int] = {root.file_id: ROOT_INODE}
-        self._kept_times: LRUCache[str, LocalTimes] = LRUCache(maxsize=KEPT_TIMES)
+        self._kept: LRUCache[str, LocalState] = LRUCache(maxsize=KEPT_TIMES)
 
     def __len__(self) -> int:
         return len(self._by_ino)
@@ -137,10 +140,11 @@ class InodeTable:
         its lookup count raised by one when the kernel is handed the inode."""
         node = self.by_file_id(entry.file_id)
         if node is None:
-            node = Node(self._next_ino, entry)
+            atime_ns, changed_ns, children_changed_ns, kept_entry = \
+                self._kept.pop(entry.file_id, NOTHING_KEPT) if self._kept else NOTHING_KEPT
+            node = Node(self._next_ino, keep_memory_only(kept_entry, entry))
             self._next_ino += 1
-            node.atime_ns, node.changed_ns, node.children_changed_ns = \
-                self._kept_times.pop(entry.file_id, (None, None, None))
+            node.atime_ns, node.changed_ns, node.children_changed_ns = atime_ns, changed_ns, children_changed_ns
             self._by_ino[node.ino] = node
             self._by_id[entry.file_id] = node.ino
         else:
@@ -162,9 +166,10 @@ class InodeTable:
             del self._by_ino[node.ino]
             if self._by_id.get(node.entry.file_id) == node.ino:
                 del self._by_id[node.entry.file_id]
-                times = (node.atime_ns, node.changed_ns, node.children_changed_ns)
-                if not node.unlinked and times != (None, None, None):
-                    self._kept_times[node.entry.file_id] = times
+                memory_only = node.entry if MEMORY_ONLY_KEY in (node.entry.metadata or {}) else None
+                kept = (node.atime_ns, node.changed_ns, node.children_changed_ns, memory_only)
+                if not node.unlinked and kept != NOTHING_KEPT:
+                    self._kept[node.entry.file_id] = kept
 
     def detach(self, node: Node) -> None:
         """The object left the namespace (unlinked, or replaced by a rename):

@@ -34,7 +34,9 @@ class LinkRule:
         if entry.is_dir:
             return False
         if self.by_name:
-            return entry.name.endswith(LINK_SUFFIX) and len(entry.name) > len(LINK_SUFFIX)
+            # (its name ends with the suffix and is longer: asked per entry of every listing)
+            path = entry.path
+            return path.endswith(LINK_SUFFIX) and len(path) > len(LINK_SUFFIX) and path[-len(LINK_SUFFIX) - 1] != "/"
         return (entry.metadata or {}).get(LINK_KEY) == "1" or (pending or {}).get(LINK_KEY) == "1"
 
     def stored_name(self, name: str, link: bool) -> str:
@@ -50,13 +52,11 @@ class LinkRule:
     def shown_names(self, children: list[Entry]) -> list[tuple[str, Entry]]:
         """(name to show, entry) for a folder's children: link files without
         their suffix, unless another child already has that name."""
-        if not self.by_name:
-            return [(child.name, child) for child in children]
-        taken = {child.name for child in children}
-        shown = []
-        for child in children:
-            name = child.name
+        shown = [(child.name, child) for child in children]
+        if not self.by_name or not any(self.is_link(child) for child in children):
+            return shown
+        taken = {name for name, _ in shown}
+        for index, (name, child) in enumerate(shown):
             if self.is_link(child) and name[:-len(LINK_SUFFIX)] not in taken:
-                name = name[:-len(LINK_SUFFIX)]
-            shown.append((name, child))
+                shown[index] = (name[:-len(LINK_SUFFIX)], child)
         return shown

@@ -141,8 +141,15 @@ class MetaCache:
             self._known_listings[folder.path] = listing
         self._entries[folder.path] = folder
         self._known_entries[folder.path] = folder
-        for name in listing.children:
-            self._negative.pop(join(folder.path, name), None)
+        # names known missing that the listing shows: looked at from the
+        # smaller side (few negatives, or none, against a folder of thousands)
+        if len(self._negative) < len(listing.children):
+            shown = [path for path in self._negative
+                     if split(path)[0] == folder.path and split(path)[1] in listing.children]
+        else:
+            shown = [join(folder.path, name) for name in listing.children]
+        for path in shown:
+            self._negative.pop(path, None)
         return listing
 
     def put(self, entry: Entry) -> None:

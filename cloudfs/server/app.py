@@ -80,11 +80,16 @@ def before_shutdown(state: ServerState, trigger: Callable[[], Awaitable[None]]) 
 
 
 class DrainBody:
-    """Read what is left of a request body once the app is done with it.
+    """Read what is left of a request body before the answer ends.
 
     Hypercorn hands body chunks to the app through a bounded queue; if an app
     answers without reading a large body, hypercorn blocks on that queue and the
-    connection hangs (Cloudreve drains such bodies too: ``request.BlackHole``).
+    connection hangs.  And once an answer is complete, hypercorn closes a
+    connection whose request body has not all arrived: a client still sending
+    it (a refused chunk, its body a packet behind the headers) then sees the
+    connection reset instead of the answer.  Cloudreve drains such bodies
+    (``request.BlackHole``) and keeps the connection; so does this: the last
+    piece of an answer waits until the body is read.
     """
 
     def __init__(self, app: Any) -> None:
@@ -103,8 +108,16 @@ class DrainBody:
                 finished = True
             return message
 
-        try:
-            await self.app(scope, tracked, send)
-        finally:
+        async def drain() -> None:
             while not finished:
                 await tracked()
+
+        async def send_after_body(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                await drain()
+            await send(message)
+
+        try:
+            await self.app(scope, tracked, send_after_body)
+        finally:
+            await drain()

@@ -202,24 +202,28 @@ class Journal:
         """Durably record ``local`` as pending.  Its staging file must be
         synced first: ``sync_first`` does it in the same worker-thread trip
         (a close pays one trip, not two), unless the record carries the
-        content itself (a small file)."""
+        content itself (a small file).  Not if the file is removed before
+        the record is written: a forget asked for meanwhile must win."""
         rec = Record.of(local)
-        await self._execute(
-            "INSERT INTO pending (file_id, path, staging, size, mtime_ns, base_version,"
-            " base_size, base_mtime_ns, base_limit, present, updated_ns, metadata, content)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(file_id) DO UPDATE SET path=excluded.path, staging=excluded.staging,"
-            " size=excluded.size, mtime_ns=excluded.mtime_ns, base_version=excluded.base_version,"
-            " base_size=excluded.base_size, base_mtime_ns=excluded.base_mtime_ns,"
-            " base_limit=excluded.base_limit, present=excluded.present, updated_ns=excluded.updated_ns,"
-            " metadata=excluded.metadata, content=excluded.content",
-            (
-                rec.file_id, rec.path, str(rec.staging), rec.size, rec.mtime_ns,
-                rec.base_version, rec.base_size, rec.base_mtime_ns, rec.base_limit,
-                json.dumps(rec.present.to_list()), time.time_ns(), json.dumps(rec.metadata), rec.content,
-            ),
-            local.sync if sync_first and rec.content is None else None,
-        )
+        async with self._lock:
+            if local.removed:
+                return  # unlinked while this record waited for the lock
+            await self._write(
+                "INSERT INTO pending (file_id, path, staging, size, mtime_ns, base_version,"
+                " base_size, base_mtime_ns, base_limit, present, updated_ns, metadata, content)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(file_id) DO UPDATE SET path=excluded.path, staging=excluded.staging,"
+                " size=excluded.size, mtime_ns=excluded.mtime_ns, base_version=excluded.base_version,"
+                " base_size=excluded.base_size, base_mtime_ns=excluded.base_mtime_ns,"
+                " base_limit=excluded.base_limit, present=excluded.present, updated_ns=excluded.updated_ns,"
+                " metadata=excluded.metadata, content=excluded.content",
+                (
+                    rec.file_id, rec.path, str(rec.staging), rec.size, rec.mtime_ns,
+                    rec.base_version, rec.base_size, rec.base_mtime_ns, rec.base_limit,
+                    json.dumps(rec.present.to_list()), time.time_ns(), json.dumps(rec.metadata), rec.content,
+                ),
+                local.sync if sync_first and rec.content is None else None,
+            )
 
     async def set_session(self, file_id: str, session_id: str) -> None:
         await self._execute("UPDATE pending SET session_id = ? WHERE file_id = ?", (session_id, file_id))

@@ -103,6 +103,10 @@ class LocalFile:
     present: SpanSet = field(default_factory=SpanSet)
     #: content differs from the server's
     dirty: bool = False
+    #: the file left the namespace (unlinked, or replaced by a rename): its
+    #: content serves the handles still open on it and is never uploaded, so
+    #: a write through one of them does not make it dirty
+    removed: bool = False
     generation: int = 0
     #: generation already recorded in the journal (and the staging file fsync'd)
     journaled_generation: int = -1
@@ -175,9 +179,12 @@ class LocalFile:
 
     # ---- changes -------------------------------------------------------------
     def _changed(self) -> None:
-        self.dirty = True
-        self.generation += 1
+        self._bump()
         self.mtime_ns = now_ns()
+
+    def _bump(self) -> None:
+        self.generation += 1
+        self.dirty = not self.removed
 
     def write(self, off: int, data: bytes) -> int:
         fd = self._open()
@@ -225,14 +232,12 @@ class LocalFile:
 
     def set_mtime(self, mtime_ns: int) -> None:
         self.mtime_ns = mtime_ns
-        self.generation += 1
-        self.dirty = True
+        self._bump()
 
     def set_metadata(self, values: dict[str, str]) -> None:
         """Metadata for the next upload to carry (a change like any other)."""
         self.metadata.update(values)
-        self.generation += 1
-        self.dirty = True
+        self._bump()
 
     # ---- reading ---------------------------------------------------------------
     def missing(self, span: Span | None = None) -> list[Span]:

@@ -131,6 +131,9 @@ def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
     if writeback.files.get(local.file_id) is local:
         del writeback.files[local.file_id]
         writeback._unsent.discard(local.file_id)
+    # for good: a write through a handle still open must not make it dirty
+    # again (an fsync still waiting would take it for an upload gone missing)
+    local.removed = True
     local.dirty = False
     writeback._notify()  # an fsync waiting for it has nothing left to wait for
     # its record goes too, with the next journal write if not sooner (else a

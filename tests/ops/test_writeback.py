@@ -211,6 +211,57 @@ async def test_a_write_while_a_removal_forgets_the_upload_does_not_bring_the_fil
             assert await remote_bytes(mount, f"{top}/f") == b"other"
 
 
+async def test_an_fsync_waiting_while_the_file_is_unlinked_and_written_again_does_not_bring_it_back(
+    server: RunningServer, tmp_path: Path, top: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One process fsyncs a file, another unlinks it meanwhile, a third
+    writes through a handle it opened before the unlink (all on shared
+    names in tests/mount/test_hardening.py; once in a CI run, the journal
+    slow under load).  The unlink dropped the staged upload, the write made
+    that content dirty again, and the fsync, its journal record written
+    only now, found a dirty file the write-back did not know: its safety
+    net logged "was missing from the write-back" and uploaded the removed
+    file, re-creating it; and the record, written after the unlink's
+    forget, brought it back at the next mount.  A removed file's content is
+    for the handles still open: never dirty, never journaled, never
+    uploaded, dropped at the last close."""
+    async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/f", b"v1")
+        assert await mount.writeback.drain() == []
+        ino = await fs.inode(f"{top}/f")
+        syncing = await mount.ops.open(ino, os.O_WRONLY, None)  # type: ignore[arg-type]
+        writing = await mount.ops.open(ino, os.O_WRONLY, None)  # type: ignore[arg-type]
+        await mount.ops.write(syncing.fh, 0, b"v2")
+        node = mount.core.table.get(ino)
+        assert node is not None and node.local is not None
+        parent, name = await fs._parent(f"{top}/f")
+        journal_lock = mount.writeback.journal._lock
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                async with journal_lock:  # the journal is busy (a slow disk)
+                    nursery.start_soon(mount.ops.fsync, syncing.fh, False)
+                    while journal_lock.statistics().tasks_waiting < 1:
+                        await trio.sleep(0.01)  # the fsync's record waits for the journal
+                    nursery.start_soon(mount.ops.unlink, parent, name, None)
+                    while not node.unlinked:
+                        await trio.sleep(0.01)  # the server deleted it; its upload is dropped
+                    await mount.ops.write(writing.fh, 0, b"written after the unlink")
+        await mount.ops.release(syncing.fh)
+        await mount.ops.release(writing.fh)
+        assert await mount.writeback.drain() == []
+        _, children = await mount.client.list_all(top)
+        assert children == []
+        assert "missing from the write-back" not in caplog.text
+        assert not node.local and not list((tmp_path / "cache" / "staging").iterdir())
+    # nor at the next mount
+    async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
+        assert await mount.writeback.drain() == []
+        _, children = await mount.client.list_all(top)
+        assert children == []
+
+
 async def test_the_mount_ending_does_not_wait_for_a_landed_upload_to_be_copied_into_the_read_cache(
     server: RunningServer, tmp_path: Path, top: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

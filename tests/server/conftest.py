@@ -30,20 +30,14 @@ def fresh_api(fresh_server) -> Iterator[Api]:
 @pytest.fixture(scope="module")
 def v3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One ``cloudfs server --dialect v3`` per test module (faults enabled, cleared after each test)."""
-    srv = start_server(tmp_path_factory.mktemp("v3-server"), faults=True, dialect="v3")
-    try:
+    with start_server(tmp_path_factory.mktemp("v3-server"), faults=True, dialect="v3") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
 def v3_fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("v3-fresh"), faults=True, dialect="v3")
-    try:
+    with start_server(tmp_path_factory.mktemp("v3-fresh"), faults=True, dialect="v3") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -22,16 +22,13 @@ def uri(path: str, fs: str = "my") -> str:
     return f"cloudreve://{fs}" + ("/" + "/".join(enc(p) for p in parts) if parts else "/")
 
 
-class Api:
-    """A logged-in session against one server."""
+class HttpSession:
+    """An HTTP client against one server, closed with the ``with`` block
+    (what the sessions of every dialect's tests share)."""
 
-    def __init__(self, server: RunningServer, login: bool = True, timeout: float = 60.0) -> None:
+    def __init__(self, server: RunningServer, timeout: float = 60.0) -> None:
         self.server = server
         self.http = httpx.Client(base_url=server.url, timeout=timeout)
-        self.token: str | None = None
-        self.refresh_token: str | None = None
-        if login:
-            self.login()
 
     def close(self) -> None:
         self.http.close()
@@ -41,6 +38,17 @@ class Api:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Api(HttpSession):
+    """A logged-in session against one server."""
+
+    def __init__(self, server: RunningServer, login: bool = True, timeout: float = 60.0) -> None:
+        super().__init__(server, timeout)
+        self.token: str | None = None
+        self.refresh_token: str | None = None
+        if login:
+            self.login()
 
     def login(self, email: str | None = None, password: str | None = None) -> dict[str, Any]:
         body = self.post("/session/token", {"email": email or self.server.email,

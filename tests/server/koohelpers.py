@@ -8,13 +8,15 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from typing import Any, Self
+from typing import Any
 
 import httpx
 import pytest
 
 from cloudfs.server.koodrive.auth import authorization_header, format_x_date
 from cloudfs.server.testing import RunningServer, start_server
+
+from .helpers import HttpSession
 
 P = "/koodrive/ose/v1"
 APP_ID, APP_SECRET = "cloudfs-demo-app", "cloudfs-demo-app-secret"
@@ -27,25 +29,15 @@ def switches(server: RunningServer, **values: Any) -> dict[str, Any]:
     return resp.json()
 
 
-class KooApi:
+class KooApi(HttpSession):
     """A logged-in (carrier login) session against one KooDrive emulator."""
 
     def __init__(self, server: RunningServer, login: bool = True) -> None:
-        self.server = server
-        self.http = httpx.Client(base_url=server.url, timeout=60.0)
+        super().__init__(server)
         self.token = self.refresh_token = self.user_id = self.container = ""
         if login:
             self.login()
             self.container = self.space()["containerId"]
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def login(self, account: str | None = None, password: str | None = None) -> dict[str, Any]:
         resp = self.http.post(P + "/auth/login", headers={"x-hw-agentName": "cloudfs-tests"},
@@ -179,21 +171,15 @@ class KooApi:
 @pytest.fixture(scope="module")
 def kd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One ``cloudfs server --dialect koodrive`` per test module (faults on, cleared after each test)."""
-    srv = start_server(tmp_path_factory.mktemp("kd-server"), faults=True, dialect="koodrive")
-    try:
+    with start_server(tmp_path_factory.mktemp("kd-server"), faults=True, dialect="koodrive") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
 def kd_fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("kd-fresh"), faults=True, dialect="koodrive",
-                       capacity=64 * MIB)
-    try:
+    with start_server(tmp_path_factory.mktemp("kd-fresh"), faults=True, dialect="koodrive",
+                      capacity=64 * MIB) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

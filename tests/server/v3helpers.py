@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from cloudfs.server.testing import RunningServer
+
+from .helpers import HttpSession
 
 API3 = "/api/v3"
 
@@ -17,23 +19,13 @@ def enc_path(path: str) -> str:
     return "/".join(quote(p, safe="") for p in path.split("/"))
 
 
-class Api3:
+class Api3(HttpSession):
     """A session (cookie jar) against one v3 server; logged in unless ``login=False``."""
 
     def __init__(self, server: RunningServer, login: bool = True, timeout: float = 60.0) -> None:
-        self.server = server
-        self.http = httpx.Client(base_url=server.url, timeout=timeout)
+        super().__init__(server, timeout)
         if login:
             self.login()
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def login(self, email: str | None = None, password: str | None = None) -> dict[str, Any]:
         body = self.post("/user/session", {"userName": email or self.server.email,

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 
-from cloudfs.client.auth import Tokens
+from cloudfs.client.auth import Tokens, keeps_current_token
 from cloudfs.client.koodrive import signing
 from cloudfs.client.koodrive.codes import KooDriveError
 from cloudfs.client.redact import register_secret
@@ -94,9 +94,7 @@ class CarrierAuth(KooAuth):
                 log.info("logging in to %s again: the refresh was refused (%s)", self._what, exc)
                 fresh, self.user_id = await self._relogin()
             except TransportError as exc:
-                if proactive and time.time() < self.tokens.access_expires:
-                    log.warning("could not refresh the login to %s (%s); using the current token meanwhile",
-                                self._what, exc)
+                if keeps_current_token(self.tokens, exc, proactive=proactive, what=self._what):
                     return
                 raise
             self.tokens = fresh

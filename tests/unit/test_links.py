@@ -1,0 +1,31 @@
+"""How links are told apart where the name carries the mark (no metadata: Cloudreve 3, KooDrive)."""
+
+from cloudfs.client.models import LINK_KEY, Entry
+from cloudfs.fs.links import LinkRule
+
+
+def entry(path: str, *, is_dir: bool = False, metadata: dict[str, str] | None = None) -> Entry:
+    return Entry(file_id=path, path=path, is_dir=is_dir, size=0, mtime_ns=0, ctime_ns=0, metadata=metadata or {})
+
+
+def test_a_link_file_is_a_name_longer_than_the_mark_ending_in_it():
+    rule = LinkRule(by_name=True)
+    assert rule.is_link(entry("/d/target.rclonelink"))
+    assert not rule.is_link(entry("/d/.rclonelink"))  # the mark alone names no link
+    assert not rule.is_link(entry("/.rclonelink"))
+    assert not rule.is_link(entry("/d/x.rclonelink", is_dir=True))
+    assert not rule.is_link(entry("/d/plain.txt"))
+
+
+def test_link_files_show_without_their_mark_unless_the_name_is_taken():
+    rule = LinkRule(by_name=True)
+    children = [entry("/d/a.rclonelink"), entry("/d/b.rclonelink"), entry("/d/b"), entry("/d/c")]
+    assert [name for name, _ in rule.shown_names(children)] == ["a", "b.rclonelink", "b", "c"]
+    assert [name for name, _ in rule.shown_names([entry("/d/c")])] == ["c"]
+
+
+def test_by_metadata_names_are_shown_as_they_are():
+    rule = LinkRule(by_name=False)
+    link = entry("/d/l.rclonelink", metadata={LINK_KEY: "1"})
+    assert rule.is_link(link) and not rule.is_link(entry("/d/x.rclonelink"))
+    assert [name for name, _ in rule.shown_names([link])] == ["l.rclonelink"]
