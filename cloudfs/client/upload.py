@@ -208,6 +208,10 @@ class Uploader:
                     await send(chunk)
 
             await run_all([worker] * min(parallel, len(head)))
+        # a cancellation that came as the last of the other chunks landed (no
+        # checkpoint after it) takes effect here, before the completing step,
+        # which it could no longer stop
+        await trio.lowlevel.checkpoint()
         if last is not None:
             with _settling(self.settings.transfer_deadline(last.length) + self.settings.deadline_s):
                 await send(last)  # alone and last: it completes the session
