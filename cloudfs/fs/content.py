@@ -49,12 +49,18 @@ class Content:
         if writer:
             core.check_writable()
         await core.refresh(node)
+        # staged before the handle exists: a staging file that cannot be made
+        # (ENOSPC, EMFILE) fails the open without leaving a handle behind
+        local = self.stage(node) if writer else None
         handle = self._new_handle(node, writer)
-        if writer:
-            local = self.stage(node)
+        if local is not None:
             local.writers += 1
             if flags & os.O_TRUNC and local.size:
-                self.truncate(node, 0)
+                try:
+                    self.truncate(node, 0)
+                except BaseException:
+                    self.release(handle.fh)  # the open fails: nothing of it stays open
+                    raise
         # the kernel may keep its cached pages only if the content is what it cached
         version = node.entry.version if node.local is None else None
         keep = version is not None and node.cached_version == version
@@ -104,8 +110,8 @@ class Content:
 
     def created(self, node: Node) -> Opened:
         """A handle on a file just created (empty, staged, open for writing)."""
+        local = self.stage(node)  # before the handle, as in open
         handle = self._new_handle(node, writer=True)
-        local = self.stage(node)
         local.writers += 1
         self.core.writeback.note_activity()
         node.cached_version = None

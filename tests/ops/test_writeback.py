@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import uuid
 from pathlib import Path
@@ -300,3 +301,29 @@ async def test_the_mount_ending_does_not_wait_for_a_landed_upload_to_be_copied_i
         leaving = time.monotonic()
     assert time.monotonic() - leaving < 0.8
     assert not mount.fetcher.store.has_page(cache_name(entry.file_id, entry.version, entry.size), 0)
+
+
+async def test_an_open_whose_staging_file_cannot_be_made_leaves_no_handle_open(
+    server: RunningServer, tmp_path: Path, top: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """open(O_WRONLY) fails where the staging file cannot be made (a full
+    cache disk): nothing of it may stay open.  Before, the handle was
+    registered first: it leaked with the node's open count, so the node was
+    never let go of."""
+    async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/f", b"on the server")
+        assert await mount.writeback.drain() == []
+        ino = await fs.inode(f"{top}/f")
+        node = mount.core.node(ino)
+        opens, handles = node.opens, len(mount.core.handles.files)
+
+        def no_space(*args: object, **kwargs: object) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(mount.ops.content, "stage", no_space)
+        with pytest.raises((OSError, pyfuse3.FUSEError)):
+            await mount.ops.open(ino, os.O_WRONLY, None)  # type: ignore[arg-type]
+        monkeypatch.undo()
+        assert (node.opens, len(mount.core.handles.files)) == (opens, handles)
