@@ -1,6 +1,6 @@
 """Every benchmark in one run, one table (``make bench``).
 
-    .venv/bin/python bench/all.py [--dialects v4 v3] [--read-mib 1024] [--write-mib 256] [--reps 3]
+    .venv/bin/python bench/all.py [--dialects v4 v3 koodrive] [--read-mib 1024] [--write-mib 256] [--reps 3]
 
 Runs the read side (``mount_read.py``), the write side
 (``mount_write.py``) and rsync (``mount_rsync.py``, beside an rclone mount
@@ -21,7 +21,7 @@ from harness import Row, print_table
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dialects", nargs="+", choices=["v4", "v3"], default=["v4", "v3"])
+    parser.add_argument("--dialects", nargs="+", choices=["v4", "v3", "koodrive"], default=["v4", "v3"])
     parser.add_argument("--read-mib", type=int, default=1024)
     parser.add_argument("--rss-mib", type=int, default=2048)
     parser.add_argument("--write-mib", type=int, default=256)
@@ -40,7 +40,7 @@ def main() -> None:
                                         rss_mib=args.rss_mib)
         rsync_args = argparse.Namespace(files=args.rsync_files, reps=args.reps, wsgidav=args.wsgidav,
                                         repo_files=1000)
-        rows.append(Row(f"[Cloudreve {dialect}]", ""))
+        rows.append(Row("[KooDrive]" if dialect == "koodrive" else f"[Cloudreve {dialect}]", ""))
         if "read" in args.only:
             rows += mount_read.run(read_args, dialect)
         if "write" in args.only:
