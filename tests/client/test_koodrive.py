@@ -286,3 +286,41 @@ async def test_a_swap_whose_rename_failed_is_cleaned_up_by_the_next(kclient, kd,
     assert await kclient.read(placed, 0, 100) == b"version 3"
     _, children = await kclient.list_all("/strand")
     assert [c.name for c in children] == ["f"]
+
+
+async def test_the_next_run_deletes_a_version_a_killed_one_left_beside_its_file(kclient, kd, tmp_path, token_store):
+    """A run killed between an upload's completion and its swap leaves the
+    new version whole at a temporary name (the process's memory of it is
+    gone).  Its journal kept the upload's session; the next run cancels that
+    session: the copy beside the file goes, and a session whose version did
+    take the file's name (or a new file's) is left alone."""
+    await kclient.mkdir("/killed")
+    src = tmp_path / "k"
+    src.write_bytes(b"version 1")
+    first = await kclient.upload("/killed/f", src)
+    sessions: list[str] = []
+
+    async def record(session_id: str) -> None:
+        sessions.append(session_id)
+
+    kd.faults.set(path_regex=r"/files/rename/", error_rate=1.0, error_status=503, count=20)
+    src.write_bytes(b"version 2, left beside")
+    with pytest.raises(CloudfsError):
+        await kclient.upload("/killed/f", src, replace=first, on_session=record)
+    kd.faults.clear()
+    _, children = await kclient.list_all("/killed")
+    assert [c.name for c in children if c.name.startswith(".f.cloudfs-")] != []
+    next_run = await CloudreveClient.connect(kd.url, token_store=token_store, settings=FAST, backend="koodrive")
+    try:
+        await next_run.cancel_upload("/killed/f", sessions[-1])
+        _, children = await next_run.list_all("/killed")
+        assert [c.name for c in children] == []  # the old version is in the recycle bin
+        src.write_bytes(b"version 3")
+        placed = await next_run.upload("/killed/f", src, on_session=record)
+        await next_run.cancel_upload("/killed/f", sessions[-1])  # its version has the name: kept
+        src.write_bytes(b"version 4")
+        placed = await next_run.upload("/killed/f", src, replace=placed, on_session=record)
+        await next_run.cancel_upload("/killed/f", sessions[-1])
+        assert await next_run.read(await next_run.stat("/killed/f"), 0, 100) == b"version 4"
+    finally:
+        await next_run.aclose()

@@ -576,22 +576,27 @@ class KooDriveDialect:
     async def _drop_stranded(self, target: str, *, keep: str) -> None:
         """Delete the new versions of ``target`` that earlier uploads left
         beside it under their temporary names (complete, but their swap
-        failed or was never heard of), now that a later one took the place.
-        One that did get its name after all is left alone."""
-        folder = split(target)[0]
+        failed or was never heard of), now that a later one took the place."""
         for file_id in self._stranded.pop(target, set()) - {keep}:
-            try:
-                item = await self._detail(file_id, target)
-                if not TEMP_NAME.match(str(item.get("fileName") or "")) or parent_id(item) != await self._id(folder):
-                    continue
-                await self._delete_ids([{"fileId": file_id, "filePath": f"{await self._id_path(folder)}/{file_id}"}],
-                                       permanent=True, what=f"drop a version of {target} left beside it")
-                log.info("deleted a new version of %s that an interrupted upload left beside it", target)
-            except NotFound:
-                continue
-            except CloudfsError as exc:
-                log.warning("could not delete a version of %s left beside it by an interrupted upload: %s",
-                            target, exc)
+            await self._drop_if_beside(file_id, target)
+
+    async def _drop_if_beside(self, file_id: str, target: str) -> None:
+        """Delete ``file_id`` if it is still a new version of ``target`` at a
+        temporary name in its folder.  One that did get its name after all
+        (or is gone, or was never completed: invisible) is left alone."""
+        folder = split(target)[0]
+        try:
+            item = await self._detail(file_id, target)
+            if not TEMP_NAME.match(str(item.get("fileName") or "")) or parent_id(item) != await self._id(folder):
+                return
+            await self._delete_ids([{"fileId": file_id, "filePath": f"{await self._id_path(folder)}/{file_id}"}],
+                                   permanent=True, what=f"drop a version of {target} left beside it")
+            log.info("deleted a new version of %s that an interrupted upload left beside it", target)
+        except NotFound:
+            return
+        except CloudfsError as exc:
+            log.warning("could not delete a version of %s left beside it by an interrupted upload: %s",
+                        target, exc)
 
     async def _completed(self, session: UploadSession) -> bool:
         """Whether the upload's file exists, complete (an unfinished one is
@@ -642,7 +647,11 @@ class KooDriveDialect:
         return None  # no cancel call: an uncompleted task stays invisible
 
     async def cancel_session(self, path: str, session_id: str) -> None:
-        return None
+        """The upload task of a run that died: unfinished, it stays invisible
+        (there is no call to cancel it); completed but never swapped into
+        place, it is a whole copy at a temporary name beside the file (the
+        content is still staged, and its upload starts again): deleted."""
+        await self._drop_if_beside(session_id, path)
 
     async def put_whole(self, path: str, content: bytes, *, replace: Entry | None, mtime_ns: int | None,
                         metadata: Mapping[str, str]) -> Entry | None:
