@@ -8,15 +8,27 @@ A failed upload leaves the old content intact; the swap itself is not
 atomic (between the delete and the rename the name is free), and the
 replaced file ends up with the upload's id (``replace_gives_new_id``).
 A backend provides the steps (:class:`SwapSteps`); the order, the conflict
-rule and what happens to an upload stranded by a failed rename are the same
+rule and what happens to an upload stranded by a failed swap are the same
 for all of them.
+
+Stranded uploads: a swap that fails (or is cancelled, or whose answers are
+lost) once the upload is complete may leave the new content whole at its
+temporary name: hidden from listings, but counted against the quota.  Every
+such upload is remembered under its target (several per target: each
+failed attempt has its own temporary name) and, once a later swap put newer
+content at the target, deleted if it is still at a temporary name in the
+target's folder (the backend's :meth:`SwapSteps.drop_if_beside`): one whose
+rename did happen after all, or that someone moved, is left alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
+
+from cachetools import LRUCache
 
 from cloudfs.client.models import Entry
 from cloudfs.client.paths import split
@@ -45,6 +57,13 @@ class SwapSteps(Protocol):
         """Rename the uploaded file to ``name`` in its folder; the renamed file."""
         ...
 
+    async def drop_if_beside(self, file_id: str, target: str) -> bool:
+        """Delete the object ``file_id`` for good if it is still an upload of
+        ours at a temporary name in ``target``'s folder; whether it did (not
+        if it was renamed into place after all, moved, gone or never
+        completed).  ``NotFound`` counts as gone."""
+        ...
+
     def conflict(self, target: str) -> CloudfsError:
         """The error (a :class:`VersionConflict`) for "``target`` changed meanwhile", said as the backend
         says a stale version (so callers that look closer see its own code)."""
@@ -57,15 +76,26 @@ def same_file(current: Entry, base: Entry) -> bool:
     return current.file_id == base.file_id and not current.is_dir and current.size == base.size
 
 
+#: targets whose stranded uploads are remembered (a target whose swap never succeeds again is forgotten
+#: eventually: its copies stay at their temporary names, hidden)
+STRANDED_TARGETS_KEPT = 4096
+
+
 class BesideReplace:
     """The swap of one backend instance; it remembers content stranded at a
-    temporary name by a swap whose rename failed, and deletes it once a
-    later swap put newer content at the same target."""
+    temporary name by a failed swap, and deletes it once a later swap put
+    newer content at the same target (see the module's doc)."""
 
     def __init__(self, steps: SwapSteps) -> None:
         self.steps = steps
-        #: target path -> our content left at a temporary name by a swap whose rename failed
-        self._stranded: dict[str, Entry] = {}
+        #: target path -> ids of our uploads maybe left complete at a temporary name beside it
+        self._stranded: LRUCache[str, set[str]] = LRUCache(maxsize=STRANDED_TARGETS_KEPT)
+
+    def strand(self, target: str, file_id: str) -> None:
+        """Our upload ``file_id`` for ``target`` may be left complete at its
+        temporary name (its swap failed or was never heard of): deleted
+        after the next swap that places ``target``."""
+        self._stranded.setdefault(target, set()).add(file_id)
 
     async def swap(self, uploaded_path: str, base: Entry, target: str, *,
                    found: Callable[[Entry], None] | None = None) -> Entry:
@@ -81,29 +111,44 @@ class BesideReplace:
             raise NotFound(f"{uploaded_path}: no such file or folder")
         if found is not None:
             found(uploaded)
-        if current is not None:  # None: deleted meanwhile, just move ours in
-            if not same_file(current, base):
-                # changed by someone else since the caller based its content on it
+        if current is not None and not same_file(current, base):
+            # changed by someone else since the caller based its content on it
+            with self._stranded_if_failing(target, uploaded):
                 await steps.drop_upload(uploaded, what=f"drop the upload for {target}")
-                raise steps.conflict(target)
-            await steps.retire(current, target)
-        try:
+            raise steps.conflict(target)
+        with self._stranded_if_failing(target, uploaded):
+            if current is not None:  # None: deleted meanwhile, just move ours in
+                await steps.retire(current, target)
             placed = await steps.rename_into_place(uploaded, split(target)[1])
-        except CloudfsError:
-            log.error("the new content of %s is left at %s: renaming it into place failed", target, uploaded_path)
-            self._stranded[target] = uploaded
-            raise
-        stranded = self._stranded.pop(target, None)
-        if stranded is not None and stranded.file_id != placed.file_id:
-            await self._drop_stranded(stranded)
+        await self.drop_stranded(target, keep=placed.file_id)
         return placed
 
-    async def _drop_stranded(self, stranded: Entry) -> None:
-        """Delete the content an earlier, failed swap left at a temporary
-        name (hidden, but counted against the quota), now that a later
-        upload replaced it.  By id: if that rename did happen after all,
-        the object was replaced since and is gone already."""
+    @contextmanager
+    def _stranded_if_failing(self, target: str, uploaded: Entry) -> Iterator[None]:
+        """Remember ``uploaded`` as stranded if the block fails (or is
+        cancelled): it may be left complete at its temporary name."""
         try:
-            await self.steps.drop_upload(stranded, what=f"drop {stranded.path}")
+            yield
+        except BaseException:
+            log.error("the new content of %s may be left at %s: its swap into place failed", target, uploaded.path)
+            self.strand(target, uploaded.file_id)
+            raise
+
+    async def drop_stranded(self, target: str, *, keep: str = "") -> None:
+        """Delete what earlier swaps for ``target`` left at temporary names
+        (but ``keep``: the content now in place), now that a later upload
+        replaced them."""
+        for file_id in self._stranded.pop(target, set()) - {keep}:
+            await self.drop(file_id, target)
+
+    async def drop(self, file_id: str, target: str) -> None:
+        """Delete ``file_id`` if it is still an upload of ours at a temporary
+        name beside ``target``; failures are logged (it stays, hidden)."""
+        try:
+            if await self.steps.drop_if_beside(file_id, target):
+                log.info("deleted a new version of %s that an interrupted upload left beside it", target)
+        except NotFound:
+            return
         except CloudfsError as exc:
-            log.warning("could not delete %s, left by a failed upload: %s", stranded.path, exc)
+            log.warning("could not delete a version of %s left beside it by an interrupted upload: %s",
+                        target, exc)

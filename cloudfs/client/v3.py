@@ -671,6 +671,15 @@ class V3Dialect:
         # the server shows, which a later mount sees too
         return await self._rename(uploaded, name, carry=False)
 
+    async def drop_if_beside(self, file_id: str, target: str) -> bool:
+        """Found in one listing of the target's folder (by id: the name is not ours to trust)."""
+        _, children, _ = await self._listing(split(target)[0])
+        left = next((c for c in children if c.file_id == file_id and not c.is_dir), None)
+        if left is None or not is_temp_name(left.name):
+            return False
+        await self._delete([left], what=f"drop {left.path}")
+        return True
+
     def conflict(self, target: str) -> CloudfsError:
         """Said like v4's "previous version mismatch", for callers that look at the code."""
         return CloudreveError(STALE_VERSION, f"{target} was changed by someone else during the upload")

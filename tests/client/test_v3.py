@@ -155,6 +155,29 @@ async def test_failed_replace_keeps_the_old_file(connect, v3, local_file):
     assert (await client.capacity()).used == used  # the temporary upload was cancelled
 
 
+async def test_every_swap_whose_rename_failed_is_cleaned_up_by_the_next(connect, v3, local_file):
+    """Two replaces in a row whose rename into place fails leave two copies
+    at temporary names (hidden, but counted against the quota); the next
+    replace that lands deletes both (client/replace.py keeps every stranded
+    upload of a target, not only the last)."""
+    client = await connect(srv=v3, settings=replace(FAST, max_attempts=2))
+    path = name("strand")
+    before = (await client.capacity()).used
+    v1_src, _ = local_file(CHUNK, seed=10)
+    first = await client.upload(path, v1_src)
+    v3.faults.set(error_rate=1.0, error_status=500, path_regex=r"/api/v3/object/rename$")
+    for seed in (11, 12):
+        src, _ = local_file(CHUNK + seed, seed=seed)
+        with pytest.raises(CloudfsError):
+            await client.upload(path, src, replace=first)
+    v3.faults.clear()
+    assert (await client.capacity()).used == before + 2 * CHUNK + 11 + 12  # both stranded copies
+    v4_src, v4 = local_file(CHUNK + 3, seed=13)
+    placed = await client.upload(path, v4_src, replace=first)
+    assert await remote_sha256(client, placed.path) == v4
+    assert (await client.capacity()).used == before + CHUNK + 3
+
+
 async def test_lost_session_answer_of_a_new_file(connect, v3, local_file):
     """The placeholder left by a lost answer is hidden from listings and
     holds the name (40054): the client clears it and goes on."""

@@ -159,8 +159,6 @@ class KooDriveDialect:
         #: file id of content this process uploaded -> its upload's tag: KooDrive keeps
         #: no metadata, and the write-back knows its own unconfirmed upload by the tag
         self._own_uploads: LRUCache[str, str] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
-        #: target path -> ids of new versions maybe left complete beside it (see _drop_stranded)
-        self._stranded: dict[str, set[str]] = {}
         #: replacing a file: upload beside it, then swap (no overwrite in place)
         self._beside = BesideReplace(self)
 
@@ -548,10 +546,9 @@ class KooDriveDialect:
             raise  # the upload beside is deleted already
         except BaseException:
             # the new version may be complete beside the file, every answer about it
-            # lost: the next upload that puts the file in place deletes it
-            self._stranded.setdefault(session.path, set()).add(file_id)
+            # lost (also before the swap knew of it): the next swap into place deletes it
+            self._beside.strand(session.path, file_id)
             raise
-        await self._drop_stranded(session.path, keep=placed.file_id)
         return self._tagged(placed)
 
     async def _complete(self, session: UploadSession) -> None:
@@ -572,31 +569,6 @@ class KooDriveDialect:
                 raise
 
         await self.http.retrying(op, idempotent=True, what=what)
-
-    async def _drop_stranded(self, target: str, *, keep: str) -> None:
-        """Delete the new versions of ``target`` that earlier uploads left
-        beside it under their temporary names (complete, but their swap
-        failed or was never heard of), now that a later one took the place."""
-        for file_id in self._stranded.pop(target, set()) - {keep}:
-            await self._drop_if_beside(file_id, target)
-
-    async def _drop_if_beside(self, file_id: str, target: str) -> None:
-        """Delete ``file_id`` if it is still a new version of ``target`` at a
-        temporary name in its folder.  One that did get its name after all
-        (or is gone, or was never completed: invisible) is left alone."""
-        folder = split(target)[0]
-        try:
-            item = await self._detail(file_id, target)
-            if not TEMP_NAME.match(str(item.get("fileName") or "")) or parent_id(item) != await self._id(folder):
-                return
-            await self._delete_ids([{"fileId": file_id, "filePath": f"{await self._id_path(folder)}/{file_id}"}],
-                                   permanent=True, what=f"drop a version of {target} left beside it")
-            log.info("deleted a new version of %s that an interrupted upload left beside it", target)
-        except NotFound:
-            return
-        except CloudfsError as exc:
-            log.warning("could not delete a version of %s left beside it by an interrupted upload: %s",
-                        target, exc)
 
     async def _completed(self, session: UploadSession) -> bool:
         """Whether the upload's file exists, complete (an unfinished one is
@@ -634,6 +606,16 @@ class KooDriveDialect:
     async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
         return await self.rename(uploaded, name)
 
+    async def drop_if_beside(self, file_id: str, target: str) -> bool:
+        """By the id alone (no listing): its detail names it and its folder."""
+        folder = split(target)[0]
+        item = await self._detail(file_id, target)
+        if not TEMP_NAME.match(str(item.get("fileName") or "")) or parent_id(item) != await self._id(folder):
+            return False
+        await self._delete_ids([{"fileId": file_id, "filePath": f"{await self._id_path(folder)}/{file_id}"}],
+                               permanent=True, what=f"drop a version of {target} left beside it")
+        return True
+
     def conflict(self, target: str) -> CloudfsError:
         return VersionConflict(f"{target} changed on the server meanwhile")
 
@@ -651,7 +633,7 @@ class KooDriveDialect:
         (there is no call to cancel it); completed but never swapped into
         place, it is a whole copy at a temporary name beside the file (the
         content is still staged, and its upload starts again): deleted."""
-        await self._drop_if_beside(session_id, path)
+        await self._beside.drop(session_id, path)
 
     async def put_whole(self, path: str, content: bytes, *, replace: Entry | None, mtime_ns: int | None,
                         metadata: Mapping[str, str]) -> Entry | None:
