@@ -28,12 +28,6 @@ UPLOAD_TAG_KEY = "dav:cloudfs:upload"
 LINK_KEY = "dav:cloudfs:symlink"
 
 
-#: Names (comma-separated) the metadata keys of an entry that only this
-#: process knows, where the server keeps no metadata (Cloudreve 3): the
-#: filesystem keeps them for the inode's lifetime across fresh server entries
-MEMORY_ONLY_KEY = "cloudfs:memory-only"
-
-
 def mtime_value(mtime_ns: int, version: str) -> str:
     return f"{mtime_ns}:{version}"
 
@@ -65,7 +59,8 @@ class Entry:
     #: Changes whenever the content changes (v4: the primary entity id).
     #: Empty for a file that has no content yet and for folders.
     version: str = ""
-    #: Public metadata (v4 only; ``dav:*`` keys hold cloudfs's own attributes).
+    #: Public metadata (``dav:*`` keys hold cloudfs's own attributes; on a
+    #: backend without custom metadata, what this process keeps: client/overlay.py).
     metadata: Mapping[str, str] = field(default_factory=dict)
     #: An upload session is open on this object (a new file still uploading).
     uploading: bool = False
@@ -125,7 +120,10 @@ class Capabilities:
     #: longer current (a precondition it checks itself); without it the
     #: client checks before it replaces, which leaves a window
     content_preconditions: bool = True
-    #: objects keep custom metadata (mode, exact mtime, link marks)
+    #: objects keep custom metadata (mode, exact mtime, link marks) on the
+    #: server, durably.  Without it the client keeps what is set, and what
+    #: uploads carry, in this process only (client/overlay.py): entries show
+    #: it as if the server kept it, until the process ends
     custom_metadata: bool = True
     #: deleted objects go to a trash first (recoverable)
     trash: bool = True

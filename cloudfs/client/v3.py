@@ -26,12 +26,12 @@ How v3 differs from v4, and what this module does about it:
 * Signed download URLs come from ``PUT /file/download/<id>``, relative;
   content answers carry no ETag (Go's ``ServeContent``): the size tells
   whether the content is what was listed.
-* No metadata API: :meth:`set_metadata` is EOPNOTSUPP.  The tag an upload
-  leaves (v4: in the file's metadata, see ``UPLOAD_TAG_KEY``) is kept in
-  this process instead, by the object id of the uploaded content, and
-  :meth:`stat` shows it: an upload whose swap landed although its answers
-  were lost is recognised as ours.  No recycle bin: every delete is
-  permanent.  Copy takes one object per call.
+* No metadata API: what :meth:`set_metadata` sets, and the tag, the mtime
+  and the metadata an upload carries (v4: in the file's metadata, see
+  ``UPLOAD_TAG_KEY``), are kept in this process instead, by object id
+  (:mod:`overlay`), and every entry shows them: an upload whose swap landed
+  although its answers were lost is recognised as ours.  No recycle bin:
+  every delete is permanent.  Copy takes one object per call.
 * Login is a cookie session (see :class:`SessionDialect` and :mod:`login`).
 
 Retry reasoning: listings, ``/user/storage``, URL signing, chunk uploads
@@ -58,16 +58,8 @@ from cloudfs.client.dialect import Ref, RestartUpload, SignedUrl, UploadSession,
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
 from cloudfs.client.login import Store, session_login
-from cloudfs.client.models import (
-    MEMORY_ONLY_KEY,
-    MTIME_KEY,
-    UPLOAD_TAG_KEY,
-    Capabilities,
-    Capacity,
-    Entry,
-    ServerInfo,
-    mtime_value,
-)
+from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo
+from cloudfs.client.overlay import MetadataOverlay
 from cloudfs.client.paths import join, split
 from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
@@ -91,7 +83,6 @@ from cloudfs.errors import (
     CloudfsError,
     NotAFolder,
     NotFound,
-    NotSupported,
     ProtocolError,
     ServerError,
     TwoFactorRequired,
@@ -100,8 +91,6 @@ from cloudfs.errors import (
 
 log = logging.getLogger(__name__)
 
-#: uploads of ours remembered (by object id) for recognising them after lost answers
-OWN_UPLOADS_KEPT = 4096
 #: files renamed or moved by us whose content version is carried across the time it gave them
 CARRIED_VERSIONS_KEPT = 4096
 
@@ -110,7 +99,7 @@ PREFIX = "/api/v3"
 NAME = "v3"
 CAPABILITIES = Capabilities(
     content_preconditions=False,  # no versions: complete_upload checks the id and size itself
-    custom_metadata=False,
+    custom_metadata=False,  # kept in this process only (overlay.py)
     trash=False,  # every delete is permanent
     overwrite_in_place=False,  # upload beside, delete, rename into place
     replace_gives_new_id=True,
@@ -147,8 +136,8 @@ class V3Dialect:
         self.api = envelope.Api(http)
         http.prefix = PREFIX
         self.info = ServerInfo(dialect=NAME, version=version, title=title, capabilities=CAPABILITIES)
-        #: object id of content we uploaded -> (its upload's tag, the mtime in ms it was asked to have)
-        self._own_uploads: LRUCache[str, tuple[str, int]] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
+        #: the metadata this process set or uploaded, shown on every entry (the server keeps none)
+        self.overlay = MetadataOverlay()
         #: object id -> (the time and size a rename or move of ours left, the content version from before it)
         self._carried: LRUCache[str, tuple[int, int, str]] = LRUCache(maxsize=CARRIED_VERSIONS_KEPT)
         #: replacing a file: upload beside it, then swap (no versions, no overwrite)
@@ -250,7 +239,8 @@ class V3Dialect:
         entries = [entry_from(obj, path) for obj in objects]
         if self._carried:  # (most listings: nothing renamed or moved by us)
             entries = [self._carry(e) for e in entries]
-        return folder_id, entries, policy
+        # (after the carry: a kept mtime names the content version)
+        return folder_id, self.overlay.apply_all(entries), policy
 
     def _carry(self, entry: Entry) -> Entry:
         """``entry`` with the content version it had before a rename or move
@@ -294,18 +284,8 @@ class V3Dialect:
     async def stat(self, path: str) -> Entry:
         if path == "/":
             folder_id, children, _ = await self._listing("/")
-            return root_entry(folder_id, children)
-        return self._with_upload_tag(await self._child(path))
-
-    def _with_upload_tag(self, entry: Entry) -> Entry:
-        """``entry`` with the tag (and the asked mtime) of the upload of ours
-        that made it, if any, as memory-only metadata."""
-        own = self._own_uploads.get(entry.file_id)
-        if own is None:
-            return entry
-        tag, mtime_ms = own
-        extra = {UPLOAD_TAG_KEY: tag, **_kept_mtime(entry, mtime_ms)}
-        return dataclasses.replace(entry, metadata={**entry.metadata, **extra, MEMORY_ONLY_KEY: ",".join(extra)})
+            return self.overlay.apply(root_entry(folder_id, children))
+        return await self._child(path)
 
     async def list_pages(self, path: str) -> AsyncGenerator[tuple[Entry, list[Entry]], None]:
         """One page: v3 lists a whole folder at once.  The folder's own times
@@ -331,7 +311,7 @@ class V3Dialect:
         assert listed is not None
         folder_id, children, _ = listed
         if own is None:
-            parent = root_entry(folder_id, children)
+            parent = self.overlay.apply(root_entry(folder_id, children))
         else:
             parent = own
             if not parent.is_dir:  # pragma: no cover - replaced between the two calls
@@ -479,6 +459,7 @@ class V3Dialect:
         # v3 has no recycle bin: every delete is permanent
         entries = [await self._child(path_of(r)) for r in refs]
         await self._delete(entries, what=f"delete {entries[0].path}")
+        self.overlay.forget(e.file_id for e in entries)
 
     async def _delete(self, entries: Sequence[Entry], *, what: str) -> None:
         # idempotent: ids no longer there are skipped by the server
@@ -491,8 +472,11 @@ class V3Dialect:
         return None
 
     async def set_metadata(self, ref: Ref, values: Mapping[str, str | None]) -> None:
+        """Kept in this process (the server has no metadata API): by the id
+        of the Entry held, else of what is at the path now."""
         if values:
-            raise NotSupported(f"{path_of(ref)}: Cloudreve {self.info.version} has no object metadata")
+            file_id = ref.file_id if isinstance(ref, Entry) else (await self.stat(ref)).file_id
+            self.overlay.set(file_id, values)
 
     async def capacity(self) -> Capacity:
         data = await self.api.call("GET", "/user/storage", idempotent=True, what="capacity")
@@ -559,10 +543,11 @@ class V3Dialect:
                           metadata: Mapping[str, str] | None = None,
                           sha256: str | None = None,
                           hash_states: HashStates | None = None) -> UploadSession:  # hashes: not needed here
-        # ``tag``: Cloudreve 3 keeps no metadata (``metadata`` has nowhere to
-        # go: callers know it from ``keeps_metadata``); complete_upload remembers the tag
+        # ``tag``, ``metadata``: Cloudreve 3 keeps no metadata; complete_upload
+        # puts them in the overlay, by the id the content gets
         folder, name = split(path)
-        extra: dict[str, object] = {"target": path, "mtime_ms": mtime_ms, "tag": tag}
+        extra: dict[str, object] = {"target": path, "mtime_ms": mtime_ms, "tag": tag,
+                                    "metadata": dict(metadata or {})}
         what = f"upload session for {path}"
 
         async def open_once(fresh: bool = False) -> UploadSession:
@@ -638,21 +623,18 @@ class V3Dialect:
         if replace is None or session.path == target:
             placed = await self._child(target)
             self._remember_own(placed, session)
-            return placed
+            return self.overlay.apply(placed)
         # from the moment the swap found it the content may land without our
         # hearing of it (a lost answer to the rename): remember it is ours
         placed = await self._beside.swap(session.path, replace, target,
                                          found=lambda uploaded: self._remember_own(uploaded, session))
-        kept = _kept_mtime(placed, session.extra.get("mtime_ms"))
-        if kept:
-            placed = dataclasses.replace(placed, metadata={**kept, MEMORY_ONLY_KEY: MTIME_KEY})
-        return placed
+        self.overlay.replaced(replace.file_id, placed.file_id)
+        return self.overlay.apply(placed)
 
     def _remember_own(self, uploaded: Entry, session: UploadSession) -> None:
-        tag = session.extra.get("tag")
-        if isinstance(tag, str) and tag:
-            mtime_ms = session.extra.get("mtime_ms")
-            self._own_uploads[uploaded.file_id] = (tag, mtime_ms if isinstance(mtime_ms, int) else 0)
+        metadata = session.extra.get("metadata")
+        self.overlay.uploaded(uploaded.file_id, tag=session.extra.get("tag"), mtime_ms=session.extra.get("mtime_ms"),
+                              metadata=metadata if isinstance(metadata, dict) else None)
 
     # ---- the steps of a replace beside the file (replace.SwapSteps) -------------------------------
     async def swap_sides(self, uploaded: str, target: str) -> tuple[Entry | None, Entry | None]:
@@ -704,15 +686,6 @@ class V3Dialect:
                 raise
 
         await self.http.retrying(op, idempotent=True, what="cancel upload")
-
-
-def _kept_mtime(entry: Entry, mtime_ms: object) -> dict[str, str]:
-    """The mtime an upload asked for, as metadata, where the server shows
-    another: a swap's rename sets the time to now, and 3.8 offers no way to
-    set it back, so this process keeps the asked one (memory only)."""
-    if isinstance(mtime_ms, int) and mtime_ms > 0 and entry.mtime_ns // 1_000_000 != mtime_ms:
-        return {MTIME_KEY: mtime_value(mtime_ms * 1_000_000, entry.version)}
-    return {}
 
 
 def _src(entries: Sequence[Entry]) -> dict[str, list[str]]:

@@ -19,32 +19,13 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from cachetools import LRUCache
 
-from cloudfs.client.models import MEMORY_ONLY_KEY, Entry
+from cloudfs.client.models import Entry
 from cloudfs.upload.staging import LocalFile
 from cloudfs.client.paths import relocated
 
-__all__ = ["MEMORY_ONLY_KEY", "ROOT_INODE", "InodeTable", "Node", "keep_memory_only"]
+__all__ = ["ROOT_INODE", "InodeTable", "Node"]
 
 ROOT_INODE = 1
-
-# MEMORY_ONLY_KEY (client.models): metadata only this mount knows, set where
-# the server has none (capabilities.custom_metadata), so a chmod or utimes lasts as long as
-# the inode instead of until the next refresh from the server
-
-
-def keep_memory_only(old: Entry | None, new: Entry) -> Entry:
-    """``new`` with the memory-only metadata of ``old`` that it lacks (its
-    own memory-only keys, e.g. a time the client kept, win)."""
-    if old is None or not old.metadata or MEMORY_ONLY_KEY not in old.metadata:
-        return new
-    new_meta = dict(new.metadata or {})
-    keys = [k for k in old.metadata[MEMORY_ONLY_KEY].split(",") if k in old.metadata]
-    carried = {k: old.metadata[k] for k in keys if k not in new_meta}
-    if not carried:
-        return new
-    memory = [k for k in new_meta.get(MEMORY_ONLY_KEY, "").split(",") if k] + list(carried)
-    return dataclasses.replace(new, metadata={**new_meta, **carried, MEMORY_ONLY_KEY: ",".join(memory)})
-
 
 class Node:
     """One inode: the remote object it stands for, and what the kernel and
@@ -80,8 +61,7 @@ class Node:
 
     @entry.setter
     def entry(self, value: Entry) -> None:
-        # a fresh entry from the server must not drop what only this mount knows
-        self._entry = keep_memory_only(self._entry, value)
+        self._entry = value
 
     def __repr__(self) -> str:
         return f"Node(ino={self.ino}, path={self._entry.path!r}, lookups={self.lookups}, opens={self.opens})"
@@ -101,14 +81,13 @@ class Node:
 
 
 #: what only this mount knows of objects whose inode the kernel forgot (times:
-#: atime, ctime, a folder's mtime; a mode or mtime kept in memory where the
-#: server keeps no metadata): it forgets an unused inode as soon as its entry
-#: times out (or its memory is short), and the next lookup must show the same
+#: atime, ctime, a folder's mtime): it forgets an unused inode as soon as its
+#: entry times out (or its memory is short), and the next lookup must show the same
 KEPT_TIMES = 65536
 
-#: atime_ns, changed_ns, children_changed_ns, and the entry if it carries memory-only metadata
-LocalState = tuple[int | None, int | None, int | None, Entry | None]
-NOTHING_KEPT: LocalState = (None, None, None, None)
+#: atime_ns, changed_ns, children_changed_ns
+LocalState = tuple[int | None, int | None, int | None]
+NOTHING_KEPT: LocalState = (None, None, None)
 
 
 class InodeTable:
@@ -140,9 +119,9 @@ class InodeTable:
         its lookup count raised by one when the kernel is handed the inode."""
         node = self.by_file_id(entry.file_id)
         if node is None:
-            atime_ns, changed_ns, children_changed_ns, kept_entry = \
+            atime_ns, changed_ns, children_changed_ns = \
                 self._kept.pop(entry.file_id, NOTHING_KEPT) if self._kept else NOTHING_KEPT
-            node = Node(self._next_ino, keep_memory_only(kept_entry, entry))
+            node = Node(self._next_ino, entry)
             self._next_ino += 1
             node.atime_ns, node.changed_ns, node.children_changed_ns = atime_ns, changed_ns, children_changed_ns
             self._by_ino[node.ino] = node
@@ -166,8 +145,7 @@ class InodeTable:
             del self._by_ino[node.ino]
             if self._by_id.get(node.entry.file_id) == node.ino:
                 del self._by_id[node.entry.file_id]
-                memory_only = node.entry if MEMORY_ONLY_KEY in (node.entry.metadata or {}) else None
-                kept = (node.atime_ns, node.changed_ns, node.children_changed_ns, memory_only)
+                kept = (node.atime_ns, node.changed_ns, node.children_changed_ns)
                 if not node.unlinked and kept != NOTHING_KEPT:
                     self._kept[node.entry.file_id] = kept
 

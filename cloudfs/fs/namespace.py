@@ -29,7 +29,7 @@ from cloudfs.fs.content import Content
 from cloudfs.fs.core import Core
 from cloudfs.fs.errors import fail
 from cloudfs.fs.handles import Opened
-from cloudfs.fs.inodes import MEMORY_ONLY_KEY, Node, detach_node, move_nodes
+from cloudfs.fs.inodes import Node, detach_node, move_nodes
 from cloudfs.fs.links import LINK_MARK, PATH_MAX
 from cloudfs.fs.meta import join, split
 from cloudfs.upload.staging import LocalFile, is_unsent, unsent_entry
@@ -185,30 +185,20 @@ class Namespace:
     async def _set_node_metadata(self, node: Node, values: dict[str, str], *, new: bool = False) -> None:
         """Set public metadata of a node's object.  While its content waits
         for an upload (or, ``new``, the file was just created and staged),
-        the upload carries it, at no request of its own."""
+        the upload carries it, at no request of its own (also where the
+        backend keeps metadata in the client only: the new version's, not
+        the old one's, may be the object that shows it)."""
         local = node.local
-        if (isinstance(local, LocalFile) and (local.dirty or new) and not node.unlinked
-                and self.core.client.keeps_metadata):
+        if isinstance(local, LocalFile) and (local.dirty or new) and not node.unlinked:
             local.set_metadata(values)
             return
         node.entry = await self._set_metadata(node.entry, values)
         self.core.meta.put(node.entry)
 
     async def _set_metadata(self, entry: Entry, values: dict[str, str]) -> Entry:
-        client = self.core.client
-        try:
-            if values and not client.capabilities.custom_metadata:
-                raise CloudfsError("the server keeps no custom metadata", errno=errno.EOPNOTSUPP)
-            await client.set_metadata(entry, values)
-        except CloudfsError as exc:
-            if exc.errno != errno.EOPNOTSUPP:
-                raise
-            # a backend without metadata (or with it switched off): the mode
-            # or time lives in this mount's memory only (as long as the
-            # inode), so chmod, utimes, cp -p, tar x and git checkouts still succeed
-            log.debug("%s: %s kept in memory only (%s)", entry.path, ", ".join(values), exc)
-            memory = set(values) | set((entry.metadata or {}).get(MEMORY_ONLY_KEY, "").split(",")) - {""}
-            values = {**values, MEMORY_ONLY_KEY: ",".join(sorted(memory))}
+        # (a backend without custom metadata keeps it in the client, for as
+        # long as the mount: capabilities.custom_metadata)
+        await self.core.client.set_metadata(entry, values)
         return dataclasses.replace(entry, metadata={**(entry.metadata or {}), **values})
 
     # ---- removal -------------------------------------------------------------

@@ -715,7 +715,7 @@ class WriteBack:
             return entry  # kept by the server, or recorded with the upload
         value = mtime_value(local.mtime_ns, entry.version)
         try:
-            await self.client.set_metadata(entry.path, {MTIME_KEY: value})
+            await self.client.set_metadata(entry, {MTIME_KEY: value})  # (the Entry: no lookup by path)
         except CloudfsError as exc:
             log.debug("cannot record the exact mtime of %s: %s", entry.path, exc)
             return entry

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from cloudfs.client.models import MTIME_KEY
+from cloudfs.client.models import MODE_KEY, MTIME_KEY, UPLOAD_TAG_KEY, stored_mtime_ns
 from cloudfs.errors import CloudfsError, NameTooLong
 from cloudfs.client.cloudreve_codes import CloudreveError
 
@@ -181,9 +181,9 @@ async def test_delete_trash_and_permanent(client, folder, local_file, dialect):
     assert info.value.errno == errno.ENOENT
 
 
-@pytest.mark.v4_only("Cloudreve 3 has no metadata: test_metadata_unsupported_on_v3")
-@pytest.mark.koodrive_lacks("custom metadata (no documented call sets an item's properties)")
 async def test_metadata_set_and_remove(client, folder):
+    """On every backend: where the server keeps no metadata the client
+    keeps it (client/overlay.py), shown on stat and listings alike."""
     await client.create_file(f"{folder}/m")
     await client.set_metadata(f"{folder}/m", {MTIME_KEY: "123:abc", "dav:cloudfs:mode": "33188"})
     e = await client.stat(f"{folder}/m")
@@ -193,19 +193,33 @@ async def test_metadata_set_and_remove(client, folder):
     await client.set_metadata(f"{folder}/m", {MTIME_KEY: None})
     e = await client.stat(f"{folder}/m")
     assert MTIME_KEY not in e.metadata and "dav:cloudfs:mode" in e.metadata
-    with pytest.raises(CloudfsError) as info:
-        await client.set_metadata(f"{folder}/m", {"nonamespace": "x"})
-    assert info.value.errno == errno.EINVAL
+    if client.keeps_metadata:  # Cloudreve 4's rule for keys
+        with pytest.raises(CloudfsError) as info:
+            await client.set_metadata(f"{folder}/m", {"nonamespace": "x"})
+        assert info.value.errno == errno.EINVAL
 
 
-async def test_metadata_unsupported_on_v3(client, folder, dialect):
-    if dialect != "v3":
-        pytest.skip("the v3 behaviour; v4 has metadata: test_metadata_set_and_remove")
-    await client.create_file(f"{folder}/m")
-    with pytest.raises(CloudfsError) as info:
-        await client.set_metadata(f"{folder}/m", {MTIME_KEY: "123:abc"})
-    assert info.value.errno == errno.EOPNOTSUPP
-    assert (await client.stat(f"{folder}/m")).metadata == {}
+async def test_metadata_without_custom_metadata_lasts_as_long_as_the_client(connect, client, folder, local_file):
+    """A backend that keeps no metadata (capabilities.custom_metadata False):
+    what is set follows the object through a rename and a replace (which
+    gives it a new id), but not its content's time or upload tag, and is
+    gone for another client (a remount)."""
+    if client.keeps_metadata:
+        pytest.skip("the server keeps metadata: test_metadata_set_and_remove")
+    src, _ = local_file(1000, seed=1)
+    first = await client.upload(f"{folder}/f", src, mtime_ns=1_600_000_000_000_000_000, tag="t1")
+    assert first.metadata.get(UPLOAD_TAG_KEY) == "t1"
+    await client.set_metadata(first, {MODE_KEY: "600"})
+    renamed = await client.rename(first, "g")
+    assert renamed.metadata[MODE_KEY] == "600" and renamed.metadata[UPLOAD_TAG_KEY] == "t1"
+    src2, _ = local_file(2000, seed=2)
+    second = await client.upload(f"{folder}/g", src2, replace=renamed, mtime_ns=1_700_000_000_000_000_000, tag="t2")
+    assert second.file_id != first.file_id
+    for e in (second, await client.stat(f"{folder}/g"), (await client.list_all(folder))[1][0]):
+        assert e.metadata[MODE_KEY] == "600" and e.metadata[UPLOAD_TAG_KEY] == "t2"
+        assert (stored_mtime_ns(e) or e.mtime_ns) == 1_700_000_000_000_000_000
+    other = await connect()
+    assert MODE_KEY not in (await other.stat(f"{folder}/g")).metadata
 
 
 async def test_capacity(client):

@@ -200,15 +200,6 @@ async def test_capacity_is_user_storage(connect, v3, local_file):
     assert (await client.capacity()).used == before.used
 
 
-async def test_metadata_is_eopnotsupp(connect, v3):
-    client = await connect(srv=v3)
-    path = name("meta")
-    await client.create_file(path)
-    with pytest.raises(CloudfsError) as info:
-        await client.set_metadata(path, {"dav:cloudfs:mode": "644"})
-    assert info.value.errno == errno.EOPNOTSUPP
-
-
 async def test_rename_and_move_keep_the_content_version(connect, v3, local_file):
     """3.8 sets a file's time to now on every rename and move, and the time
     is part of the content version (nothing else shows an edit in place):

@@ -1,6 +1,4 @@
-import dataclasses
-
-from cloudfs.client.models import MEMORY_ONLY_KEY, MODE_KEY, Entry
+from cloudfs.client.models import Entry
 from cloudfs.fs.inodes import ROOT_INODE, InodeTable
 
 
@@ -46,24 +44,6 @@ def test_inodes_times_only_the_mount_knows_outlive_a_forget():
     table.forget(again.ino, 1)
     fresh = table.remember(entry("d", "/d", is_dir=True))
     assert (fresh.atime_ns, fresh.changed_ns, fresh.children_changed_ns) == (None, None, None)
-
-
-def test_inodes_memory_only_metadata_outlives_a_forget():
-    """Where the server keeps no metadata (Cloudreve 3), a chmod lives in the
-    mount's memory: it went with the node when the kernel forgot the inode
-    (its memory short, under load), and a cloned script.sh lost its x bit
-    (`git status`: " M script.sh")."""
-    table = InodeTable(entry("root", "/", is_dir=True))
-    script = table.remember(entry("s", "/script.sh"))
-    script.entry = dataclasses.replace(script.entry, metadata={MODE_KEY: "755", MEMORY_ONLY_KEY: MODE_KEY})
-    table.forget(script.ino, 1)
-    assert table.by_file_id("s") is None
-    again = table.remember(entry("s", "/script.sh"))
-    assert again.entry.metadata[MODE_KEY] == "755"
-    # an object removed through the mount keeps nothing
-    table.detach(again)
-    table.forget(again.ino, 1)
-    assert MODE_KEY not in (table.remember(entry("s", "/script.sh")).entry.metadata or {})
 
 
 def test_inodes_open_or_staged_nodes_stay_until_released():

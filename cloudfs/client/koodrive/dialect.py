@@ -25,7 +25,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
 import logging
@@ -37,7 +36,6 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
-from cachetools import LRUCache
 
 from cloudfs.client.auth import Authenticator
 from cloudfs.client.dialect import Ref, RestartUpload, SignedUrl, UploadSession, UrlRefused
@@ -49,8 +47,6 @@ from cloudfs.client.koodrive.shapes import entry_of, iso_ms, is_folder, parent_i
 from cloudfs.client.koodrive.wire import Wire, data_of
 from cloudfs.client.login import Store
 from cloudfs.client.models import (
-    MEMORY_ONLY_KEY,
-    UPLOAD_TAG_KEY,
     Capabilities,
     Capacity,
     Entry,
@@ -58,6 +54,7 @@ from cloudfs.client.models import (
     TrashSummary,
     UsageReport,
 )
+from cloudfs.client.overlay import MetadataOverlay
 from cloudfs.client.paths import join, split
 from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
@@ -67,7 +64,6 @@ from cloudfs.errors import (
     CloudfsError,
     NotAFolder,
     NotFound,
-    NotSupported,
     ProtocolError,
     ServerError,
     VersionConflict,
@@ -78,7 +74,8 @@ log = logging.getLogger(__name__)
 NAME = "koodrive"
 CAPABILITIES = Capabilities(
     content_preconditions=False,  # no version precondition: the client checks the id before the swap
-    custom_metadata=False,  # ``properties`` exists on items but no documented call sets it
+    # ``properties`` exists on items but no documented call sets it: kept in this process only (overlay.py)
+    custom_metadata=False,
     trash=True,  # deletes go to the recycle bin (actionType 201) unless permanent
     overwrite_in_place=False,  # uploadType 2 (multi-version) is "not supported yet"
     replace_gives_new_id=True,  # upload beside, then swap: the new file keeps its new id
@@ -136,10 +133,6 @@ def parallel_plan(size: int, states: HashStates | None, parallelism: int) -> lis
     return plan
 
 
-#: uploads of this process remembered with their tags (by file id)
-OWN_UPLOADS_KEPT = 4096
-
-
 def temp_name(name: str) -> str:
     """The name a new version is uploaded under, beside the file it replaces."""
     return f".{name[:200]}.cloudfs-{secrets.token_hex(4)}"
@@ -156,9 +149,9 @@ class KooDriveDialect:
         self.container = ""
         self.user_id = ""
         self.ids = IdCache("root")
-        #: file id of content this process uploaded -> its upload's tag: KooDrive keeps
-        #: no metadata, and the write-back knows its own unconfirmed upload by the tag
-        self._own_uploads: LRUCache[str, str] = LRUCache(maxsize=OWN_UPLOADS_KEPT)
+        #: the metadata this process set or uploaded (the tag: the write-back knows
+        #: its own unconfirmed upload by it), shown on every entry: KooDrive keeps none
+        self.overlay = MetadataOverlay()
         #: replacing a file: upload beside it, then swap (no overwrite in place)
         self._beside = BesideReplace(self)
 
@@ -225,14 +218,9 @@ class KooDriveDialect:
             return await op()
 
     # ---- metadata --------------------------------------------------------------------------
-    def _tagged(self, entry: Entry) -> Entry:
-        """``entry`` with the tag of the upload of ours that made it, if any
-        (memory-only metadata, as on Cloudreve 3)."""
-        tag = self._own_uploads.get(entry.file_id)
-        if tag is None:
-            return entry
-        return dataclasses.replace(entry, metadata={**entry.metadata, UPLOAD_TAG_KEY: tag,
-                                                    MEMORY_ONLY_KEY: UPLOAD_TAG_KEY})
+    def _entry(self, item: dict[str, Any], path: str) -> Entry:
+        """The entry ``item`` describes, with the metadata this process keeps for it."""
+        return self.overlay.apply(entry_of(item, path))
 
     async def _detail(self, file_id: str, path: str) -> dict[str, Any]:
         body = await self.wire.call("POST", f"/files/{file_id}/detail", idempotent=True, what=f"stat {path}",
@@ -246,16 +234,17 @@ class KooDriveDialect:
     async def stat(self, path: str) -> Entry:
         if path == "/":
             try:
-                return entry_of(await self._detail(self.ids.root_id, path), "/")
+                return self._entry(await self._detail(self.ids.root_id, path), "/")
             except (NotFound, ProtocolError):
-                return Entry(file_id=self.ids.root_id, path="/", is_dir=True, size=0, mtime_ns=0, ctime_ns=0)
+                return self.overlay.apply(Entry(file_id=self.ids.root_id, path="/", is_dir=True, size=0,
+                                                mtime_ns=0, ctime_ns=0))
         known = self.ids.get(path)
         if known is not None:
             try:
                 item = await self._detail(known, path)
                 folder, name = split(path)
                 if item.get("fileName") == name and parent_id(item) in (self.ids.get(folder), None):
-                    return self._tagged(entry_of(item, path))
+                    return self._entry(item, path)
             except NotFound:
                 pass
             self.ids.forget(path)  # moved or gone: look again
@@ -268,7 +257,7 @@ class KooDriveDialect:
             body = await self.wire.call("POST", "/files/0", idempotent=True, what=f"list {path}", json_body={
                 "containerId": self.container, "parentFileId": folder_id,
                 "pageInfo": {"pageSize": PAGE_SIZE, "pageCursor": cursor}, "sortInfo": SORT})
-            page = [self._tagged(entry_of(item, join(path, str(item.get("fileName")))))
+            page = [self._entry(item, join(path, str(item.get("fileName"))))
                     for item in body.get("files") or []]
             for entry in page:
                 self.ids.put(entry.path, entry.file_id)
@@ -350,7 +339,7 @@ class KooDriveDialect:
         file_id = await self._id(path)
         self.ids.forget(path)
         self.ids.put(target, file_id)
-        return entry_of(await self._detail(file_id, target), target)
+        return self._entry(await self._detail(file_id, target), target)
 
     async def _id_path(self, path: str) -> str:
         """``/root/<id>/.../<id>``: the id path the job API wants (``filePath``
@@ -378,6 +367,7 @@ class KooDriveDialect:
         paths = [self._known(r) for r in refs]
         files = [{"fileId": await self._id(p), "filePath": await self._id_path(p)} for p in paths]
         await self._delete_ids(files, permanent=permanent, what=f"delete {len(paths)} item(s)")
+        self.overlay.forget(f["fileId"] for f in files)
         for p in paths:
             self.ids.forget(p)
 
@@ -387,7 +377,10 @@ class KooDriveDialect:
                            what=what, items=len(files))
 
     async def set_metadata(self, ref: Ref, values: Mapping[str, str | None]) -> None:
-        raise NotSupported("KooDrive keeps no custom metadata", errno=errno.EOPNOTSUPP)
+        """Kept in this process (no call sets metadata): by the id of the
+        Entry held, else of what is at the path now."""
+        if values:
+            self.overlay.set(ref.file_id if isinstance(ref, Entry) else await self._id(ref), values)
 
     async def capacity(self) -> Capacity:
         return await space.capacity(self.wire, self.user_id)
@@ -473,8 +466,8 @@ class KooDriveDialect:
         # (there is no call to cancel it), and the second is the upload
         answer = data_of_upload(await self.wire.call("POST", "/files/create", idempotent=True,
                                                      what=f"upload {path}", json_body=body))
-        if tag:  # the file id is the upload's from now on: a lost answer later still knows its own
-            self._own_uploads[str(answer["fileId"])] = tag
+        # the file id is the upload's from now on: a lost answer later still knows its own by the tag
+        self.overlay.uploaded(str(answer["fileId"]), tag=tag, mtime_ms=mtime_ms, metadata=metadata)
         parts = answer.get("multiParts") or []
         urls = {int(p["partNumber"]): str(p["uploadUrl"]) for p in parts if p.get("uploadUrl")}
         chunk = int(parts[0].get("partSize") or 0) if parts else size
@@ -535,7 +528,7 @@ class KooDriveDialect:
         uploaded_path = join(folder, str(session.extra["name"]))
         if replace is None:
             await self._complete(session)
-            return self._tagged(entry_of(await self._detail(file_id, session.path), session.path))
+            return self._entry(await self._detail(file_id, session.path), session.path)
         try:
             await self._complete(session)
             self.ids.put(uploaded_path, file_id)
@@ -549,7 +542,8 @@ class KooDriveDialect:
             # lost (also before the swap knew of it): the next swap into place deletes it
             self._beside.strand(session.path, file_id)
             raise
-        return self._tagged(placed)
+        self.overlay.replaced(replace.file_id, placed.file_id)
+        return self.overlay.apply(placed)
 
     async def _complete(self, session: UploadSession) -> None:
         """``files/complete``, sent again after a lost answer: if the first one
