@@ -304,7 +304,9 @@ class Client:
     @_only_cloudfs_errors
     async def set_metadata(self, target: Entry | str, values: Mapping[str, str | None]) -> None:
         """Set (or remove, with None) public metadata keys such as ``dav:cloudfs:mtime``
-        of ``target`` (an Entry held or a path).  EOPNOTSUPP on servers without metadata."""
+        of ``target`` (an Entry held or a path).  On servers without metadata
+        (``capabilities.custom_metadata`` False) kept by this client, by
+        object id, for as long as it runs (:mod:`cloudfs.client.overlay`)."""
         await self._dialect.set_metadata(_ref(target), values)
 
     @_only_cloudfs_errors
@@ -385,11 +387,12 @@ class Client:
         ``mtime_ns`` becomes the file's modification time.  ``on_session`` is
         awaited with each upload session's id before its first chunk, so a
         caller can record it and cancel a session a crash left behind
-        (:meth:`cancel_upload`).  ``tag`` (Cloudreve 4) is stored with the new
-        version (``UPLOAD_TAG_KEY``), so the caller can recognise it later even
-        if every answer about it was lost.  ``metadata`` (public keys such as
-        the mode) is stored with the new version where the server keeps
-        metadata (:attr:`keeps_metadata`), at no extra request.  ``hashed``:
+        (:meth:`cancel_upload`).  ``tag`` is stored with the new version
+        (``UPLOAD_TAG_KEY``), so the caller can recognise it later even if
+        every answer about it was lost.  ``metadata`` (public keys such as
+        the mode) is stored with the new version, at no extra request (where
+        the server keeps no metadata, both are kept by this client:
+        :mod:`cloudfs.client.overlay`).  ``hashed``:
         the content's SHA-256 (and states) if the caller knows it already, for
         a backend that wants it up front (``capabilities.whole_file_hash``);
         ignored unless its size is the file's, and the file is read to hash it

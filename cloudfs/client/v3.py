@@ -262,7 +262,8 @@ class V3Dialect:
         if before.is_dir or after.file_id != before.file_id or after.size != before.size:
             return after
         self._carried[after.file_id] = (after.mtime_ns, after.size, before.version)
-        return dataclasses.replace(after, version=before.version)
+        # (the overlay again: a kept mtime names the content version)
+        return self.overlay.apply(dataclasses.replace(after, version=before.version))
 
     async def _child(self, path: str) -> Entry:
         """The object at ``path`` (not the root), found in its parent's listing."""
