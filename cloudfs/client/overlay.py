@@ -91,9 +91,9 @@ class MetadataOverlay:
 
     def apply(self, entry: Entry) -> Entry:
         """``entry`` with the metadata kept for its object."""
-        kept = self._kept.get(entry.file_id) if self._kept else None
-        if kept is None:
+        if entry.file_id not in self._kept:  # (a plain lookup: most entries of a listing)
             return entry
+        kept = self._kept[entry.file_id]
         values = kept.values
         asked = kept.asked_mtime_ms
         if asked and entry.mtime_ns // 1_000_000 != asked:
