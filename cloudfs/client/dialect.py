@@ -75,6 +75,14 @@ class UploadSession:
     relay: bool = False
     #: dialect-specific details (e.g. v4's URI)
     extra: dict[str, object] = field(default_factory=dict)
+    #: what a crash journal keeps of the session for the next run's
+    #: ``cancel_session`` when the id alone does not tell it what was left
+    #: behind (e.g. the temporary name of a replacing upload); "" = the id
+    resume: str = ""
+
+    @property
+    def journal_ref(self) -> str:
+        return self.resume or self.session_id
 
     @property
     def through_server(self) -> bool:

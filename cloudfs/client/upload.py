@@ -163,7 +163,7 @@ class Uploader:
                            tag: str | None) -> None:
         try:
             if on_session is not None:
-                await on_session(session.session_id)
+                await on_session(session.journal_ref)
             if not session.through_server:
                 raise UnsupportedStoragePolicy(
                     f"{session.path}: the storage policy ({session.policy_type}) uploads directly to the "

@@ -44,6 +44,7 @@ as success; copy is retried only when it was never sent.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from typing import Any
@@ -85,11 +86,15 @@ from cloudfs.errors import (
     NotFound,
     ProtocolError,
     ServerError,
+    SessionExpired,
     TwoFactorRequired,
     VersionConflict,
 )
 
 log = logging.getLogger(__name__)
+
+#: between an upload session's id and its temporary file's name in a journal reference
+RESUME_SEP = " "
 
 #: files renamed or moved by us whose content version is carried across the time it gave them
 CARRIED_VERSIONS_KEPT = 4096
@@ -565,7 +570,10 @@ class V3Dialect:
                     "last_modified": mtime_ms if mtime_ms is not None and mtime_ms > 0 else 0,
                     "mime_type": ""}
             data = await self._call_once("PUT", "/file/upload", what=what, json=body)
-            return session_from(data, join(folder, target_name), size, policy, extra)
+            session = session_from(data, join(folder, target_name), size, policy, extra)
+            if replace is not None:  # a crash's next run deletes what it may leave at the temporary name
+                session.resume = f"{session.session_id}{RESUME_SEP}{target_name}"
+            return session
 
         async def op(state: AttemptState) -> UploadSession:
             try:
@@ -677,7 +685,28 @@ class V3Dialect:
         return None
 
     async def cancel_session(self, path: str, session_id: str) -> None:
-        """``DELETE /file/upload/<id>``: deletes the placeholder (also after expiry)."""
+        """``DELETE /file/upload/<id>``: deletes the placeholder (also after
+        expiry).  A replacing upload's journal reference names its temporary
+        file too: completed but never swapped into place by a run that died,
+        it is a whole copy beside the file (hidden from our listings, not
+        from others', and counted in the quota); the content is still staged
+        and its upload starts again, so it is deleted."""
+        session_id, _, left_at = session_id.partition(RESUME_SEP)
+        if left_at and is_temp_name(left_at):
+            try:
+                await self._cancel_session(session_id)
+            except CloudfsError as exc:  # completed: the session is gone, its file is not
+                if exc.errno != errno.ENOENT and not isinstance(exc, SessionExpired):
+                    raise
+            try:
+                await self.delete([join(split(path)[0], left_at)], permanent=True)
+                log.info("deleted a new version of %s that an interrupted upload left beside it", path)
+            except NotFound:
+                pass
+            return
+        await self._cancel_session(session_id)
+
+    async def _cancel_session(self, session_id: str) -> None:
         async def op(state: AttemptState) -> None:
             try:
                 await self._call_once("DELETE", f"/file/upload/{session_id}", what="cancel upload")

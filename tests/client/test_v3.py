@@ -178,6 +178,35 @@ async def test_every_swap_whose_rename_failed_is_cleaned_up_by_the_next(connect,
     assert (await client.capacity()).used == before + CHUNK + 3
 
 
+async def test_the_next_run_deletes_a_version_a_killed_one_left_beside_its_file(connect, v3, local_file):
+    """A run killed between a replacing upload's last chunk and its swap
+    leaves the new version whole at a temporary name (hidden from our
+    listings, not from the quota).  The journal keeps the session's
+    reference, which names that file: the next run's cancel deletes it."""
+    client = await connect(srv=v3, settings=replace(FAST, max_attempts=2))
+    path = name("killed")
+    v1_src, _ = local_file(2 * CHUNK, seed=14)
+    v2_src, _ = local_file(3 * CHUNK, seed=15)
+    old = await client.upload(path, v1_src)
+    refs: list[str] = []
+
+    async def record(ref: str) -> None:
+        refs.append(ref)
+
+    v3.faults.set(error_rate=1.0, error_status=500, path_regex=r"/api/v3/object/rename$")
+    with pytest.raises(CloudfsError):
+        await client.upload(path, v2_src, replace=old, on_session=record)
+    v3.faults.clear()
+    used = (await client.capacity()).used
+    next_run = await connect(srv=v3)
+    await next_run.cancel_upload(path, refs[-1])
+    assert (await next_run.capacity()).used == used - 3 * CHUNK
+    # a new file's session names no temporary file: its cancel leaves the file alone
+    new = await next_run.upload(path, v1_src, on_session=record)
+    await next_run.cancel_upload(path, refs[-1])
+    assert (await next_run.stat(path)).file_id == new.file_id
+
+
 async def test_lost_session_answer_of_a_new_file(connect, v3, local_file):
     """The placeholder left by a lost answer is hidden from listings and
     holds the name (40054): the client clears it and goes on."""
