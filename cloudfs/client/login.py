@@ -49,7 +49,7 @@ async def token_login(
     store: Store | None,
     resume: bool = True,
 ) -> BearerAuth:
-    register_secret(password)
+    register_secret(password, lasting=True)
     tokens: Tokens | None = None
     user = email
     if store is not None and resume:
@@ -109,7 +109,7 @@ async def session_login(
     server still knows its session, re-issued fresh), else the password.
     The resulting :class:`CookieAuth` writes each new cookie to the store;
     the password itself is never stored."""
-    register_secret(password)
+    register_secret(password, lasting=True)
     cookie: SessionCookie | None = None
     user = email
     if store is not None and resume:

@@ -43,25 +43,32 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 #: secrets shorter than this are not replaced verbatim (they would mangle
 #: ordinary words); the patterns above still catch them in context
 MIN_SECRET_LEN = 4
-_MAX_SECRETS = 64
-_secrets: deque[str] = deque(maxlen=_MAX_SECRETS)
+#: tokens rotate (each renewal registers new ones): the newest this many are kept
+_MAX_TOKENS = 64
+_tokens: deque[str] = deque(maxlen=_MAX_TOKENS)
+#: passwords and app secrets: few, and secret for as long as the process runs
+_lasting: set[str] = set()
 _lock = threading.Lock()
 
 
-def register_secret(value: str | None) -> None:
-    """Redact ``value`` verbatim from now on (bounded: the newest 64 are kept,
-    enough for a password and the live tokens of a few clients)."""
+def register_secret(value: str | None, *, lasting: bool = False) -> None:
+    """Redact ``value`` verbatim from now on.  ``lasting`` (a password, an
+    app secret): for the life of the process; otherwise (a token) while it
+    is among the newest 64, enough for the live tokens of a few clients, as
+    renewals replace them."""
     if not value or len(value) < MIN_SECRET_LEN:
         return
     with _lock:
-        if value not in _secrets:
-            _secrets.append(value)
+        if lasting:
+            _lasting.add(value)
+        elif value not in _tokens:
+            _tokens.append(value)
 
 
 def redact(text: str) -> str:
     """``text`` with every recognisable secret replaced by ``[REDACTED]``."""
     with _lock:
-        known = sorted(_secrets, key=len, reverse=True)
+        known = sorted(_lasting.union(_tokens), key=len, reverse=True)
     for secret in known:
         if secret in text:
             text = text.replace(secret, MASK)

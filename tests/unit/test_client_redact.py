@@ -84,3 +84,13 @@ def test_filter_redacts_tracebacks():
 def test_filter_survives_bad_format():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "%d items", ("not-a-number",), None)
     assert RedactingFilter().filter(record) is True  # left for logging to report
+
+
+def test_a_password_stays_redacted_however_many_tokens_come_after_it():
+    """Tokens rotate and only the newest are kept; a password is secret for
+    the life of the process (a long mount renews its token again and again)."""
+    register_secret("long-lived-password-1234", lasting=True)
+    for i in range(200):
+        register_secret(f"renewed-token-{i:04d}-abcdef")
+    text = "login with long-lived-password-1234 then renewed-token-0199-abcdef"
+    assert redact(text) == "login with [REDACTED] then [REDACTED]"

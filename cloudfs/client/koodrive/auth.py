@@ -109,7 +109,7 @@ class AppAuth(KooAuth):
     """The enterprise app signature: no session, every request signed."""
 
     def __init__(self, app_id: str, app_secret: str, user_id: str) -> None:
-        register_secret(app_secret)
+        register_secret(app_secret, lasting=True)
         self.app_id = app_id
         self._secret = app_secret
         self.user_id = user_id

@@ -90,7 +90,7 @@ def configure_app_key(*, app_key_file: str | None = None, app_id: str | None = N
     if app_key_file:
         _configured["app_key_file"] = app_key_file
     if app_id and app_secret:
-        register_secret(app_secret)
+        register_secret(app_secret, lasting=True)
         _configured.update(app_id=app_id, app_secret=app_secret)
 
 
@@ -129,7 +129,7 @@ def _app_key(account: str | None) -> AppAuth | None:
 
 async def log_in(wire: Wire, url: str, *, account: str | None, password: str | None, store: Store | None,
                  resume: bool) -> KooAuth:
-    register_secret(password)
+    register_secret(password, lasting=True)
     app = _app_key(account)
     if app is not None:
         log.info("signing requests with the app key %s for user %s", app.app_id, app.user_id)
