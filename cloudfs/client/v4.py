@@ -621,6 +621,10 @@ class V4Dialect:
                 # (a retry after a lost answer finds our own file: the caller knows it by content)
                 raise AlreadyExists(f"{path} already exists") from None
             raise
+        if replace is not None:
+            # the answer carries no metadata, though the file keeps its own across
+            # versions (a mode, say): it is still what the replaced entry showed
+            entry = dataclasses.replace(entry, metadata={**replace.metadata, **entry.metadata})
         values = dict(metadata)
         if mtime_ns is not None and mtime_ns > 0:
             values[MTIME_KEY] = mtime_value(mtime_ns, entry.version)

@@ -194,6 +194,8 @@ class Namespace:
             return
         node.entry = await self._set_metadata(node.entry, values)
         self.core.meta.put(node.entry)
+        if isinstance(local, LocalFile):  # its next upload replaces the entry as it is now
+            local.base_metadata_set(node.entry)
 
     async def _set_metadata(self, entry: Entry, values: dict[str, str]) -> Entry:
         # (a backend without custom metadata keeps it in the client, for as

@@ -30,6 +30,7 @@ base downloads, through a ``fetch(span) -> bytes`` callable.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import errno
 import os
 import time
@@ -238,6 +239,13 @@ class LocalFile:
         """Metadata for the next upload to carry (a change like any other)."""
         self.metadata.update(values)
         self._bump()
+
+    def base_metadata_set(self, entry: Entry) -> None:
+        """``entry``, the object of the base version, got new metadata on the
+        server (a chmod of a clean file): the base shows it too, so that the
+        next upload, which replaces the base, lands showing it."""
+        if self.base is not None and self.base.file_id == entry.file_id and self.base.version == entry.version:
+            self.base = dataclasses.replace(self.base, metadata=dict(entry.metadata))
 
     # ---- reading ---------------------------------------------------------------
     def missing(self, span: Span | None = None) -> list[Span]:

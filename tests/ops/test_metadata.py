@@ -80,3 +80,27 @@ async def test_a_chmod_of_a_stored_file_outlives_the_inode_and_its_next_upload(
         ino = await forgotten(fs, f"{top}/script.sh")
         assert stat.S_IMODE((await mount.ops.getattr(ino, None)).st_mode) == 0o755  # type: ignore[arg-type]
         assert await fs.read_file(f"{top}/script.sh") == b"#!/bin/bash"
+
+
+async def test_a_chmod_of_a_stored_file_shows_at_once_after_its_next_upload(
+    server: RunningServer, tmp_path: Path, top: str,
+) -> None:
+    """A chmod of a clean file (on the server), then a small edit: the
+    landed version shows the mode at once, not only once the entry expires
+    (the upload replaces the file as it is after the chmod)."""
+    async with ops_mount(server, tmp_path) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/script.sh", b"#!/bin/sh\n")
+        assert await mount.writeback.drain() == []
+        ino = await fs.inode(f"{top}/script.sh")
+        await mount.ops.namespace.setattr(mount.core.node(ino), AttrChanges(mode=stat.S_IFREG | 0o755))
+        info = await mount.ops.open(ino, 1, None)  # type: ignore[arg-type]  (O_WRONLY)
+        await mount.ops.write(info.fh, 0, b"#!/bin/bash")
+        await fs.close(info.fh)
+        assert await mount.writeback.drain() == []
+        assert stat.S_IMODE((await mount.ops.getattr(ino, None)).st_mode) == 0o755  # type: ignore[arg-type]
+        node = mount.core.node(ino)
+        await mount.ops.forget([(ino, node.lookups)])  # the folder's listing is still held
+        ino = await fs.inode(f"{top}/script.sh")
+        assert stat.S_IMODE((await mount.ops.getattr(ino, None)).st_mode) == 0o755  # type: ignore[arg-type]
