@@ -40,6 +40,9 @@ DEFAULT_PAGE_SIZE = 128 * 1024
 INDEX_VERSION = 1
 #: cached files kept open at once (each costs a file descriptor)
 MAX_OPEN_FILES = 64
+#: cached files whose mapping window is kept at once (each holds up to
+#: ``window.WINDOW_SIZE`` bytes of the page cache mapped: the mount's RSS)
+MAX_WINDOWS = 8
 #: a mapped read of fewer bytes is a ``pread`` (a copy of a few pages costs
 #: less than looking the window up and faulting the pages in)
 MAP_MIN = 64 * 1024
@@ -110,6 +113,8 @@ class BlockStore:
         self._reserved = 0
         #: names whose ``fd`` is open, least recently used first
         self._open: OrderedDict[str, None] = OrderedDict()
+        #: names whose mapping window may be mapped, least recently used first
+        self._windows: OrderedDict[str, None] = OrderedDict()
         #: versions kept for offline use (``cloudfs pin``): never evicted
         self._pinned: frozenset[str] = frozenset()
 
@@ -269,6 +274,10 @@ class BlockStore:
             fd = self._fd(name, cached)
             if mapped and end - start >= MAP_MIN:
                 data = cached.window.view(fd, cached.size, start, end)
+                self._windows[name] = None
+                self._windows.move_to_end(name)
+                if len(self._windows) > MAX_WINDOWS:
+                    self._drop_window(next(iter(self._windows)))
             else:
                 data = os.pread(fd, end - start, start)
         except OSError as exc:
@@ -422,6 +431,7 @@ class BlockStore:
             self._lru.pop((name, page), None)
         if cached.fd is not None:
             cached.window.drop()
+            self._windows.pop(name, None)
             os.close(cached.fd)
             self._open.pop(name, None)
         (self._data_dir / name).unlink(missing_ok=True)
@@ -448,9 +458,15 @@ class BlockStore:
         self._open.pop(name, None)
         cached = self._files.get(name)
         if cached is not None and cached.fd is not None:
-            cached.window.drop()
+            self._drop_window(name)
             os.close(cached.fd)
             cached.fd = None
+
+    def _drop_window(self, name: str) -> None:
+        self._windows.pop(name, None)
+        cached = self._files.get(name)
+        if cached is not None:
+            cached.window.drop()
 
     def _evict(self, room_pages: int) -> bool:
         """Drop least-recently-used pages until ``room_pages`` more fit under

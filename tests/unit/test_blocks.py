@@ -3,7 +3,7 @@ import os
 import pytest
 
 from cloudfs.cache import window
-from cloudfs.cache.blocks import MAP_MIN, BlockStore, cache_name
+from cloudfs.cache.blocks import MAP_MIN, MAX_WINDOWS, BlockStore, cache_name
 
 PAGE = 4096
 
@@ -225,3 +225,27 @@ def test_blocks_a_cache_file_cut_short_under_the_store_is_dropped_not_mapped(tmp
     # a view of pages past the end would kill the mount (SIGBUS) when the kernel or anyone touched them
     assert store.read("a", (32 * PAGE, 48 * PAGE), mapped=True) is None
     assert store.cached_bytes("a") == 0
+
+
+def test_blocks_keep_a_bounded_number_of_mapping_windows(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=1000 * PAGE, page_size=PAGE)
+    store.open()
+    data = content(MAP_MIN)
+    names = [f"f{i}" for i in range(MAX_WINDOWS + 3)]
+    for name in names:
+        fill(store, name, data)
+
+    def mapped_files() -> int:
+        with open("/proc/self/maps") as fp:
+            return sum(str(store.root / "data") in line for line in fp)
+
+    first = store.read(names[0], (0, MAP_MIN), mapped=True)
+    for name in names[1:]:
+        view = store.read(name, (0, MAP_MIN), mapped=True)
+        assert view is not None and bytes(view) == data
+        del view
+    assert bytes(first) == data  # a view handed out stays good after its window is dropped
+    del first
+    assert mapped_files() == MAX_WINDOWS
+    store.close()
+    assert mapped_files() == 0
