@@ -8,7 +8,10 @@ curl...) so a machine that slows down during the call slows every side
 alike; the table gives, per tree, the medians of: cold sequential read
 (MiB/s, ratio to curl of the same run), the mount's CPU seconds per GiB read
 cold, four readers of four files at once (ratio to four curls) and a warm
-re-read after a remount (ratio to reading the cache file).  Run as root.
+re-read after a remount (ratio to reading the cache file), with the
+mount's CPU seconds per GiB of each; ``--random-reads N`` adds random 4 KiB
+preads on a cold cache (rate, p50/p99 latency, mount CPU per read).  Run as
+root.
 """
 
 from __future__ import annotations
@@ -106,7 +109,10 @@ def main() -> None:
                 if "warm" not in args.skip:
                     m.mount()
                     drop_caches()
+                    pid = mount_pid(m.path)
+                    before = cpu_seconds(pid)
                     note(name, "warm", size / MiB / timed(lambda: read_all(m.path / "large.bin")))
+                    note(name, "warm_cpu", (cpu_seconds(pid) - before) / (size / GiB))
                     m.umount()
                 if "parallel" not in args.skip:
                     m.wipe_cache()
@@ -152,7 +158,7 @@ def main() -> None:
         if "par" in r:
             line += f"  4 readers {r['par']:5.0f} ({r['par'] / base_line['par']:.2f}) cpu {r['par_cpu']:.2f}"
         if "warm" in r:
-            line += f"  warm {r['warm']:5.0f} ({r['warm'] / base_line['warm']:.2f})"
+            line += f"  warm {r['warm']:5.0f} ({r['warm'] / base_line['warm']:.2f}) cpu {r['warm_cpu']:.2f}"
         print(line)
 
 
