@@ -92,6 +92,22 @@ def all_at_once(commands: list[list[str]]) -> float:
     return time.perf_counter() - start
 
 
+def random_reads(path: Path, size: int, count: int, seed: int = 1) -> list[float]:
+    """Seconds of each of ``count`` 4 KiB preads at random aligned offsets of ``path``, sorted."""
+    rng = random.Random(seed)
+    offsets = [rng.randrange(0, size - 4096) // 4096 * 4096 for _ in range(count)]
+    latencies = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for off in offsets:
+            start = time.perf_counter()
+            os.pread(fd, 4096, off)
+            latencies.append(time.perf_counter() - start)
+    finally:
+        os.close(fd)
+    return sorted(latencies)
+
+
 def curl(url: str) -> list[str]:
     return ["curl", "-sf", "-o", "/dev/null", url]
 
@@ -174,17 +190,8 @@ def run(args: argparse.Namespace, dialect: str) -> list[Row]:
 
         # --- random 4 KiB reads on a cold cache ----------------------------------------------
         cold_mount()
-        rng = random.Random(1)
-        offsets = [rng.randrange(0, size - 4096) // 4096 * 4096 for _ in range(args.random_reads)]
-        latencies = []
-        fd = os.open(mount.path / "large.bin", os.O_RDONLY)
-        for off in offsets:
-            start = time.perf_counter()
-            os.pread(fd, 4096, off)
-            latencies.append(time.perf_counter() - start)
-        os.close(fd)
+        latencies = random_reads(mount.path / "large.bin", size, args.random_reads)
         mount.umount()
-        latencies.sort()
         p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
         rows.append(Row("random 4 KiB preads, cold cache", f"{len(latencies) / sum(latencies):6.0f} /s",
                         "", None, ">= 468 /s"))

@@ -8,7 +8,10 @@ curl...) so a machine that slows down during the call slows every side
 alike; the table gives, per tree, the medians of: cold sequential read
 (MiB/s, ratio to curl of the same run), the mount's CPU seconds per GiB read
 cold, four readers of four files at once (ratio to four curls) and a warm
-re-read after a remount (ratio to reading the cache file).  Run as root.
+re-read after a remount (ratio to reading the cache file), with the
+mount's CPU seconds per GiB of each; ``--random-reads N`` adds random 4 KiB
+preads on a cold cache (rate, p50/p99 latency, mount CPU per read).  Run as
+root.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import statistics
 from pathlib import Path
 
 from harness import MiB, Mount, cpu_seconds, drop_caches, environment, mount_pid, timed
-from mount_read import PARALLEL, all_at_once, curl, read_all, upload_random_files
+from mount_read import PARALLEL, all_at_once, curl, random_reads, read_all, upload_random_files
 
 GiB = 1024 * MiB
 
@@ -57,7 +60,9 @@ def main() -> None:
     parser.add_argument("--part-mib", type=int, default=128)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--dialect", choices=["v4", "v3"], default="v4")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["parallel", "warm"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["cold", "parallel", "warm"])
+    parser.add_argument("--random-reads", type=int, default=0,
+                        help="also this many random 4 KiB preads on a cold cache (rate, p50, p99)")
     args = parser.parse_args()
     trees = dict(t.split("=", 1) for t in args.tree)
     size, part = args.size_mib * MiB, args.part_mib * MiB
@@ -77,6 +82,20 @@ def main() -> None:
         names = [f"p{i}.bin" for i in range(PARALLEL)]
         for rep in range(args.reps):
             for name, m in mounts.items():
+                if args.random_reads:
+                    m.wipe_cache()
+                    m.mount()
+                    drop_caches()
+                    pid = mount_pid(m.path)
+                    before = cpu_seconds(pid)
+                    latencies = random_reads(m.path / "large.bin", size, args.random_reads, seed=rep)
+                    note(name, "rand_cpu", (cpu_seconds(pid) - before) / len(latencies) * 1000)
+                    note(name, "rand", len(latencies) / sum(latencies))
+                    note(name, "p50", latencies[len(latencies) // 2] * 1000)
+                    note(name, "p99", latencies[int(len(latencies) * 0.99)] * 1000)
+                    m.umount()
+                if "cold" in args.skip:
+                    continue
                 m.wipe_cache()
                 m.mount()
                 drop_caches()
@@ -90,7 +109,10 @@ def main() -> None:
                 if "warm" not in args.skip:
                     m.mount()
                     drop_caches()
+                    pid = mount_pid(m.path)
+                    before = cpu_seconds(pid)
                     note(name, "warm", size / MiB / timed(lambda: read_all(m.path / "large.bin")))
+                    note(name, "warm_cpu", (cpu_seconds(pid) - before) / (size / GiB))
                     m.umount()
                 if "parallel" not in args.skip:
                     m.wipe_cache()
@@ -102,23 +124,31 @@ def main() -> None:
                         [["cat", str(m.path / n)] for n in names]))
                     note(name, "par_cpu", (cpu_seconds(pid) - before) / (PARALLEL * part / GiB))
                     m.umount()
-            drop_caches()
-            server_before = cpu_seconds(server.pid)
-            note("curl", "cold", size / MiB / timed(lambda: all_at_once([curl(urls["/large.bin"])])))
-            note("curl", "srv", (cpu_seconds(server.pid) - server_before) / (size / GiB))
-            if "parallel" not in args.skip:
+            if "cold" not in args.skip:
                 drop_caches()
-                note("curl", "par", PARALLEL * part / MiB / all_at_once([curl(urls["/" + n]) for n in names]))
-            if "warm" not in args.skip:
-                m = next(iter(mounts.values()))
-                cache_file = max((m.cache_dir / "blocks" / "data").iterdir(), key=lambda p: p.stat().st_size)
-                drop_caches()
-                note("curl", "warm", size / MiB / timed(lambda: read_all(cache_file)))
+                server_before = cpu_seconds(server.pid)
+                note("curl", "cold", size / MiB / timed(lambda: all_at_once([curl(urls["/large.bin"])])))
+                note("curl", "srv", (cpu_seconds(server.pid) - server_before) / (size / GiB))
+                if "parallel" not in args.skip:
+                    drop_caches()
+                    note("curl", "par", PARALLEL * part / MiB / all_at_once([curl(urls["/" + n]) for n in names]))
+                if "warm" not in args.skip:
+                    m = next(iter(mounts.values()))
+                    cache_file = max((m.cache_dir / "blocks" / "data").iterdir(), key=lambda p: p.stat().st_size)
+                    drop_caches()
+                    note("curl", "warm", size / MiB / timed(lambda: read_all(cache_file)))
             print(f"rep {rep}: " + "; ".join(f"{n} " + " ".join(f"{k}={v[-1]:.2f}" for k, v in r.items())
-                                            for n, r in results.items()), flush=True)
+                                            for n, r in results.items() if r), flush=True)
     med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
-    base_line = med["curl"]
     print(f"\n== read A/B, Cloudreve {args.dialect}, {args.size_mib} MiB, medians of {args.reps}")
+    if args.random_reads:
+        for name in trees:
+            r = med[name]
+            print(f"  {name:>6}: random 4 KiB preads, cold cache {r['rand']:5.0f} /s  "
+                  f"p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms  mount cpu {r['rand_cpu']:.2f} ms/read")
+    if "cold" in args.skip:
+        return
+    base_line = med["curl"]
     print(f"  baseline: curl {base_line['cold']:.0f} MiB/s (server cpu {base_line['srv']:.2f} s/GiB)" +
           (f", 4 curls {base_line['par']:.0f} MiB/s" if "par" in base_line else "") +
           (f", cache file {base_line['warm']:.0f} MiB/s" if "warm" in base_line else ""))
@@ -128,7 +158,7 @@ def main() -> None:
         if "par" in r:
             line += f"  4 readers {r['par']:5.0f} ({r['par'] / base_line['par']:.2f}) cpu {r['par_cpu']:.2f}"
         if "warm" in r:
-            line += f"  warm {r['warm']:5.0f} ({r['warm'] / base_line['warm']:.2f})"
+            line += f"  warm {r['warm']:5.0f} ({r['warm'] / base_line['warm']:.2f}) cpu {r['warm_cpu']:.2f}"
         print(line)
 
 

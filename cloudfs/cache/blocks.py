@@ -25,7 +25,6 @@ import errno
 import hashlib
 import json
 import logging
-import mmap
 import os
 import shutil
 from collections import OrderedDict
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudfs.cache.ranges import Span, pages_of
+from cloudfs.cache.window import MappedWindow
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,13 @@ DEFAULT_PAGE_SIZE = 128 * 1024
 INDEX_VERSION = 1
 #: cached files kept open at once (each costs a file descriptor)
 MAX_OPEN_FILES = 64
+#: cached files whose mapping window is kept at once (each holds up to
+#: ``window.WINDOW_SIZE`` bytes of the page cache mapped: the mount's RSS)
+MAX_WINDOWS = 8
+#: a mapped read of fewer bytes is a ``pread`` (a copy of a few pages costs
+#: less than looking the window up and faulting the pages in)
+MAP_MIN = 64 * 1024
 
-_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -53,20 +58,6 @@ def punch_hole(fd: int, off: int, length: int) -> None:
     if _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, off, length) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
-
-
-def _map(fd: int, start: int, end: int) -> memoryview:
-    """A read-only view of ``[start, end)`` of a file, through a mapping of
-    its pages (populated at once: one fault-in instead of one per 64 KiB).
-    A file shorter than ``end`` gives a shorter view (never a mapping past
-    its end, whose pages would fault)."""
-    end = min(end, os.fstat(fd).st_size)
-    if end <= start:
-        return memoryview(b"")
-    base = start - start % mmap.ALLOCATIONGRANULARITY
-    mapping = mmap.mmap(fd, end - base, flags=mmap.MAP_SHARED | _MAP_POPULATE, prot=mmap.PROT_READ, offset=base)
-    # the view holds the mapping: it is unmapped when the view is dropped
-    return memoryview(mapping)[start - base:]
 
 
 def cache_name(file_id: str, version: str, size: int) -> str:
@@ -84,6 +75,8 @@ class _CachedFile:
     size: int
     pages: set[int] = field(default_factory=set)
     fd: int | None = None
+    #: the mapping mapped reads are served from (while ``fd`` is open)
+    window: MappedWindow = field(default_factory=MappedWindow)
     #: pages being written by a download right now (see :meth:`BlockStore.reserve`)
     reserved: int = 0
 
@@ -120,6 +113,8 @@ class BlockStore:
         self._reserved = 0
         #: names whose ``fd`` is open, least recently used first
         self._open: OrderedDict[str, None] = OrderedDict()
+        #: names whose mapping window may be mapped, least recently used first
+        self._windows: OrderedDict[str, None] = OrderedDict()
         #: versions kept for offline use (``cloudfs pin``): never evicted
         self._pinned: frozenset[str] = frozenset()
 
@@ -262,10 +257,11 @@ class BlockStore:
         cached, in one read; else None.  The fast path of warm reads.
 
         ``mapped``: a read-only view of the cache file's pages themselves
-        (a mapping that lives as long as the view) instead of a copy: what a
-        FUSE reply wants, as the kernel copies from those pages straight
-        into the reader's.  The view is only good while the pages stay
-        cached: use it before the next await."""
+        (through the file's mapping window, which lives as long as the
+        view) instead of a copy, for spans of ``MAP_MIN`` bytes or more:
+        what a FUSE reply wants, as the kernel copies from those pages
+        straight into the reader's.  The view is only good while the pages
+        stay cached: use it before the next await."""
         cached = self._files.get(name)
         if cached is None:
             return None
@@ -276,8 +272,12 @@ class BlockStore:
         data: bytes | memoryview
         try:
             fd = self._fd(name, cached)
-            if mapped and end > start:
-                data = _map(fd, start, end)
+            if mapped and end - start >= MAP_MIN:
+                data = cached.window.view(fd, cached.size, start, end)
+                self._windows[name] = None
+                self._windows.move_to_end(name)
+                if len(self._windows) > MAX_WINDOWS:
+                    self._drop_window(next(iter(self._windows)))
             else:
                 data = os.pread(fd, end - start, start)
         except OSError as exc:
@@ -430,6 +430,8 @@ class BlockStore:
         for page in cached.pages:
             self._lru.pop((name, page), None)
         if cached.fd is not None:
+            cached.window.drop()
+            self._windows.pop(name, None)
             os.close(cached.fd)
             self._open.pop(name, None)
         (self._data_dir / name).unlink(missing_ok=True)
@@ -438,7 +440,16 @@ class BlockStore:
         if cached.fd is None:
             while len(self._open) >= MAX_OPEN_FILES:
                 self._close_fd(next(iter(self._open)))
-            cached.fd = os.open(self._data_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self._data_dir / name, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                # as long as its content from the start (a hole costs no disk): a
+                # mapping of any of its pages (see window.py) is within the file
+                if os.fstat(fd).st_size < cached.size:
+                    os.ftruncate(fd, cached.size)
+            except OSError:
+                os.close(fd)
+                raise
+            cached.fd = fd
         self._open[name] = None
         self._open.move_to_end(name)
         return cached.fd
@@ -447,8 +458,15 @@ class BlockStore:
         self._open.pop(name, None)
         cached = self._files.get(name)
         if cached is not None and cached.fd is not None:
+            self._drop_window(name)
             os.close(cached.fd)
             cached.fd = None
+
+    def _drop_window(self, name: str) -> None:
+        self._windows.pop(name, None)
+        cached = self._files.get(name)
+        if cached is not None:
+            cached.window.drop()
 
     def _evict(self, room_pages: int) -> bool:
         """Drop least-recently-used pages until ``room_pages`` more fit under

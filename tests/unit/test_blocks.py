@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from cloudfs.cache.blocks import BlockStore, cache_name
+from cloudfs.cache import window
+from cloudfs.cache.blocks import MAP_MIN, MAX_WINDOWS, BlockStore, cache_name
 
 PAGE = 4096
 
@@ -163,26 +164,88 @@ def test_blocks_pinned_versions_are_never_evicted_and_the_cap_still_holds(tmp_pa
     assert store.cached_bytes("missing") == 0
 
 
-def test_blocks_mapped_reads_give_the_same_bytes_as_copies(tmp_path):
+def test_blocks_mapped_reads_give_the_same_bytes_as_copies(tmp_path, monkeypatch):
+    # small windows, so that spans cross them and the window moves
+    monkeypatch.setattr(window, "WINDOW_SIZE", 16 * PAGE)
     store = BlockStore(tmp_path, cap_bytes=100 * PAGE, page_size=PAGE)
     store.open()
-    data = content(5 * PAGE + 123)
+    data = content(40 * PAGE + 123)
     fill(store, "a", data)
-    # aligned, unaligned, to the short end of the file, past it, empty
-    for span in ((0, PAGE), (100, 3 * PAGE + 7), (2 * PAGE + 1, 10 * PAGE), (len(data) - 5, len(data) + 50), (7, 7)):
+    big = MAP_MIN + 3 * PAGE + 5
+    # small spans are copies (aligned, unaligned, empty); big ones views (aligned, unaligned,
+    # across windows, to the short end of the file, past it, a window back)
+    for span, kind in (((0, PAGE), bytes), ((100, 3 * PAGE + 7), bytes), ((7, 7), bytes),
+                       ((0, MAP_MIN), memoryview), ((100, 100 + big), memoryview),
+                       ((10 * PAGE + 1, 10 * PAGE + 1 + big), memoryview), ((len(data) - big, len(data) + 50), memoryview),
+                       ((20 * PAGE, 60 * PAGE), memoryview), ((PAGE, PAGE + MAP_MIN), memoryview)):
         copy = store.read("a", span)
         view = store.read("a", span, mapped=True)
-        assert view is not None and copy == bytes(view) == data[span[0] : span[1]]
-    assert store.read("a", (0, 6 * PAGE), mapped=True) is not None  # clamped to the file
+        assert isinstance(view, kind)
+        assert copy == bytes(view) == data[span[0] : span[1]]
     store.discard("b")
-    assert store.read("b", (0, PAGE), mapped=True) is None
+    assert store.read("b", (0, MAP_MIN), mapped=True) is None
 
 
-def test_blocks_a_mapped_read_outlives_the_version_being_dropped(tmp_path):
+def test_blocks_a_mapped_read_outlives_the_version_being_dropped_and_the_window_moving(tmp_path, monkeypatch):
+    monkeypatch.setattr(window, "WINDOW_SIZE", 32 * PAGE)
     store = BlockStore(tmp_path, cap_bytes=100 * PAGE, page_size=PAGE)
     store.open()
-    data = content(3 * PAGE)
+    data = content(80 * PAGE)
     fill(store, "a", data)
-    view = store.read("a", (PAGE, 3 * PAGE), mapped=True)
-    store.discard("a")  # the file is unlinked; the mapping keeps its pages
-    assert bytes(view) == data[PAGE:]
+    first = store.read("a", (PAGE, PAGE + MAP_MIN), mapped=True)
+    moved = store.read("a", (40 * PAGE, 40 * PAGE + MAP_MIN), mapped=True)  # another window
+    store.discard("a")  # the file is unlinked; the mappings keep their pages
+    assert bytes(first) == data[PAGE : PAGE + MAP_MIN]
+    assert bytes(moved) == data[40 * PAGE : 40 * PAGE + MAP_MIN]
+
+
+def test_blocks_a_window_mapped_before_pages_were_written_serves_them(tmp_path):
+    # a cold sequential read: the window is mapped while the file is still short
+    store = BlockStore(tmp_path, cap_bytes=100 * PAGE, page_size=PAGE)
+    store.open()
+    data = content(64 * PAGE)
+    for page in range(32):
+        store.write_page("a", len(data), page, data[page * PAGE : (page + 1) * PAGE])
+    assert bytes(store.read("a", (0, 32 * PAGE), mapped=True)) == data[: 32 * PAGE]
+    assert store.read("a", (32 * PAGE, 48 * PAGE), mapped=True) is None  # not cached yet
+    for page in range(32, 64):
+        store.write_page("a", len(data), page, data[page * PAGE : (page + 1) * PAGE])
+    assert bytes(store.read("a", (30 * PAGE, 64 * PAGE), mapped=True)) == data[30 * PAGE :]
+
+
+@pytest.mark.parametrize("mapped_before", [False, True])
+def test_blocks_a_cache_file_cut_short_under_the_store_is_dropped_not_mapped(tmp_path, mapped_before):
+    store = BlockStore(tmp_path, cap_bytes=100 * PAGE, page_size=PAGE)
+    store.open()
+    data = content(64 * PAGE)
+    fill(store, "a", data)
+    if mapped_before:  # the window is mapped already: faulting the missing pages in fails
+        assert bytes(store.read("a", (0, 16 * PAGE), mapped=True)) == data[: 16 * PAGE]
+    os.truncate(next((store.root / "data").iterdir()), 16 * PAGE)
+    # a view of pages past the end would kill the mount (SIGBUS) when the kernel or anyone touched them
+    assert store.read("a", (32 * PAGE, 48 * PAGE), mapped=True) is None
+    assert store.cached_bytes("a") == 0
+
+
+def test_blocks_keep_a_bounded_number_of_mapping_windows(tmp_path):
+    store = BlockStore(tmp_path, cap_bytes=1000 * PAGE, page_size=PAGE)
+    store.open()
+    data = content(MAP_MIN)
+    names = [f"f{i}" for i in range(MAX_WINDOWS + 3)]
+    for name in names:
+        fill(store, name, data)
+
+    def mapped_files() -> int:
+        with open("/proc/self/maps") as fp:
+            return sum(str(store.root / "data") in line for line in fp)
+
+    first = store.read(names[0], (0, MAP_MIN), mapped=True)
+    for name in names[1:]:
+        view = store.read(name, (0, MAP_MIN), mapped=True)
+        assert view is not None and bytes(view) == data
+        del view
+    assert bytes(first) == data  # a view handed out stays good after its window is dropped
+    del first
+    assert mapped_files() == MAX_WINDOWS
+    store.close()
+    assert mapped_files() == 0
