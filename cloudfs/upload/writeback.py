@@ -32,7 +32,7 @@ import posixpath
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +42,6 @@ import trio
 from cloudfs.cache.blocks import BlockStore, cache_name
 from cloudfs.cache.ranges import SpanSet
 from cloudfs.client.api import Client
-from cloudfs.client.paths import relocated, within
 from cloudfs.client.models import (
     MTIME_KEY,
     UPLOAD_TAG_KEY,
@@ -52,6 +51,7 @@ from cloudfs.client.models import (
 )
 from cloudfs.errors import AlreadyExists, CloudfsError, VersionConflict
 from cloudfs.upload.journal import Journal, Record
+from cloudfs.upload.registry import StagedFiles
 from cloudfs.upload.staging import UNSENT_PREFIX, FetchFn, LocalFile, is_unsent
 
 log = logging.getLogger(__name__)
@@ -128,9 +128,7 @@ def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
     writeback._due.pop(local.file_id, None)
     writeback._urgent.discard(local.file_id)
     writeback._retry_delay.pop(local.file_id, None)
-    if writeback.files.get(local.file_id) is local:
-        del writeback.files[local.file_id]
-        writeback._unsent.discard(local.file_id)
+    writeback.files.discard(local)
     # for good: a write through a handle still open must not make it dirty
     # again (an fsync still waiting would take it for an upload gone missing)
     local.removed = True
@@ -141,17 +139,11 @@ def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
     writeback.journal.forget_soon(local.file_id)
 
 
-def relocate_files(files: Iterable[LocalFile], moves: Mapping[str, str]) -> list[LocalFile]:
-    """:meth:`WriteBack.relocate` over ``files`` (a plain function: the
-    namespace moves nodes and staged uploads together in one step)."""
-    moved = []
-    for local in files:
-        path = relocated(local.remote_path, moves)
-        if path is not None:
-            local.remote_path = path
-            if local.dirty:
-                moved.append(local)
-    return moved
+def relocate_files(writeback: "WriteBack", moves: Mapping[str, str]) -> list[LocalFile]:
+    """:meth:`WriteBack.relocate` as a plain function: the namespace moves
+    nodes and staged uploads together in one step, with nothing between
+    that could fail."""
+    return writeback.files.relocate(moves)
 
 
 @dataclass
@@ -200,10 +192,7 @@ class WriteBack:
         self._small_limiter = trio.CapacityLimiter(max(max_parallel, 1) * factor)
         self._on_uploaded = on_uploaded
         #: every staged file, by object id (dirty or held open)
-        self.files: dict[str, LocalFile] = {}
-        #: the ids among them of files not on the server yet (created here):
-        #: the server shows none of them until their first upload lands
-        self._unsent: set[str] = set()
+        self.files = StagedFiles()
         #: when each file's next upload is due (by id); the queues order them
         #: (heaps with stale entries, skipped when popped: no scan per wake-up).
         #: Urgent files (fsync, umount, a closed copy) start when due; the
@@ -229,15 +218,11 @@ class WriteBack:
 
     # ---- bookkeeping ---------------------------------------------------------
     def add(self, local: LocalFile) -> None:
-        self.files[local.file_id] = local
-        if is_unsent(local.file_id):
-            self._unsent.add(local.file_id)
+        self.files.add(local)
 
     def rekey(self, local: LocalFile, old_file_id: str) -> None:
-        if self.files.get(old_file_id) is local:
-            del self.files[old_file_id]
-            self._unsent.discard(old_file_id)
-        self.add(local)
+        self.files.discard(local, old_file_id)
+        self.files.add(local)
         if old_file_id in self._urgent:
             self._urgent.discard(old_file_id)
             self._urgent.add(local.file_id)
@@ -323,14 +308,14 @@ class WriteBack:
 
     def under(self, path: str) -> list[LocalFile]:
         """Staged files at or below ``path``."""
-        return [local for local in self.files.values() if within(local.remote_path, path)]
+        return self.files.under(path)
 
     def relocate(self, moves: Mapping[str, str]) -> list[LocalFile]:
         """Subtrees moved on the server (old root -> new root, all at once):
         the staged files in them take their new paths now, with no await, so
         no other task ever sees half of an exchange.  Returns the dirty ones,
         whose journal records :meth:`record_paths` then updates."""
-        return relocate_files(self.files.values(), moves)
+        return self.files.relocate(moves)
 
     async def record_paths(self, files: list[LocalFile]) -> None:
         """Journal where ``files`` are now (read as each record is written:
@@ -342,9 +327,7 @@ class WriteBack:
         """Drop a clean file nobody writes; True if it left the write-back."""
         if local.dirty or local.writers or local.file_id in self._active:
             return False
-        if self.files.get(local.file_id) is local:
-            del self.files[local.file_id]
-            self._unsent.discard(local.file_id)
+        self.files.discard(local)
         self._due.pop(local.file_id, None)
         self._urgent.discard(local.file_id)
         return True
@@ -423,7 +406,7 @@ class WriteBack:
         while hundreds of files wait for their first upload)."""
         files = self.files
         found = {}
-        for file_id in itertools.chain(self._active, self._retry_delay, self._unsent):
+        for file_id in itertools.chain(self._active, self._retry_delay, self.files.unsent):
             local = files.get(file_id)
             if local is not None and local.dirty and (at is None or local.remote_path == at):
                 found[file_id] = local
@@ -815,14 +798,11 @@ class WriteBack:
         for n in range(1, 100):
             suffix = f" (conflict {stamp})" if n == 1 else f" (conflict {stamp} {n})"
             candidate = posixpath.join(folder, f"{stem}{suffix}{ext}")
-            if self._claimed(candidate):
+            if self.files.claimed(candidate):
                 continue
-            if await self._stat_or_none(candidate) is None and not self._claimed(candidate):
+            if await self._stat_or_none(candidate) is None and not self.files.claimed(candidate):
                 return candidate
         raise CloudfsError(f"no free conflict name for {path}", errno=errno.EEXIST)
-
-    def _claimed(self, path: str) -> bool:
-        return any(local.remote_path == path for local in self.files.values())
 
     def _failed(self, local: LocalFile, generation: int, exc: BaseException) -> None:
         local.error = exc
