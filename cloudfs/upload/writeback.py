@@ -52,22 +52,14 @@ from cloudfs.client.models import (
 from cloudfs.errors import AlreadyExists, CloudfsError, VersionConflict
 from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.registry import StagedFiles
+from cloudfs.upload.retry import SLOW_RETRY_ERRNOS, Retries
 from cloudfs.upload.staging import UNSENT_PREFIX, FetchFn, LocalFile, is_unsent
+
+#: what the filesystem and the mount use of the write-back (its parts are its own)
+__all__ = ["SLOW_RETRY_ERRNOS", "UploadStatus", "WriteBack", "drop_file", "relocate_files"]
 
 log = logging.getLogger(__name__)
 
-RETRY_MIN_S = 1.0
-RETRY_MAX_S = 300.0
-#: while draining (umount, shutdown), a failed upload is retried this soon...
-DRAIN_RETRY_S = 2.0
-#: ...and the drain gives up on a file after this many failures in a row
-DRAIN_ATTEMPTS = 3
-#: errors that another attempt will not fix soon: retried slowly
-#: the way out of a full drive, said where the failure is logged
-FULL_DRIVE_HINT = ("; deleted files in the server's recycle bin still count against the quota: "
-                   "`cloudfs trash URL` shows them, `cloudfs trash URL --empty` frees their space")
-SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errno.EACCES, errno.EPERM,
-                     errno.ENAMETOOLONG, errno.EOPNOTSUPP}
 #: after an upload landed, recording its exact mtime may delay a cancellation this long
 SETTLE_S = 30.0
 #: fsync re-checks that its upload is running or due at least this often
@@ -127,7 +119,7 @@ def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
     could fail (the upload would then bring the file back)."""
     writeback._due.pop(local.file_id, None)
     writeback._urgent.discard(local.file_id)
-    writeback._retry_delay.pop(local.file_id, None)
+    writeback.retries.forget(local.file_id)
     writeback.files.discard(local)
     # for good: a write through a handle still open must not make it dirty
     # again (an fsync still waiting would take it for an upload gone missing)
@@ -205,7 +197,7 @@ class WriteBack:
         self._queued = itertools.count()
         self._last_activity = -math.inf
         self._active: dict[str, _Active] = {}
-        self._retry_delay: dict[str, float] = {}
+        self.retries = Retries()
         self._wakeup = trio.Event()
         #: set after every upload outcome; waiters re-check their condition
         self._outcome = trio.Event()
@@ -213,8 +205,6 @@ class WriteBack:
         #: files whose uploads must not start (a rename is moving them), with hold
         #: counts; by object, not id: an upload landing as a hold begins may change the id
         self._held: dict[int, int] = {}
-        #: failures per file since the current drain started (None: not draining)
-        self._drain_failures: dict[str, int] | None = None
 
     # ---- bookkeeping ---------------------------------------------------------
     def add(self, local: LocalFile) -> None:
@@ -370,7 +360,7 @@ class WriteBack:
         """Upload everything now and wait until nothing is pending, or until
         what is left keeps failing (a full drive, a server that is down);
         that stays journaled.  Returns what is left."""
-        self._drain_failures = {}
+        self.retries.start_drain()
         try:
             for local in list(self.files.values()):
                 self.schedule(local, 0)
@@ -378,23 +368,16 @@ class WriteBack:
                 if on_progress is not None:
                     on_progress(self.status())
                 left = [local for local in self.files.values() if local.dirty]
-                if not left or all(self._given_up(local) for local in left):
+                if not left or all(self.retries.given_up(local, local.file_id in self._active) for local in left):
                     break
                 with trio.move_on_after(0.5):
                     await self._outcome.wait()
         finally:
-            self._drain_failures = None
+            self.retries.end_drain()
         left_over = self.status()
         if left_over:
             log.warning("%d upload(s) keep failing; their data stays staged and journaled", len(left_over))
         return left_over
-
-    def _given_up(self, local: LocalFile) -> bool:
-        failures = (self._drain_failures or {}).get(local.file_id, 0)
-        if local.file_id in self._active or failures == 0:
-            return False
-        code = getattr(local.error, "errno", None)
-        return failures >= DRAIN_ATTEMPTS or code in SLOW_RETRY_ERRNOS
 
     def unconfirmed(self, at: str | None = None) -> list[LocalFile]:
         """Dirty files whose upload is running or has failed, and those
@@ -406,7 +389,7 @@ class WriteBack:
         while hundreds of files wait for their first upload)."""
         files = self.files
         found = {}
-        for file_id in itertools.chain(self._active, self._retry_delay, self.files.unsent):
+        for file_id in itertools.chain(self._active, self.retries.failing, self.files.unsent):
             local = files.get(file_id)
             if local is not None and local.dirty and (at is None or local.remote_path == at):
                 found[file_id] = local
@@ -603,7 +586,7 @@ class WriteBack:
     async def _landed(self, local: LocalFile, generation: int, entry: Entry, metadata: dict[str, str]) -> int | None:
         """Record a landed upload; returns the staging file opened for the
         caller to copy into the read cache (a large one), or None."""
-        self._retry_delay.pop(local.file_id, None)
+        self.retries.forget(local.file_id)
         local.attempts.clear()
         local.sent_digests.clear()
         old_id = local.file_id
@@ -805,24 +788,7 @@ class WriteBack:
         raise CloudfsError(f"no free conflict name for {path}", errno=errno.EEXIST)
 
     def _failed(self, local: LocalFile, generation: int, exc: BaseException) -> None:
-        local.error = exc
-        local.failed_generation = max(local.failed_generation, generation)
-        code = getattr(exc, "errno", None)
-        delay = self._retry_delay.get(local.file_id, RETRY_MIN_S / 2) * 2
-        if code in SLOW_RETRY_ERRNOS:
-            delay = RETRY_MAX_S
-            log.error(
-                "upload of %s failed: %s; its data is kept in %s and will be retried%s",
-                local.remote_path, exc, local.staging, FULL_DRIVE_HINT if code in (errno.ENOSPC, errno.EDQUOT) else "",
-            )
-        else:
-            log.warning("upload of %s failed (%s); retrying in %.0f s", local.remote_path, exc, delay)
-        delay = min(delay, RETRY_MAX_S)
-        self._retry_delay[local.file_id] = delay
-        if self._drain_failures is not None:
-            self._drain_failures[local.file_id] = self._drain_failures.get(local.file_id, 0) + 1
-            delay = min(delay, DRAIN_RETRY_S)
-        self._set_due(local.file_id, trio.current_time() + delay)
+        self._set_due(local.file_id, trio.current_time() + self.retries.failed(local, generation, exc))
 
     def _notify(self) -> None:
         self._outcome.set()
