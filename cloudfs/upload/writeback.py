@@ -23,18 +23,16 @@ from __future__ import annotations
 import dataclasses
 import errno
 import hashlib
-import heapq
 import itertools
 import logging
-import math
 import os
 import posixpath
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing
+from dataclasses import dataclass
 from pathlib import Path
 
 import trio
@@ -53,6 +51,7 @@ from cloudfs.errors import AlreadyExists, CloudfsError, VersionConflict
 from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.registry import StagedFiles
 from cloudfs.upload.retry import SLOW_RETRY_ERRNOS, Retries
+from cloudfs.upload.scheduler import SMALL_PARALLEL_FACTOR, Active, Scheduler
 from cloudfs.upload.staging import UNSENT_PREFIX, FetchFn, LocalFile, is_unsent
 
 #: what the filesystem and the mount use of the write-back (its parts are its own)
@@ -69,18 +68,8 @@ SYNC_RECHECK_S = 2.0
 ADOPT_INLINE_MAX = 4 << 20
 #: ...in pieces of this size: a cancellation (the mount ending) waits for one piece, not the whole file
 CACHE_COPY_PIECE = 32 << 20
-#: files created or closed less than this apart make a burst: ordinary uploads wait for its end...
-BURST_QUIET_S = 0.3
-#: ...but never longer than this past their due time
-BURST_MAX_WAIT_S = 10.0
-#: a file written front to back and at least this large is uploaded as soon as it is closed
-PROMPT_UPLOAD_MIN = 8 << 20
 #: a version without our tag is compared with the staged content (downloaded) up to this size
 CONTENT_CHECK_MAX = 16 << 20
-#: files up to this size count as small: their uploads are bound by round trips...
-SMALL_UPLOAD_MAX = 1 << 20
-#: ...and this many times ``max_parallel`` of them run at once
-SMALL_PARALLEL_FACTOR = 4
 #: the suffix a conflict copy's name carries (see _conflict_path)
 CONFLICT_SUFFIX = re.compile(r" \(conflict \d{4}-\d\d-\d\d \d{6}(?: \d+)?\)$")
 
@@ -117,15 +106,14 @@ def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
     may be running): a plain function, so the namespace can drop a removed
     file's upload in the same step as its inode, with nothing between that
     could fail (the upload would then bring the file back)."""
-    writeback._due.pop(local.file_id, None)
-    writeback._urgent.discard(local.file_id)
+    writeback.scheduler.forget(local.file_id)
     writeback.retries.forget(local.file_id)
     writeback.files.discard(local)
     # for good: a write through a handle still open must not make it dirty
     # again (an fsync still waiting would take it for an upload gone missing)
     local.removed = True
     local.dirty = False
-    writeback._notify()  # an fsync waiting for it has nothing left to wait for
+    writeback.scheduler.notify()  # an fsync waiting for it has nothing left to wait for
     # its record goes too, with the next journal write if not sooner (else a
     # replay would upload the removed file again)
     writeback.journal.forget_soon(local.file_id)
@@ -136,15 +124,6 @@ def relocate_files(writeback: "WriteBack", moves: Mapping[str, str]) -> list[Loc
     nodes and staged uploads together in one step, with nothing between
     that could fail."""
     return writeback.files.relocate(moves)
-
-
-@dataclass
-class _Active:
-    scope: trio.CancelScope
-    generation: int
-    total: int
-    done: int = 0
-    finished: trio.Event = field(default_factory=trio.Event)
 
 
 @dataclass(frozen=True)
@@ -174,37 +153,18 @@ class WriteBack:
         self.journal = journal
         self.store = store
         self._fetch_base = fetch_base
-        self.delay_s = delay_s
-        self._limiter = trio.CapacityLimiter(max(max_parallel, 1))
+        self._on_uploaded = on_uploaded
+        self.uploads_done = 0
+        #: every staged file, by object id (dirty or held open)
+        self.files = StagedFiles()
+        self.retries = Retries()
         #: where small files upload in one request or two each, their time is
         #: round trips, not bandwidth: more of them run at once (tar x, cp -r).
         #: (Not where each is a session and a swap, with folder listings:
         #: there more at once only crowd the server.)
         factor = SMALL_PARALLEL_FACTOR if client is not None and client.whole_uploads else 1
-        self._small_limiter = trio.CapacityLimiter(max(max_parallel, 1) * factor)
-        self._on_uploaded = on_uploaded
-        #: every staged file, by object id (dirty or held open)
-        self.files = StagedFiles()
-        #: when each file's next upload is due (by id); the queues order them
-        #: (heaps with stale entries, skipped when popped: no scan per wake-up).
-        #: Urgent files (fsync, umount, a closed copy) start when due; the
-        #: others wait, while files keep being created and closed (a burst:
-        #: tar x, cp -r, a build), for a pause, or until they waited BURST_MAX_WAIT_S
-        self._due: dict[str, float] = {}
-        self._queue: list[tuple[float, int, str]] = []
-        self._urgent_queue: list[tuple[float, int, str]] = []
-        self._urgent: set[str] = set()
-        self._queued = itertools.count()
-        self._last_activity = -math.inf
-        self._active: dict[str, _Active] = {}
-        self.retries = Retries()
-        self._wakeup = trio.Event()
-        #: set after every upload outcome; waiters re-check their condition
-        self._outcome = trio.Event()
-        self.uploads_done = 0
-        #: files whose uploads must not start (a rename is moving them), with hold
-        #: counts; by object, not id: an upload landing as a hold begins may change the id
-        self._held: dict[int, int] = {}
+        self.scheduler = Scheduler(self.files, self.retries, self._attempt, delay_s=delay_s,
+                                   max_parallel=max_parallel, small_parallel=max(max_parallel, 1) * factor)
 
     # ---- bookkeeping ---------------------------------------------------------
     def add(self, local: LocalFile) -> None:
@@ -213,82 +173,48 @@ class WriteBack:
     def rekey(self, local: LocalFile, old_file_id: str) -> None:
         self.files.discard(local, old_file_id)
         self.files.add(local)
-        if old_file_id in self._urgent:
-            self._urgent.discard(old_file_id)
-            self._urgent.add(local.file_id)
-        if old_file_id in self._due:
-            self._set_due(local.file_id, self._due.pop(old_file_id))
-        if old_file_id in self._active:  # a landed upload, finishing
-            self._active[local.file_id] = self._active.pop(old_file_id)
+        self.scheduler.rekey(old_file_id, local.file_id)
 
+    # ---- scheduling (see scheduler.py) ------------------------------------------
     def closed(self, local: LocalFile) -> None:
-        """Its last writer closed ``local``.  A large file written front to
-        back (a copy) is uploaded at once: nobody edits it in place, and every
-        second waited is a second more before it is on the server.  Anything
-        else waits the quiet delay (save-then-rename, bursts of small files)."""
-        self.note_activity()
-        prompt = local.sequential and local.size >= PROMPT_UPLOAD_MIN
-        self.schedule(local, 0 if prompt else None)
+        """Its last writer closed ``local``: due now or after the quiet delay."""
+        self.scheduler.closed(local)
 
     def note_activity(self) -> None:
-        """A file was created or closed: uploads that are not urgent wait for
-        a pause (the kernel's requests then have the CPU and the server to
-        themselves; the content is safe in the journal meanwhile)."""
-        self._last_activity = trio.current_time()
+        """A file was created or closed: uploads that are not urgent wait for a pause."""
+        self.scheduler.note_activity()
 
     def schedule(self, local: LocalFile, delay_s: float | None = None) -> None:
         """Make ``local`` due for upload after ``delay_s`` (default: the quiet
         delay); 0 makes it urgent: it starts even in a burst of activity."""
-        if not local.dirty:
-            return
-        if delay_s == 0:
-            self._urgent.add(local.file_id)
-        delay = self.delay_s if delay_s is None else delay_s
-        self._set_due(local.file_id, trio.current_time() + delay)
-
-    def _set_due(self, file_id: str, due: float) -> None:
-        self._due[file_id] = due
-        queue = self._urgent_queue if file_id in self._urgent else self._queue
-        heapq.heappush(queue, (due, next(self._queued), file_id))
-        self._wakeup.set()
+        self.scheduler.schedule(local, delay_s)
 
     def cancel(self, local: LocalFile) -> None:
         """Stop the upload of ``local`` in flight, if any (it changed)."""
-        active = self._active.get(local.file_id)
-        if active is not None:
-            active.scope.cancel()
+        self.scheduler.cancel(local)
 
     async def cancel_and_wait(self, local: LocalFile) -> None:
         """Cancel and wait until the server has released the upload (its lock)."""
-        active = self._active.get(local.file_id)
-        if active is not None:
-            active.scope.cancel()
-            await active.finished.wait()
+        await self.scheduler.cancel_and_wait(local)
 
-    @asynccontextmanager
-    async def paused(self, files: list[LocalFile]) -> AsyncIterator[None]:
+    def paused(self, files: list[LocalFile]) -> AbstractAsyncContextManager[None]:
         """No upload of ``files`` runs inside this block (those in flight are
-        cancelled first); afterwards they are due again.  Namespace changes
-        use it: an upload session locks its path on the server, and an
-        upload started mid-rename would target the old path."""
-        for local in files:
-            self._held[id(local)] = self._held.get(id(local), 0) + 1
-        try:
-            for local in files:
-                await self.cancel_and_wait(local)
-            yield
-        finally:
-            for local in files:
-                count = self._held.get(id(local), 1) - 1
-                if count > 0:
-                    self._held[id(local)] = count
-                else:
-                    self._held.pop(id(local), None)
-                self.schedule(local)
+        cancelled first); afterwards they are due again."""
+        return self.scheduler.paused(files)
 
     def is_held(self, local: LocalFile) -> bool:
         """Whether a rename is moving ``local`` (its upload must wait)."""
-        return id(local) in self._held
+        return self.scheduler.is_held(local)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Start uploads as they fall due, until cancelled."""
+        await self.scheduler.run(task_status=task_status)
+
+    def describe(self) -> str:
+        """The scheduler's state, file by file (for a task dump)."""
+        return self.scheduler.describe()
+
+    # ---- the staged files ----------------------------------------------------------
 
     async def forget(self, local: LocalFile) -> None:
         """The file is gone (unlinked): nothing of it is to be uploaded."""
@@ -315,11 +241,10 @@ class WriteBack:
 
     def release(self, local: LocalFile) -> bool:
         """Drop a clean file nobody writes; True if it left the write-back."""
-        if local.dirty or local.writers or local.file_id in self._active:
+        if local.dirty or local.writers or self.scheduler.uploading(local.file_id):
             return False
         self.files.discard(local)
-        self._due.pop(local.file_id, None)
-        self._urgent.discard(local.file_id)
+        self.scheduler.forget(local.file_id)
         return True
 
     async def persist(self, local: LocalFile, *, again: bool = False) -> None:
@@ -343,7 +268,7 @@ class WriteBack:
                 raise local.error
             self._ensure_pending(local)
             with trio.move_on_after(SYNC_RECHECK_S):
-                await self._outcome.wait()
+                await self.scheduler.outcome()
 
     def _ensure_pending(self, local: LocalFile) -> None:
         """A safety net under fsync, which the kernel waits for holding the
@@ -352,7 +277,7 @@ class WriteBack:
         if self.files.get(local.file_id) is not local:
             log.error("%s was missing from the write-back; uploading it now", local.remote_path)
             self.add(local)
-        if local.file_id not in self._active and local.file_id not in self._due:
+        if not self.scheduler.pending(local.file_id):
             log.error("no upload of %s was running or due; starting one", local.remote_path)
             self.schedule(local, 0)
 
@@ -368,10 +293,10 @@ class WriteBack:
                 if on_progress is not None:
                     on_progress(self.status())
                 left = [local for local in self.files.values() if local.dirty]
-                if not left or all(self.retries.given_up(local, local.file_id in self._active) for local in left):
+                if not left or all(self.retries.given_up(local, self.scheduler.uploading(local.file_id) is not None) for local in left):
                     break
                 with trio.move_on_after(0.5):
-                    await self._outcome.wait()
+                    await self.scheduler.outcome()
         finally:
             self.retries.end_drain()
         left_over = self.status()
@@ -389,7 +314,7 @@ class WriteBack:
         while hundreds of files wait for their first upload)."""
         files = self.files
         found = {}
-        for file_id in itertools.chain(self._active, self.retries.failing, self.files.unsent):
+        for file_id in itertools.chain(self.scheduler.uploading_ids, self.retries.failing, self.files.unsent):
             local = files.get(file_id)
             if local is not None and local.dirty and (at is None or local.remote_path == at):
                 found[file_id] = local
@@ -400,7 +325,7 @@ class WriteBack:
         for local in self.files.values():
             if not local.dirty:
                 continue
-            active = self._active.get(local.file_id)
+            active = self.scheduler.uploading(local.file_id)
             if active is not None:
                 state, done = "uploading", active.done
             else:
@@ -409,104 +334,7 @@ class WriteBack:
                                     str(local.error) if local.error else None, str(local.staging)))
         return out
 
-    def describe(self) -> str:
-        """The scheduler's state, file by file (for a task dump)."""
-        now = trio.current_time()
-        lines = [f"write-back: {len(self.files)} staged, {len(self._active)} uploading, {len(self._held)} held"]
-        strays = {f: round(d - now, 1) for f, d in self._due.items() if f not in self.files}
-        if strays:
-            lines.append(f"  due but not staged: {strays}")
-        for file_id, local in self.files.items():
-            due = self._due.get(file_id)
-            known_as = "" if local.file_id == file_id else f" (now {local.file_id})"
-            lines.append(
-                f"  {file_id}{known_as} {local.remote_path}: dirty={local.dirty} generation={local.generation} "
-                f"journaled={local.journaled_generation} uploaded={local.uploaded_generation} "
-                f"failed={local.failed_generation} writers={local.writers} "
-                f"due={'-' if due is None else f'{due - now:+.1f} s'} active={file_id in self._active} "
-                f"held={self.is_held(local)} "
-                f"error={local.error!r}")
-        return "\n".join(lines)
-
-    # ---- the scheduler ---------------------------------------------------------
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        async with trio.open_nursery() as nursery:
-            task_status.started()
-            while True:
-                now = trio.current_time()
-                self._start_due(self._urgent_queue, now, 0.0, nursery)
-                quiet_at = self._last_activity + BURST_QUIET_S
-                # in a burst, only what waited too long already
-                self._start_due(self._queue, now, 0.0 if now >= quiet_at else BURST_MAX_WAIT_S, nursery)
-                wake = math.inf
-                if (urgent := self._next_due(self._urgent_queue)) is not None:
-                    wake = urgent
-                if (ordinary := self._next_due(self._queue)) is not None:
-                    wake = min(wake, min(max(ordinary, quiet_at), ordinary + BURST_MAX_WAIT_S))
-                self._wakeup = trio.Event()
-                with trio.move_on_at(wake):
-                    await self._wakeup.wait()
-
-    def _start_due(self, queue: list[tuple[float, int, str]], now: float, grace: float,
-                   nursery: trio.Nursery) -> None:
-        """Start the uploads in ``queue`` due ``grace`` seconds before ``now`` or earlier.
-        (Compared as ``due + grace``, the wake-up time computed in run: the same
-        sum in both places, or float rounding could keep run waking up at once.)"""
-        while queue and queue[0][0] + grace <= now:
-            due, _, file_id = heapq.heappop(queue)
-            if self._due.get(file_id) != due:
-                continue  # rescheduled, started or forgotten since
-            if not self._may_start(file_id):
-                continue  # stays due: queued again when its upload ends or its hold goes
-            del self._due[file_id]
-            self._urgent.discard(file_id)
-            local = self.files.get(file_id)
-            if local is not None and local.dirty:
-                active = self._active[file_id] = _Active(trio.CancelScope(), local.generation, local.size)
-                nursery.start_soon(self._upload, local, active, name=f"upload {file_id}")
-
-    def _next_due(self, queue: list[tuple[float, int, str]]) -> float | None:
-        """The earliest real due time in ``queue`` (stale entries dropped)."""
-        while queue and self._due.get(queue[0][2]) != queue[0][0]:
-            heapq.heappop(queue)
-        return queue[0][0] if queue else None
-
-    def _may_start(self, file_id: str) -> bool:
-        local = self.files.get(file_id)
-        return file_id not in self._active and (local is None or not self.is_held(local))
-
-    async def _upload(self, local: LocalFile, active: _Active) -> None:
-        try:
-            with active.scope:
-                limiter = self._small_limiter if local.size <= SMALL_UPLOAD_MAX else self._limiter
-                async with limiter:
-                    await self._attempt(local, active)
-        except Exception as exc:
-            # one file's trouble (a bug, local disk trouble) must not end the
-            # other uploads, and with them the mount: it stays staged and retried
-            log.exception("upload of %s failed unexpectedly", local.remote_path)
-            self._failed(local, active.generation, exc)
-        finally:
-            # (by the current id: a landed upload may have changed it)
-            if self._active.get(local.file_id) is active:
-                del self._active[local.file_id]
-            active.finished.set()
-            if local.file_id in self._due:
-                # became due while this upload ran (the scheduler passed it over): queue it again
-                self._set_due(local.file_id, self._due[local.file_id])
-            elif local.dirty:
-                # cancelled by a change, or changed while uploading: again after the quiet delay.
-                # (A failure is due already.  An error left by an earlier attempt is
-                # no reason to stop: an fsync may be waiting for this upload, and
-                # the change that cancelled it may be an open(O_TRUNC) that the
-                # kernel holds until that fsync returns.)
-                self.schedule(local)
-            # the scheduler skipped this file while it was active: if it became
-            # due meanwhile (a close during the upload), nothing else wakes it
-            self._wakeup.set()
-            self._notify()
-
-    async def _attempt(self, local: LocalFile, active: _Active) -> None:
+    async def _attempt(self, local: LocalFile, active: Active) -> None:
         generation = active.generation
         try:
             await self.persist(local)
@@ -530,7 +358,7 @@ class WriteBack:
                 # hear of it); the new content goes up next
                 log.debug("upload of %s gave up on a content that changed: %s", local.remote_path, exc)
                 return
-            self._failed(local, generation, exc)
+            self.scheduler.failed(local, generation, exc)
             return
         # The version is on the server: record it even if a change is cancelling
         # this upload right now, or the next upload would be based on the
@@ -615,7 +443,7 @@ class WriteBack:
             if not local.dirty:
                 await self._unjournal(local.file_id)
             if kept is not None:
-                self._notify()  # nobody waits for the cache copy (umount, fsync)
+                self.scheduler.notify()  # nobody waits for the cache copy (umount, fsync)
             handed, kept = kept, None
             return handed
         finally:
@@ -786,13 +614,6 @@ class WriteBack:
             if await self._stat_or_none(candidate) is None and not self.files.claimed(candidate):
                 return candidate
         raise CloudfsError(f"no free conflict name for {path}", errno=errno.EEXIST)
-
-    def _failed(self, local: LocalFile, generation: int, exc: BaseException) -> None:
-        self._set_due(local.file_id, trio.current_time() + self.retries.failed(local, generation, exc))
-
-    def _notify(self) -> None:
-        self._outcome.set()
-        self._outcome = trio.Event()
 
     # ---- crash recovery ----------------------------------------------------------
     async def replay(self, records: list[Record]) -> int:

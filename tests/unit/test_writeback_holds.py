@@ -6,7 +6,8 @@ import trio
 
 from cloudfs.client.models import Entry
 from cloudfs.upload.staging import LocalFile
-from cloudfs.upload.writeback import BURST_MAX_WAIT_S, BURST_QUIET_S, WriteBack
+from cloudfs.upload.scheduler import BURST_MAX_WAIT_S, BURST_QUIET_S
+from cloudfs.upload.writeback import WriteBack
 
 
 def bookkeeping_only() -> WriteBack:
@@ -52,10 +53,10 @@ async def test_ordinary_uploads_wait_out_a_burst_of_closes_and_urgent_ones_do_no
 
     async def record(local, active):
         started[local.remote_path] = trio.current_time()
-        del writeback._active[local.file_id]
+        del writeback.scheduler._active[local.file_id]
         active.finished.set()
 
-    writeback._upload = record  # type: ignore[method-assign]
+    writeback.scheduler._upload = record  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
         await nursery.start(writeback.run)
         a, b, c = (_dirty(tmp_path, name) for name in "abc")
