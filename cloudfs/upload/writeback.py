@@ -22,33 +22,28 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import itertools
 import logging
 import os
-import posixpath
-import re
 import secrets
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, aclosing
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from pathlib import Path
 
 import trio
 
 from cloudfs.cache.blocks import BlockStore, cache_name
-from cloudfs.cache.ranges import SpanSet
 from cloudfs.client.api import Client
 from cloudfs.client.models import (
     MTIME_KEY,
-    UPLOAD_TAG_KEY,
     Entry,
     mtime_value,
     stored_mtime_ns,
 )
 from cloudfs.errors import AlreadyExists, CloudfsError, VersionConflict
 from cloudfs.upload.journal import Journal, Record
+from cloudfs.upload import durability
+from cloudfs.upload.conflicts import CONTENT_CHECK_MAX, Conflicts, staged_digest
 from cloudfs.upload.registry import StagedFiles
 from cloudfs.upload.retry import SLOW_RETRY_ERRNOS, Retries
 from cloudfs.upload.scheduler import SMALL_PARALLEL_FACTOR, Active, Scheduler
@@ -68,20 +63,8 @@ SYNC_RECHECK_S = 2.0
 ADOPT_INLINE_MAX = 4 << 20
 #: ...in pieces of this size: a cancellation (the mount ending) waits for one piece, not the whole file
 CACHE_COPY_PIECE = 32 << 20
-#: a version without our tag is compared with the staged content (downloaded) up to this size
-CONTENT_CHECK_MAX = 16 << 20
-#: the suffix a conflict copy's name carries (see _conflict_path)
-CONFLICT_SUFFIX = re.compile(r" \(conflict \d{4}-\d\d-\d\d \d{6}(?: \d+)?\)$")
 
 UploadedFn = Callable[[LocalFile, Entry, str], None]
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        while chunk := fp.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _copy_span(source: int, target: int, start: int, length: int) -> None:
@@ -92,13 +75,6 @@ def _copy_span(source: int, target: int, start: int, length: int) -> None:
         if n == 0:
             raise OSError(errno.EIO, "the staging file is shorter than its version")
         done += n
-
-
-async def _digest(path: Path, size: int) -> str:
-    """SHA-256 of a staging file (a small one is read right here: page cache)."""
-    if size <= 1 << 20:
-        return _sha256_of(path)
-    return await trio.to_thread.run_sync(_sha256_of, path)
 
 
 def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
@@ -163,6 +139,7 @@ class WriteBack:
         #: (Not where each is a session and a swap, with folder listings:
         #: there more at once only crowd the server.)
         factor = SMALL_PARALLEL_FACTOR if client is not None and client.whole_uploads else 1
+        self.conflicts = Conflicts(client, journal, self.files)
         self.scheduler = Scheduler(self.files, self.retries, self._attempt, delay_s=delay_s,
                                    max_parallel=max_parallel, small_parallel=max(max_parallel, 1) * factor)
 
@@ -250,11 +227,7 @@ class WriteBack:
     async def persist(self, local: LocalFile, *, again: bool = False) -> None:
         """Make the current content durable locally: staging fsync'd, then
         journaled (``again``: even if this generation is, e.g. on a new base)."""
-        if not local.dirty or (local.journaled_generation == local.generation and not again):
-            return
-        generation = local.generation
-        await self.journal.record(local, sync_first=True)
-        local.journaled_generation = max(local.journaled_generation, generation)
+        await durability.persist(self.journal, local, again=again)
 
     async def sync(self, local: LocalFile) -> None:
         """Return once the current content is on the server; raise the upload's error."""
@@ -388,28 +361,11 @@ class WriteBack:
             base = local.base
             if exc.errno not in (errno.ENOENT, errno.ESTALE) or base is None:
                 raise
-            remote = await self._stat_or_none(local.remote_path)
+            remote = await self.conflicts.stat_or_none(local.remote_path)
             if remote is not None and (remote.file_id, remote.version) == (base.file_id, base.version):
                 raise  # still there after all (renamed and back, say): retried as any failure
             log.warning("the content of %s that was never fetched is lost: it reads as zeros", local.remote_path)
-            await self._lose_base(local, remote)
-
-    async def _lose_base(self, local: LocalFile, remote: Entry | None) -> None:
-        """The version ``local`` was based on is gone (``remote``: what is at
-        its path now): what we never had of it reads as zeros, and the
-        content goes up as a new file, never over someone else's."""
-        local.present.add((0, local.size))
-        local.base_limit = 0
-        local.base = None
-        if remote is None:
-            log.warning("%s vanished from the server before pending changes could be uploaded; re-creating it",
-                        local.remote_path)
-            return
-        path = local.remote_path
-        local.remote_path = await self._conflict_path(path)
-        log.warning("%s changed on the server before pending changes could be uploaded; they will be saved as %s",
-                    path, local.remote_path)
-        await self.journal.move(local.file_id, local.remote_path)
+            await self.conflicts.lose_base(local, remote)
 
     async def _landed(self, local: LocalFile, generation: int, entry: Entry, metadata: dict[str, str]) -> int | None:
         """Record a landed upload; returns the staging file opened for the
@@ -436,12 +392,12 @@ class WriteBack:
             # then the journal: a landed version's record goes, unless a newer
             # acknowledged generation stands on it (it is recorded on the new base first)
             if local.dirty and local.journaled_generation > generation:
-                if not await self._journal_quietly(self.persist(local, again=True)):
+                if not await durability.journal_quietly(self.persist(local, again=True)):
                     return None  # the old record stays: a replay finds the content and its base
             if old_id != local.file_id:
-                await self._unjournal(old_id)
+                await durability.unjournal(self.journal, old_id)
             if not local.dirty:
-                await self._unjournal(local.file_id)
+                await durability.unjournal(self.journal, local.file_id)
             if kept is not None:
                 self.scheduler.notify()  # nobody waits for the cache copy (umount, fsync)
             handed, kept = kept, None
@@ -484,24 +440,6 @@ class WriteBack:
         finally:
             store.release(reservation)
 
-    @staticmethod
-    async def _journal_quietly(update: Awaitable[None]) -> bool:
-        """A journal update that may fail (cache disk full) without failing
-        the caller: it is logged, and False tells the caller to keep what
-        the journal had."""
-        try:
-            await update
-        except OSError as exc:
-            log.warning("could not update the upload journal: %s", exc)
-            return False
-        return True
-
-    async def _unjournal(self, file_id: str) -> None:
-        """Drop a landed upload's journal record.  If the journal cannot be
-        written (cache disk full), the record stays: a replay finds the
-        content already on the server and uploads nothing."""
-        await self._journal_quietly(self.journal.forget(file_id))
-
     async def _keep_exact_mtime(self, local: LocalFile, entry: Entry) -> Entry:
         """Servers may keep upload times to the millisecond; record finer ones
         (set by utimensat, e.g. ``cp -p``, ``rsync -a``) in metadata."""
@@ -520,7 +458,7 @@ class WriteBack:
         async def record_session(session_id: str) -> None:
             # only a crash needs it (to cancel the session it left); the
             # content itself is journaled: upload rather than wait for disk
-            await self._journal_quietly(self.journal.set_session(local.file_id, session_id))
+            await durability.journal_quietly(self.journal.set_session(local.file_id, session_id))
 
         async def upload(path: str, replace: Entry | None) -> Entry:
             tag = secrets.token_hex(8)
@@ -528,8 +466,8 @@ class WriteBack:
             # hashed as it was written, if it was (else None: the upload reads it back if it needs a hash)
             hashed = local.hashed()
             if local.size <= CONTENT_CHECK_MAX:
-                # a small upload may land untagged (see _holds_untagged): know it by content
-                local.sent_digests.add(hashed.hexdigest if hashed else await _digest(local.staging, local.size))
+                # a small upload may land untagged (see Conflicts.holds_untagged): know it by content
+                local.sent_digests.add(hashed.hexdigest if hashed else await staged_digest(local.staging, local.size))
             return await self.client.upload(path, local.staging, mtime_ns=local.mtime_ns, replace=replace,
                                             progress=progress, on_session=record_session, tag=tag,
                                             metadata=metadata, hashed=hashed)
@@ -543,8 +481,8 @@ class WriteBack:
                 raise
         # the version we based on changed, or a name we meant to create (a
         # conflict copy, a file re-created after it vanished) is taken
-        remote = await self._stat_or_none(local.remote_path)
-        if remote is not None and (self._is_own_upload(local, remote) or await self._holds_untagged(local, remote)):
+        remote = await self.conflicts.stat_or_none(local.remote_path)
+        if remote is not None and (self.conflicts.is_own_upload(local, remote) or await self.conflicts.holds_untagged(local, remote)):
             # not someone else's edit: an earlier attempt of ours landed, and
             # every answer about it was lost (a dropped connection, a restart)
             log.info("an earlier upload of %s landed unconfirmed; uploading the current content over it",
@@ -552,7 +490,7 @@ class WriteBack:
             local.base = remote
             return await upload(local.remote_path, remote)
         # the file changed on the server since we based our content on it: keep both
-        target = await self._conflict_path(local.remote_path)
+        target = await self.conflicts.conflict_path(local.remote_path)
         log.warning(
             "%s changed on the server while local changes were pending; "
             "keeping the server's version and saving the local one as %s",
@@ -562,58 +500,6 @@ class WriteBack:
         local.base = None
         await self.journal.move(local.file_id, target)
         return await upload(target, None)
-
-    @staticmethod
-    def _is_own_upload(local: LocalFile, remote: Entry) -> bool:
-        """Whether the server's current version of the file is one that an
-        unconfirmed attempt of ours uploaded: its tag, size and mtime (the
-        tag alone could be left over on the file under another client's
-        version; mtimes may be kept to the second only)."""
-        attempt = local.attempts.get(remote.metadata.get(UPLOAD_TAG_KEY, ""))
-        if attempt is None or remote.uploading or remote.is_dir:
-            return False
-        size, mtime_ns = attempt
-        remote_mtime_ns = stored_mtime_ns(remote) or remote.mtime_ns
-        return remote.size == size and abs(remote_mtime_ns - mtime_ns) < 1_000_000_000
-
-    async def _holds_untagged(self, local: LocalFile, remote: Entry) -> bool:
-        """Whether the server's current version is a small one of ours that
-        never got its tag: an upload in one request (the client's
-        ``put_whole``) whose answer was lost tags the version only after it
-        landed.  Told by content (SHA-256), so small files only.  Such an
-        upload replaces its base object in place: another object with equal
-        content (empty files, say) is someone else's, and uploading over it
-        would take the id of a file the write-back may be staging too.  A new
-        file (no base) made by such an upload is a new object: one this
-        write-back stages under its own id is not it."""
-        base = local.base
-        if base is None and remote.file_id in self.files:
-            return False
-        if base is not None and remote.file_id != base.file_id:
-            return False
-        if not local.sent_digests or remote.size > CONTENT_CHECK_MAX or remote.is_dir or remote.uploading:
-            return False
-        return await self._remote_digest(remote) in local.sent_digests
-
-    async def _conflict_path(self, path: str) -> str:
-        """A free name beside ``path`` for a conflict copy.  Free on the
-        server, and not the path of another staged file of ours (several
-        files losing their place at once would pick the same name, then
-        conflict with each other).  The caller takes it with no await in
-        between.  A conflict copy that conflicts again is named after the
-        original, not nested."""
-        folder, name = posixpath.split(path)
-        stem, ext = posixpath.splitext(name)
-        stem = CONFLICT_SUFFIX.sub("", stem) or stem
-        stamp = time.strftime("%Y-%m-%d %H%M%S")
-        for n in range(1, 100):
-            suffix = f" (conflict {stamp})" if n == 1 else f" (conflict {stamp} {n})"
-            candidate = posixpath.join(folder, f"{stem}{suffix}{ext}")
-            if self.files.claimed(candidate):
-                continue
-            if await self._stat_or_none(candidate) is None and not self.files.claimed(candidate):
-                return candidate
-        raise CloudfsError(f"no free conflict name for {path}", errno=errno.EEXIST)
 
     # ---- crash recovery ----------------------------------------------------------
     async def replay(self, records: list[Record]) -> int:
@@ -646,7 +532,7 @@ class WriteBack:
                 mtime_ns=rec.mtime_ns, base_limit=rec.base_limit, present=rec.present, dirty=True,
                 metadata=dict(rec.metadata),
             )
-            remote = await self._stat_or_none(rec.path)
+            remote = await self.conflicts.stat_or_none(rec.path)
             if remote is not None and remote.file_id == rec.file_id and remote.version == (rec.base_version or ""):
                 local.base = remote  # nothing changed remotely: a plain new version
             elif remote is not None and await self._already_there(remote, rec):
@@ -657,7 +543,7 @@ class WriteBack:
                 continue
             else:
                 if remote is not None or not is_unsent(rec.file_id):
-                    await self._lose_base(local, remote)  # (a file created here never had a base)
+                    await self.conflicts.lose_base(local, remote)  # (a file created here never had a base)
                 if not is_unsent(rec.file_id):
                     local.file_id = UNSENT_PREFIX + rec.file_id
                     await self.journal.rekey(rec.file_id, local.file_id)
@@ -672,28 +558,4 @@ class WriteBack:
         """Whether the server's current content of the file is exactly the
         staged bytes (only done after a crash).  The object id may differ:
         on some servers a replaced file is a new object."""
-        return await self._holds(remote, rec.staging, rec.size, rec.present)
-
-    async def _holds(self, remote: Entry, staging: Path, size: int, present: SpanSet) -> bool:
-        """Whether ``remote``'s content is exactly the staged bytes (SHA-256)."""
-        if remote.size != size or remote.uploading:
-            return False
-        if present.missing((0, size)):
-            return False  # parts of our content were never local: it cannot be ours alone
-        local_hash = await trio.to_thread.run_sync(_sha256_of, staging)
-        return await self._remote_digest(remote) == local_hash
-
-    async def _remote_digest(self, remote: Entry) -> str:
-        digest = hashlib.sha256()
-        async with aclosing(self.client.stream(remote, 0, remote.size)) as pieces:
-            async for piece in pieces:
-                digest.update(piece)
-        return digest.hexdigest()
-
-    async def _stat_or_none(self, path: str) -> Entry | None:
-        try:
-            return await self.client.stat(path)
-        except CloudfsError as exc:
-            if exc.errno == errno.ENOENT:
-                return None
-            raise
+        return await self.conflicts.holds(remote, rec.staging, rec.size, rec.present)
