@@ -30,16 +30,15 @@ import trio
 
 from cloudfs.cache.blocks import BlockStore
 from cloudfs.client.api import Client
-from cloudfs.client.models import Entry
-from cloudfs.errors import CloudfsError
 from cloudfs.upload import durability
 from cloudfs.upload.attempt import UploadedFn, Uploader
 from cloudfs.upload.conflicts import Conflicts
 from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.registry import StagedFiles
+from cloudfs.upload.replay import replay
 from cloudfs.upload.retry import SLOW_RETRY_ERRNOS, Retries
 from cloudfs.upload.scheduler import SMALL_PARALLEL_FACTOR, Active, Scheduler
-from cloudfs.upload.staging import UNSENT_PREFIX, FetchFn, LocalFile, is_unsent
+from cloudfs.upload.staging import FetchFn, LocalFile
 
 #: what the filesystem and the mount use of the write-back (its parts are its own)
 __all__ = ["SLOW_RETRY_ERRNOS", "UploadStatus", "WriteBack", "drop_file", "relocate_files"]
@@ -288,61 +287,12 @@ class WriteBack:
                                     str(local.error) if local.error else None, str(local.staging)))
         return out
 
-    # ---- crash recovery ----------------------------------------------------------
+    # ---- crash recovery (see replay.py) ------------------------------------------
     async def replay(self, records: list[Record]) -> int:
-        """Re-stage what a previous run left pending, before the mount starts.
+        """Re-stage what a previous run left pending, before the mount starts;
+        returns how many files were re-queued (they upload once :meth:`run` is going)."""
+        return await replay(records, self.client, self.journal, self.conflicts, self._requeue)
 
-        Returns how many files were re-queued; their uploads run once
-        :meth:`run` is going.  Content whose remote base changed or vanished
-        meanwhile is uploaded under a conflict name (or re-created), never
-        over someone else's version.
-        """
-        count = 0
-        for rec in records:
-            try:
-                rec.restore()  # a small file's content is in its record
-            except OSError as exc:
-                log.error("could not rewrite the staging file %s of %s: %s", rec.staging, rec.path, exc)
-            if not rec.staging.exists():
-                log.error("pending upload of %s lost its staging file %s; nothing to replay",
-                          rec.path, rec.staging)
-                await self.journal.forget(rec.file_id)
-                continue
-            if rec.session_id:
-                # the previous run died mid-upload: its session still locks the file
-                try:
-                    await self.client.cancel_upload(rec.path, rec.session_id)
-                except CloudfsError as exc:
-                    log.warning("could not cancel the interrupted upload of %s: %s", rec.path, exc)
-            local = LocalFile(
-                file_id=rec.file_id, remote_path=rec.path, staging=rec.staging, size=rec.size,
-                mtime_ns=rec.mtime_ns, base_limit=rec.base_limit, present=rec.present, dirty=True,
-                metadata=dict(rec.metadata),
-            )
-            remote = await self.conflicts.stat_or_none(rec.path)
-            if remote is not None and remote.file_id == rec.file_id and remote.version == (rec.base_version or ""):
-                local.base = remote  # nothing changed remotely: a plain new version
-            elif remote is not None and await self._already_there(remote, rec):
-                # the previous run died after its last chunk landed: nothing to redo
-                log.info("%s was already uploaded before the previous run stopped", rec.path)
-                await self.journal.forget(rec.file_id)
-                rec.staging.unlink(missing_ok=True)
-                continue
-            else:
-                if remote is not None or not is_unsent(rec.file_id):
-                    await self.conflicts.lose_base(local, remote)  # (a file created here never had a base)
-                if not is_unsent(rec.file_id):
-                    local.file_id = UNSENT_PREFIX + rec.file_id
-                    await self.journal.rekey(rec.file_id, local.file_id)
-            local.journaled_generation = local.generation
-            self.add(local)
-            self.schedule(local, 0)
-            count += 1
-            log.info("replaying pending upload of %s (%d bytes)", local.remote_path, rec.size)
-        return count
-
-    async def _already_there(self, remote: Entry, rec: Record) -> bool:
-        """Whether the server's current content of the file is exactly the
-        staged bytes (only done after a crash).  The object id may differ:
-        on some servers a replaced file is a new object."""
-        return await self.conflicts.holds(remote, rec.staging, rec.size, rec.present)
+    def _requeue(self, local: LocalFile) -> None:
+        self.add(local)
+        self.schedule(local, 0)
