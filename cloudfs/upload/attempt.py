@@ -17,10 +17,12 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import trio
 
 from cloudfs.cache.blocks import BlockStore, cache_name
+from cloudfs.cache.ranges import Span
 from cloudfs.client.api import Client
 from cloudfs.client.models import MTIME_KEY, Entry, mtime_value, stored_mtime_ns
 from cloudfs.errors import AlreadyExists, CloudfsError, VersionConflict
@@ -44,6 +46,22 @@ CACHE_COPY_PIECE = 32 << 20
 
 #: the filesystem's news of a landed upload: (the file, its new entry, the id it had)
 UploadedFn = Callable[[LocalFile, Entry, str], None]
+
+
+async def _no_filesystem(entry: Entry, span: Span) -> bytes:
+    raise CloudfsError("no filesystem is attached to the write-back to fetch a base from", errno=errno.EIO)
+
+
+@dataclass
+class Hooks:
+    """What the filesystem gives the write-back (see ``WriteBack.attach``)."""
+
+    #: fetches bytes of a staged file's base version (through the read cache)
+    fetch_base: FetchFn = _no_filesystem
+    #: hears of each landed upload, in the same step as the file takes its new version
+    on_uploaded: UploadedFn = lambda local, entry, old_file_id: None
+
+
 #: an upload failed: (the file, the generation it carried, the error)
 FailedFn = Callable[[LocalFile, int, BaseException], None]
 #: a landed upload gave a file a new id: (the file, its old id)
@@ -68,9 +86,8 @@ class Uploader:
         store: BlockStore,
         conflicts: Conflicts,
         retries: Retries,
+        hooks: Hooks,
         *,
-        fetch_base: FetchFn,
-        on_uploaded: UploadedFn,
         failed: FailedFn,
         rekey: RekeyFn,
         notify: Callable[[], None],
@@ -80,8 +97,7 @@ class Uploader:
         self.store = store
         self.conflicts = conflicts
         self.retries = retries
-        self._fetch_base = fetch_base
-        self._on_uploaded = on_uploaded
+        self.hooks = hooks
         self._failed = failed
         self._rekey = rekey
         self._notify = notify
@@ -136,7 +152,7 @@ class Uploader:
         as a new file (beside the changed one, under a conflict name), as a
         replay does; retrying would fail for ever."""
         try:
-            await local.fill(self._fetch_base)
+            await local.fill(self.hooks.fetch_base)
         except CloudfsError as exc:
             # ENOENT: no file at the path; ESTALE: a file of other content there
             base = local.base
@@ -169,7 +185,7 @@ class Uploader:
         self.uploads_done += 1
         log.info("uploaded %s (%d bytes)", local.remote_path, local.size)
         try:
-            self._on_uploaded(local, entry, old_id)
+            self.hooks.on_uploaded(local, entry, old_id)
             # then the journal: a landed version's record goes, unless a newer
             # acknowledged generation stands on it (it is recorded on the new base first)
             if local.dirty and local.journaled_generation > generation:
@@ -262,8 +278,10 @@ class Uploader:
                 raise
         # the version we based on changed, or a name we meant to create (a
         # conflict copy, a file re-created after it vanished) is taken
-        remote = await self.conflicts.stat_or_none(local.remote_path)
-        if remote is not None and (self.conflicts.is_own_upload(local, remote) or await self.conflicts.holds_untagged(local, remote)):
+        conflicts = self.conflicts
+        remote = await conflicts.stat_or_none(local.remote_path)
+        if remote is not None and (conflicts.is_own_upload(local, remote)
+                                   or await conflicts.holds_untagged(local, remote)):
             # not someone else's edit: an earlier attempt of ours landed, and
             # every answer about it was lost (a dropped connection, a restart)
             log.info("an earlier upload of %s landed unconfirmed; uploading the current content over it",

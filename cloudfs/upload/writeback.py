@@ -1,21 +1,23 @@
 """WriteBack: uploads staged files in the background, crash-safely.
 
-Each dirty :class:`LocalFile` gets a *due time*.  Closing a file (or, for a
-file held open, a pause in writing once it holds a lot of dirty data) sets it
-a short quiet delay ahead, so save-then-rename patterns and bursts of small
-writes coalesce into one upload; ``fsync`` makes it due at once.  A bounded
-number of uploads run in parallel.  A change to a file cancels its upload in
-flight (the session is cancelled, the old version stays intact) and the file
-becomes due again.
+The facade the filesystem and the mount use; its parts, each with one purpose:
 
-Before an upload starts, and before any close/fsync is acknowledged, the file
-is in the journal; it leaves the journal only after its upload landed.  A
-failed upload is retried with a doubling delay; a file changed on the server
-meanwhile is never overwritten: its local content is uploaded beside it under
-a conflict name.
+- registry.py: the staged files by object id (the filesystem reads it);
+- scheduler.py: when each upload starts (quiet delay, bursts, urgent ones,
+  holds during renames, parallel uploads);
+- durability.py: what close/fsync acknowledged is in the journal before an
+  upload starts, and leaves it only after the upload landed;
+- attempt.py: one upload attempt, and what follows when it lands;
+- conflicts.py: a file changed on the server meanwhile is never overwritten:
+  its local content is uploaded beside it under a conflict name;
+- retry.py: a failed upload is retried with a doubling delay;
+- replay.py: after a crash, what the journal holds is staged again.
 
-The write-back knows files by object id and remote path, never inodes; it
-tells the filesystem about outcomes through ``on_uploaded``.
+The write-back knows files by object id and remote path, never inodes; the
+filesystem attaches itself (:meth:`WriteBack.attach`): it fetches bases, and
+hears of each landed upload.  What the namespace must do in one step with its
+inodes (drop a removed file, move files with a rename) are plain functions
+here (:func:`drop_file`, :func:`relocate_files`): nothing between could fail.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import trio
 from cloudfs.cache.blocks import BlockStore
 from cloudfs.client.api import Client
 from cloudfs.upload import durability
-from cloudfs.upload.attempt import UploadedFn, Uploader
+from cloudfs.upload.attempt import Hooks, UploadedFn, Uploader
 from cloudfs.upload.conflicts import Conflicts
 from cloudfs.upload.journal import Journal, Record
 from cloudfs.upload.registry import StagedFiles
@@ -41,7 +43,7 @@ from cloudfs.upload.scheduler import SMALL_PARALLEL_FACTOR, Active, Scheduler
 from cloudfs.upload.staging import FetchFn, LocalFile
 
 #: what the filesystem and the mount use of the write-back (its parts are its own)
-__all__ = ["SLOW_RETRY_ERRNOS", "UploadStatus", "WriteBack", "drop_file", "relocate_files"]
+__all__ = ["SLOW_RETRY_ERRNOS", "UploadStatus", "UploadedFn", "WriteBack", "drop_file", "relocate_files"]
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +93,9 @@ class WriteBack:
         client: Client,
         journal: Journal,
         store: BlockStore,
-        fetch_base: FetchFn,
         *,
         delay_s: float,
         max_parallel: int,
-        on_uploaded: UploadedFn,
     ) -> None:
         self.client = client
         self.journal = journal
@@ -111,9 +111,17 @@ class WriteBack:
         self.conflicts = Conflicts(client, journal, self.files)
         self.scheduler = Scheduler(self.files, self.retries, self._attempt, delay_s=delay_s,
                                    max_parallel=max_parallel, small_parallel=max(max_parallel, 1) * factor)
-        self.uploader = Uploader(client, journal, store, self.conflicts, self.retries,
-                                 fetch_base=fetch_base, on_uploaded=on_uploaded, failed=self.scheduler.failed,
-                                 rekey=self.rekey, notify=self.scheduler.notify)
+        self._hooks = Hooks()
+        self.uploader = Uploader(client, journal, store, self.conflicts, self.retries, self._hooks,
+                                 failed=self.scheduler.failed, rekey=self.rekey, notify=self.scheduler.notify)
+
+    def attach(self, *, fetch_base: FetchFn, on_uploaded: UploadedFn) -> None:
+        """The filesystem over this write-back: where a staged file's base is
+        fetched from, and who hears of each landed upload (``on_uploaded(local,
+        entry, old_file_id)``, called in the same step as ``local`` takes the
+        new version, perhaps under a new id: the inode follows it there)."""
+        self._hooks.fetch_base = fetch_base
+        self._hooks.on_uploaded = on_uploaded
 
     @property
     def uploads_done(self) -> int:
@@ -172,7 +180,6 @@ class WriteBack:
         return self.scheduler.describe()
 
     # ---- the staged files ----------------------------------------------------------
-
     async def forget(self, local: LocalFile) -> None:
         """The file is gone (unlinked): nothing of it is to be uploaded."""
         await self.cancel_and_wait(local)
@@ -246,7 +253,9 @@ class WriteBack:
                 if on_progress is not None:
                     on_progress(self.status())
                 left = [local for local in self.files.values() if local.dirty]
-                if not left or all(self.retries.given_up(local, self.scheduler.uploading(local.file_id) is not None) for local in left):
+                uploading = self.scheduler.uploading
+                if not left or all(self.retries.given_up(local, uploading(local.file_id) is not None)
+                                   for local in left):
                     break
                 with trio.move_on_after(0.5):
                     await self.scheduler.outcome()

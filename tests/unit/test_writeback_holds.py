@@ -11,11 +11,7 @@ from cloudfs.upload.writeback import WriteBack
 
 
 def bookkeeping_only() -> WriteBack:
-    async def no_fetch(entry, span):  # pragma: no cover - never called
-        raise AssertionError("no downloads here")
-
-    return WriteBack(None, None, None, no_fetch, delay_s=0.1, max_parallel=1,  # type: ignore[arg-type]
-                     on_uploaded=lambda *args: None)
+    return WriteBack(None, None, None, delay_s=0.1, max_parallel=1)  # type: ignore[arg-type]
 
 
 async def test_a_hold_follows_the_file_when_a_landed_upload_changes_its_id(tmp_path):
