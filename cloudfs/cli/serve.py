@@ -206,17 +206,9 @@ class Mount:
         self.client = client
         self.nursery = nursery
         self.fetcher = Fetcher(store, client.stream, nursery, fill=client.fill, part_size=32 << 20, max_parallel=8)
-        self.writeback = WriteBack(
-            client,
-            journal,
-            store,
-            # through the core: a staged file's base is fetched from where its object is now
-            lambda entry, span: self.core.fetch_base(entry, span),
-            delay_s=settings.upload_delay_s,
-            max_parallel=settings.max_uploads,
-            # the core is built next; it hears of each landed upload
-            on_uploaded=lambda local, entry, old_file_id: self.core.upload_landed(local, entry, old_file_id),
-        )
+        # the core attaches itself to it: it fetches bases and hears of landed uploads
+        self.writeback = WriteBack(client, journal, store, delay_s=settings.upload_delay_s,
+                                   max_parallel=settings.max_uploads)
         meta = MetaCache(ttl_s=settings.metadata_ttl_s, negative_ttl_s=settings.negative_ttl_s)
         self.core = Core(client, settings, InodeTable(root), meta, self.fetcher, self.writeback)
         self.ops = Operations(self.core)

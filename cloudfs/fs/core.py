@@ -66,6 +66,9 @@ class Core:
         self.meta = meta
         self.fetcher = fetcher
         self.writeback = writeback
+        # a staged file's base is fetched from where its object is now; a
+        # landed upload rebinds the inode (a new id) in the same step
+        writeback.attach(fetch_base=self.fetch_base, on_uploaded=self.upload_landed)
         self.handles = HandleTable()
         self.locks = InodeLocks()
         self.owner = attrs.Ownership(settings.uid, settings.gid, settings.umask)

@@ -514,7 +514,7 @@ def _move_paths(core: Core, moves: dict[str, str]) -> list[LocalFile]:
     """Inodes and staged uploads take their new paths; returns the dirty
     uploads moved (their journal records are to follow)."""
     move_nodes(core.table, moves)
-    return relocate_files(list(core.writeback.files.values()), moves)
+    return relocate_files(core.writeback, moves)
 
 
 def decode_name(name: bytes) -> str:

@@ -276,7 +276,7 @@ async def test_the_mount_ending_does_not_wait_for_a_landed_upload_to_be_copied_i
     import time
 
     from cloudfs.cache.blocks import cache_name
-    from cloudfs.upload import writeback as writeback_module
+    from cloudfs.upload import attempt as attempt_module
 
     real_copy = os.copy_file_range
     copying = threading.Event()
@@ -288,7 +288,7 @@ async def test_the_mount_ending_does_not_wait_for_a_landed_upload_to_be_copied_i
         return real_copy(source, target, min(count, 1 << 20), offset_src, offset_dst)
 
     monkeypatch.setattr(os, "copy_file_range", slow_copy)
-    monkeypatch.setattr(writeback_module, "CACHE_COPY_PIECE", 1 << 20, raising=False)
+    monkeypatch.setattr(attempt_module, "CACHE_COPY_PIECE", 1 << 20)
     data = os.urandom(32 << 20)  # 1.6 s to copy at that pace
     async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:
         fs = Driver(mount)

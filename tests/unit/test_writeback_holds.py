@@ -6,15 +6,12 @@ import trio
 
 from cloudfs.client.models import Entry
 from cloudfs.upload.staging import LocalFile
-from cloudfs.upload.writeback import BURST_MAX_WAIT_S, BURST_QUIET_S, WriteBack
+from cloudfs.upload.scheduler import BURST_MAX_WAIT_S, BURST_QUIET_S
+from cloudfs.upload.writeback import WriteBack
 
 
 def bookkeeping_only() -> WriteBack:
-    async def no_fetch(entry, span):  # pragma: no cover - never called
-        raise AssertionError("no downloads here")
-
-    return WriteBack(None, None, None, no_fetch, delay_s=0.1, max_parallel=1,  # type: ignore[arg-type]
-                     on_uploaded=lambda *args: None)
+    return WriteBack(None, None, None, delay_s=0.1, max_parallel=1)  # type: ignore[arg-type]
 
 
 async def test_a_hold_follows_the_file_when_a_landed_upload_changes_its_id(tmp_path):
@@ -52,10 +49,10 @@ async def test_ordinary_uploads_wait_out_a_burst_of_closes_and_urgent_ones_do_no
 
     async def record(local, active):
         started[local.remote_path] = trio.current_time()
-        del writeback._active[local.file_id]
+        del writeback.scheduler._active[local.file_id]
         active.finished.set()
 
-    writeback._upload = record  # type: ignore[method-assign]
+    writeback.scheduler._upload = record  # type: ignore[method-assign]
     async with trio.open_nursery() as nursery:
         await nursery.start(writeback.run)
         a, b, c = (_dirty(tmp_path, name) for name in "abc")
