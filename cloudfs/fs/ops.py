@@ -294,7 +294,9 @@ class Operations(pyfuse3.Operations):
 
     @fuse_op()
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        return None  # namespace changes are made on the server synchronously
+        # namespace changes are made on the server synchronously, except the
+        # renames of files not on the server yet: their journal records follow now
+        await self.core.writeback.journal.flush()
 
 
 # ---- the core's data as pyfuse3's ---------------------------------------------------

@@ -20,7 +20,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +119,11 @@ class Journal:
         #: records to delete (uploads that landed), written with the next
         #: statement: many uploads landing together cost one commit, not one each
         self._forgets: set[str] = set()
+        #: files renamed locally whose record still has the old path (id at
+        #: the rename -> the file, whose path is read as the update is written):
+        #: written with the next statement, as a local filesystem makes a
+        #: rename durable with the next sync (see :meth:`move_soon`)
+        self._moves: dict[str, LocalFile] = {}
 
     def open(self) -> list[Record]:
         """Open (creating if needed) and return what a previous run left pending."""
@@ -147,20 +152,22 @@ class Journal:
         ]
 
     def close(self) -> None:
-        if self._db is not None and self._forgets:
+        if self._db is not None and (self._forgets or self._moves):
             try:
-                self._run(list(self._forgets), None, ())
+                self._run(list(self._forgets), None, (), moves=self._pending_moves())
             except OSError as exc:
-                log.warning("could not drop the records of landed uploads (%s); the next mount finds them "
-                            "uploaded", exc)
+                log.warning("could not drop the records of landed uploads, or record renames (%s); the next "
+                            "mount finds them uploaded, or uploads them under their old names", exc)
             self._forgets.clear()
+            self._moves.clear()
         if self._db is not None:
             self._db.close()
             self._db = None
 
     def _run(self, forgets: list[str], sql: str | None, params: tuple,
-             before: Callable[[], None] | None = None) -> None:
-        """The deletes ``forgets``, then ``sql``, in one transaction (one commit)."""
+             before: Callable[[], None] | None = None, moves: Sequence[tuple[str, str]] = ()) -> None:
+        """The deletes ``forgets``, the path updates ``moves`` (path, file
+        id), then ``sql``, in one transaction (one commit)."""
         db = self._db
         assert db is not None, "journal not open"
         if before is not None:
@@ -170,6 +177,7 @@ class Journal:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.executemany("DELETE FROM pending WHERE file_id = ?", [(f,) for f in forgets])
+                    db.executemany("UPDATE pending SET path = ? WHERE file_id = ?", moves)
                     if sql is not None:
                         db.execute(sql, params)
                 except BaseException:
@@ -191,12 +199,22 @@ class Journal:
         stays).  The caller holds the lock."""
         forgets = list(self._forgets)
         self._forgets.clear()
+        moving = self._moves
+        self._moves = {}
         try:
-            await trio.to_thread.run_sync(self._run, forgets, sql, params, before)
+            await trio.to_thread.run_sync(self._run, forgets, sql, params, before, self._pending_moves(moving))
         except BaseException:
-            # maybe not written: the next statement writes them (again: deleting is idempotent)
+            # maybe not written: the next statement writes them (again: deleting
+            # is idempotent; a path is read anew when it is written)
             self._forgets.update(forgets)
+            self._moves = {**moving, **self._moves}
             raise
+
+    def _pending_moves(self, moving: dict[str, LocalFile] | None = None) -> list[tuple[str, str]]:
+        """(path now, file id at the rename) of the renames not written yet:
+        a record is found by the id it had then (a rekey asked for since is
+        written after), and takes the file's path as it is now."""
+        return [(local.remote_path, file_id) for file_id, local in (self._moves if moving is None else moving).items()]
 
     async def record(self, local: LocalFile, *, sync_first: bool = False) -> None:
         """Durably record ``local`` as pending.  Its staging file must be
@@ -246,6 +264,25 @@ class Journal:
 
     async def move(self, file_id: str, path: str) -> None:
         await self._execute("UPDATE pending SET path = ? WHERE file_id = ?", (path, file_id))
+
+    def move_soon(self, local: LocalFile) -> None:
+        """``local`` was renamed here, with no request (a file not on the
+        server yet): its record takes its new path with the next statement
+        written (the next close, an upload starting, a landed upload) or at
+        :meth:`flush`.  As on a local filesystem, a rename is durable once
+        something is synced after it; a crash before that uploads the file
+        under its former name, with all its content."""
+        self._moves[local.file_id] = local
+
+    def moving(self, local: LocalFile) -> bool:
+        """Whether ``local``'s record waits for its new path."""
+        return any(pending is local for pending in self._moves.values())
+
+    async def flush(self) -> None:
+        """Write what waits for the next statement (renames, deletes of landed uploads)."""
+        async with self._lock:
+            if self._moves or self._forgets:
+                await self._write(None)
 
 
 #: SQLite's primary result code for a full disk (extended codes keep it in the low byte)

@@ -332,11 +332,16 @@ class WriteBack:
         whose journal records :meth:`record_paths` then updates."""
         return relocate_files(self.files.values(), moves)
 
-    async def record_paths(self, files: list[LocalFile]) -> None:
+    async def record_paths(self, files: list[LocalFile], *, durable: bool = True) -> None:
         """Journal where ``files`` are now (read as each record is written:
-        a later rename may have moved one again meanwhile)."""
+        a later rename may have moved one again meanwhile).  Not ``durable``
+        (a rename that made no request): with the next journal statement,
+        at the latest before an upload of one of them starts."""
         for local in files:
-            await self.journal.move(local.file_id, local.remote_path)
+            if durable:
+                await self.journal.move(local.file_id, local.remote_path)
+            else:
+                self.journal.move_soon(local)
 
     def release(self, local: LocalFile) -> bool:
         """Drop a clean file nobody writes; True if it left the write-back."""
@@ -544,6 +549,10 @@ class WriteBack:
         generation = active.generation
         try:
             await self.persist(local)
+            if self.journal.moving(local):
+                # renamed with no request since: the upload creates it at its new
+                # path, and a replay after it landed must not upload it again at the old one
+                await self.journal.flush()
             await self._fill(local)
             if local.generation != generation:
                 return  # changed while we were downloading: the next attempt takes it
