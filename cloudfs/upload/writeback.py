@@ -42,7 +42,7 @@ import trio
 from cloudfs.cache.blocks import BlockStore, cache_name
 from cloudfs.cache.ranges import SpanSet
 from cloudfs.client.api import Client
-from cloudfs.client.paths import relocated, within
+from cloudfs.client.paths import Relocation
 from cloudfs.client.models import (
     MTIME_KEY,
     UPLOAD_TAG_KEY,
@@ -145,8 +145,9 @@ def relocate_files(files: Iterable[LocalFile], moves: Mapping[str, str]) -> list
     """:meth:`WriteBack.relocate` over ``files`` (a plain function: the
     namespace moves nodes and staged uploads together in one step)."""
     moved = []
+    relocation = Relocation(moves)
     for local in files:
-        path = relocated(local.remote_path, moves)
+        path = relocation.of(local.remote_path)
         if path is not None:
             local.remote_path = path
             if local.dirty:
@@ -323,7 +324,9 @@ class WriteBack:
 
     def under(self, path: str) -> list[LocalFile]:
         """Staged files at or below ``path``."""
-        return [local for local in self.files.values() if within(local.remote_path, path)]
+        prefix = path.rstrip("/") + "/"
+        return [local for local in self.files.values()
+                if local.remote_path == path or local.remote_path.startswith(prefix)]
 
     def relocate(self, moves: Mapping[str, str]) -> list[LocalFile]:
         """Subtrees moved on the server (old root -> new root, all at once):
@@ -427,11 +430,13 @@ class WriteBack:
         those whose path is that (a lookup, for each new name of a tar x
         while hundreds of files wait for their first upload)."""
         files = self.files
-        found = {}
-        for file_id in itertools.chain(self._active, self._retry_delay, self._unsent):
-            local = files.get(file_id)
-            if local is not None and local.dirty and (at is None or local.remote_path == at):
-                found[file_id] = local
+        ids = itertools.chain(self._active, self._retry_delay, self._unsent)
+        if at is not None:
+            # (asked for every name a lookup finds missing: one pass, no more than it needs)
+            found = {file_id: local for file_id in ids
+                     if (local := files.get(file_id)) is not None and local.remote_path == at and local.dirty}
+        else:
+            found = {file_id: local for file_id in ids if (local := files.get(file_id)) is not None and local.dirty}
         return list(found.values())
 
     def status(self) -> list[UploadStatus]:
