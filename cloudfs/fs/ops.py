@@ -124,7 +124,17 @@ class Operations(pyfuse3.Operations):
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         core = self.core
         parent = core.node(parent_inode)
-        entry = await core.child(parent, decode_name(name))
+        try:
+            entry = await core.child(parent, decode_name(name))
+        except FsError as exc:
+            ttl = core.settings.negative_ttl_s
+            if exc.errno != errno.ENOENT or ttl <= 0:
+                raise
+            # the kernel keeps the missing name as long as the mount would
+            # answer the same (``negative_ttl``; a create event drops it
+            # sooner): rsync, tar and builds look up every name before making
+            # it, and each round trip to the mount costs more than the answer
+            return negative_entry(ttl)
         return self._attributes(core.remember(entry))
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
@@ -300,6 +310,16 @@ class Operations(pyfuse3.Operations):
 
 
 # ---- the core's data as pyfuse3's ---------------------------------------------------
+def negative_entry(timeout_s: float) -> pyfuse3.EntryAttributes:
+    """A lookup's answer "no such name", which the kernel may keep for ``timeout_s``
+    (inode 0: FUSE's negative entry)."""
+    reply = pyfuse3.EntryAttributes()
+    reply.st_ino = 0
+    reply.entry_timeout = timeout_s
+    reply.attr_timeout = 0
+    return reply
+
+
 def entry_attributes(built: attrs.Attributes) -> pyfuse3.EntryAttributes:
     # field by field, not a loop over the names: five times faster, and a
     # listing builds one per child (tests/unit/test_fs_adapter.py checks all are copied)
