@@ -205,10 +205,10 @@ async def test_a_rename_before_the_first_upload_is_journaled_with_the_next_sync(
         assert fresh_server.faults.stats()["matched"] == 0
         # an upload starting writes the new path first (were it to land and
         # the mount die before its record went, a replay would upload it again)
-        fresh_server.faults.set(path_regex=r"/file/upload/|/file/content$", latency_s=2.0)
+        fresh_server.faults.set(path_regex=r"/file/upload/|/file/content$", latency_s=3.0)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(mount.writeback.drain)
-            with trio.fail_after(10):
+            with trio.fail_after(60):
                 while fresh_server.faults.stats()["matched"] < 3:  # all three sending their content
                     await trio.sleep(0.02)
             assert sorted(recorded().values()) == sorted([f"{top}/a", f"{top}/b", f"{top}/c"])
