@@ -184,7 +184,7 @@ class Journal:
                     db.executemany("DELETE FROM pending WHERE file_id = ?", [(f,) for f in forgets])
                     db.executemany("UPDATE pending SET path = ? WHERE file_id = ?", moves)
                     if sql is not None and many:
-                        db.executemany(sql, params)  # type: ignore[arg-type]
+                        db.executemany(sql, params)
                     elif sql is not None:
                         db.execute(sql, params)
                 except BaseException:
