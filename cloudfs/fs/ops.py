@@ -72,8 +72,12 @@ def fuse_op(*, bounded: bool = True) -> Callable[[Handler], Handler]:
             IN_FLIGHT[task] = InFlight(name, args, time.monotonic(), coro)
             try:
                 if bounded:
-                    with trio.fail_after(self.core.settings.timeout_s * DEADLINE_FACTOR):
+                    # (a plain cancel scope, not fail_after's generator-made context
+                    # manager: every kernel request passes here, rsync's 18 per file)
+                    with trio.CancelScope(deadline=trio.current_time()
+                                          + self.core.settings.timeout_s * DEADLINE_FACTOR):
                         return await coro
+                    raise trio.TooSlowError  # (only reached when the deadline cancelled the handler)
                 return await coro
             except FsError as exc:
                 # the core's own answer: the only place it becomes pyfuse3's
