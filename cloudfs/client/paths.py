@@ -46,12 +46,26 @@ def relocated(path: str, moves: Mapping[str, str]) -> str | None:
     """Where ``path`` is once every subtree in ``moves`` (old root -> new
     root, none inside another) has moved at the same time; None if it is in
     none of them.  All at once, so that an exchange (``{a: b, b: a}``) swaps."""
-    for old, new in moves.items():
-        if path == old:
-            return new
-        if within(path, old):
-            return new.rstrip("/") + "/" + path[len(old.rstrip("/")) + 1:]
-    return None
+    return Relocation(moves).of(path)
+
+
+class Relocation:
+    """:func:`relocated` for many paths with the same ``moves``: the roots'
+    prefixes are worked out once (a rename asks it of every inode and every
+    staged file, rsync renames every file it writes)."""
+
+    __slots__ = ("_moves",)
+
+    def __init__(self, moves: Mapping[str, str]) -> None:
+        self._moves = [(old, old.rstrip("/") + "/", new, new.rstrip("/") + "/") for old, new in moves.items()]
+
+    def of(self, path: str) -> str | None:
+        for old, old_prefix, new, new_prefix in self._moves:
+            if path == old:
+                return new
+            if path.startswith(old_prefix):
+                return new_prefix + path[len(old_prefix):]
+        return None
 
 
 def normalize_all(paths: Iterable[str]) -> list[str]:

@@ -150,6 +150,8 @@ class LiveChanges:
             self._renamed(change)
             await self._refetch(change.new_path, change.file_id)
         else:  # create / modify
+            if change.kind == "create":
+                self._name_appeared(change.path)
             await self._refetch(change.path, change.file_id, changed_content=change.kind == "modify")
 
     def _node(self, file_id: str, path: str) -> Node | None:
@@ -194,6 +196,14 @@ class LiveChanges:
             core.table.move_subtrees({change.path: change.new_path})
         if self.kernel is not None and parent_ino is not None:
             self.kernel.entry(parent_ino, split(change.path)[1])
+        self._name_appeared(change.new_path)
+
+    def _name_appeared(self, path: str) -> None:
+        """Something now has ``path``: the kernel may hold the name as
+        missing (a lookup answered so moments ago), which it must forget."""
+        parent_ino = self._parent_ino(path)
+        if self.kernel is not None and parent_ino is not None:
+            self.kernel.entry(parent_ino, split(path)[1])
 
     async def _refetch(self, path: str, file_id: str, *, changed_content: bool = False) -> None:
         """The object at ``path`` is new or changed: a fresh entry where one is cached."""

@@ -21,7 +21,7 @@ from cachetools import LRUCache
 
 from cloudfs.client.models import Entry
 from cloudfs.upload.staging import LocalFile
-from cloudfs.client.paths import relocated
+from cloudfs.client.paths import Relocation
 
 __all__ = ["ROOT_INODE", "InodeTable", "Node"]
 
@@ -180,9 +180,10 @@ def detach_node(table: InodeTable, node: Node) -> None:
 def move_nodes(nodes: Iterable[Node], moves: Mapping[str, str]) -> None:
     """:meth:`InodeTable.move_subtrees` over ``nodes`` (a plain function: the
     namespace moves nodes and staged uploads together in one step)."""
+    relocation = Relocation(moves)
     for node in nodes:
         if node.unlinked:
             continue
-        path = relocated(node.entry.path, moves)
+        path = relocation.of(node.entry.path)
         if path is not None:
             node.entry = dataclasses.replace(node.entry, path=path)

@@ -353,8 +353,12 @@ class Namespace:
                         dst_node.entry = dst
                 raise
             # the server moved it: inodes and uploads follow at once, before
-            # anything else that may fail
-            await self._remap({src.path: moved.path})
+            # anything else that may fail.  (A file not on the server yet, put
+            # on a free name or over another such, moved nowhere but here: the
+            # journal learns its new path with its next statement, as a local
+            # filesystem's rename is durable with the next sync; fsyncdir syncs it.)
+            local_only = is_unsent(src.file_id) and (dst is None or is_unsent(dst.file_id))
+            await self._remap({src.path: moved.path}, durable=not local_only)
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)
                 if not is_unsent(aside.file_id):
@@ -432,7 +436,7 @@ class Namespace:
             meta.forget_subtree(moved.path)
         meta.put(moved)
 
-    async def _remap(self, moves: dict[str, str]) -> None:
+    async def _remap(self, moves: dict[str, str], *, durable: bool = True) -> None:
         """Subtrees moved on the server (old root -> new root, all at once):
         inodes and pending uploads take their new paths in one step, with no
         await between (two renames or exchanges run concurrently, and each
@@ -442,7 +446,7 @@ class Namespace:
         # the old name, or conflicts with the file at the new one)
         moved = _move_paths(self.core, moves)
         self.core.pins.moved(moves)
-        await self.core.writeback.record_paths(moved)
+        await self.core.writeback.record_paths(moved, durable=durable)
 
     async def _keep_mtime(self, old: Entry, moved: Entry) -> Entry:
         if old.is_dir:

@@ -72,8 +72,12 @@ def fuse_op(*, bounded: bool = True) -> Callable[[Handler], Handler]:
             IN_FLIGHT[task] = InFlight(name, args, time.monotonic(), coro)
             try:
                 if bounded:
-                    with trio.fail_after(self.core.settings.timeout_s * DEADLINE_FACTOR):
+                    # (a plain cancel scope, not fail_after's generator-made context
+                    # manager: every kernel request passes here, rsync's 18 per file)
+                    with trio.CancelScope(deadline=trio.current_time()
+                                          + self.core.settings.timeout_s * DEADLINE_FACTOR):
                         return await coro
+                    raise trio.TooSlowError  # (only reached when the deadline cancelled the handler)
                 return await coro
             except FsError as exc:
                 # the core's own answer: the only place it becomes pyfuse3's
@@ -124,7 +128,17 @@ class Operations(pyfuse3.Operations):
     async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         core = self.core
         parent = core.node(parent_inode)
-        entry = await core.child(parent, decode_name(name))
+        try:
+            entry = await core.child(parent, decode_name(name))
+        except FsError as exc:
+            ttl = core.settings.negative_ttl_s
+            if exc.errno != errno.ENOENT or ttl <= 0:
+                raise
+            # the kernel keeps the missing name as long as the mount would
+            # answer the same (``negative_ttl``; a create event drops it
+            # sooner): rsync, tar and builds look up every name before making
+            # it, and each round trip to the mount costs more than the answer
+            return negative_entry(ttl)
         return self._attributes(core.remember(entry))
 
     async def forget(self, inode_list: Sequence[tuple[int, int]]) -> None:
@@ -294,10 +308,22 @@ class Operations(pyfuse3.Operations):
 
     @fuse_op()
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
-        return None  # namespace changes are made on the server synchronously
+        # namespace changes are made on the server synchronously, except the
+        # renames of files not on the server yet: their journal records follow now
+        await self.core.writeback.journal.flush()
 
 
 # ---- the core's data as pyfuse3's ---------------------------------------------------
+def negative_entry(timeout_s: float) -> pyfuse3.EntryAttributes:
+    """A lookup's answer "no such name", which the kernel may keep for ``timeout_s``
+    (inode 0: FUSE's negative entry)."""
+    reply = pyfuse3.EntryAttributes()
+    reply.st_ino = 0
+    reply.entry_timeout = timeout_s
+    reply.attr_timeout = 0
+    return reply
+
+
 def entry_attributes(built: attrs.Attributes) -> pyfuse3.EntryAttributes:
     # field by field, not a loop over the names: five times faster, and a
     # listing builds one per child (tests/unit/test_fs_adapter.py checks all are copied)

@@ -108,6 +108,10 @@ class Uploader:
         generation = active.generation
         try:
             await durability.persist(self.journal, local)
+            if self.journal.moving(local):
+                # renamed with no request since: the upload creates it at its new
+                # path, and a replay after it landed must not upload it again at the old one
+                await self.journal.flush()
             await self._fill(local)
             if local.generation != generation:
                 return  # changed while we were downloading: the next attempt takes it

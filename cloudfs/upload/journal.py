@@ -14,13 +14,14 @@ SQLite calls block, so they run in a worker thread, one at a time.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,6 +120,13 @@ class Journal:
         #: records to delete (uploads that landed), written with the next
         #: statement: many uploads landing together cost one commit, not one each
         self._forgets: set[str] = set()
+        #: files renamed locally whose record still has the old path (id at
+        #: the rename -> the file, whose path is read as the update is written):
+        #: written with the next statement, as a local filesystem makes a
+        #: rename durable with the next sync (see :meth:`move_soon`)
+        self._moves: dict[str, LocalFile] = {}
+        #: records asked for and not written yet (see :meth:`record`)
+        self._records = _RecordBatch()
 
     def open(self) -> list[Record]:
         """Open (creating if needed) and return what a previous run left pending."""
@@ -147,30 +155,37 @@ class Journal:
         ]
 
     def close(self) -> None:
-        if self._db is not None and self._forgets:
+        if self._db is not None and (self._forgets or self._moves):
             try:
-                self._run(list(self._forgets), None, ())
+                self._run(list(self._forgets), None, (), moves=self._pending_moves())
             except OSError as exc:
-                log.warning("could not drop the records of landed uploads (%s); the next mount finds them "
-                            "uploaded", exc)
+                log.warning("could not drop the records of landed uploads, or record renames (%s); the next "
+                            "mount finds them uploaded, or uploads them under their old names", exc)
             self._forgets.clear()
+            self._moves.clear()
         if self._db is not None:
             self._db.close()
             self._db = None
 
-    def _run(self, forgets: list[str], sql: str | None, params: tuple,
-             before: Callable[[], None] | None = None) -> None:
-        """The deletes ``forgets``, then ``sql``, in one transaction (one commit)."""
+    def _run(self, forgets: list[str], sql: str | None, params: tuple | Sequence[tuple],
+             before: Callable[[], None] | Sequence[Callable[[], None]] | None = None,
+             moves: Sequence[tuple[str, str]] = (), *, many: bool = False) -> None:
+        """The deletes ``forgets``, the path updates ``moves`` (path, file
+        id), then ``sql`` (``many``: once for each of ``params``), in one
+        transaction (one commit); ``before`` first (a staging file's sync)."""
         db = self._db
         assert db is not None, "journal not open"
-        if before is not None:
-            before()
+        for prepare in (before if isinstance(before, Sequence) else [before] if before is not None else []):
+            prepare()
         with self._thread_lock:
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.executemany("DELETE FROM pending WHERE file_id = ?", [(f,) for f in forgets])
-                    if sql is not None:
+                    db.executemany("UPDATE pending SET path = ? WHERE file_id = ?", moves)
+                    if sql is not None and many:
+                        db.executemany(sql, params)
+                    elif sql is not None:
                         db.execute(sql, params)
                 except BaseException:
                     if db.in_transaction:  # (some errors, a full disk, roll back by themselves)
@@ -185,45 +200,74 @@ class Journal:
         async with self._lock:
             await self._write(sql, params, before)
 
-    async def _write(self, sql: str | None, params: tuple = (), before: Callable[[], None] | None = None) -> None:
+    async def _write(self, sql: str | None, params: tuple | Sequence[tuple] = (),
+                     before: Callable[[], None] | Sequence[Callable[[], None]] | None = None,
+                     *, many: bool = False) -> None:
         """Run ``sql`` after every delete asked for so far, in one commit (the
         order is kept: a record written after a forget of the same file
         stays).  The caller holds the lock."""
         forgets = list(self._forgets)
         self._forgets.clear()
+        moving = self._moves
+        self._moves = {}
         try:
-            await trio.to_thread.run_sync(self._run, forgets, sql, params, before)
+            await trio.to_thread.run_sync(functools.partial(self._run, forgets, sql, params, before,
+                                                            self._pending_moves(moving), many=many))
         except BaseException:
-            # maybe not written: the next statement writes them (again: deleting is idempotent)
+            # maybe not written: the next statement writes them (again: deleting
+            # is idempotent; a path is read anew when it is written)
             self._forgets.update(forgets)
+            self._moves = {**moving, **self._moves}
             raise
+
+    def _pending_moves(self, moving: dict[str, LocalFile] | None = None) -> list[tuple[str, str]]:
+        """(path now, file id at the rename) of the renames not written yet:
+        a record is found by the id it had then (a rekey asked for since is
+        written after), and takes the file's path as it is now."""
+        return [(local.remote_path, file_id) for file_id, local in (self._moves if moving is None else moving).items()]
 
     async def record(self, local: LocalFile, *, sync_first: bool = False) -> None:
         """Durably record ``local`` as pending.  Its staging file must be
         synced first: ``sync_first`` does it in the same worker-thread trip
         (a close pays one trip, not two), unless the record carries the
         content itself (a small file).  Not if the file is removed before
-        the record is written: a forget asked for meanwhile must win."""
+        the record is written: a forget asked for meanwhile must win.
+
+        Records asked for while another statement is being written go
+        together, in one commit: the uploads that start together after a
+        burst (a tar x, an rsync) each record their file first, and one
+        disk sync each made them wait in line."""
         rec = Record.of(local)
+        batch = self._records
+        batch.items[id(local)] = (local, rec, sync_first and rec.content is None)
         async with self._lock:
-            if local.removed:
-                return  # unlinked while this record waited for the lock
-            await self._write(
-                "INSERT INTO pending (file_id, path, staging, size, mtime_ns, base_version,"
-                " base_size, base_mtime_ns, base_limit, present, updated_ns, metadata, content)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(file_id) DO UPDATE SET path=excluded.path, staging=excluded.staging,"
-                " size=excluded.size, mtime_ns=excluded.mtime_ns, base_version=excluded.base_version,"
-                " base_size=excluded.base_size, base_mtime_ns=excluded.base_mtime_ns,"
-                " base_limit=excluded.base_limit, present=excluded.present, updated_ns=excluded.updated_ns,"
-                " metadata=excluded.metadata, content=excluded.content",
-                (
-                    rec.file_id, rec.path, str(rec.staging), rec.size, rec.mtime_ns,
-                    rec.base_version, rec.base_size, rec.base_mtime_ns, rec.base_limit,
-                    json.dumps(rec.present.to_list()), time.time_ns(), json.dumps(rec.metadata), rec.content,
-                ),
-                local.sync if sync_first and rec.content is None else None,
-            )
+            if batch.written:
+                if batch.error is not None:
+                    raise OSError(batch.error.errno, batch.error.strerror)  # (this caller's own)
+                return  # in a commit another caller made meanwhile
+            if self._records is batch:
+                self._records = _RecordBatch()
+            # unlinked while waiting for the lock: not written (a forget asked for meanwhile must win)
+            items = [item for item in batch.items.values() if not item[0].removed]
+            try:
+                await self._write(
+                    "INSERT INTO pending (file_id, path, staging, size, mtime_ns, base_version,"
+                    " base_size, base_mtime_ns, base_limit, present, updated_ns, metadata, content)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(file_id) DO UPDATE SET path=excluded.path, staging=excluded.staging,"
+                    " size=excluded.size, mtime_ns=excluded.mtime_ns, base_version=excluded.base_version,"
+                    " base_size=excluded.base_size, base_mtime_ns=excluded.base_mtime_ns,"
+                    " base_limit=excluded.base_limit, present=excluded.present, updated_ns=excluded.updated_ns,"
+                    " metadata=excluded.metadata, content=excluded.content",
+                    [_record_row(rec) for _, rec, _ in items],
+                    [pending.sync for pending, _, sync in items if sync],
+                    many=True,
+                )
+            except OSError as exc:
+                batch.written, batch.error = True, exc  # the others in this commit fail as this caller does
+                raise
+            # (cancelled: not written, and a caller still waiting for it writes it)
+            batch.written = True
 
     async def set_session(self, file_id: str, session_id: str) -> None:
         await self._execute("UPDATE pending SET session_id = ? WHERE file_id = ?", (session_id, file_id))
@@ -246,6 +290,41 @@ class Journal:
 
     async def move(self, file_id: str, path: str) -> None:
         await self._execute("UPDATE pending SET path = ? WHERE file_id = ?", (path, file_id))
+
+    def move_soon(self, local: LocalFile) -> None:
+        """``local`` was renamed here, with no request (a file not on the
+        server yet): its record takes its new path with the next statement
+        written (the next close, an upload starting, a landed upload) or at
+        :meth:`flush`.  As on a local filesystem, a rename is durable once
+        something is synced after it; a crash before that uploads the file
+        under its former name, with all its content."""
+        self._moves[local.file_id] = local
+
+    def moving(self, local: LocalFile) -> bool:
+        """Whether ``local``'s record waits for its new path."""
+        return any(pending is local for pending in self._moves.values())
+
+    async def flush(self) -> None:
+        """Write what waits for the next statement (renames, deletes of landed uploads)."""
+        async with self._lock:
+            if self._moves or self._forgets:
+                await self._write(None)
+
+
+@dataclass
+class _RecordBatch:
+    """Records waiting to be written in one commit (by file object: the
+    newest of a file's stands for it), and how their commit went."""
+
+    items: dict[int, tuple[LocalFile, Record, bool]] = field(default_factory=dict)
+    written: bool = False
+    error: OSError | None = None
+
+
+def _record_row(rec: Record) -> tuple:
+    return (rec.file_id, rec.path, str(rec.staging), rec.size, rec.mtime_ns,
+            rec.base_version, rec.base_size, rec.base_mtime_ns, rec.base_limit,
+            json.dumps(rec.present.to_list()), time.time_ns(), json.dumps(rec.metadata), rec.content)
 
 
 #: SQLite's primary result code for a full disk (extended codes keep it in the low byte)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 
-from cloudfs.client.paths import relocated, within
+from cloudfs.client.paths import Relocation
 from cloudfs.upload.staging import LocalFile, is_unsent
 
 
@@ -46,7 +46,9 @@ class StagedFiles:
 
     def under(self, path: str) -> list[LocalFile]:
         """Staged files at or below ``path``."""
-        return [local for local in self._files.values() if within(local.remote_path, path)]
+        prefix = path.rstrip("/") + "/"
+        return [local for local in self._files.values()
+                if local.remote_path == path or local.remote_path.startswith(prefix)]
 
     def claimed(self, path: str) -> bool:
         """Whether a staged file is to be uploaded to ``path``."""
@@ -70,8 +72,9 @@ class StagedFiles:
         """Subtrees moved (old root -> new root, all at once): the staged
         files in them take their new paths.  Returns the dirty ones."""
         moved = []
+        relocation = Relocation(moves)
         for local in self._files.values():
-            path = relocated(local.remote_path, moves)
+            path = relocation.of(local.remote_path)
             if path is not None:
                 local.remote_path = path
                 if local.dirty:

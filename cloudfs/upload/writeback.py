@@ -197,11 +197,16 @@ class WriteBack:
         whose journal records :meth:`record_paths` then updates."""
         return self.files.relocate(moves)
 
-    async def record_paths(self, files: list[LocalFile]) -> None:
+    async def record_paths(self, files: list[LocalFile], *, durable: bool = True) -> None:
         """Journal where ``files`` are now (read as each record is written:
-        a later rename may have moved one again meanwhile)."""
+        a later rename may have moved one again meanwhile).  Not ``durable``
+        (a rename that made no request): with the next journal statement,
+        at the latest before an upload of one of them starts."""
         for local in files:
-            await self.journal.move(local.file_id, local.remote_path)
+            if durable:
+                await self.journal.move(local.file_id, local.remote_path)
+            else:
+                self.journal.move_soon(local)
 
     def release(self, local: LocalFile) -> bool:
         """Drop a clean file nobody writes; True if it left the write-back."""
@@ -275,11 +280,13 @@ class WriteBack:
         those whose path is that (a lookup, for each new name of a tar x
         while hundreds of files wait for their first upload)."""
         files = self.files
-        found = {}
-        for file_id in itertools.chain(self.scheduler.uploading_ids, self.retries.failing, self.files.unsent):
-            local = files.get(file_id)
-            if local is not None and local.dirty and (at is None or local.remote_path == at):
-                found[file_id] = local
+        ids = itertools.chain(self.scheduler.uploading_ids, self.retries.failing, self.files.unsent)
+        if at is not None:
+            # (asked for every name a lookup finds missing: one pass, no more than it needs)
+            found = {file_id: local for file_id in ids
+                     if (local := files.get(file_id)) is not None and local.remote_path == at and local.dirty}
+        else:
+            found = {file_id: local for file_id in ids if (local := files.get(file_id)) is not None and local.dirty}
         return list(found.values())
 
     def status(self) -> list[UploadStatus]:

@@ -79,6 +79,27 @@ def test_create_shows_in_a_cached_listing(drive: Drive, other: Api):
     assert (folder / "new.txt").read_bytes() == b"hello"
 
 
+
+def test_a_name_seen_missing_shows_once_another_client_creates_it(
+        server: RunningServer, other: Api, tmp_path: Path):
+    """The kernel keeps a name found missing (rsync, tar and builds look up
+    every name they make); a create event makes it forget it: here it would
+    keep it for 600 s."""
+    with mounted(server, tmp_path, options=TEST_OPTIONS + ",negative_ttl=600") as d:
+        wait_until(lambda: status(d)["changes"]["mode"] == "events", timeout=15)
+        folder = fresh_folder(d, other, "seen-missing")
+        assert not (folder / "late.txt").exists() and not (folder / "late-dir").exists()
+        assert not (folder / "moved-in.txt").exists()
+        other.put("/seen-missing/late.txt", b"late")
+        other.mkdir("/seen-missing/late-dir")
+        other.put("/seen-missing/first.txt", b"moved")
+        other.ok("POST", "/file/rename", json={"uri": uri("/seen-missing/first.txt"), "new_name": "moved-in.txt"})
+        wait_until(lambda: (folder / "late.txt").exists() and (folder / "late-dir").is_dir()
+                   and (folder / "moved-in.txt").exists(), timeout=SEEN_WITHIN_S)
+        assert (folder / "late.txt").read_bytes() == b"late"
+        assert (folder / "moved-in.txt").read_bytes() == b"moved"
+
+
 def test_modify_reaches_stat_and_a_cached_file(drive: Drive, other: Api):
     folder = fresh_folder(drive, other, "modify")
     other.put("/modify/f.txt", b"old")

@@ -18,7 +18,7 @@ import pytest
 
 from cloudfs.errors import CloudfsError
 from cloudfs.server.testing import RunningServer, start_server
-from tests.mount.conftest import Drive, Remote, run_cloudfs, sha256, wait_until
+from tests.mount.conftest import Drive, Remote, mounted, run_cloudfs, sha256, wait_until
 
 #: also on the KooDrive emulator (tests/dialects.py); skips name what KooDrive lacks
 ON_KOODRIVE = True
@@ -283,6 +283,47 @@ def test_write_cp_r_rsync_and_tar(drive: Drive, remote: Remote, tmp_path: Path):
                            check=True, capture_output=True, text=True)
     sent = [line for line in again.stdout.splitlines() if not line.startswith(".d..t")]
     assert sent == [], f"rsync after a remount transferred:\n{again.stdout[:2000]}"
+
+
+
+#: each small file's content goes up in one request: Cloudreve 4's PUT /file/content, v3's one chunk
+CONTENT_ROUTES = r"/file/upload/|/file/content$"
+#: what a rename or move on the server would be
+RENAME_ROUTES = {"v4": r"/file/(rename|move)$", "v3": r"/object(/rename)?$"}
+
+
+def test_rsync_uploads_each_file_once_under_its_final_name(server: RunningServer, remote: Remote, tmp_path: Path):
+    """rsync writes each file as ``.name.XXXXXX``, sets its mode and times,
+    and renames it over ``name``: a file not on the server yet goes up once,
+    straight under its final name (no rename request, no upload of the
+    temporary name), with the mode and times rsync set, so a second rsync
+    from a fresh mount sends nothing."""
+    if server.dialect == "koodrive":
+        pytest.skip("KooDrive makes a file on the server at create: its renames are requests")
+    source = tmp_path / "src"
+    rng = random.Random(18)
+    files = [source / f"d{i % 3}" / f"f{i}.bin" for i in range(24)]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(rng.randbytes(rng.randrange(1, 30_000)))
+    with mounted(server, tmp_path / "m", options="upload_delay=60,delete=permanent") as drive:
+        server.faults.set(path_regex=RENAME_ROUTES[server.dialect], latency_s=0.0)  # counted, not failed
+        try:
+            subprocess.run(["rsync", "-a", f"{source}/", str(drive / "rsynced")], check=True)
+            assert server.faults.stats()["matched"] == 0, "a rename reached the server"
+            server.faults.set(path_regex=CONTENT_ROUTES, latency_s=0.0)
+            drive.umount()  # uploads everything
+            assert server.faults.stats()["matched"] == len(files)
+        finally:
+            server.faults.clear()
+        for folder in ("d0", "d1", "d2"):
+            assert sorted(remote.names(f"/rsynced/{folder}")) == sorted(
+                f.name for f in files if f.parent.name == folder)  # no temporary name left behind
+        assert remote.get("/rsynced/d1/f1.bin") == files[1].read_bytes()
+        drive.mount()
+        again = subprocess.run(["rsync", "-a", "--stats", f"{source}/", str(drive / "rsynced")],
+                               check=True, capture_output=True, text=True).stdout
+        assert "Number of regular files transferred: 0" in again, again
 
 
 def _cloudfs() -> list[str]:

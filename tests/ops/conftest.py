@@ -11,6 +11,7 @@ write held back) where a real mount leaves the order to chance.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,8 @@ class Driver:
         ino = ROOT_INODE
         for name in [p for p in path.split("/") if p]:
             attrs = await self.ops.lookup(ino, os.fsencode(name), None)  # type: ignore[arg-type]
+            if attrs.st_ino == 0:  # the answer "no such name" (that the kernel may keep)
+                raise pyfuse3.FUSEError(errno.ENOENT)
             ino = attrs.st_ino
         return ino
 

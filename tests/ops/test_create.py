@@ -169,3 +169,52 @@ async def test_a_first_upload_landing_while_a_namespace_change_waits_is_acted_on
             assert await mount.writeback.drain() == []
             assert await remote_bytes(mount, f"{top}/f") == b"again"
             assert not [c for c in (await mount.client.list_all(top))[1] if "conflict" in c.name]
+
+
+async def test_a_rename_before_the_first_upload_is_journaled_with_the_next_sync(
+    fresh_server: RunningServer, tmp_path: Path, top: str,
+) -> None:
+    """rsync writes every file under a temporary name and renames it: that
+    rename asks the server nothing, and costs no journal commit of its own
+    (a sync of the drive's disk per file); as on a local filesystem it is
+    durable with the next sync: a close, an fsync of the folder, an upload
+    starting (which must create the file at its new name, and a replay
+    after it landed must not upload it again at the old one)."""
+    journal_paths: dict[str, str] = {}
+
+    def recorded() -> dict[str, str]:
+        journal_paths.clear()
+        journal_paths.update({rec.file_id: rec.path for rec in mount.writeback.journal.open()})
+        return journal_paths
+
+    async with ops_mount(fresh_server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        fresh_server.faults.set(path_regex=r"/file/|/object/", latency_s=0.0)  # counted, not failed
+        await fs.write_file(f"{top}/.a.tmp", b"first")
+        await fs.rename(f"{top}/.a.tmp", f"{top}/a")
+        assert sorted(recorded().values()) == [f"{top}/.a.tmp"]  # not yet: no commit of its own
+        await fs.write_file(f"{top}/.b.tmp", b"second")  # the next close writes it
+        assert sorted(recorded().values()) == sorted([f"{top}/a", f"{top}/.b.tmp"])
+        await fs.rename(f"{top}/.b.tmp", f"{top}/b")
+        folder = await fs.inode(top)
+        await mount.ops.fsyncdir(folder, False)  # type: ignore[arg-type]
+        assert sorted(recorded().values()) == sorted([f"{top}/a", f"{top}/b"])
+        await fs.write_file(f"{top}/.c.tmp", b"third")
+        await fs.rename(f"{top}/.c.tmp", f"{top}/c")
+        assert fresh_server.faults.stats()["matched"] == 0
+        # an upload starting writes the new path first (were it to land and
+        # the mount die before its record went, a replay would upload it again)
+        fresh_server.faults.set(path_regex=r"/file/upload/|/file/content$", latency_s=3.0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(mount.writeback.drain)
+            with trio.fail_after(60):
+                while fresh_server.faults.stats()["matched"] < 3:  # all three sending their content
+                    await trio.sleep(0.02)
+            assert sorted(recorded().values()) == sorted([f"{top}/a", f"{top}/b", f"{top}/c"])
+        fresh_server.faults.clear()
+        assert await mount.writeback.drain() == []
+        assert recorded() == {}
+        _, children = await mount.client.list_all(top)
+        assert sorted(c.name for c in children) == ["a", "b", "c"]
+        assert await remote_bytes(mount, f"{top}/c") == b"third"

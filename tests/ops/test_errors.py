@@ -36,5 +36,8 @@ async def test_core_raises_fs_errors_and_ops_turns_them_into_fuse_errors(server:
         assert into_itself.value.errno == errno.EINVAL
         # through the adapter: the same errno as the kernel's FUSEError
         with pytest.raises(pyfuse3.FUSEError) as adapted:
-            await mount.ops.lookup(ROOT_INODE, f"no-such-{top}".encode(), None)  # type: ignore[arg-type]
+            await mount.ops.unlink(ROOT_INODE, f"no-such-{top}".encode(), None)  # type: ignore[arg-type]
         assert adapted.value.errno == errno.ENOENT
+        # a lookup says "no such name" as an entry the kernel may keep (inode 0)
+        missing_entry = await mount.ops.lookup(ROOT_INODE, f"no-such-{top}".encode(), None)  # type: ignore[arg-type]
+        assert missing_entry.st_ino == 0 and missing_entry.entry_timeout == mount.core.settings.negative_ttl_s

@@ -35,3 +35,36 @@ def test_rename_flags():
     assert rename_flags(0) == 0
     assert rename_flags(pyfuse3.RENAME_NOREPLACE) == RENAME_NOREPLACE
     assert rename_flags(pyfuse3.RENAME_EXCHANGE) == RENAME_EXCHANGE
+
+
+async def test_a_handler_past_its_deadline_answers_etimedout_and_one_in_time_its_result() -> None:
+    """Every kernel request runs under a deadline (timeout x DEADLINE_FACTOR):
+    a handler stuck on a server that never answers gives the kernel
+    ETIMEDOUT, never a hung request; one that finishes returns its result."""
+    import errno
+    from types import SimpleNamespace
+
+    import pyfuse3
+    import pytest
+    import trio
+
+    from cloudfs.fs.ops import DEADLINE_FACTOR, fuse_op
+
+    class Handlers:
+        core = SimpleNamespace(settings=SimpleNamespace(timeout_s=0.05 / DEADLINE_FACTOR))
+
+        @fuse_op()
+        async def stuck(self) -> None:
+            await trio.sleep_forever()
+
+        @fuse_op()
+        async def quick(self, value: int) -> int:
+            await trio.sleep(0)
+            return value * 2
+
+    handlers = Handlers()
+    with trio.fail_after(5):
+        with pytest.raises(pyfuse3.FUSEError) as info:
+            await handlers.stuck()
+        assert info.value.errno == errno.ETIMEDOUT
+        assert await handlers.quick(21) == 42

@@ -151,7 +151,7 @@ async def test_journal_writes_the_records_of_uploads_landing_together_in_one_com
         await journal.record(local)
     commits = []
     real_run = journal._run
-    monkeypatch.setattr(journal, "_run", lambda *args: (commits.append(args), real_run(*args))[1])
+    monkeypatch.setattr(journal, "_run", lambda *args, **kw: (commits.append(args), real_run(*args, **kw))[1])
     async with trio.open_nursery() as nursery:
         for local in files[1:]:
             nursery.start_soon(journal.forget, local.file_id)
@@ -161,6 +161,50 @@ async def test_journal_writes_the_records_of_uploads_landing_together_in_one_com
     assert len(commits) <= 3
     (rec,) = journal.open()
     assert rec.file_id == "f0"
+    journal.close()
+
+
+
+async def test_journal_writes_records_asked_for_together_in_one_commit(tmp_path, monkeypatch):
+    """The uploads that start together after a burst each record their file
+    first: those waiting share one commit (one fsync), each returns once its
+    record is durable, a file removed meanwhile is not recorded, and a
+    failed commit fails every caller whose record it carried."""
+    import errno
+
+    import pytest
+    import trio
+
+    journal = Journal(tmp_path / "journal.db")
+    journal.open()
+    files = [LocalFile.create(tmp_path, Entry(file_id=f"r{i}", path=f"/r{i}", is_dir=False, size=10,
+                                              mtime_ns=0, ctime_ns=0, version="v1")) for i in range(20)]
+    commits = []
+    real_run = journal._run
+    monkeypatch.setattr(journal, "_run", lambda *args, **kw: (commits.append(args), real_run(*args, **kw))[1])
+    files[5].removed = True  # unlinked before its record could be written
+    async with trio.open_nursery() as nursery:
+        for local in files:
+            nursery.start_soon(journal.record, local)
+    assert len(commits) <= 2
+    assert sorted(rec.file_id for rec in journal.open()) == sorted(f"r{i}" for i in range(20) if i != 5)
+
+    def full(*args, **kw):
+        raise OSError(errno.ENOSPC, "no space left")
+
+    monkeypatch.setattr(journal, "_run", full)
+    failed = []
+
+    async def record(local):
+        try:
+            await journal.record(local)
+        except OSError as exc:
+            failed.append(exc.errno)
+
+    async with trio.open_nursery() as nursery:
+        for local in files[:4]:
+            nursery.start_soon(record, local)
+    assert failed == [errno.ENOSPC] * 4
     journal.close()
 
 
