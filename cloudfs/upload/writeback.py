@@ -421,9 +421,20 @@ class WriteBack:
         fail).  Cheap: not every staged file, only those; ``at``: only
         those whose path is that (a lookup, for each new name of a tar x
         while hundreds of files wait for their first upload)."""
+        return self._dirty_among(itertools.chain(self._active, self._retry_delay, self._unsent), at)
+
+    def in_flight(self, at: str | None = None) -> list[LocalFile]:
+        """Dirty files whose upload is running, or failed (its answer may have
+        been lost): the server may show their new content already, under an
+        id the filesystem has not heard of yet (a replace that gives a new id,
+        a file created by its upload).  ``at``: only those at that path.
+        Cheap: a few files (the uploads running and failing), not every staged one."""
+        return self._dirty_among(itertools.chain(self._active, self._retry_delay), at)
+
+    def _dirty_among(self, file_ids: Iterable[str], at: str | None) -> list[LocalFile]:
         files = self.files
         found = {}
-        for file_id in itertools.chain(self._active, self._retry_delay, self._unsent):
+        for file_id in file_ids:
             local = files.get(file_id)
             if local is not None and local.dirty and (at is None or local.remote_path == at):
                 found[file_id] = local

@@ -327,3 +327,50 @@ async def test_an_open_whose_staging_file_cannot_be_made_leaves_no_handle_open(
             await mount.ops.open(ino, os.O_WRONLY, None)  # type: ignore[arg-type]
         monkeypatch.undo()
         assert (node.opens, len(mount.core.handles.files)) == (opens, handles)
+
+
+async def test_a_lookup_while_an_upload_lands_under_a_new_id_keeps_one_inode(
+    fresh_server: RunningServer, tmp_path: Path, top: str, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Where a replace gives the file a new id (v3: upload beside, swap), the
+    server shows the new object at the path a few round trips before the
+    write-back hears of it.  A lookup in that window (its metadata expired)
+    made a second inode for the new id, and a write through it a second
+    staged file for that id; when the upload landed, the first one was
+    re-keyed to the new id and pushed the second out of the write-back: its
+    acknowledged content was never uploaded (seen under injected failures in
+    tests/mount/test_hardening.py: "was missing from the write-back", when the
+    fsync's safety net found it).  Until the upload lands, the path's inode
+    is the one whose upload is in flight."""
+    rename = r"/api/v3/object/rename$"
+    async with ops_mount(fresh_server, tmp_path) as mount:
+        if not mount.client.capabilities.replace_gives_new_id:
+            pytest.skip("a replace keeps the file's id")
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        path = f"{top}/f"
+        await fs.write_file(path, b"first")
+        assert await mount.writeback.drain() == []
+        first_ino = await fs.inode(path)
+        syncing = await mount.ops.open(first_ino, os.O_WRONLY, None)  # type: ignore[arg-type]
+        await mount.ops.write(syncing.fh, 0, b"second")
+        # the swap's rename is done by the server, its answer held back
+        fresh_server.faults.set(path_regex=rename, reply_delay_s=2.0, count=1)
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(mount.ops.fsync, syncing.fh, False)
+                while (await trio.to_thread.run_sync(fresh_server.faults.stats))["reply_delay"] < 1:
+                    await trio.sleep(0.05)
+                mount.core.meta.invalidate(top)  # what was known of the folder expired
+                mount.core.meta.invalidate(path)
+                shown = await mount.core.listing(mount.core.node(await fs.inode(top)))  # (readdir)
+                assert [c.file_id for c in shown] == [mount.core.node(first_ino).entry.file_id]
+                ino = await fs.inode(path)  # (from that listing)
+                assert ino == first_ino
+                info = await mount.ops.open(ino, os.O_WRONLY, None)  # type: ignore[arg-type]
+                await mount.ops.write(info.fh, 0, b"third!")
+                await fs.close(info.fh)
+        await fs.close(syncing.fh)
+        assert await mount.writeback.drain() == []
+        assert await remote_bytes(mount, path) == b"third!"
+        assert "missing from the write-back" not in caplog.text
