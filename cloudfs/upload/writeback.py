@@ -72,6 +72,8 @@ SLOW_RETRY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EINVAL, errn
 SETTLE_S = 30.0
 #: fsync re-checks that its upload is running or due at least this often
 SYNC_RECHECK_S = 2.0
+#: the scheduler checks this often that every closed dirty file is due or uploading
+UNHEARD_CLOSE_CHECK_S = 5.0
 #: a just-uploaded version up to this size is copied into the read cache on the event
 #: loop; a larger one in a worker thread, after its upload is reported done
 ADOPT_INLINE_MAX = 4 << 20
@@ -476,6 +478,7 @@ class WriteBack:
     # ---- the scheduler ---------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._schedule_unheard_closes)
             task_status.started()
             while True:
                 now = trio.current_time()
@@ -491,6 +494,25 @@ class WriteBack:
                 self._wakeup = trio.Event()
                 with trio.move_on_at(wake):
                     await self._wakeup.wait()
+
+    async def _schedule_unheard_closes(self) -> None:
+        """Every dirty file that nobody writes is due or uploading; one whose
+        close the write-back never heard of (the call failed after the data
+        was journaled: the handler that closed it failed past that point) is
+        scheduled here, rather than left until an fsync or the umount.  Only
+        once seen at two checks in a row: a handler may be between closing
+        a file and saying so (a symlink's, awaiting the journal)."""
+        suspects: set[str] = set()
+        while True:
+            await trio.sleep(UNHEARD_CLOSE_CHECK_S)
+            unheard = {file_id for file_id, local in self.files.items()
+                       if local.dirty and not local.writers and file_id == local.file_id
+                       and file_id not in self._due and file_id not in self._active}
+            for file_id in unheard & suspects:
+                local = self.files[file_id]
+                log.warning("the close of %s went unheard; its upload is scheduled now", local.remote_path)
+                self.schedule(local)
+            suspects = unheard
 
     def _start_due(self, queue: list[tuple[float, int, str]], now: float, grace: float,
                    nursery: trio.Nursery) -> None:

@@ -374,3 +374,35 @@ async def test_a_lookup_while_an_upload_lands_under_a_new_id_keeps_one_inode(
         assert await mount.writeback.drain() == []
         assert await remote_bytes(mount, path) == b"third!"
         assert "missing from the write-back" not in caplog.text
+
+
+async def test_a_close_the_write_back_did_not_hear_of_is_uploaded_anyway(
+    server: RunningServer, tmp_path: Path, top: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """release(2) after the data was journaled (close acknowledged), and the
+    call telling the write-back of the close fails (seen under injected
+    failures in tests/mount/test_hardening.py).  The file is safe in the
+    journal, but nothing made it due: it waited for an fsync or the umount.
+    The write-back finds such a file itself and uploads it."""
+    from cloudfs.upload import writeback as writeback_module
+
+    monkeypatch.setattr(writeback_module, "UNHEARD_CLOSE_CHECK_S", 0.3, raising=False)
+    async with ops_mount(server, tmp_path) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        fh = await fs.write_file(f"{top}/f", b"acknowledged", close=False)
+        await mount.ops.flush(fh)
+
+        def unheard(local: object) -> None:
+            raise RuntimeError("the write-back was not told")
+
+        monkeypatch.setattr(mount.writeback, "closed", unheard)
+        with pytest.raises(pyfuse3.FUSEError):
+            await mount.ops.release(fh)  # (the kernel does not wait for a release's answer)
+        monkeypatch.undo()
+        with trio.fail_after(15):
+            while mount.writeback.uploads_done == 0:
+                await trio.sleep(0.1)
+        assert await remote_bytes(mount, f"{top}/f") == b"acknowledged"
+        assert "went unheard" in caplog.text
