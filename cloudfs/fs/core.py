@@ -205,11 +205,13 @@ class Core:
         is in flight (``in_flight``: those nodes by path, if known).  That
         object may be the upload itself, landed a few round trips before the
         write-back hears of it under its new id (a replace that gives a new
-        id, a file created by its upload): an inode of its own would stage a
-        second copy of the file, which the upload, once heard of, pushes out
-        of the write-back with what was written to it.  So until the upload
-        lands the name shows the file being uploaded (another client's file
-        there, the upload meets as a conflict and puts beside it)."""
+        id, a file created by its upload), or its answer lost (until the next
+        attempt): an inode of its own would show that version, not the file
+        as written since, and stage a second copy of the file, which the
+        upload, once heard of, pushes out of the write-back with what was
+        written to it.  So until the upload lands the name shows the file
+        being uploaded (another client's file there, the upload meets as a
+        conflict and puts beside it)."""
         if entry.is_dir or self.table.by_file_id(entry.file_id) is not None:
             return entry
         if in_flight is None:
