@@ -176,7 +176,7 @@ class Core:
     async def _child_at(self, path: str) -> Entry:
         cached = self.meta.entry(path)
         if isinstance(cached, Entry):
-            return cached
+            return self._shown_at(cached)
         if cached is ABSENT:
             return self._uploading_at(path)
         if self.connectivity.offline:
@@ -191,16 +191,46 @@ class Core:
             self.meta.put_absent(path)
             return self._uploading_at(path)
         self.meta.put(entry)
-        return entry
+        return self._shown_at(entry)
 
     def _known_child_at(self, path: str, exc: CloudfsError | None) -> Entry:
         """The server cannot be reached: the last known state answers."""
         known = self.meta.known_entry(path)
         if isinstance(known, Entry):
-            return known
+            return self._shown_at(known)
         if known is ABSENT:
             return self._uploading_at(path)
         raise fail(exc.errno if exc is not None and exc.errno else errno.EIO)
+
+    def _shown_at(self, entry: Entry, in_flight: dict[str, Node] | None = None) -> Entry:
+        """What a name shows: ``entry``, the server's object there, unless
+        no inode stands for that object while this mount's upload to the path
+        is in flight (``in_flight``: those nodes by path, if known).  That
+        object may be the upload itself, landed a few round trips before the
+        write-back hears of it under its new id (a replace that gives a new
+        id, a file created by its upload), or its answer lost (until the next
+        attempt): an inode of its own would show that version, not the file
+        as written since, and stage a second copy of the file, which the
+        upload, once heard of, pushes out of the write-back with what was
+        written to it.  So until the upload lands the name shows the file
+        being uploaded (another client's file there, the upload meets as a
+        conflict and puts beside it)."""
+        if entry.is_dir or self.table.by_file_id(entry.file_id) is not None:
+            return entry
+        if in_flight is None:
+            in_flight = self._in_flight_nodes(entry.path)
+        node = in_flight.get(entry.path)
+        return entry if node is None else node.entry
+
+    def _in_flight_nodes(self, at: str | None = None) -> dict[str, Node]:
+        """Nodes in the namespace whose upload is running or failed, by path
+        (``at``: only at that path)."""
+        nodes = {}
+        for local in self.writeback.in_flight(at):
+            node = self.table.by_file_id(local.file_id)
+            if node is not None and not node.unlinked and node.local is local:
+                nodes[node.path] = node
+        return nodes
 
     def _uploading_at(self, path: str) -> Entry:
         """For a name the server does not show: the entry of the file there
@@ -283,6 +313,10 @@ class Core:
         if uploading:  # (rare: the names of a large folder are not gathered for nothing)
             names = {child.name for child in children}
             children += [node.entry for node in uploading if node.entry.name not in names]
+            in_flight = self._in_flight_nodes()
+            if in_flight:
+                children = [self._shown_at(child, in_flight) if child.path in in_flight else child
+                            for child in children]
         return children
 
     # ---- content ---------------------------------------------------------------

@@ -168,7 +168,18 @@ class Namespace:
     async def mkdir(self, parent: Node, name: str, mode: int) -> Node:
         core = self.core
         core.check_writable()
-        entry = await core.client.mkdir(join(parent.path, name))
+        path = join(parent.path, name)
+        try:
+            entry = await core.client.mkdir(path)
+        except CloudfsError as exc:
+            if exc.errno == errno.EEXIST:
+                # the kernel looked the name up first and we said there was
+                # none: what we know of the folder is stale (another client,
+                # or a mkdir of ours that failed after the server acted), and
+                # mkdir -p looks again after an EEXIST
+                core.meta.invalidate(path)
+                core.meta.invalidate_listing(parent.path)
+            raise
         entry = await self._store_mode(entry, mode)
         core.meta.put(entry)
         # a new folder is empty: its listing is known without asking

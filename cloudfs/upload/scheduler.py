@@ -41,6 +41,8 @@ PROMPT_UPLOAD_MIN = 8 << 20
 SMALL_UPLOAD_MAX = 1 << 20
 #: ...and this many times ``max_parallel`` of them run at once
 SMALL_PARALLEL_FACTOR = 4
+#: how often the scheduler checks that every closed dirty file is due or uploading
+UNHEARD_CLOSE_CHECK_S = 5.0
 
 
 @dataclass
@@ -226,6 +228,7 @@ class Scheduler:
     # ---- the scheduler ---------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._schedule_unheard_closes)
             task_status.started()
             while True:
                 now = trio.current_time()
@@ -241,6 +244,25 @@ class Scheduler:
                 self._wakeup = trio.Event()
                 with trio.move_on_at(wake):
                     await self._wakeup.wait()
+
+    async def _schedule_unheard_closes(self) -> None:
+        """Every dirty file that nobody writes is due or uploading; one whose
+        close the write-back never heard of (the call failed after the data
+        was journaled: the handler that closed it failed past that point) is
+        scheduled here, rather than left until an fsync or the umount.  Only
+        once seen at two checks in a row: a handler may be between closing
+        a file and saying so (a symlink's, awaiting the journal)."""
+        suspects: set[str] = set()
+        while True:
+            await trio.sleep(UNHEARD_CLOSE_CHECK_S)
+            unheard = {file_id for file_id, local in self.files.items()
+                       if local.dirty and not local.writers and file_id == local.file_id
+                       and file_id not in self._due and file_id not in self._active}
+            for file_id in unheard & suspects:
+                local = self.files[file_id]
+                log.warning("the close of %s went unheard; its upload is scheduled now", local.remote_path)
+                self.schedule(local)
+            suspects = unheard
 
     def _start_due(self, queue: list[tuple[float, int, str]], now: float, grace: float,
                    nursery: trio.Nursery) -> None:

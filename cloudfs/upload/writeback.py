@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -279,8 +279,19 @@ class WriteBack:
         fail).  Cheap: not every staged file, only those; ``at``: only
         those whose path is that (a lookup, for each new name of a tar x
         while hundreds of files wait for their first upload)."""
+        return self._dirty_among(itertools.chain(self.scheduler.uploading_ids, self.retries.failing,
+                                                 self.files.unsent), at)
+
+    def in_flight(self, at: str | None = None) -> list[LocalFile]:
+        """Dirty files whose upload is running, or failed (its answer may have
+        been lost): the server may show their new content already, under an
+        id the filesystem has not heard of yet (a replace that gives a new id,
+        a file created by its upload).  ``at``: only those at that path.
+        Cheap: a few files (the uploads running and failing), not every staged one."""
+        return self._dirty_among(itertools.chain(self.scheduler.uploading_ids, self.retries.failing), at)
+
+    def _dirty_among(self, ids: Iterable[str], at: str | None) -> list[LocalFile]:
         files = self.files
-        ids = itertools.chain(self.scheduler.uploading_ids, self.retries.failing, self.files.unsent)
         if at is not None:
             # (asked for every name a lookup finds missing: one pass, no more than it needs)
             found = {file_id: local for file_id in ids

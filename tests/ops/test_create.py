@@ -218,3 +218,24 @@ async def test_a_rename_before_the_first_upload_is_journaled_with_the_next_sync(
         _, children = await mount.client.list_all(top)
         assert sorted(c.name for c in children) == ["a", "b", "c"]
         assert await remote_bytes(mount, f"{top}/c") == b"third"
+
+
+async def test_a_folder_another_client_made_is_found_after_mkdir_says_it_exists(
+    server: RunningServer, tmp_path: Path, top: str,
+) -> None:
+    """mkdir(2) of a name the cached listing does not show, but another
+    client made meanwhile: the server says EEXIST, and the cache, now known
+    stale, must not go on saying ENOENT until its listing expires (mkdir -p,
+    os.makedirs(exist_ok=True) look after an EEXIST, and failed for a minute:
+    seen under injected failures in tests/mount/test_hardening.py, where a
+    mkdir failed after the server made the folder)."""
+    async with ops_mount(server, tmp_path) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        assert await mount.core.listing(mount.core.node(await fs.inode(top))) == []  # (readdir)
+        await mount.client.mkdir(f"{top}/d")  # another client
+        parent, name = await fs._parent(f"{top}/d")
+        with pytest.raises(pyfuse3.FUSEError) as raised:
+            await mount.ops.mkdir(parent, name, 0o755, None)  # type: ignore[arg-type]
+        assert raised.value.errno == errno.EEXIST
+        assert mount.core.node(await fs.inode(f"{top}/d")).is_dir
