@@ -27,7 +27,7 @@ from cloudfs.cache.blocks import BlockStore
 from cloudfs.cache.fetcher import Fetcher
 from cloudfs.cli import sdnotify
 from cloudfs.cli.taskdump import dump_tasks_on_signal
-from cloudfs.cli.control import ControlServer
+from cloudfs.cli.control_server import ControlServer
 from cloudfs.cli.version import version_line, versions
 from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Entry

@@ -80,7 +80,7 @@ def test_umount_loads_neither_the_mount_nor_the_server_stack(tmp_path):
         "import sys\n"
         "from cloudfs.cli.main import main\n"
         f"main(['umount', '--quiet', {str(tmp_path)!r}])\n"
-        "heavy = ('httpx', 'pyfuse3', 'rich', 'cloudfs.client', 'cloudfs.server', 'cloudfs.cli.mount')\n"
+        "heavy = ('httpx', 'pyfuse3', 'rich', 'trio', 'cloudfs.client', 'cloudfs.server', 'cloudfs.cli.mount')\n"
         "print(sorted(name for name in heavy if name in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
