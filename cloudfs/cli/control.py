@@ -4,8 +4,8 @@ running mount.
 Each mount listens on a Unix socket in the user's runtime dir, named after
 its mountpoint.  The protocol is one JSON request line, answered by one or
 more JSON lines: ``{"cmd": "status"}`` gets one status object;
-``{"cmd": "drain"}`` uploads everything pending now and streams status
-objects until nothing is left or what is left keeps failing, then
+``{"cmd": "drain"}`` uploads everything pending now and streams progress
+objects (``{"uploads": [...]}``) until nothing is left or what is left keeps failing, then
 ``{"done": true, "left": [...]}`` with the uploads still pending.  Other
 commands (``pin``, ``unpin``) take their arguments in the same object and
 get one answer object.

@@ -27,10 +27,12 @@ CommandFn = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 class ControlServer:
     def __init__(self, mountpoint: Path, status: StatusFn, drain: DrainFn,
-                 commands: Mapping[str, CommandFn] | None = None) -> None:
+                 commands: Mapping[str, CommandFn] | None = None, *, progress: StatusFn | None = None) -> None:
         self.path = socket_path(mountpoint)
         self._status = status
         self._drain = drain
+        #: what a drain reports every half second (default: the whole status)
+        self._progress = progress or status
         self._commands = dict(commands or {})
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -61,7 +63,7 @@ class ControlServer:
                 elif cmd == "drain":
 
                     async def progress() -> None:
-                        await send(await self._status())
+                        await send(await self._progress())
 
                     left = await self._drain(progress)
                     await send({"done": True, "left": left})
