@@ -32,7 +32,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``only``: just that subcommand's part (its
+    module alone is imported: ``cloudfs umount``, run as a copy finishes,
+    then starts in a fraction of the time, and takes no CPU from the
+    upload it waits for)."""
     parser = argparse.ArgumentParser(
         prog="cloudfs", description="Mount a Cloudreve cloud drive as a local directory."
     )
@@ -40,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND", required=True,
                                 parser_class=CommandParser)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub_parser)
@@ -49,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
+    # a known subcommand first: only its module is needed (help and mistakes get the whole parser)
+    only = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    args = build_parser(only).parse_args(argv)
     args.argv = argv
     try:
         return int(args.run(args) or 0)

@@ -27,7 +27,7 @@ from cloudfs.cache.blocks import BlockStore
 from cloudfs.cache.fetcher import Fetcher
 from cloudfs.cli import sdnotify
 from cloudfs.cli.taskdump import dump_tasks_on_signal
-from cloudfs.cli.control import ControlServer
+from cloudfs.cli.control_server import ControlServer
 from cloudfs.cli.version import version_line, versions
 from cloudfs.client.api import CloudreveClient
 from cloudfs.client.models import Entry
@@ -214,7 +214,7 @@ class Mount:
         self.ops = Operations(self.core)
         self.pin_keeper = PinKeeper(self.core, interval_s=max(settings.metadata_ttl_s, PIN_INTERVAL_MIN_S))
         self.control = ControlServer(settings.mountpoint, self.status, self.drain,
-                                     {"pin": self.pin, "unpin": self.unpin})
+                                     {"pin": self.pin, "unpin": self.unpin}, progress=self.upload_status)
         self.changes: LiveChanges | None = None
 
     def follow_changes(self, kernel: KernelInvalidator | None) -> None:
@@ -288,6 +288,12 @@ class Mount:
         if missing:
             return {"error": "not pinned: " + ", ".join(missing)}
         return {"unpinned": paths}
+
+    async def upload_status(self) -> dict[str, Any]:
+        """What a drain reports every half second: the uploads alone.  (Not
+        the whole status: that asks the server for the capacity each time,
+        and ``cloudfs umount`` drains while the uploads it waits for run.)"""
+        return {"uploads": [asdict(s) for s in self.writeback.status()]}
 
     async def drain(self, progress: Callable[[], Any]) -> list[dict[str, Any]]:
         async with trio.open_nursery() as nursery:

@@ -10,11 +10,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cloudfs.cli import control
-from cloudfs.cli.progress import UploadProgress
 from cloudfs.cli.target import mount_target
 
 
@@ -52,11 +52,20 @@ def run(args: argparse.Namespace) -> int:
 
 def drain(sock: Path, *, quiet: bool = False) -> list[dict[str, Any]]:
     """Have the mount upload everything; returns the uploads it could not finish."""
-    with UploadProgress(enabled=not quiet) as progress:
-        for message in control.request(sock, "drain", timeout_s=None):
-            if message.get("done"):
-                return list(message.get("left", []))
-            progress.update(message.get("uploads", []))
+    if quiet:
+        return _drain(sock, lambda uploads: None)
+    # the display library only where a person may watch (it is most of this command's start-up)
+    from cloudfs.cli.progress import UploadProgress
+
+    with UploadProgress() as progress:
+        return _drain(sock, progress.update)
+
+
+def _drain(sock: Path, show: Callable[[list[dict[str, Any]]], None]) -> list[dict[str, Any]]:
+    for message in control.request(sock, "drain", timeout_s=None):
+        if message.get("done"):
+            return list(message.get("left", []))
+        show(message.get("uploads", []))
     return []
 
 

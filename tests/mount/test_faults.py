@@ -441,3 +441,21 @@ def test_faults_an_upload_refused_for_good_fails_fsync_with_eio_and_umount_names
     finally:
         force_unmount(drive.path)
         server.stop()
+
+
+def test_umount_waits_without_asking_the_server_for_the_capacity_over_and_over(drive: Drive,
+                                                                                  fresh_server: RunningServer):
+    """``cloudfs umount`` waits for the uploads with a progress report every
+    half second; each report was the whole status, which asks the server for
+    the capacity: a request every half second taken from the uploads it
+    waits for.  Now one status (for the mount's pid), then the uploads alone."""
+    if fresh_server.dialect == "koodrive":
+        pytest.skip("Cloudreve's capacity request (KooDrive's quota is asked otherwise)")
+    capacity = {"v4": "/user/capacity", "v3": "/user/storage"}[fresh_server.dialect]
+    # every chunk and every capacity request counted (and held a little: the drain reports)
+    fresh_server.faults.set(path_regex=f"{UPLOADING[fresh_server.dialect]}|{capacity}", latency_s=0.3)
+    write(drive / "multi.bin", MULTI)  # its close asks for the capacity once (ENOSPC at close)
+    drive.umount()
+    assert_on_server(fresh_server, {"/multi.bin": MULTI}, timeout=5)
+    chunks = -(-len(MULTI) // CHUNK)
+    assert fresh_server.faults.stats()["matched"] - chunks <= 2

@@ -69,6 +69,24 @@ def test_subcommand_positionals_may_follow_options(tmp_path):
         build_parser().parse_args(["mount", "a", "b", "c"])
 
 
+def test_umount_loads_neither_the_mount_nor_the_server_stack(tmp_path):
+    # `cp big mnt/ && cloudfs umount`: the command starts as the upload runs;
+    # importing every subcommand (httpx, the client, the server) cost it 0.3 s of
+    # CPU taken from that upload, and as much wall time before it could ask to drain
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from cloudfs.cli.main import main\n"
+        f"main(['umount', '--quiet', {str(tmp_path)!r}])\n"
+        "heavy = ('httpx', 'pyfuse3', 'rich', 'trio', 'cloudfs.client', 'cloudfs.server', 'cloudfs.cli.mount')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
 def test_passwords_given_on_purpose(tmp_path, monkeypatch):
     import io
 
