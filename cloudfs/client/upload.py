@@ -51,7 +51,7 @@ from cloudfs.client.plan import Chunk, chunk_concurrency, plan_chunks, split_las
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.sha256state import HashStates, hash_file
 from cloudfs.client.tasks import run_all
-from cloudfs.errors import BackendRefusal, CloudfsError, SessionExpired, UnsupportedStoragePolicy
+from cloudfs.errors import BackendRefusal, CloudfsError, SessionExpired, TransportError, UnsupportedStoragePolicy
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +108,11 @@ class Uploader:
             done: set[int] = set()  # chunk indexes already reported to progress
             restarts = 0
             stale = self._uncancelled.pop(path, None)
-            if stale is not None:
-                await self._cancel(stale, path)
+            if stale is not None and not await self._cancel(stale, path):
+                # still unanswered: a session opened now would meet the old one's
+                # placeholder and lock (a name taken by someone else, by all it can tell)
+                raise TransportError(f"upload of {path}: the server has not taken the cancel of "
+                                     "its previous session yet")
             whole_max = self.settings.whole_upload_max if replace is not None else self.settings.whole_create_max
             if size <= whole_max:
                 entry = await self._put_whole(path, fd, size, replace, mtime_ns, tag, metadata)
@@ -236,9 +239,9 @@ class Uploader:
             return entry.metadata[UPLOAD_TAG_KEY] == tag
         return replace is None or entry.version != replace.version
 
-    async def _cancel(self, session: UploadSession, path: str) -> None:
+    async def _cancel(self, session: UploadSession, path: str) -> bool:
         """Cancel ``session`` (of an upload to ``path``); if the server cannot
-        be told now, the next upload to ``path`` tries again first."""
+        be told now, the next upload to ``path`` tries again first (False)."""
         # shielded: this also runs when the upload itself was cancelled
         with trio.CancelScope(shield=True) as scope:
             scope.deadline = trio.current_time() + self.settings.deadline_s
@@ -257,3 +260,4 @@ class Uploader:
             log.warning("cancelling the upload session for %s timed out; will try again before the next "
                         "upload of it", session.path)
             self._uncancelled[path] = session
+        return path not in self._uncancelled
