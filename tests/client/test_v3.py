@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from cloudfs.client.v3_shapes import COOKIE_NAME, cookie_from, is_temp_name
-from cloudfs.errors import AuthenticationError, CloudfsError
+from cloudfs.errors import AuthenticationError, CloudfsError, TransportError
 from cloudfs.server.testing import start_server
 
 from .conftest import FAST, remote_sha256
@@ -205,6 +205,25 @@ async def test_the_next_run_deletes_a_version_a_killed_one_left_beside_its_file(
     new = await next_run.upload(path, v1_src, on_session=record)
     await next_run.cancel_upload(path, refs[-1])
     assert (await next_run.stat(path)).file_id == new.file_id
+
+
+async def test_an_upload_waits_for_the_cancel_of_its_unanswered_previous_session(connect, v3, local_file):
+    """An upload failed and its session's cancel went unanswered: the next
+    upload of the file cancels it first, and while that is still unanswered
+    opens no session of its own (which would meet the old one's placeholder
+    holding the name, as if another client had taken it): it fails as the
+    server's absence does, and a later one goes through."""
+    client = await connect(srv=v3, settings=replace(FAST, max_attempts=2))
+    path = name("uncancelled")
+    src, digest = local_file(3 * CHUNK, seed=21)
+    v3.faults.set(error_rate=1.0, error_status=503, path_regex=r"/api/v3/file/upload/[^/]+(/\d+)?$")
+    with pytest.raises(TransportError):
+        await client.upload(path, src)  # its chunks and then its cancel unanswered
+    with pytest.raises(TransportError):
+        await client.upload(path, src)  # the old session's cancel still unanswered
+    v3.faults.clear()
+    entry = await client.upload(path, src)
+    assert await remote_sha256(client, entry.path) == digest
 
 
 async def test_lost_session_answer_of_a_new_file(connect, v3, local_file):
