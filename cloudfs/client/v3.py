@@ -692,19 +692,18 @@ class V3Dialect:
         from others', and counted in the quota); the content is still staged
         and its upload starts again, so it is deleted."""
         session_id, _, left_at = session_id.partition(RESUME_SEP)
-        if left_at and is_temp_name(left_at):
-            try:
-                await self._cancel_session(session_id)
-            except CloudfsError as exc:  # completed: the session is gone, its file is not
-                if exc.errno != errno.ENOENT and not isinstance(exc, SessionExpired):
-                    raise
+        left_at = left_at if is_temp_name(left_at) else ""
+        try:
+            await self._cancel_session(session_id)
+        except CloudfsError as exc:  # completed: the session is gone, its file maybe not
+            if not left_at or (exc.errno != errno.ENOENT and not isinstance(exc, SessionExpired)):
+                raise
+        if left_at:
             try:
                 await self.delete([join(split(path)[0], left_at)], permanent=True)
                 log.info("deleted a new version of %s that an interrupted upload left beside it", path)
             except NotFound:
                 pass
-            return
-        await self._cancel_session(session_id)
 
     async def _cancel_session(self, session_id: str) -> None:
         async def op(state: AttemptState) -> None:
