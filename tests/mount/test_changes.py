@@ -154,8 +154,27 @@ def test_a_remount_resumes_under_the_same_client_id(server: RunningServer, other
         assert (d / "while-unmounted").is_dir()
 
 
+def settled_count(d: Drive, quiet_s: float = DEBOUNCE * 4, timeout: float = 20.0) -> int:
+    """The applied-change count once no change has come for ``quiet_s``: what earlier
+    tests (and their other clients) did has all arrived."""
+    last, since = status(d)["changes"]["applied"], time.monotonic()
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = status(d)["changes"]["applied"]
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return last
+    raise AssertionError(f"changes still arriving after {timeout} s")
+
+
 def test_own_changes_are_not_echoed_and_stay(drive: Drive, other: Api):
+    seen = settled_count(drive)
     folder = fresh_folder(drive, other, "own")
+    # The mount may find the new folder by a lookup before the other client's event for
+    # it arrives (debounced): wait for that event, so that only our own changes are left.
+    wait_until(lambda: status(drive)["changes"]["applied"] > seen, timeout=SEEN_WITHIN_S)
     (folder / "mine.txt").write_bytes(b"mine")
     os.sync()
     before = status(drive)["changes"]["applied"]
