@@ -17,26 +17,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 import trio
 
 from cloudfs.client.auth import BearerAuth, CookieAuth, CookieReloginFn, ReloginFn, SessionCookie, Tokens
 from cloudfs.client.dialect import SessionDialect, TokenDialect
 from cloudfs.client.redact import register_secret
-from cloudfs.client.tokenstore import StoredLogin
+from cloudfs.client.tokenstore import Store, StoredLogin
 from cloudfs.client.v3_shapes import COOKIE_NAME
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
-
-
-class Store(Protocol):
-    """What login needs of a token store (:class:`TokenStore` or a stand-in)."""
-
-    def load(self, url: str, user: str | None = None) -> StoredLogin | None: ...
-    def save(self, login: StoredLogin) -> None: ...
 
 
 async def token_login(

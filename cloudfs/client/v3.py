@@ -58,7 +58,7 @@ from cloudfs.client.auth import Authenticator, CookieAuth, SessionCookie
 from cloudfs.client.dialect import Ref, RestartUpload, SignedUrl, UploadSession, UrlRefused, path_of
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
-from cloudfs.client.login import Store, session_login
+from cloudfs.client.login import session_login
 from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo
 from cloudfs.client.overlay import MetadataOverlay
 from cloudfs.client.paths import join, split
@@ -66,6 +66,7 @@ from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.sha256state import HashStates
 from cloudfs.client.tasks import run_all
+from cloudfs.client.tokenstore import Store
 from cloudfs.client.v3_shapes import (
     COOKIE_NAME,
     cookie_from,

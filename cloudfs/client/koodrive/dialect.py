@@ -45,7 +45,6 @@ from cloudfs.client.koodrive.codes import DUPLICATE_NAME, UPLOAD_TASK_MISSING, K
 from cloudfs.client.koodrive.ids import IdCache
 from cloudfs.client.koodrive.shapes import entry_of, iso_ms, is_folder, parent_id
 from cloudfs.client.koodrive.wire import Wire, data_of
-from cloudfs.client.login import Store
 from cloudfs.client.models import (
     Capabilities,
     Capacity,
@@ -59,6 +58,7 @@ from cloudfs.client.paths import join, split
 from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.sha256state import HashStates
+from cloudfs.client.tokenstore import Store
 from cloudfs.errors import (
     AlreadyExists,
     CloudfsError,

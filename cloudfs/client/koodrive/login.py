@@ -28,9 +28,8 @@ from cloudfs.client.auth import Tokens
 from cloudfs.client.koodrive.auth import AppAuth, CarrierAuth, KooAuth, PastedAuth
 from cloudfs.client.koodrive.codes import KooDriveError
 from cloudfs.client.koodrive.wire import Wire
-from cloudfs.client.login import Store
 from cloudfs.client.redact import register_secret
-from cloudfs.client.tokenstore import StoredLogin
+from cloudfs.client.tokenstore import Store, StoredLogin
 from cloudfs.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
