@@ -24,11 +24,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def kd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("kd"), faults=True, dialect="koodrive", capacity=1 << 30)
-    try:
+    with start_server(tmp_path_factory.mktemp("kd"), faults=True, dialect="koodrive", capacity=1 << 30) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def switches(srv: RunningServer, **values: object) -> None:
