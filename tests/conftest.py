@@ -36,20 +36,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("server"), faults=True)
-    try:
+    with start_server(tmp_path_factory.mktemp("server"), faults=True) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
 def fresh_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("fresh-server"), faults=True)
-    try:
+    with start_server(tmp_path_factory.mktemp("fresh-server"), faults=True) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(autouse=True)

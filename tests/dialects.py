@@ -70,20 +70,14 @@ def dialect(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="module")
 def server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp(f"server-{dialect}"), faults=True, dialect=dialect)
-    try:
+    with start_server(tmp_path_factory.mktemp(f"server-{dialect}"), faults=True, dialect=dialect) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture
 def fresh_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp(f"fresh-server-{dialect}"), faults=True, dialect=dialect)
-    try:
+    with start_server(tmp_path_factory.mktemp(f"fresh-server-{dialect}"), faults=True, dialect=dialect) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,6 @@ from cloudfs.client.backends import detect
 from cloudfs.client.dialect import Dialect, Ref, path_of
 from cloudfs.client.download import Downloader
 from cloudfs.client.http import Http
-from cloudfs.client.login import Store
 from cloudfs.client.models import (
     Capabilities,
     Capacity,
@@ -38,6 +37,7 @@ from cloudfs.client.models import (
 )
 from cloudfs.client.settings import ClientSettings
 from cloudfs.client.sha256state import HashStates
+from cloudfs.client.tokenstore import Store
 from cloudfs.client.upload import Uploader
 from cloudfs.errors import CloudfsError, NotSupported, ProtocolError, SessionExpired
 

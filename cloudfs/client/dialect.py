@@ -17,17 +17,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import httpx
 
 from cloudfs.client.auth import Authenticator, SessionCookie, Tokens
 from cloudfs.client.models import Capacity, Entry, ServerInfo, TrashSummary
 from cloudfs.client.sha256state import HashStates
+from cloudfs.client.tokenstore import Store
 from cloudfs.errors import CloudfsError
-
-if TYPE_CHECKING:  # login.py imports this module's protocols
-    from cloudfs.client.login import Store
 
 
 #: an existing object as an operation names it: the Entry the caller holds, or its path

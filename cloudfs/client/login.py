@@ -14,29 +14,40 @@ in again without bothering the user; it is registered for log redaction.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import trio
 
 from cloudfs.client.auth import BearerAuth, CookieAuth, CookieReloginFn, ReloginFn, SessionCookie, Tokens
 from cloudfs.client.dialect import SessionDialect, TokenDialect
 from cloudfs.client.redact import register_secret
-from cloudfs.client.tokenstore import StoredLogin
+from cloudfs.client.tokenstore import Store, StoredLogin
 from cloudfs.client.v3_shapes import COOKIE_NAME
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
 
+Credential = TypeVar("Credential")
 
-class Store(Protocol):
-    """What login needs of a token store (:class:`TokenStore` or a stand-in)."""
 
-    def load(self, url: str, user: str | None = None) -> StoredLogin | None: ...
-    def save(self, login: StoredLogin) -> None: ...
+def _password_needed(url: str, store: Store | None) -> AuthenticationError:
+    """Neither a stored login that still works nor a password to log in with."""
+    return AuthenticationError(f"no valid stored login for {url}: an email and password are needed"
+                               if store is not None else f"{url}: an email and password are needed")
+
+
+async def save_new_login(persist: Callable[[Credential], Awaitable[None]], credential: Credential) -> None:
+    """Save a login just made.  A token store that cannot be written costs
+    the next start a password, not this one its login: a warning."""
+    try:
+        await persist(credential)
+    except OSError as exc:
+        log.warning("could not save the login to the token store: %s", exc)
 
 
 async def token_login(
@@ -63,9 +74,7 @@ async def token_login(
                 log.info("the stored login of %s at %s is no longer valid (%s)", stored.user, url, exc)
     if tokens is None:
         if not email or not password:
-            raise AuthenticationError(
-                f"no valid stored login for {url}: an email and password are needed"
-                if store is not None else f"{url}: an email and password are needed")
+            raise _password_needed(url, store)
         tokens = await dialect.password_login(email, password, otp)
     assert user is not None
 
@@ -77,19 +86,9 @@ async def token_login(
                             refresh_expires=new.refresh_expires, saved_at=time.time())
         await trio.to_thread.run_sync(store.save, login)
 
-    relogin: ReloginFn | None = None
-    if email and password:
-        login_email, login_password = email, password
-
-        async def password_again() -> Tokens:
-            return await dialect.password_login(login_email, login_password, otp)
-
-        relogin = password_again
-
-    try:
-        await persist(tokens)
-    except OSError as exc:
-        log.warning("could not save the login to the token store: %s", exc)
+    relogin: ReloginFn | None = (
+        functools.partial(dialect.password_login, email, password, otp) if email and password else None)
+    await save_new_login(persist, tokens)
     return BearerAuth(tokens, refresh=dialect.refresh, relogin=relogin, persist=persist, what=url)
 
 
@@ -128,9 +127,7 @@ async def session_login(
                 log.info("the stored session of %s at %s has ended", stored.user, url)
     if cookie is None:
         if not email or not password:
-            raise AuthenticationError(
-                f"no valid stored login for {url}: an email and password are needed"
-                if store is not None else f"{url}: an email and password are needed")
+            raise _password_needed(url, store)
         cookie = await dialect.password_login(email, password, otp)
     assert user is not None
     who = user
@@ -142,20 +139,11 @@ async def session_login(
                             session_expires=new.expires_at, saved_at=new.issued_at)
         await trio.to_thread.run_sync(store.save, login)
 
-    relogin: CookieReloginFn | None = None
-    if email and password:
-        login_email, login_password = email, password
-
-        async def password_again() -> SessionCookie:
-            return await dialect.password_login(login_email, login_password, otp)
-
-        relogin = password_again
+    relogin: CookieReloginFn | None = (
+        functools.partial(dialect.password_login, email, password, otp) if email and password else None)
 
     async def refresh(current: SessionCookie) -> SessionCookie | None:
         return await dialect.resume(current, who)
 
-    try:
-        await persist(cookie)
-    except OSError as exc:
-        log.warning("could not save the login to the token store: %s", exc)
+    await save_new_login(persist, cookie)
     return CookieAuth(cookie, refresh=refresh, relogin=relogin, persist=persist, revoke=dialect.logout, what=url)

@@ -17,14 +17,15 @@ temporary name: hidden from listings, but counted against the quota.  Every
 such upload is remembered under its target (several per target: each
 failed attempt has its own temporary name) and, once a later swap put newer
 content at the target, deleted if it is still at a temporary name in the
-target's folder (the backend's :meth:`SwapSteps.drop_if_beside`): one whose
-rename did happen after all, or that someone moved, is left alone.
+target's folder (the backend's :meth:`SwapSteps.drop_if_beside`, for all of
+a target's at once): one whose rename did happen after all, or that someone
+moved, is left alone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
 from typing import Protocol
 
@@ -57,11 +58,11 @@ class SwapSteps(Protocol):
         """Rename the uploaded file to ``name`` in its folder; the renamed file."""
         ...
 
-    async def drop_if_beside(self, file_id: str, target: str) -> bool:
-        """Delete the object ``file_id`` for good if it is still an upload of
-        ours at a temporary name in ``target``'s folder; whether it did (not
-        if it was renamed into place after all, moved, gone or never
-        completed).  ``NotFound`` counts as gone."""
+    async def drop_if_beside(self, file_ids: Set[str], target: str) -> int:
+        """Delete for good those of the objects ``file_ids`` that are still
+        uploads of ours at a temporary name in ``target``'s folder; how many
+        it did (not one that was renamed into place after all, moved, gone or
+        never completed).  ``NotFound`` (of the folder) counts as all gone."""
         ...
 
     def conflict(self, target: str) -> CloudfsError:
@@ -138,15 +139,16 @@ class BesideReplace:
         """Delete what earlier swaps for ``target`` left at temporary names
         (but ``keep``: the content now in place), now that a later upload
         replaced them."""
-        for file_id in self._stranded.pop(target, set()) - {keep}:
-            await self.drop(file_id, target)
+        stranded = self._stranded.pop(target, set()) - {keep}
+        if stranded:
+            await self.drop(stranded, target)
 
-    async def drop(self, file_id: str, target: str) -> None:
-        """Delete ``file_id`` if it is still an upload of ours at a temporary
-        name beside ``target``; failures are logged (it stays, hidden)."""
+    async def drop(self, file_ids: Set[str], target: str) -> None:
+        """Delete those of ``file_ids`` that are still uploads of ours at a
+        temporary name beside ``target``; failures are logged (they stay, hidden)."""
         try:
-            if await self.steps.drop_if_beside(file_id, target):
-                log.info("deleted a new version of %s that an interrupted upload left beside it", target)
+            if dropped := await self.steps.drop_if_beside(file_ids, target):
+                log.info("deleted %d new version(s) of %s that interrupted uploads left beside it", dropped, target)
         except NotFound:
             return
         except CloudfsError as exc:

@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import platformdirs
 
@@ -113,6 +114,13 @@ class StoredLogin:
         if self.session_cookie:
             return not self.session_expires or self.session_expires > time.time()
         return bool(self.refresh_token) and self.refresh_usable
+
+
+class Store(Protocol):
+    """What a login needs of a token store (:class:`TokenStore` or a stand-in)."""
+
+    def load(self, url: str, user: str | None = None) -> StoredLogin | None: ...
+    def save(self, login: StoredLogin) -> None: ...
 
 
 class TokenStore:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence, Set
 from typing import Any
 
 import httpx
@@ -58,7 +58,7 @@ from cloudfs.client.auth import Authenticator, CookieAuth, SessionCookie
 from cloudfs.client.dialect import Ref, RestartUpload, SignedUrl, UploadSession, UrlRefused, path_of
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
-from cloudfs.client.login import Store, session_login
+from cloudfs.client.login import session_login
 from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo
 from cloudfs.client.overlay import MetadataOverlay
 from cloudfs.client.paths import join, split
@@ -66,6 +66,7 @@ from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.sha256state import HashStates
 from cloudfs.client.tasks import run_all
+from cloudfs.client.tokenstore import Store
 from cloudfs.client.v3_shapes import (
     COOKIE_NAME,
     cookie_from,
@@ -662,14 +663,13 @@ class V3Dialect:
         # the server shows, which a later mount sees too
         return await self._rename(uploaded, name, carry=False)
 
-    async def drop_if_beside(self, file_id: str, target: str) -> bool:
+    async def drop_if_beside(self, file_ids: Set[str], target: str) -> int:
         """Found in one listing of the target's folder (by id: the name is not ours to trust)."""
         _, children, _ = await self._listing(split(target)[0])
-        left = next((c for c in children if c.file_id == file_id and not c.is_dir), None)
-        if left is None or not is_temp_name(left.name):
-            return False
-        await self._delete([left], what=f"drop {left.path}")
-        return True
+        left = [c for c in children if c.file_id in file_ids and not c.is_dir and is_temp_name(c.name)]
+        if left:
+            await self._delete(left, what=f"drop {', '.join(c.path for c in left)}")
+        return len(left)
 
     def conflict(self, target: str) -> CloudfsError:
         """Said like v4's "previous version mismatch", for callers that look at the code."""

@@ -42,7 +42,7 @@ from cloudfs.client.auth import Authenticator, Tokens
 from cloudfs.client.dialect import Ref, SignedUrl, UploadSession, UrlRefused, path_of
 from cloudfs.client.cloudreve_codes import CloudreveError
 from cloudfs.client.http import Http
-from cloudfs.client.login import Store, token_login
+from cloudfs.client.login import token_login
 from cloudfs.client.models import (
     MTIME_KEY,
     UPLOAD_TAG_KEY,
@@ -56,6 +56,7 @@ from cloudfs.client.models import (
 from cloudfs.client.paths import join, split
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.sha256state import HashStates
+from cloudfs.client.tokenstore import Store
 from cloudfs.client.v4_shapes import (
     UPLOAD_SESSION_KEY,
     entry_from,

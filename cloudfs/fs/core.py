@@ -26,7 +26,7 @@ from cloudfs.errors import CloudfsError
 from cloudfs.fs import attrs
 from cloudfs.fs.connectivity import Connectivity
 from cloudfs.fs.errors import FsError, fail
-from cloudfs.fs.pins import PinSet
+from cloudfs.fs.pinset import PinSet
 from cloudfs.fs.handles import HandleTable, InodeLocks
 from cloudfs.fs.inodes import InodeTable, Node, detach_node
 from cloudfs.fs.links import LinkRule

@@ -2,88 +2,32 @@
 read cache, fetched in the background, never evicted, and fetched again
 when they change on the server.
 
-``PinSet`` is the list of pinned remote paths, kept in the cache dir so a
-remount keeps it, and moved along when this mount renames a pinned object.
-``PinKeeper`` is the background task: it walks every pinned path (one
-listing per folder, which also keeps the folders' last known state fresh
-for an offline mount), tells the block store which content versions to
-keep, and downloads what is missing, one file at a time.  It runs at
+``PinKeeper`` is the background task over the core's
+:class:`~cloudfs.fs.pinset.PinSet`: it walks every pinned path (one listing
+per folder, which also keeps the folders' last known state fresh for an
+offline mount), tells the block store which content versions to keep, and
+downloads what is missing, one file at a time.  It runs at
 start, when a pin is added, and every ``interval_s`` after that.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import posixpath
-from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
 from cloudfs.cache.blocks import cache_name
 from cloudfs.client.models import Entry
-from cloudfs.client.paths import relocated
 from cloudfs.errors import CloudfsError
-
-if TYPE_CHECKING:
-    from cloudfs.fs.core import Core
+from cloudfs.fs.core import Core
 
 log = logging.getLogger(__name__)
 
 #: bytes asked of the read cache at a time while fetching a pinned file
 FETCH_STEP = 8 << 20
-
-
-class PinSet:
-    """The pinned remote paths, saved in ``path`` (JSON) on every change."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.paths: set[str] = set()
-        try:
-            saved = json.loads(path.read_text())
-            self.paths = {p for p in saved.get("paths", []) if isinstance(p, str)}
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError, AttributeError) as exc:
-            log.warning("pinned paths in %s unreadable (%s); none are pinned", path, exc)
-
-    def add(self, paths: list[str]) -> None:
-        self.paths.update(paths)
-        self._save()
-
-    def remove(self, paths: list[str]) -> list[str]:
-        """Unpin ``paths``; returns those that were not pinned."""
-        missing = [p for p in paths if p not in self.paths]
-        self.paths.difference_update(paths)
-        self._save()
-        return missing
-
-    def moved(self, moves: Mapping[str, str]) -> None:
-        """This mount renamed objects (old -> new): pins at or below them follow."""
-        changed = {p: new for p in self.paths if (new := relocated(p, moves)) is not None and new != p}
-        if changed:
-            self.paths = (self.paths - set(changed)) | set(changed.values())
-            self._save()
-
-    def removed(self, path: str) -> None:
-        prefix = path.rstrip("/") + "/"
-        gone = {p for p in self.paths if p == path or p.startswith(prefix)}
-        if gone:
-            self.paths -= gone
-            self._save()
-
-    def _save(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            tmp.write_text(json.dumps({"paths": sorted(self.paths)}))
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("could not save the pinned paths in %s: %s", self.path, exc)
 
 
 @dataclass

@@ -23,11 +23,8 @@ SERVER_ARGS = ["--events-debounce", "0.2", "--events-keepalive", "1"]
 
 @pytest.fixture(scope="module")
 def events_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("feed"), faults=True, extra_args=SERVER_ARGS)
-    try:
+    with start_server(tmp_path_factory.mktemp("feed"), faults=True, extra_args=SERVER_ARGS) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 async def connect(srv: RunningServer) -> CloudreveClient:

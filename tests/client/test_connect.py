@@ -12,6 +12,7 @@ import stat
 import traceback
 import uuid
 
+import httpx
 import pytest
 import trio
 
@@ -135,6 +136,35 @@ async def test_revoked_stored_login_falls_back_to_password(connect, token_store,
     assert (await fresh.stat("/")).is_dir
     now = token_store.load(server.url, server.email)
     assert now.credential.get("refresh_token", now.refresh_token) not in ("", bad)
+
+
+@pytest.mark.v4_only("refresh tokens are Cloudreve 4's; v3: test_v3.py::test_ended_session_falls_back_to_password")
+async def test_a_live_client_whose_refresh_is_refused_logs_in_again_with_its_password(connect, server, dialect):
+    client = await connect()
+    await client.stat("/")
+    # the stored login continues the live client's refresh chain: a second
+    # client resumed from it ends that chain (Cloudreve: its logout revokes
+    # it; KooDrive: with rotation on, its refresh retires the shared token)
+    if dialect == "koodrive":
+        httpx.post(server.url + "/_cloudfs/koodrive/switches", json={"rotate_refresh": True}).raise_for_status()
+        await connect(email="", password="")
+    else:
+        await (await connect(email="", password="")).logout()
+    server.faults.expire_tokens()
+    assert (await client.stat("/")).is_dir
+    assert client._debug_state()["token_renewals"] == 1
+
+
+async def test_a_token_store_that_cannot_be_written_costs_the_login_nothing(server, tmp_path, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    store = TokenStore(blocker / "tokens.json")  # its folder cannot be made
+    with caplog.at_level(logging.WARNING, logger="cloudfs.client"):
+        async with await CloudreveClient.connect(server.url, email=server.email, password=server.password,
+                                                 token_store=store, settings=FAST) as client:
+            assert (await client.stat("/")).is_dir
+    assert "could not save the login to the token store" in caplog.text
+    assert not blocker.read_text()
 
 
 @pytest.mark.koodrive_lacks("a call to revoke a login (none is documented): cloudfs logout can only forget it")

@@ -24,11 +24,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture(scope="module")
 def kd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("kd"), faults=True, dialect="koodrive", capacity=1 << 30)
-    try:
+    with start_server(tmp_path_factory.mktemp("kd"), faults=True, dialect="koodrive", capacity=1 << 30) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def switches(srv: RunningServer, **values: object) -> None:
@@ -269,18 +266,21 @@ async def test_a_swap_whose_rename_failed_is_cleaned_up_by_the_next(kclient, kd,
     """The shared replace-beside strategy (client/replace.py) on KooDrive:
     when the rename into place fails (the old file already in the recycle
     bin), the new content stays at its temporary name; the next upload puts
-    its content in place and deletes the stranded copy."""
+    its content in place and deletes the stranded copies (two here: one per
+    failed attempt)."""
     await kclient.mkdir("/strand")
     src = tmp_path / "s"
     src.write_bytes(b"version 1")
     first = await kclient.upload("/strand/f", src)
-    kd.faults.set(path_regex=r"/files/rename/", error_rate=1.0, error_status=503, count=20)
-    src.write_bytes(b"version 2, stranded")
-    with pytest.raises(CloudfsError):
-        await kclient.upload("/strand/f", src, replace=first)
+    kd.faults.set(path_regex=r"/files/rename/", error_rate=1.0, error_status=503, count=40)
+    for attempt in (b"version 2, stranded", b"version 2b, stranded too"):
+        src.write_bytes(attempt)
+        with pytest.raises(CloudfsError):
+            await kclient.upload("/strand/f", src, replace=first)
     kd.faults.clear()
     _, children = await kclient.list_all("/strand")
     assert [c.name for c in children if not c.name.startswith(".f.cloudfs-")] == []  # the old one is in the bin
+    assert len(children) == 2
     src.write_bytes(b"version 3")
     placed = await kclient.upload("/strand/f", src, replace=first)
     assert await kclient.read(placed, 0, 100) == b"version 3"

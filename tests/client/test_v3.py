@@ -172,10 +172,18 @@ async def test_every_swap_whose_rename_failed_is_cleaned_up_by_the_next(connect,
             await client.upload(path, src, replace=first)
     v3.faults.clear()
     assert (await client.capacity()).used == before + 2 * CHUNK + 11 + 12  # both stranded copies
+    # the folder's listings (a rule that only counts): a replace with nothing
+    # stranded, then this one, whose one more listing finds both copies
+    other = await client.upload(name("other"), v1_src)
+    v3.faults.set(path_regex=r"^/api/v3/directory")
+    await client.upload(other.path, v1_src, replace=other)
+    clean = v3.faults.stats()["matched"]
     v4_src, v4 = local_file(CHUNK + 3, seed=13)
     placed = await client.upload(path, v4_src, replace=first)
+    assert v3.faults.stats()["matched"] - clean == clean + 1
+    v3.faults.clear()
     assert await remote_sha256(client, placed.path) == v4
-    assert (await client.capacity()).used == before + CHUNK + 3
+    assert (await client.capacity()).used == before + CHUNK + 3 + CHUNK
 
 
 async def test_the_next_run_deletes_a_version_a_killed_one_left_beside_its_file(connect, v3, local_file):

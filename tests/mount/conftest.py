@@ -257,6 +257,15 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def synced(path: Path) -> None:
+    """fsync: returns once the content is on the server."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -29,11 +29,8 @@ UPLOADING = {"v4": "/file/upload/", "v3": "/file/upload/", "koodrive": "/obs/upl
 
 @pytest.fixture
 def fresh_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("server"), faults=True, chunk_size=CHUNK, dialect=dialect)
-    try:
+    with start_server(tmp_path_factory.mktemp("server"), faults=True, chunk_size=CHUNK, dialect=dialect) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

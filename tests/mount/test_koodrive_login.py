@@ -20,11 +20,8 @@ APP_ID, APP_SECRET = "cloudfs-demo-app", "cloudfs-demo-app-secret"
 
 @pytest.fixture(scope="module")
 def kd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("kd-app"), dialect="koodrive")
-    try:
+    with start_server(tmp_path_factory.mktemp("kd-app"), dialect="koodrive") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,7 @@ import pytest
 
 from cloudfs.client.sha256state import STATES_AVAILABLE
 from cloudfs.server.testing import RunningServer
-from tests.mount.conftest import Drive, Remote, file_sha256, force_unmount, sha256, wait_until
-from tests.mount.test_write import synced
+from tests.mount.conftest import Drive, Remote, file_sha256, force_unmount, sha256, synced, wait_until
 
 MIB = 1 << 20
 

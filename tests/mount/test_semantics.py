@@ -26,7 +26,7 @@ import pytest
 from cloudfs.fs import attrs
 from cloudfs.server.testing import RunningServer
 from tests.dialects import keeps_metadata
-from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, mounted, wait_until
+from tests.mount.conftest import TEST_OPTIONS, Drive, Remote, mounted, synced, wait_until
 
 #: also on the KooDrive emulator (tests/dialects.py); skips name what KooDrive lacks
 ON_KOODRIVE = True
@@ -64,15 +64,6 @@ def create(path: str | bytes | Path, data: bytes = b"", mode: int = 0o644) -> No
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def synced(path: Path) -> None:
-    """fsync: returns once the content is on the server."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -25,11 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def soak_server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("soak-server"), faults=True, chunk_size=1 << 20, dialect=dialect)
-    try:
+    with start_server(tmp_path_factory.mktemp("soak-server"), faults=True, chunk_size=1 << 20, dialect=dialect) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 
 from cloudfs.errors import CloudfsError
 from cloudfs.server.testing import RunningServer, start_server
-from tests.mount.conftest import Drive, Remote, mounted, run_cloudfs, sha256, wait_until
+from tests.mount.conftest import Drive, Remote, mounted, run_cloudfs, sha256, synced, wait_until
 
 #: also on the KooDrive emulator (tests/dialects.py); skips name what KooDrive lacks
 ON_KOODRIVE = True
@@ -29,20 +29,8 @@ CHUNK = 1 << 20
 @pytest.fixture(scope="module")
 def server(dialect: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     # small chunks, so a few MiB already make a multi-chunk upload
-    srv = start_server(tmp_path_factory.mktemp("server"), faults=True, chunk_size=CHUNK, dialect=dialect)
-    try:
+    with start_server(tmp_path_factory.mktemp("server"), faults=True, chunk_size=CHUNK, dialect=dialect) as srv:
         yield srv
-    finally:
-        srv.stop()
-
-
-def synced(path: Path) -> None:
-    """fsync: returns once the content is on the server."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def on_server(remote: Remote, drive: Drive, path: Path) -> bytes:

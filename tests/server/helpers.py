@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Self
 from urllib.parse import quote
 
 import httpx
 
 from cloudfs.server.testing import RunningServer
+from cloudfs.server.testing.demo_tree import LARGE_NAME, LARGE_SIZE, demo_bytes
 
 API = "/api/v4"
 
@@ -20,6 +22,23 @@ def enc(name: str) -> str:
 def uri(path: str, fs: str = "my") -> str:
     parts = [p for p in path.split("/") if p]
     return f"cloudreve://{fs}" + ("/" + "/".join(enc(p) for p in parts) if parts else "/")
+
+
+def large_demo_sha256() -> str:
+    """The SHA-256 that the demo tree's large file must have."""
+    expected = hashlib.sha256()
+    for piece in demo_bytes(("Large", LARGE_NAME), LARGE_SIZE):
+        expected.update(piece)
+    return expected.hexdigest()
+
+
+def streamed_sha256(session: HttpSession, url: str) -> str:
+    """The SHA-256 of what ``url`` serves, hashed as it comes (large files)."""
+    got = hashlib.sha256()
+    with session.http.stream("GET", url) as resp:
+        for block in resp.iter_bytes():
+            got.update(block)
+    return got.hexdigest()
 
 
 class HttpSession:

@@ -28,11 +28,8 @@ FAST = ["--events-debounce", str(DEBOUNCE), "--events-keepalive", "1", "--events
 
 @pytest.fixture(scope="module")
 def events_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    srv = start_server(tmp_path_factory.mktemp("events"), faults=False, extra_args=FAST)
-    try:
+    with start_server(tmp_path_factory.mktemp("events"), faults=False, extra_args=FAST) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

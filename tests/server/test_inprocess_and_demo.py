@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 
 import httpx
 import trio
@@ -12,11 +11,10 @@ from cloudfs.server.testing.demo_tree import (
     DEMO_FILES,
     LARGE_NAME,
     LARGE_SIZE,
-    demo_bytes,
     seed_demo_tree,
 )
 
-from .helpers import API, Api, uri
+from .helpers import API, Api, large_demo_sha256, streamed_sha256, uri
 
 
 async def test_serve_in_process(tmp_path):
@@ -58,14 +56,7 @@ def test_seed_demo_tree(fresh_server):
         assert api.download("/Ünïcödé 日本語/emoji 🎉.txt") == "🎉🎈\n".encode()
         big = api.info(f"/Large/{LARGE_NAME}")["data"]
         assert big["size"] == LARGE_SIZE
-        expected = hashlib.sha256()
-        for piece in demo_bytes(("Large", LARGE_NAME), LARGE_SIZE):
-            expected.update(piece)
-        got = hashlib.sha256()
-        with api.http.stream("GET", api.url(f"/Large/{LARGE_NAME}")) as resp:
-            for block in resp.iter_bytes():
-                got.update(block)
-        assert got.hexdigest() == expected.hexdigest()
+        assert streamed_sha256(api, api.url(f"/Large/{LARGE_NAME}")) == large_demo_sha256()
         assert api.ok("GET", "/user/capacity")["used"] > LARGE_SIZE
         assert api.names("/Empty folder") == []
         assert api.info("/empty.txt")["data"]["size"] == 0

@@ -21,10 +21,9 @@ CHUNK = 1024
 
 @pytest.fixture(scope="module")
 def small_server(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("uploads"), chunk_size=CHUNK, capacity=1 << 20,
-                       extra_args=["--max-file-size", str(600_000)])
-    yield srv
-    srv.stop()
+    with start_server(tmp_path_factory.mktemp("uploads"), chunk_size=CHUNK, capacity=1 << 20,
+                      extra_args=["--max-file-size", str(600_000)]) as srv:
+        yield srv
 
 
 @pytest.fixture

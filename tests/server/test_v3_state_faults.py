@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 
@@ -17,10 +16,10 @@ from cloudfs.server.testing.demo_tree import (
     DEMO_FILES,
     LARGE_NAME,
     LARGE_SIZE,
-    demo_bytes,
     seed_demo_tree,
 )
 
+from .helpers import large_demo_sha256, streamed_sha256
 from .v3helpers import API3, Api3
 
 TRANSPORT_ERRORS = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
@@ -121,14 +120,7 @@ def test_seed_demo_tree_on_v3(v3_fresh_server):
         assert api.objects("/Large")[LARGE_NAME]["size"] == LARGE_SIZE
         assert api.objects("/")["empty.txt"]["size"] == 0
         assert api.names("/Empty folder") == []
-        expected = hashlib.sha256()
-        for piece in demo_bytes(("Large", LARGE_NAME), LARGE_SIZE):
-            expected.update(piece)
-        got = hashlib.sha256()
-        with api.http.stream("GET", api.url(f"/Large/{LARGE_NAME}")) as resp:
-            for block in resp.iter_bytes():
-                got.update(block)
-        assert got.hexdigest() == expected.hexdigest()
+        assert streamed_sha256(api, api.url(f"/Large/{LARGE_NAME}")) == large_demo_sha256()
         assert api.storage()["used"] > LARGE_SIZE
 
 

@@ -17,11 +17,8 @@ CHUNK = 1 << 20  # the servers below use 1 MiB chunks
 
 @pytest.fixture(scope="module")
 def small_chunks(tmp_path_factory):
-    srv = start_server(tmp_path_factory.mktemp("v3-chunks"), dialect="v3", chunk_size=CHUNK, capacity=64 << 20)
-    try:
+    with start_server(tmp_path_factory.mktemp("v3-chunks"), dialect="v3", chunk_size=CHUNK, capacity=64 << 20) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

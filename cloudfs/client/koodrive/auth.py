@@ -86,7 +86,9 @@ class CarrierAuth(KooAuth):
                 return  # another task renewed meanwhile
             try:
                 fresh = await self._refresh(self.tokens)
-            except KooDriveError as exc:
+            except (KooDriveError, AuthenticationError) as exc:
+                # refused: an error code, or the gateway's 401 for a refresh
+                # token that is expired or retired (APIGW.0301)
                 if self._relogin is None:
                     raise AuthenticationError(
                         f"the login to {self._what} is no longer valid (refresh refused: {exc}); "

@@ -32,7 +32,7 @@ import re
 import secrets
 import time
 from contextlib import aclosing
-from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence, Set
 from typing import Any
 
 import httpx
@@ -45,7 +45,6 @@ from cloudfs.client.koodrive.codes import DUPLICATE_NAME, UPLOAD_TASK_MISSING, K
 from cloudfs.client.koodrive.ids import IdCache
 from cloudfs.client.koodrive.shapes import entry_of, iso_ms, is_folder, parent_id
 from cloudfs.client.koodrive.wire import Wire, data_of
-from cloudfs.client.login import Store
 from cloudfs.client.models import (
     Capabilities,
     Capacity,
@@ -59,6 +58,7 @@ from cloudfs.client.paths import join, split
 from cloudfs.client.replace import BesideReplace
 from cloudfs.client.retry import AttemptState
 from cloudfs.client.sha256state import HashStates
+from cloudfs.client.tokenstore import Store
 from cloudfs.errors import (
     AlreadyExists,
     CloudfsError,
@@ -600,8 +600,17 @@ class KooDriveDialect:
     async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
         return await self.rename(uploaded, name)
 
-    async def drop_if_beside(self, file_id: str, target: str) -> bool:
-        """By the id alone (no listing): its detail names it and its folder."""
+    async def drop_if_beside(self, file_ids: Set[str], target: str) -> int:
+        """By the ids alone (no listing), one at a time: each one's detail names it and its folder."""
+        dropped = 0
+        for file_id in file_ids:
+            try:
+                dropped += await self._drop_if_beside(file_id, target)
+            except NotFound:
+                continue  # gone
+        return dropped
+
+    async def _drop_if_beside(self, file_id: str, target: str) -> bool:
         folder = split(target)[0]
         item = await self._detail(file_id, target)
         if not TEMP_NAME.match(str(item.get("fileName") or "")) or parent_id(item) != await self._id(folder):
@@ -627,7 +636,7 @@ class KooDriveDialect:
         (there is no call to cancel it); completed but never swapped into
         place, it is a whole copy at a temporary name beside the file (the
         content is still staged, and its upload starts again): deleted."""
-        await self._beside.drop(session_id, path)
+        await self._beside.drop({session_id}, path)
 
     async def put_whole(self, path: str, content: bytes, *, replace: Entry | None, mtime_ns: int | None,
                         metadata: Mapping[str, str]) -> Entry | None:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -28,9 +29,9 @@ from cloudfs.client.auth import Tokens
 from cloudfs.client.koodrive.auth import AppAuth, CarrierAuth, KooAuth, PastedAuth
 from cloudfs.client.koodrive.codes import KooDriveError
 from cloudfs.client.koodrive.wire import Wire
-from cloudfs.client.login import Store
+from cloudfs.client.login import save_new_login
 from cloudfs.client.redact import register_secret
-from cloudfs.client.tokenstore import StoredLogin
+from cloudfs.client.tokenstore import Store, StoredLogin
 from cloudfs.errors import AuthenticationError
 
 log = logging.getLogger(__name__)
@@ -169,19 +170,8 @@ async def log_in(wire: Wire, url: str, *, account: str | None, password: str | N
             "refresh_token": new.refresh_token, "access_token": new.access_token, "user_id": uid})
         await trio.to_thread.run_sync(store.save, login)
 
-    relogin = None
-    if account and password:
-        login_account, login_password = account, password
-
-        async def password_again() -> tuple[Tokens, str]:
-            return await password_login(wire, login_account, login_password)
-
-        relogin = password_again
-
-    try:
-        await persist(tokens)
-    except OSError as exc:
-        log.warning("could not save the login to the token store: %s", exc)
+    relogin = functools.partial(password_login, wire, account, password) if account and password else None
+    await save_new_login(persist, tokens)
 
     async def renew(current: Tokens) -> Tokens:
         return await refresh(wire, current)
