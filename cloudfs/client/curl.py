@@ -63,6 +63,8 @@ class RangeResult:
     stopped: bool = False
     #: what went wrong on our side (writing the file, judging the answer)
     failure: Exception | None = None
+    #: connections libcurl opened for it (0: it reused a kept-alive one)
+    connects: int = 0
 
 
 @dataclass(frozen=True)
@@ -176,14 +178,18 @@ def fetch_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int,
             data, skip = data[cut:], skip - cut
         streaming = not skip
         room = length - result.written - filled
-        if len(data) > room:
+        surplus = len(data) > room
+        if surplus:
             data = data[:room]  # a body longer than the range (a 200): the rest is not ours
         if data:
             pieces.append(data)
             filled += len(data)
         if filled >= WRITE_BATCH or result.written + filled >= length:
             flush()
-        return 0 if result.written >= length else None  # 0 ends a body longer than the range
+        # 0 ends a body longer than the range (which costs the connection);
+        # a body that ends with the range is taken to its end, so that
+        # libcurl keeps the connection for the next range
+        return 0 if surplus else None
 
     def flush() -> None:
         """Write what was received and not yet written (``written`` counts
@@ -236,4 +242,5 @@ def fetch_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int,
             result.failure = exc
     if not result.status:
         result.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
+    result.connects = int(handle.getinfo(pycurl.NUM_CONNECTS))
     return result

@@ -102,6 +102,8 @@ class Downloader:
         self.dialect = dialect
         self.urls = UrlCache(dialect.sign_url)
         self._curl = CurlHandles()
+        #: connections libcurl opened for :meth:`fill` (kept alive between ranges)
+        self.connections = 0
 
     def close(self) -> None:
         self._curl.close()
@@ -219,6 +221,7 @@ class Downloader:
         finally:
             # a handle whose transfer failed may hold a half-read connection
             self._curl.give_back(handle, reusable=result is not None and result.error is None)
+        self.connections += result.connects
         if result.failure is not None:
             if isinstance(result.failure, OSError):
                 raise result.failure  # the file (a full cache disk): not the server's fault

@@ -309,3 +309,24 @@ async def test_a_small_new_file_goes_up_in_one_request(connect, chunky, local_fi
     with pytest.raises(AlreadyExists):
         await client.upload(path, other)
     assert await remote_sha256(client, path) == digest and (await client.stat(path)).version == after.version
+
+
+async def test_ranges_filled_one_after_another_share_one_connection(cclient, local_file, tmp_path):
+    """libcurl keeps a connection alive for the next range only when the
+    range's body was taken to its end: a write callback that said "stop" on
+    the last byte cost a new connection per range (a cold random read paid
+    the connect and the server's accept each time)."""
+    size = 8 * CHUNK
+    src, _ = local_file(size, seed=31)
+    data = src.read_bytes()
+    entry = await cclient.upload(f"/keep-{uuid.uuid4().hex[:8]}", src)
+    fd = os.open(tmp_path / "fill", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        before = cclient._debug_state()["download_connections"]
+        spans = [(5 * CHUNK, CHUNK), (CHUNK, 4096), (7 * CHUNK + 11, CHUNK - 11), (0, 1)]
+        for off, length in spans:
+            await cclient.fill(entry, off, length, fd)
+            assert os.pread(fd, length, off) == data[off:off + length]
+        assert cclient._debug_state()["download_connections"] - before == 1
+    finally:
+        os.close(fd)
