@@ -284,6 +284,9 @@ class Downloader:
             f"{what}: HTTP {answer.status_code} is not content")
 
     async def _url(self, entry: Entry, deadline: float) -> str:
+        url = self.urls.cached(entry)
+        if url is not None:
+            return url  # the common case, without a cancel scope (every cold read passes here)
         with trio.move_on_at(deadline):
             return await self.urls.get(entry)
         raise RequestTimeout(f"download of {entry.path}: no signed URL within the deadline")
