@@ -425,6 +425,7 @@ class Client:
         auth = self._http.auth
         return {
             "urls_signed": self._downloads.urls.signed,
+            "download_connections": self._downloads.connections,
             "token_renewals": getattr(auth, "renewals", 0),
         }
 

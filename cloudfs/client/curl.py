@@ -23,6 +23,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
 import pycurl
 
@@ -63,6 +64,8 @@ class RangeResult:
     stopped: bool = False
     #: what went wrong on our side (writing the file, judging the answer)
     failure: Exception | None = None
+    #: connections libcurl opened for it (0: it reused a kept-alive one)
+    connects: int = 0
 
 
 @dataclass(frozen=True)
@@ -76,19 +79,28 @@ class Limits:
     user_agent: str = "cloudfs"
 
 
-class CurlHandles:
-    """Idle libcurl handles (each with its kept-alive connection).  Plain
-    ``def``, used from trio only: a handle is lent to one thread at a time."""
+class _Closable(Protocol):
+    def close(self) -> None: ...
 
-    def __init__(self, keep: int = 8) -> None:
-        self._idle: list[pycurl.Curl] = []
+
+H = TypeVar("H", bound=_Closable)
+
+
+class IdleHandles(Generic[H]):
+    """Idle handles of one kind (each with its kept-alive connection).
+    Plain ``def``, used from trio only: a handle is lent to one task (and
+    its thread) at a time."""
+
+    def __init__(self, make: Callable[[], H], keep: int = 8) -> None:
+        self._make = make
+        self._idle: list[H] = []
         self._keep = keep
         self._closed = False
 
-    def take(self) -> pycurl.Curl:
-        return self._idle.pop() if self._idle else pycurl.Curl()
+    def take(self) -> H:
+        return self._idle.pop() if self._idle else self._make()
 
-    def give_back(self, handle: pycurl.Curl, *, reusable: bool) -> None:
+    def give_back(self, handle: H, *, reusable: bool) -> None:
         if reusable and not self._closed and len(self._idle) < self._keep:
             self._idle.append(handle)
         else:
@@ -99,6 +111,13 @@ class CurlHandles:
         self._closed = True
         while self._idle:
             self._idle.pop().close()
+
+
+class CurlHandles(IdleHandles[pycurl.Curl]):
+    """libcurl easy handles for transfers in worker threads."""
+
+    def __init__(self, keep: int = 8) -> None:
+        super().__init__(pycurl.Curl, keep)
 
 
 def write_pieces(fd: int, pieces: list[bytes], offset: int) -> None:
@@ -120,6 +139,12 @@ def write_pieces(fd: int, pieces: list[bytes], offset: int) -> None:
             pieces[0] = pieces[0][done:]
 
 
+#: how a transfer ended, as libcurl tells it: None, or its error (code, message)
+Outcome = tuple[int, str] | None
+#: turns how the transfer ended into what it did
+Finish = Callable[[Outcome], RangeResult]
+
+
 def fetch_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int, file_offset: int,
                 accept: AcceptFn, limits: Limits, stop: threading.Event,
                 stored: Callable[[int], None] | None = None) -> RangeResult:
@@ -129,6 +154,26 @@ def fetch_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int,
 
     ``stored(written)`` is called (in this thread) after each write to the
     file, with the number of content bytes in the file so far."""
+    finish = prepare_range(handle, url, start, length, fd, file_offset, accept, limits, stop, stored)
+    try:
+        handle.perform()
+    except pycurl.error as exc:
+        return finish(curl_error_of(exc))
+    return finish(None)
+
+
+def curl_error_of(exc: pycurl.error) -> tuple[int, str]:
+    raw_code, message = exc.args[0], str(exc.args[1]) if len(exc.args) > 1 else ""
+    return (raw_code if isinstance(raw_code, int) else -1), message  # (the stubs allow a str code)
+
+
+def prepare_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int, file_offset: int,
+                  accept: AcceptFn, limits: Limits, stop: threading.Event | None,
+                  stored: Callable[[int], None] | None = None) -> Finish:
+    """Set ``handle`` up for :func:`fetch_range`'s transfer, to be performed
+    by the caller (blocking, or in a multi handle); the function returned
+    makes its :class:`RangeResult` once it has ended.  Without ``stop``,
+    the transfer is stopped by taking it out of its multi handle."""
     result = RangeResult()
     end = start + length
     skip = 0  # bytes still to skip of an answer that ignored Range (200: from byte 0)
@@ -176,14 +221,18 @@ def fetch_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int,
             data, skip = data[cut:], skip - cut
         streaming = not skip
         room = length - result.written - filled
-        if len(data) > room:
+        surplus = len(data) > room
+        if surplus:
             data = data[:room]  # a body longer than the range (a 200): the rest is not ours
         if data:
             pieces.append(data)
             filled += len(data)
         if filled >= WRITE_BATCH or result.written + filled >= length:
             flush()
-        return 0 if result.written >= length else None  # 0 ends a body longer than the range
+        # 0 ends a body longer than the range (which costs the connection);
+        # a body that ends with the range is taken to its end, so that
+        # libcurl keeps the connection for the next range
+        return 0 if surplus else None
 
     def flush() -> None:
         """Write what was received and not yet written (``written`` counts
@@ -197,9 +246,6 @@ def fetch_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int,
             filled = left
         if stored is not None:
             stored(result.written)
-
-    def on_progress(_dl_total: int, _dl_now: int, _ul_total: int, _ul_now: int) -> int:
-        return 1 if stop.is_set() else 0
 
     handle.reset()
     handle.setopt(pycurl.URL, url)
@@ -216,24 +262,30 @@ def fetch_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int,
     handle.setopt(pycurl.SSL_VERIFYHOST, 2 if limits.verify_tls else 0)
     handle.setopt(pycurl.HEADERFUNCTION, on_header)
     handle.setopt(pycurl.WRITEFUNCTION, on_body)
-    handle.setopt(pycurl.NOPROGRESS, 0)
-    handle.setopt(pycurl.XFERINFOFUNCTION, on_progress)
-    try:
-        handle.perform()
-    except pycurl.error as exc:
-        raw_code, message = exc.args[0], str(exc.args[1]) if len(exc.args) > 1 else ""
-        code = raw_code if isinstance(raw_code, int) else -1  # libcurl's code (the stubs allow a str)
-        finished = result.content and result.written + filled >= length
-        stopped_by_us = code == pycurl.E_WRITE_ERROR and (finished or len(result.body) >= MAX_ERROR_BODY)
-        if code == pycurl.E_ABORTED_BY_CALLBACK and stop.is_set():
-            result.stopped = True
-        elif result.failure is None and not stopped_by_us:
-            result.error = (code, message)
-    if filled and result.failure is None:
-        try:
-            flush()  # what came before the end (or before a cut) is good content
-        except OSError as exc:
-            result.failure = exc
-    if not result.status:
-        result.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
-    return result
+    if stop is not None:
+        def on_progress(_dl_total: int, _dl_now: int, _ul_total: int, _ul_now: int) -> int:
+            return 1 if stop.is_set() else 0
+
+        handle.setopt(pycurl.NOPROGRESS, 0)
+        handle.setopt(pycurl.XFERINFOFUNCTION, on_progress)
+
+    def finish(outcome: Outcome) -> RangeResult:
+        if outcome is not None:
+            code, message = outcome
+            finished = result.content and result.written + filled >= length
+            stopped_by_us = code == pycurl.E_WRITE_ERROR and (finished or len(result.body) >= MAX_ERROR_BODY)
+            if code == pycurl.E_ABORTED_BY_CALLBACK and stop is not None and stop.is_set():
+                result.stopped = True
+            elif result.failure is None and not stopped_by_us:
+                result.error = (code, message)
+        if filled and result.failure is None:
+            try:
+                flush()  # what came before the end (or before a cut) is good content
+            except OSError as exc:
+                result.failure = exc
+        if not result.status:
+            result.status = int(handle.getinfo(pycurl.RESPONSE_CODE))
+        result.connects = int(handle.getinfo(pycurl.NUM_CONNECTS))
+        return result
+
+    return finish

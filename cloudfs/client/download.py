@@ -26,13 +26,15 @@ import re
 import threading
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
+from typing import TYPE_CHECKING
 
 import httpx
 import pycurl
 import trio
 
 from cloudfs.client.bodies import ResponseBody
-from cloudfs.client.curl import CurlHandles, Limits, RangeResult, fetch_range
+from cloudfs.client.curl import AcceptFn, CurlHandles, Limits, RangeResult, fetch_range, prepare_range
+from cloudfs.client.curl_loop import LoopHandles
 from cloudfs.client.dialect import Dialect, UrlRefused
 from cloudfs.client.http import Http, map_error
 from cloudfs.client.models import Entry
@@ -42,12 +44,18 @@ from cloudfs.client.tasks import run_all
 from cloudfs.client.urlcache import UrlCache
 from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, TLSFailure, TransportError
 
+if TYPE_CHECKING:
+    from outcome import Outcome
+
 log = logging.getLogger(__name__)
 
 #: a refused URL is re-signed at most this often per range
 MAX_RESIGN = 3
 #: bytes of a non-content answer read to find out what it says
 MAX_ERROR_BODY = 64 << 10
+#: a range of at most this many bytes is received by the event loop's own
+#: thread (:mod:`cloudfs.client.curl_loop`), a larger one in a worker thread
+IN_LOOP_MAX = 256 << 10
 
 _CONTENT_RANGE = re.compile(r"^bytes\s+(\d+)-(\d+)/(\d+|\*)$")
 
@@ -102,9 +110,13 @@ class Downloader:
         self.dialect = dialect
         self.urls = UrlCache(dialect.sign_url)
         self._curl = CurlHandles()
+        self._loop_curl = LoopHandles()
+        #: connections libcurl opened for :meth:`fill` (kept alive between ranges)
+        self.connections = 0
 
     def close(self) -> None:
         self._curl.close()
+        self._loop_curl.close()
 
     async def read(self, entry: Entry, off: int, length: int) -> bytes:
         span = _span(entry, off, length)
@@ -199,16 +211,39 @@ class Downloader:
                         user_agent=settings.user_agent)
 
         def accept(status: int, headers: list[tuple[str, str]]) -> bool:
-            # the dialect's own checks, on a header-only view of the answer
+            # the dialect's own checks, on a header-only view of the answer, and
+            # the range's start: nothing of another range reaches the file
             answer = httpx.Response(status, headers=headers)
-            return self.dialect.is_content(answer) and self.dialect.content_mismatch(entry, answer) is None
+            return (self.dialect.is_content(answer) and self.dialect.content_mismatch(entry, answer) is None
+                    and (status != 206 or _range_start(answer) == pos))
 
+        if length <= IN_LOOP_MAX:
+            result = await self._fill_in_loop(url, pos, length, fd, accept, limits)
+        else:
+            result = await self._fill_in_thread(url, pos, length, fd, accept, limits, progress)
+        self.connections += result.connects
+        if result.failure is not None:
+            if isinstance(result.failure, OSError):
+                raise result.failure  # the file (a full cache disk): not the server's fault
+            raise ProtocolError(f"{what}: {result.failure!r}")
+        if result.error is not None and not result.written:
+            code, message = result.error
+            raise _curl_error(what, code, message)
+        if not result.content:
+            raise self._not_content(entry, httpx.Response(result.status, headers=result.headers), result.body, pos)
+        if result.error is not None:
+            log.debug("%s: %d bytes, then %s", what, result.written, result.error[1])
+        return result.written
+
+    async def _fill_in_thread(self, url: str, pos: int, length: int, fd: int, accept: AcceptFn, limits: Limits,
+                              progress: Callable[[int], None] | None) -> RangeResult:
         stored = None
         if progress is not None:
             token = trio.lowlevel.current_trio_token()
 
             def stored(written: int) -> None:  # in the worker thread: trio runs progress in order
-                token.run_sync_soon(progress, pos + written)
+                if written < length:  # the range's last write is told by its end (one wakeup less)
+                    token.run_sync_soon(progress, pos + written)
 
         stop = threading.Event()
         handle = self._curl.take()
@@ -219,33 +254,39 @@ class Downloader:
         finally:
             # a handle whose transfer failed may hold a half-read connection
             self._curl.give_back(handle, reusable=result is not None and result.error is None)
-        if result.failure is not None:
-            if isinstance(result.failure, OSError):
-                raise result.failure  # the file (a full cache disk): not the server's fault
-            raise ProtocolError(f"{what}: {result.failure!r}")
-        answer = httpx.Response(result.status, headers=result.headers)
-        if result.error is not None and not result.written:
-            code, message = result.error
-            raise _curl_error(what, code, message)
-        if not result.content:
-            if result.status == 416:
-                raise CloudfsError(f"{what}: the server's content is shorter than {entry.size} bytes "
-                                   "(it changed since it was listed)", errno=errno.ESTALE)
-            mismatch = self.dialect.content_mismatch(entry, answer) if self.dialect.is_content(answer) else None
+        return result
+
+    async def _fill_in_loop(self, url: str, pos: int, length: int, fd: int, accept: AcceptFn,
+                            limits: Limits) -> RangeResult:
+        """A small range, received by this task (no progress: it lands at once)."""
+        handle = self._loop_curl.take()
+        result: RangeResult | None = None
+        try:
+            finish = prepare_range(handle.curl, url, pos, length, fd, pos, accept, limits, None)
+            result = finish(await handle.perform())
+        finally:
+            self._loop_curl.give_back(handle, reusable=result is not None and result.error is None)
+        return result
+
+    def _not_content(self, entry: Entry, answer: httpx.Response, body: bytes, pos: int) -> Exception:
+        """Why an answer to the range from ``pos`` was not taken as its content."""
+        what = f"download of {entry.path}"
+        if answer.status_code == 416:
+            return CloudfsError(f"{what}: the server's content is shorter than {entry.size} bytes "
+                                "(it changed since it was listed)", errno=errno.ESTALE)
+        if self.dialect.is_content(answer):
+            mismatch = self.dialect.content_mismatch(entry, answer)
             if mismatch is not None:
-                raise CloudfsError(f"{what}: {mismatch}", errno=errno.ESTALE)
-            raise self.dialect.content_refused(answer, result.body) or ProtocolError(
-                f"{what}: HTTP {result.status} is not content")
-        if result.status == 206:
-            match = _CONTENT_RANGE.match(answer.headers.get("content-range", ""))
-            if not match or int(match.group(1)) != pos:
-                # nothing written can be trusted: it is some other range
-                raise ProtocolError(f"{what}: answer for the wrong range ({answer.headers.get('content-range')!r})")
-        if result.error is not None:
-            log.debug("%s: %d bytes, then %s", what, result.written, result.error[1])
-        return result.written
+                return CloudfsError(f"{what}: {mismatch}", errno=errno.ESTALE)
+            if _range_start(answer) != pos:
+                return ProtocolError(f"{what}: answer for the wrong range ({answer.headers.get('content-range')!r})")
+        return self.dialect.content_refused(answer, body) or ProtocolError(
+            f"{what}: HTTP {answer.status_code} is not content")
 
     async def _url(self, entry: Entry, deadline: float) -> str:
+        url = self.urls.cached(entry)
+        if url is not None:
+            return url  # the common case, without a cancel scope (every cold read passes here)
         with trio.move_on_at(deadline):
             return await self.urls.get(entry)
         raise RequestTimeout(f"download of {entry.path}: no signed URL within the deadline")
@@ -316,8 +357,7 @@ class Downloader:
             raise CloudfsError(f"{what}: {mismatch}", errno=errno.ESTALE)
         if status == 200:
             return want.start  # the whole content: skip to our offset
-        match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
-        if not match or int(match.group(1)) != want.start:
+        if _range_start(response) != want.start:
             raise ProtocolError(f"{what}: answer for the wrong range "
                                 f"({response.headers.get('content-range')!r}, asked {want.header()})")
         return 0
@@ -331,27 +371,46 @@ def _span(entry: Entry, off: int, length: int) -> ByteRange | None:
     return clamp_read(off, length, entry.size)
 
 
+def _range_start(answer: httpx.Response) -> int | None:
+    """The first byte of a 206 answer's Content-Range (None if it has none)."""
+    match = _CONTENT_RANGE.match(answer.headers.get("content-range", ""))
+    return int(match.group(1)) if match else None
+
+
 async def run_stoppable(work: Callable[[], RangeResult], stop: threading.Event) -> RangeResult:
-    """Run blocking ``work`` in a worker thread.  If this task is cancelled,
-    set ``stop`` (the transfer checks it at least once a second) and wait
-    for the thread to end before the cancellation goes on, so nothing the
-    thread holds (a handle, a file descriptor) is used after we return."""
-    finished = trio.Event()
-    token = trio.lowlevel.current_trio_token()
+    """Run blocking ``work`` in a worker thread of trio's (under the limit
+    of ``trio.to_thread``).  If this task is cancelled, set ``stop`` (the
+    transfer checks it at least once a second) and wait for the thread to
+    end before the cancellation goes on, so nothing the thread holds (a
+    handle, a file descriptor) is used after we return.
 
-    def in_thread() -> RangeResult:
-        try:
-            return work()
-        finally:
-            token.run_sync_soon(finished.set)
-
+    The thread wakes the event loop once, with its result: through
+    ``trio.to_thread`` (and an event to wait for after a cancellation) it
+    took two wakeups and their bookkeeping, which every cold read paid."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    limiter = trio.to_thread.current_default_thread_limiter()
     try:
-        return await trio.to_thread.run_sync(in_thread, abandon_on_cancel=True)
-    except trio.Cancelled:
-        stop.set()
-        with trio.CancelScope(shield=True):
-            await finished.wait()
-        raise
+        limiter.acquire_nowait()
+    except trio.WouldBlock:
+        await limiter.acquire()
+    try:
+        task = trio.lowlevel.current_task()
+        token = trio.lowlevel.current_trio_token()
+
+        def report(result: Outcome[RangeResult]) -> None:  # in the thread
+            token.run_sync_soon(trio.lowlevel.reschedule, task, result)
+
+        def abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+            stop.set()
+            return trio.lowlevel.Abort.FAILED  # the thread still reports, then the cancellation goes on
+
+        trio.lowlevel.start_thread_soon(work, report)
+        result: RangeResult = await trio.lowlevel.wait_task_rescheduled(abort)
+    finally:
+        limiter.release()
+    if stop.is_set():
+        await trio.lowlevel.checkpoint()  # raises the cancellation that stopped the transfer
+    return result
 
 
 def _curl_error(what: str, code: int, message: str) -> CloudfsError:

@@ -289,6 +289,48 @@ async def test_expired_url_is_renewed(connect, tmp_path_factory, local_file, dia
         assert client._debug_state()["urls_signed"] == signed + 1
 
 
+@pytest.mark.parametrize("size", [100_000, 1_000_000], ids=["in-loop", "in-thread"])
+async def test_cancelled_fill_ends_at_once_and_the_next_one_works(cclient, chunky, local_file, route, tmp_path,
+                                                                   size):
+    """A fill whose reader gives up (a cancelled FUSE read, an unmount)
+    ends at once, whether the event loop or a worker thread receives it,
+    and the client downloads on afterwards."""
+    src, _ = local_file(size, seed=17)
+    data = src.read_bytes()
+    entry = await cclient.upload(name("dl-cancel"), src)
+    fd = os.open(tmp_path / "fill", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        chunky.faults.set(latency_s=3.0, path_regex=route("content"), count=1)
+        start = trio.current_time()
+        with trio.move_on_after(0.3) as scope:
+            await cclient.fill(entry, 0, size, fd)
+        assert scope.cancelled_caught
+        assert trio.current_time() - start < 1.5
+        await cclient.fill(entry, 0, size, fd)
+        assert os.pread(fd, size + 1, 0) == data
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("size", [100_000, 1_000_000], ids=["in-loop", "in-thread"])
+async def test_fill_from_a_silent_server_times_out(connect, chunky, local_file, route, tmp_path, size):
+    client = await connect(srv=chunky, settings=replace(FAST, request_timeout_s=1.0, deadline_s=2.0,
+                                                        max_attempts=2))
+    src, _ = local_file(size, seed=18)
+    entry = await client.upload(name("dl-silent"), src)
+    fd = os.open(tmp_path / "fill", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        await client.fill(entry, 0, 1, fd)  # the URL is signed: only the content waits
+        chunky.faults.set(latency_s=30.0, path_regex=route("content"))
+        start = trio.current_time()
+        with pytest.raises(CloudfsError) as info:
+            await client.fill(entry, 0, size, fd)
+        assert info.value.errno in (errno.ETIMEDOUT, errno.EIO)
+        assert trio.current_time() - start < 4.0
+    finally:
+        os.close(fd)
+
+
 # ---- uploads ----------------------------------------------------------------------------------
 async def test_upload_survives_dropped_chunks(cclient, chunky, local_file, route, part):
     src, digest = local_file(6 * part + 77, seed=21)

@@ -309,3 +309,28 @@ async def test_a_small_new_file_goes_up_in_one_request(connect, chunky, local_fi
     with pytest.raises(AlreadyExists):
         await client.upload(path, other)
     assert await remote_sha256(client, path) == digest and (await client.stat(path)).version == after.version
+
+
+@pytest.mark.parametrize("piece", [CHUNK, 2 * CHUNK], ids=["in-loop", "in-thread"])
+async def test_ranges_filled_one_after_another_share_one_connection(cclient, local_file, tmp_path, piece):
+    """libcurl keeps a connection alive for the next range only when the
+    range's body was taken to its end: a write callback that said "stop" on
+    the last byte cost a new connection per range (a cold random read paid
+    the connect and the server's accept each time).  Small ranges are
+    received by the event loop (curl_loop), larger ones in worker threads:
+    each keeps its connection."""
+    size = 8 * CHUNK
+    src, _ = local_file(size, seed=31)
+    data = src.read_bytes()
+    entry = await cclient.upload(f"/keep-{uuid.uuid4().hex[:8]}", src)
+    fd = os.open(tmp_path / "fill", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        before = cclient._debug_state()["download_connections"]
+        spans = [(5 * CHUNK, piece), (CHUNK, 4096), (6 * CHUNK + 11, piece - 11), (0, 1), (3 * CHUNK, piece)]
+        for off, length in spans:
+            await cclient.fill(entry, off, length, fd)
+            assert os.pread(fd, length, off) == data[off:off + length]
+        # the in-thread case: the ranges of 4096 and 1 byte take the other path's one connection
+        assert cclient._debug_state()["download_connections"] - before == (1 if piece == CHUNK else 2)
+    finally:
+        os.close(fd)
