@@ -336,41 +336,48 @@ class Core:
         if cached is None and self.connectivity.offline:
             cached = self.meta.known_listing(folder.path)
         if cached is not None:
-            self._end_listing(folder, listing, list(cached.children.values()), 0)
+            children = list(cached.children.values())
+            self._end_listing(folder, listing, children, self._as_shown(children))
             return
-        # where a link is told by its name, whether a name is shown without
-        # its mark depends on every other name: the pass is handed out whole
-        streamed = not self.links.by_name
-        children: list[Entry] = []
+        links = self.links
+        children = []
+        #: where a link is told by its name, whether it is shown without its
+        #: mark depends on every other name: links wait for the last page
+        held: list[Entry] = []
         parent = None
         try:
             async with aclosing(self.client.list_pages(folder.path)) as pages:
                 async for parent, page in pages:
                     children += page
-                    if streamed:
-                        listing.add(self._shown((child.name, child) for child in self._as_shown(page)))
+                    shown = self._as_shown(page)
+                    if links.by_name and any(links.is_link(child) for child in shown):
+                        held += [child for child in shown if links.is_link(child)]
+                        shown = [child for child in shown if not links.is_link(child)]
+                    listing.add(self._shown((child.name, child) for child in shown))
+                    await trio.lowlevel.checkpoint()  # readdir hands these out before the next page is made
         except CloudfsError as exc:
             known = self.meta.known_listing(folder.path) if self.connectivity.failed(exc) else None
             if known is None or listing.shown:
                 raise
             # now offline: from the last known listing
-            self._end_listing(folder, listing, list(known.children.values()), 0)
+            children = list(known.children.values())
+            self._end_listing(folder, listing, children, self._as_shown(children))
             return
         assert parent is not None  # (list_pages yields at least once)
         if parent.file_id == folder.entry.file_id:
             folder.entry = parent
         self.meta.put_listing(parent, children)
-        self._end_listing(folder, listing, children, len(children) if streamed else 0)
+        self._end_listing(folder, listing, children, held)
 
-    def _end_listing(self, folder: Node, listing: FolderListing, children: list[Entry], handed_out: int) -> None:
-        """The last of a pass: ``children`` (the first ``handed_out`` of them
-        are in ``listing`` already), and the files this mount is uploading there."""
+    def _end_listing(self, folder: Node, listing: FolderListing, children: list[Entry], rest: list[Entry]) -> None:
+        """The last of a pass over ``children``: ``rest`` (those of them not
+        handed out yet), and the files this mount is uploading there."""
         uploading = [node for node in self.unconfirmed_files() if split(node.path)[0] == folder.path]
         if uploading:  # (rare: the names of a large folder are not gathered for nothing)
             names = {child.name for child in children}
-            children = children + [node.entry for node in uploading if node.entry.name not in names]
-        rest = children[handed_out:]
-        listing.add(self._shown(self.links.shown_names(self._as_shown(rest))))
+            extra = self._as_shown([node.entry for node in uploading if node.entry.name not in names])
+            children, rest = children + extra, rest + extra
+        listing.add(self._shown(self.links.shown_names(rest, children)))
         listing.finish()
 
     def _as_shown(self, children: list[Entry]) -> list[Entry]:
