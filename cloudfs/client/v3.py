@@ -339,6 +339,10 @@ class V3Dialect:
             if not parent.is_dir:  # pragma: no cover - replaced between the two calls
                 raise NotAFolder(f"{path} is not a folder")
         for index, page in enumerate(pages):
+            if index:
+                # the caller's other tasks run first (a listing shown as it comes: readdir
+                # hands out the last page while this one is made)
+                await trio.lowlevel.checkpoint()
             children = made[index] if made else self._entries(page, path)
             # a replacing upload's temporary file is an implementation detail
             yield parent, [c for c in children if not is_temp_name(c.name)]

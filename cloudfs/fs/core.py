@@ -354,7 +354,6 @@ class Core:
                         held += [child for child in shown if links.is_link(child)]
                         shown = [child for child in shown if not links.is_link(child)]
                     listing.add(self._shown((child.name, child) for child in shown))
-                    await trio.lowlevel.checkpoint()  # readdir hands these out before the next page is made
         except CloudfsError as exc:
             known = self.meta.known_listing(folder.path) if self.connectivity.failed(exc) else None
             if known is None or listing.shown:
