@@ -15,7 +15,9 @@ server, and the table gives medians and their ratio:
   (1.00 = one fetch of each range);
 * random 4 KiB preads on a cold cache: reads per second, p50 and p99;
 * the mount process's CPU seconds per GiB of a cold read, and its peak RSS
-  while reading a 2 GiB file (target < 200 MiB).
+  while reading a 2 GiB file (target < 200 MiB);
+* ``ls -l`` of 10,000 entries against the paged listing it needs, and
+  ``find`` over 20,000 (``mount_list.py``).
 
 Run as root (drops the kernel's caches between runs).  Used by
 ``bench/all.py`` (``make bench``) for the one table of every benchmark.
@@ -33,11 +35,11 @@ from pathlib import Path
 
 import trio
 
+from mount_list import listing_rows, seed as seed_listed_folders
 from harness import (MiB, Mount, Row, cpu_seconds, drop_caches, environment, mount_pid, mount_status, peak_rss_mib,
                      script_main, timed)
 
 from cloudfs.client.api import CloudreveClient
-from cloudfs.server.common.store import seed_bulk_folder
 
 GiB = 1024 * MiB
 PARALLEL = 4
@@ -120,9 +122,7 @@ def run(args: argparse.Namespace, dialect: str) -> list[Row]:
     with environment(capacity=2 * (size + rss_size + PARALLEL * part) + GiB, dialect=dialect) as (server, base):
         sources = {"/large.bin": size, "/rss.bin": rss_size, **{f"/p{i}.bin": part for i in range(PARALLEL)}}
         urls = upload_random_files(server, base, sources)
-        seed_bulk_folder(server.data_dir, ["big"], 10_000, email=server.email)
-        for i in range(20):
-            seed_bulk_folder(server.data_dir, ["tree", f"d{i:02d}"], 1_000, email=server.email)
+        seed_listed_folders(server)
         mount = Mount(server, base / "mnt", base / "mcache", options="metadata_ttl=600")
 
         def cold_mount() -> int:
@@ -197,25 +197,8 @@ def run(args: argparse.Namespace, dialect: str) -> list[Row]:
                         "", None, ">= 468 /s"))
         rows.append(Row("  latency p50 / p99", f"{p50 * 1000:.1f} / {p99 * 1000:.1f} ms"))
 
-        # --- metadata: ls -l and find, cold (fresh mount) and warm ------------------------------
-        for label, command in (("ls -l, 10,000 entries", ["ls", "-l", str(mount.path / "big")]),
-                               ("find, 20,000 entries", ["find", str(mount.path / "tree")])):
-            colds, warms = [], []
-            for _ in range(args.reps):
-                mount.mount()
-                colds.append(timed(lambda: subprocess.run(command, stdout=subprocess.DEVNULL, check=True)))
-                warms.append(timed(lambda: subprocess.run(command, stdout=subprocess.DEVNULL, check=True)))
-                mount.umount()
-            cold_s = statistics.median(colds)
-            folder = "/big" if "ls" in command[0] else None
-            if folder is not None:
-                # the paged listing requests that ls -l needs, made straight with the client
-                raw_s = statistics.median(trio.run(raw_listing, server, folder) for _ in range(args.reps))
-                rows.append(Row(f"{label}, cold", f"{cold_s:.2f} s", f"paged listing {raw_s:.2f} s",
-                                raw_s / cold_s, ">= 0.67 (<= 1.5x)"))
-                rows.append(Row(f"{label}, warm", f"{statistics.median(warms):.2f} s"))
-            else:
-                rows.append(Row(f"{label}, cold / warm", f"{cold_s:.2f} / {statistics.median(warms):.2f} s"))
+        # --- metadata: ls -l (against the paged listing it needs) and find, cold and warm ---------
+        rows += listing_rows(server, mount, args.reps)
 
         # --- peak RSS while reading a 2 GiB file ------------------------------------------------
         pid = cold_mount()
@@ -224,15 +207,6 @@ def run(args: argparse.Namespace, dialect: str) -> list[Row]:
         mount.umount()
         rows.append(Row(f"mount peak RSS reading {args.rss_mib} MiB", f"{rss:6.0f} MiB", "", None, "< 200 MiB"))
     return rows
-
-
-async def raw_listing(server, folder: str) -> float:  # type: ignore[no-untyped-def]
-    """Seconds for the paged listing requests of ``folder`` (after connecting)."""
-    client = await CloudreveClient.connect(server.url, email=server.email, password=server.password)
-    async with client:
-        start = time.perf_counter()
-        await client.list_all(folder)
-        return time.perf_counter() - start
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

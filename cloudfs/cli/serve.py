@@ -210,7 +210,7 @@ class Mount:
         self.writeback = WriteBack(client, journal, store, delay_s=settings.upload_delay_s,
                                    max_parallel=settings.max_uploads)
         meta = MetaCache(ttl_s=settings.metadata_ttl_s, negative_ttl_s=settings.negative_ttl_s)
-        self.core = Core(client, settings, InodeTable(root), meta, self.fetcher, self.writeback)
+        self.core = Core(client, settings, InodeTable(root), meta, self.fetcher, self.writeback, nursery)
         self.ops = Operations(self.core)
         self.pin_keeper = PinKeeper(self.core, interval_s=max(settings.metadata_ttl_s, PIN_INTERVAL_MIN_S))
         self.control = ControlServer(settings.mountpoint, self.status, self.drain,

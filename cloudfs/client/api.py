@@ -197,26 +197,31 @@ class Client:
 
     async def list_dir(self, path: str) -> AsyncGenerator[list[Entry], None]:
         """Children of a folder, page by page (all pages, in a stable order)."""
+        async with aclosing(self.list_pages(path)) as pages:
+            async for _, children in pages:
+                yield children
+
+    async def list_pages(self, path: str) -> AsyncGenerator[tuple[Entry, list[Entry]], None]:
+        """(the folder itself, one page of its children) per page, in a stable order."""
         folder = paths.normalize(path)
         try:
             async with aclosing(self._dialect.list_pages(folder)) as pages:
-                async for _, children in pages:
-                    yield children
+                async for page in pages:
+                    yield page
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise ProtocolError(f"list {folder}: unexpected answer from the server ({type(exc).__name__})") from exc
 
     @_only_cloudfs_errors
     async def list_all(self, path: str) -> tuple[Entry, list[Entry]]:
         """The folder itself and all its children (walks every page)."""
-        folder = paths.normalize(path)
         parent: Entry | None = None
         children: list[Entry] = []
-        async with aclosing(self._dialect.list_pages(folder)) as pages:
+        async with aclosing(self.list_pages(path)) as pages:
             async for page_parent, page in pages:
                 parent = parent or page_parent
                 children.extend(page)
         if parent is None:  # pragma: no cover - list_pages always yields once
-            raise ProtocolError(f"list {folder}: no answer")
+            raise ProtocolError(f"list {path}: no answer")
         return parent, children
 
     @_only_cloudfs_errors

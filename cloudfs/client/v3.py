@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import itertools
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence, Set
 from typing import Any
@@ -73,6 +74,7 @@ from cloudfs.client.v3_shapes import (
     entry_from,
     is_temp_name,
     listing_of,
+    listing_order,
     path_suffix,
     root_entry,
     session_from,
@@ -239,14 +241,20 @@ class V3Dialect:
     # ---- listing and resolving ------------------------------------------------------------------
     async def _listing(self, path: str) -> tuple[str, list[Entry], dict[str, Any]]:
         """(folder id, children including temporary upload names, policy) of a folder."""
+        folder_id, objects, policy = await self._listing_objects(path)
+        return folder_id, self._entries(objects, path), policy
+
+    async def _listing_objects(self, path: str) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
         what = f"list {path}"
         data = await self.api.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
-        folder_id, objects, policy = listing_of(data, what)
-        entries = [entry_from(obj, path) for obj in objects]
+        return listing_of(data, what)
+
+    def _entries(self, objects: list[dict[str, Any]], folder: str) -> list[Entry]:
+        entries = [entry_from(obj, folder) for obj in objects]
         if self._carried:  # (most listings: nothing renamed or moved by us)
             entries = [self._carry(e) for e in entries]
         # (after the carry: a kept mtime names the content version)
-        return folder_id, self.overlay.apply_all(entries), policy
+        return self.overlay.apply_all(entries)
 
     def _carry(self, entry: Entry) -> Entry:
         """``entry`` with the content version it had before a rename or move
@@ -295,15 +303,17 @@ class V3Dialect:
         return await self._child(path)
 
     async def list_pages(self, path: str) -> AsyncGenerator[tuple[Entry, list[Entry]], None]:
-        """One page: v3 lists a whole folder at once.  The folder's own times
-        are only in its parent's listing: both are asked for at once (one
-        round trip, not two, before a large folder's first entry)."""
-        listed: tuple[str, list[Entry], dict[str, Any]] | None = None
+        """v3 lists a whole folder in one answer; it is handed on in pages of
+        ``page_size``, each made from the answer as it is asked for (a large
+        folder's first entries can be shown while the rest are made).  The
+        folder's own times are only in its parent's listing: both are asked
+        for at once (one round trip, not two, before a large folder's first entry)."""
+        listed: tuple[str, list[dict[str, Any]], dict[str, Any]] | None = None
         own: Entry | None = None
 
         async def list_folder() -> None:
             nonlocal listed
-            listed = await self._listing(path)
+            listed = await self._listing_objects(path)
 
         async def find_own() -> None:
             nonlocal own
@@ -316,18 +326,27 @@ class V3Dialect:
                 await self._raise_if_file(path)
             raise
         assert listed is not None
-        folder_id, children, _ = listed
-        if own is None:
-            parent = self.overlay.apply(root_entry(folder_id, children))
+        folder_id, objects, _ = listed
+        # the order is ours (3.8 lists in database order): folders, then files, by name
+        objects.sort(key=listing_order)
+        size = self.http.settings.page_size
+        pages = [objects[start:start + size] for start in range(0, len(objects), size)] or [[]]
+        made: list[list[Entry]] = []
+        if own is None:  # the root: its times are those of its newest child
+            made = [self._entries(page, path) for page in pages]
+            parent = self.overlay.apply(root_entry(folder_id, itertools.chain.from_iterable(made)))
         else:
             parent = own
             if not parent.is_dir:  # pragma: no cover - replaced between the two calls
                 raise NotAFolder(f"{path} is not a folder")
-        # a replacing upload's temporary file is an implementation detail;
-        # the order is ours (3.8 lists in database order): folders, then files, by name
-        shown = [c for c in children if not is_temp_name(c.name)]
-        shown.sort(key=lambda c: (not c.is_dir, c.name))
-        yield parent, shown
+        for index, page in enumerate(pages):
+            if index:
+                # the caller's other tasks run first (a listing shown as it comes: readdir
+                # hands out the last page while this one is made)
+                await trio.lowlevel.checkpoint()
+            children = made[index] if made else self._entries(page, path)
+            # a replacing upload's temporary file is an implementation detail
+            yield parent, [c for c in children if not is_temp_name(c.name)]
 
     async def _raise_if_file(self, path: str) -> None:
         try:

@@ -97,6 +97,15 @@ def listing_of(data: object, what: str) -> tuple[str, list[dict[str, Any]], dict
     return parent, list(data.get("objects") or []), policy if isinstance(policy, dict) else {}
 
 
+def listing_order(obj: object) -> tuple[bool, str]:
+    """Where a ``GET /directory`` item goes in a listing: folders, then files,
+    by name (a malformed item anywhere: its ``entry_from`` says so)."""
+    if not isinstance(obj, dict):
+        return True, ""
+    name = obj.get("name")
+    return obj.get("type") != "dir", name if isinstance(name, str) else ""
+
+
 def cookie_from(set_cookies: Iterable[str], now: float | None = None) -> SessionCookie | None:
     """The ``cloudreve-session`` cookie of a response's ``Set-Cookie`` headers
     (the last one wins), with its expiry on our clock; None if absent or

@@ -12,8 +12,13 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import os
 import time
+from collections.abc import Iterable
+from contextlib import aclosing
 from dataclasses import dataclass
+
+import trio
 
 from cloudfs.cache.blocks import cache_name
 from cloudfs.cache.fetcher import Fetcher, Source
@@ -30,6 +35,7 @@ from cloudfs.fs.pinset import PinSet
 from cloudfs.fs.handles import HandleTable, InodeLocks
 from cloudfs.fs.inodes import InodeTable, Node, detach_node
 from cloudfs.fs.links import LinkRule
+from cloudfs.fs.listing import FolderListing, Shown
 from cloudfs.fs.meta import ABSENT, MetaCache, join, split
 from cloudfs.upload.staging import LocalFile, is_unsent
 from cloudfs.upload.writeback import WriteBack
@@ -59,8 +65,11 @@ class Core:
         meta: MetaCache,
         fetcher: Fetcher,
         writeback: WriteBack,
+        nursery: trio.Nursery | None = None,
     ) -> None:
         self.client = client
+        #: where a folder's pages are fetched while readdir hands out the first ones (None: in readdir)
+        self.nursery = nursery
         self.settings = settings
         self.table = table
         self.meta = meta
@@ -290,34 +299,103 @@ class Core:
             node.entry = entry
 
     async def listing(self, folder: Node) -> list[Entry]:
-        """Every child of a folder, from the cache or one paged walk, and
+        """Every child of a folder (see :meth:`open_listing`), all at once."""
+        listing = FolderListing()
+        await self._fill_listing(folder, listing)
+        return [entry for _, entry in listing.shown]
+
+    async def open_listing(self, folder: Node) -> FolderListing:
+        """One pass over a folder for readdir: every child, from the cache, or
+        from a paged walk whose pages readdir may hand out as they come
+        (fetched by a task in the mount's nursery, if there is one), and
         the files there that the server does not show while this mount
         uploads them (see :meth:`_uploading_at`)."""
+        listing = FolderListing()
+        known = self.meta.listing(folder.path) is not None or self.connectivity.offline
+        if self.nursery is None or known:
+            await self._fill_listing(folder, listing)
+        else:
+            listing.scope = trio.CancelScope()
+            self.nursery.start_soon(self._fill_in_background, folder, listing)
+        return listing
+
+    async def _fill_in_background(self, folder: Node, listing: FolderListing) -> None:
+        assert listing.scope is not None
+        with listing.scope:
+            try:
+                await self._fill_listing(folder, listing)
+            except Exception as exc:  # readdir raises it: never the mount's nursery
+                if not isinstance(exc, (CloudfsError, FsError)):
+                    log.exception("listing %s failed", folder.path)
+                listing.finish(exc)
+        if not listing.done:  # (cancelled: the folder was closed)
+            listing.finish(fail(errno.EINTR))
+
+    async def _fill_listing(self, folder: Node, listing: FolderListing) -> None:
         cached = self.meta.listing(folder.path)
         if cached is None and self.connectivity.offline:
             cached = self.meta.known_listing(folder.path)
         if cached is not None:
             children = list(cached.children.values())
-        else:
-            try:
-                parent, children = await self.client.list_all(folder.path)
-            except CloudfsError as exc:
-                known = self.meta.known_listing(folder.path) if self.connectivity.failed(exc) else None
-                if known is None:
-                    raise
-                return await self.listing(folder)  # now offline: from the last known listing
-            if parent.file_id == folder.entry.file_id:
-                folder.entry = parent
-            self.meta.put_listing(parent, children)
+            self._end_listing(folder, listing, children, self._as_shown(children))
+            return
+        links = self.links
+        children = []
+        #: where a link is told by its name, whether it is shown without its
+        #: mark depends on every other name: links wait for the last page
+        held: list[Entry] = []
+        parent = None
+        try:
+            async with aclosing(self.client.list_pages(folder.path)) as pages:
+                async for parent, page in pages:
+                    children += page
+                    shown = self._as_shown(page)
+                    if links.by_name and any(links.is_link(child) for child in shown):
+                        held += [child for child in shown if links.is_link(child)]
+                        shown = [child for child in shown if not links.is_link(child)]
+                    listing.add(self._shown((child.name, child) for child in shown))
+        except CloudfsError as exc:
+            known = self.meta.known_listing(folder.path) if self.connectivity.failed(exc) else None
+            if known is None or listing.shown:
+                raise
+            # now offline: from the last known listing
+            children = list(known.children.values())
+            self._end_listing(folder, listing, children, self._as_shown(children))
+            return
+        assert parent is not None  # (list_pages yields at least once)
+        if parent.file_id == folder.entry.file_id:
+            folder.entry = parent
+        self.meta.put_listing(parent, children)
+        self._end_listing(folder, listing, children, held)
+
+    def _end_listing(self, folder: Node, listing: FolderListing, children: list[Entry], rest: list[Entry]) -> None:
+        """The last of a pass over ``children``: ``rest`` (those of them not
+        handed out yet), and the files this mount is uploading there."""
         uploading = [node for node in self.unconfirmed_files() if split(node.path)[0] == folder.path]
         if uploading:  # (rare: the names of a large folder are not gathered for nothing)
             names = {child.name for child in children}
-            children += [node.entry for node in uploading if node.entry.name not in names]
-            in_flight = self._in_flight_nodes()
-            if in_flight:
-                children = [self._shown_at(child, in_flight) if child.path in in_flight else child
-                            for child in children]
-        return children
+            extra = self._as_shown([node.entry for node in uploading if node.entry.name not in names])
+            children, rest = children + extra, rest + extra
+        listing.add(self._shown(self.links.shown_names(rest, children)))
+        listing.finish()
+
+    def _as_shown(self, children: list[Entry]) -> list[Entry]:
+        """``children`` as this mount shows them (see :meth:`_shown_at`)."""
+        in_flight = self._in_flight_nodes()
+        if not in_flight:
+            return children
+        return [self._shown_at(child, in_flight) if child.path in in_flight else child for child in children]
+
+    @staticmethod
+    def _shown(named: Iterable[tuple[str, Entry]]) -> list[Shown]:
+        """(name as the kernel is given it, entry); a name that cannot be given is left out."""
+        shown = []
+        for name, entry in named:
+            try:
+                shown.append((os.fsencode(name), entry))
+            except UnicodeEncodeError:
+                log.warning("skipping %s: its name cannot be represented", entry.path)
+        return shown
 
     # ---- content ---------------------------------------------------------------
     def located(self, entry: Entry) -> Entry:

@@ -1,8 +1,8 @@
 """Open-file and open-folder state, and per-inode locks.
 
 A file handle remembers which content version it was opened on (its
-read-ahead state belongs to it); a folder handle keeps a snapshot of the
-listing so readdir offsets stay valid across the kernel's paging.
+read-ahead state belongs to it); a folder handle keeps its pass over the
+listing (fs/listing.py), so readdir offsets stay valid across the kernel's paging.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import trio
 
 from cloudfs.cache.fetcher import Source
 from cloudfs.cache.readahead import ReadAhead
-from cloudfs.client.models import Entry
 from cloudfs.fs.inodes import Node
+from cloudfs.fs.listing import FolderListing
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +42,8 @@ class FileHandle:
 class DirHandle:
     fh: int
     node: Node
-    #: (name, entry) in listing order; offsets are 1 + index
-    entries: list[tuple[str, Entry]] = field(default_factory=list)
-    loaded: bool = False
+    #: the pass readdir pages through (offsets are 1 + index), once started
+    listing: FolderListing | None = None
 
 
 class HandleTable:

@@ -11,7 +11,7 @@ shown under it: the link file then keeps its full name.)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from cloudfs.client.models import LINK_KEY, Entry
 
@@ -49,13 +49,15 @@ class LinkRule:
             return name[:-len(LINK_SUFFIX)]
         return name
 
-    def shown_names(self, children: list[Entry]) -> list[tuple[str, Entry]]:
+    def shown_names(self, children: list[Entry], everyone: Iterable[Entry] | None = None) -> list[tuple[str, Entry]]:
         """(name to show, entry) for a folder's children: link files without
-        their suffix, unless another child already has that name."""
+        their suffix, unless another child already has that name
+        (``everyone``: all the folder's children, if ``children`` are only
+        some of them; the names of the others do not depend on these)."""
         shown = [(child.name, child) for child in children]
         if not self.by_name or not any(self.is_link(child) for child in children):
             return shown
-        taken = {name for name, _ in shown}
+        taken = {child.name for child in (children if everyone is None else everyone)}
         for index, (name, child) in enumerate(shown):
             if self.is_link(child) and name[:-len(LINK_SUFFIX)] not in taken:
                 shown[index] = (name[:-len(LINK_SUFFIX)], child)

@@ -541,9 +541,3 @@ def decode_name(name: bytes) -> str:
     except UnicodeDecodeError:
         raise fail(errno.EINVAL) from None
 
-
-def encode_name(name: str) -> bytes | None:
-    try:
-        return os.fsencode(name)
-    except UnicodeEncodeError:
-        return None

@@ -29,7 +29,7 @@ from cloudfs.fs.core import Core
 from cloudfs.fs.errors import FsError, fail
 from cloudfs.fs.handles import DirHandle, Opened
 from cloudfs.fs.inodes import Node
-from cloudfs.fs.namespace import RENAME_EXCHANGE, RENAME_NOREPLACE, Namespace, decode_name, encode_name
+from cloudfs.fs.namespace import RENAME_EXCHANGE, RENAME_NOREPLACE, Namespace, decode_name
 
 log = logging.getLogger(__name__)
 
@@ -205,19 +205,19 @@ class Operations(pyfuse3.Operations):
         handle = core.handles.dirs.get(fh)
         if handle is None:
             raise fail(errno.EBADF)
-        if start_id == 0 or not handle.loaded:
-            # one snapshot per pass: offsets stay valid while the kernel pages through it
-            children = await core.listing(handle.node)
-            handle.entries = core.links.shown_names(children)
-            handle.loaded = True
-        for index in range(start_id, len(handle.entries)):
-            name, entry = handle.entries[index]
-            raw = encode_name(name)
-            if raw is None:
-                log.warning("skipping %s: its name cannot be represented", entry.path)
-                continue
+        if start_id == 0 or handle.listing is None:
+            # one pass from the start: offsets stay valid while the kernel pages through it
+            if handle.listing is not None:
+                handle.listing.cancel()
+            handle.listing = await core.open_listing(handle.node)
+        listing = handle.listing
+        # what is here of the pass (an empty reply would end it: at least one entry, or its end)
+        await listing.wait_beyond(start_id)
+        shown = listing.shown
+        for index in range(start_id, len(shown)):
+            name, entry = shown[index]
             node = core.remember(entry, lookup=False)
-            if not pyfuse3.readdir_reply(token, raw, self._attributes(node), index + 1):
+            if not pyfuse3.readdir_reply(token, name, self._attributes(node), index + 1):
                 core.table.drop_if_unused(node)
                 return
             node.lookups += 1
@@ -226,6 +226,8 @@ class Operations(pyfuse3.Operations):
     async def releasedir(self, fh: int) -> None:
         handle = self.core.handles.dirs.pop(fh, None)
         if handle is not None:
+            if handle.listing is not None:
+                handle.listing.cancel()
             handle.node.opens -= 1
             self.core.settle(handle.node)
 

@@ -24,6 +24,17 @@ def test_link_files_show_without_their_mark_unless_the_name_is_taken():
     assert [name for name, _ in rule.shown_names([entry("/d/c")])] == ["c"]
 
 
+def test_link_files_held_for_the_last_page_show_as_among_all_the_children():
+    # readdir hands out the other names as pages come and the links at the end:
+    # a name taken on another page still keeps a link's mark on
+    rule = LinkRule(by_name=True)
+    pages = [[entry("/d/b"), entry("/d/c")], [entry("/d/a.rclonelink"), entry("/d/b.rclonelink")]]
+    everyone = [child for page in pages for child in page]
+    links = [child for child in everyone if rule.is_link(child)]
+    assert [name for name, _ in rule.shown_names(links, everyone)] == ["a", "b.rclonelink"]
+    assert [name for name, _ in rule.shown_names(links)] == ["a", "b"]  # (without the others: b looks free)
+
+
 def test_by_metadata_names_are_shown_as_they_are():
     rule = LinkRule(by_name=False)
     link = entry("/d/l.rclonelink", metadata={LINK_KEY: "1"})
