@@ -126,7 +126,6 @@ class Content:
         core = self.core
         local = node.local
         if not isinstance(local, LocalFile):
-            core.staging_dir.mkdir(parents=True, exist_ok=True)
             # hashed as written where the backend wants the SHA-256 before the upload
             local = LocalFile.create(core.staging_dir, node.entry,
                                      hash_content=core.client.capabilities.whole_file_hash)

@@ -31,8 +31,8 @@ class Node:
     """One inode: the remote object it stands for, and what the kernel and
     the open handles hold of it."""
 
-    __slots__ = ("_entry", "atime_ns", "cached_version", "changed_ns", "children_changed_ns", "ino", "local",
-                 "lookups", "opens", "unlinked")
+    __slots__ = ("_entry", "_paths", "atime_ns", "cached_version", "changed_ns", "children_changed_ns", "ino",
+                 "local", "lookups", "opens", "unlinked")
 
     def __init__(self, ino: int, entry: Entry, *, lookups: int = 0) -> None:
         self.ino = ino
@@ -54,6 +54,8 @@ class Node:
         self.children_changed_ns: int | None = None
         #: local content state (set by the write side while the file has staged data)
         self.local: LocalFile | None = None
+        #: the table's index of nodes by path, which this node is filed in
+        self._paths: PathIndex | None = None
 
     @property
     def entry(self) -> Entry:
@@ -61,7 +63,12 @@ class Node:
 
     @entry.setter
     def entry(self, value: Entry) -> None:
+        old = self._entry
         self._entry = value
+        paths = self._paths
+        if paths is not None and old.path != value.path:
+            _unfile(paths, old.path, self)
+            _file(paths, self)
 
     def __repr__(self) -> str:
         return f"Node(ino={self.ino}, path={self._entry.path!r}, lookups={self.lookups}, opens={self.opens})"
@@ -80,6 +87,23 @@ class Node:
         return self.ino == ROOT_INODE or self.opens > 0 or self.local is not None
 
 
+#: nodes by path (path -> inode number -> node): every path change goes
+#: through ``Node.entry``, which keeps it
+PathIndex = dict[str, dict[int, Node]]
+
+
+def _file(paths: PathIndex, node: Node) -> None:
+    paths.setdefault(node.entry.path, {})[node.ino] = node
+
+
+def _unfile(paths: PathIndex, path: str, node: Node) -> None:
+    filed = paths.get(path)
+    if filed is not None and filed.get(node.ino) is node:
+        del filed[node.ino]
+        if not filed:
+            del paths[path]
+
+
 #: what only this mount knows of objects whose inode the kernel forgot (times:
 #: atime, ctime, a folder's mtime): it forgets an unused inode as soon as its
 #: entry times out (or its memory is short), and the next lookup must show the same
@@ -93,9 +117,11 @@ NOTHING_KEPT: LocalState = (None, None, None)
 class InodeTable:
     def __init__(self, root: Entry) -> None:
         self._next_ino = ROOT_INODE + 1
-        self._by_ino: dict[int, Node] = {ROOT_INODE: Node(ROOT_INODE, root, lookups=1)}
+        self._by_ino: dict[int, Node] = {}
         self._by_id: dict[str, int] = {root.file_id: ROOT_INODE}
+        self._by_path: PathIndex = {}
         self._kept: LRUCache[str, LocalState] = LRUCache(maxsize=KEPT_TIMES)
+        self._add(Node(ROOT_INODE, root, lookups=1))
 
     def __len__(self) -> int:
         return len(self._by_ino)
@@ -114,6 +140,16 @@ class InodeTable:
         ino = self._by_id.get(file_id)
         return self._by_ino.get(ino) if ino is not None else None
 
+    def at_path(self, path: str) -> list[Node]:
+        """The nodes whose object is at ``path`` (unlinked ones included)."""
+        filed = self._by_path.get(path)
+        return list(filed.values()) if filed else []
+
+    def _add(self, node: Node) -> None:
+        self._by_ino[node.ino] = node
+        node._paths = self._by_path
+        _file(self._by_path, node)
+
     def remember(self, entry: Entry, *, lookup: bool = True) -> Node:
         """The node for ``entry`` (created if new), its entry refreshed, and
         its lookup count raised by one when the kernel is handed the inode."""
@@ -124,7 +160,7 @@ class InodeTable:
             node = Node(self._next_ino, entry)
             self._next_ino += 1
             node.atime_ns, node.changed_ns, node.children_changed_ns = atime_ns, changed_ns, children_changed_ns
-            self._by_ino[node.ino] = node
+            self._add(node)
             self._by_id[entry.file_id] = node.ino
         else:
             # always the latest remote state; staged local data lives in node.local
@@ -143,6 +179,8 @@ class InodeTable:
     def drop_if_unused(self, node: Node) -> None:
         if node.lookups == 0 and not node.pinned and self._by_ino.get(node.ino) is node:
             del self._by_ino[node.ino]
+            node._paths = None
+            _unfile(self._by_path, node.entry.path, node)
             if self._by_id.get(node.entry.file_id) == node.ino:
                 del self._by_id[node.entry.file_id]
                 kept = (node.atime_ns, node.changed_ns, node.children_changed_ns)
@@ -161,10 +199,18 @@ class InodeTable:
         node.entry = entry
         self._by_id[entry.file_id] = node.ino
 
-    def move_subtrees(self, moves: Mapping[str, str]) -> None:
+    def move_subtrees(self, moves: Mapping[str, str], *, folders: bool = True) -> None:
         """Fix the paths of every known node at or below each old root in
-        ``moves`` (old -> new, all at once: ``{a: b, b: a}`` swaps two)."""
-        move_nodes(self._by_ino.values(), moves)
+        ``moves`` (old -> new, all at once: ``{a: b, b: a}`` swaps two).
+        Not ``folders``: every old root is a file's path (nothing below it)."""
+        move_nodes(self.affected(moves, folders=folders), moves)
+
+    def affected(self, moves: Mapping[str, str], *, folders: bool = True) -> list[Node]:
+        """The nodes a move of ``moves`` may concern: every one, or where
+        only files move, those at their paths."""
+        if folders:
+            return list(self._by_ino.values())
+        return [node for old in moves for node in self.at_path(old)]
 
 
 def detach_node(table: InodeTable, node: Node) -> None:
@@ -181,9 +227,13 @@ def move_nodes(nodes: Iterable[Node], moves: Mapping[str, str]) -> None:
     """:meth:`InodeTable.move_subtrees` over ``nodes`` (a plain function: the
     namespace moves nodes and staged uploads together in one step)."""
     relocation = Relocation(moves)
+    # the new paths worked out first: an exchange swaps two at once
+    changed = []
     for node in nodes:
         if node.unlinked:
             continue
         path = relocation.of(node.entry.path)
         if path is not None:
-            node.entry = dataclasses.replace(node.entry, path=path)
+            changed.append((node, path))
+    for node, path in changed:
+        node.entry = dataclasses.replace(node.entry, path=path)

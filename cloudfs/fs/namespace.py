@@ -346,7 +346,8 @@ class Namespace:
                 raise fail(errno.ENOTEMPTY)
         inos = [n.ino for n in (src_node, dst_node) if n is not None]
         writeback = core.writeback
-        moving = writeback.under(src.path) + (writeback.under(dst.path) if dst is not None else [])
+        moving = writeback.under(src.path, folder=src.is_dir) + \
+            (writeback.under(dst.path, folder=dst.is_dir) if dst is not None else [])
         async with core.locks.hold(*inos), writeback.paused(moving):
             src = _now(src, src_node)
             dst = _now(dst, dst_node) if dst is not None else None
@@ -369,7 +370,7 @@ class Namespace:
             # journal learns its new path with its next statement, as a local
             # filesystem's rename is durable with the next sync; fsyncdir syncs it.)
             local_only = is_unsent(src.file_id) and (dst is None or is_unsent(dst.file_id))
-            await self._remap({src.path: moved.path}, durable=not local_only)
+            await self._remap({src.path: moved.path}, durable=not local_only, folders=src.is_dir)
             if dst is not None and aside is not None:
                 replaced = await self._before_removal(aside, dst_node, strict=False)
                 if not is_unsent(aside.file_id):
@@ -388,7 +389,7 @@ class Namespace:
         core = self.core
         (a, a_node), (b, b_node) = first, second
         nodes = [a_node, b_node]
-        moving = core.writeback.under(a.path) + core.writeback.under(b.path)
+        moving = core.writeback.under(a.path, folder=a.is_dir) + core.writeback.under(b.path, folder=b.is_dir)
         async with core.locks.hold(*[n.ino for n in nodes if n is not None]), core.writeback.paused(moving):
             a, b = _now(a, a_node), _now(b, b_node)
             a_folder, a_name = split(a.path)
@@ -400,7 +401,7 @@ class Namespace:
             a_aside = await self._relocate(a, a_folder, temp_name("exchange"))
             b_moved = await self._relocate(b, a_folder, b_to)
             a_moved = await self._relocate(a_aside, b_folder, a_to)
-            await self._remap({a.path: a_moved.path, b.path: b_moved.path})
+            await self._remap({a.path: a_moved.path, b.path: b_moved.path}, folders=a.is_dir or b.is_dir)
             a_moved = await self._keep_mtime(a, a_moved)
             b_moved = await self._keep_mtime(b, b_moved)
             for old in (a, b):
@@ -447,7 +448,7 @@ class Namespace:
             meta.forget_subtree(moved.path)
         meta.put(moved)
 
-    async def _remap(self, moves: dict[str, str], *, durable: bool = True) -> None:
+    async def _remap(self, moves: dict[str, str], *, durable: bool = True, folders: bool = True) -> None:
         """Subtrees moved on the server (old root -> new root, all at once):
         inodes and pending uploads take their new paths in one step, with no
         await between (two renames or exchanges run concurrently, and each
@@ -455,7 +456,7 @@ class Namespace:
         # in one step, with nothing between that could fail: an inode and its
         # staged upload left at different paths (the upload then re-creates
         # the old name, or conflicts with the file at the new one)
-        moved = _move_paths(self.core, moves)
+        moved = _move_paths(self.core, moves, folders=folders)
         self.core.pins.moved(moves)
         await self.core.writeback.record_paths(moved, durable=durable)
 
@@ -525,11 +526,13 @@ def _now(entry: Entry, node: Node | None) -> Entry:
     return entry
 
 
-def _move_paths(core: Core, moves: dict[str, str]) -> list[LocalFile]:
+def _move_paths(core: Core, moves: dict[str, str], *, folders: bool = True) -> list[LocalFile]:
     """Inodes and staged uploads take their new paths; returns the dirty
-    uploads moved (their journal records are to follow)."""
-    move_nodes(core.table, moves)
-    return relocate_files(core.writeback, moves)
+    uploads moved (their journal records are to follow).  Not ``folders``:
+    only files move, found by their paths (rsync renames every file it
+    writes: no pass over every inode and staged file for each)."""
+    move_nodes(core.table.affected(moves, folders=folders), moves)
+    return relocate_files(core.writeback, moves, folders=folders)
 
 
 def decode_name(name: bytes) -> str:

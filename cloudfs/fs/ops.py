@@ -188,7 +188,7 @@ class Operations(pyfuse3.Operations):
         return stats
 
     # ---- folders ---------------------------------------------------------------
-    @fuse_op()
+    @fuse_op(bounded=False)  # (never awaits: no deadline to keep)
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         core = self.core
         node = core.node(inode)
@@ -222,7 +222,7 @@ class Operations(pyfuse3.Operations):
                 return
             node.lookups += 1
 
-    @fuse_op()
+    @fuse_op(bounded=False)  # (never awaits: no deadline to keep)
     async def releasedir(self, fh: int) -> None:
         handle = self.core.handles.dirs.pop(fh, None)
         if handle is not None:
@@ -304,7 +304,7 @@ class Operations(pyfuse3.Operations):
     async def fsync(self, fh: int, datasync: bool) -> None:
         await self.content.fsync(fh)
 
-    @fuse_op()
+    @fuse_op(bounded=False)  # (never awaits: no deadline to keep)
     async def release(self, fh: int) -> None:
         self.content.release(fh)
 

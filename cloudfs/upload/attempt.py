@@ -299,7 +299,7 @@ class Uploader:
             "keeping the server's version and saving the local one as %s",
             local.remote_path, target,
         )
-        local.remote_path = target
+        conflicts.files.set_path(local, target)
         local.base = None
         await self.journal.move(local.file_id, target)
         return await upload(target, None)

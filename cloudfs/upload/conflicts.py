@@ -148,7 +148,7 @@ class Conflicts:
                         local.remote_path)
             return
         path = local.remote_path
-        local.remote_path = await self.conflict_path(path)
+        self.files.set_path(local, await self.conflict_path(path))
         log.warning("%s changed on the server before pending changes could be uploaded; they will be saved as %s",
                     path, local.remote_path)
         await self.journal.move(local.file_id, local.remote_path)

@@ -155,7 +155,15 @@ class LocalFile:
             base_limit=0 if unsent else entry.size,
             hash_content=hash_content,
         )
-        os.ftruncate(local._open(create=True), entry.size)
+        try:
+            fd = local._open(create=True)
+        except FileNotFoundError:
+            # (made when the mount starts: made again only if it went since,
+            # not checked for every file a tar x or an rsync creates)
+            staging_dir.mkdir(parents=True, exist_ok=True)
+            fd = local._open(create=True)
+        if entry.size:
+            os.ftruncate(fd, entry.size)  # sparse: the base fills it as needed
         if hash_content and entry.size == 0:
             local._hash = Sha256Run()
         if unsent:

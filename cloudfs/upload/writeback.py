@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
@@ -69,11 +69,11 @@ def drop_file(writeback: "WriteBack", local: LocalFile) -> None:
     writeback.journal.forget_soon(local.file_id)
 
 
-def relocate_files(writeback: "WriteBack", moves: Mapping[str, str]) -> list[LocalFile]:
+def relocate_files(writeback: "WriteBack", moves: Mapping[str, str], *, folders: bool = True) -> list[LocalFile]:
     """:meth:`WriteBack.relocate` as a plain function: the namespace moves
     nodes and staged uploads together in one step, with nothing between
     that could fail."""
-    return writeback.files.relocate(moves)
+    return writeback.files.relocate(moves, folders=folders)
 
 
 @dataclass(frozen=True)
@@ -186,9 +186,9 @@ class WriteBack:
         drop_file(self, local)
         await self.journal.forget(local.file_id)
 
-    def under(self, path: str) -> list[LocalFile]:
-        """Staged files at or below ``path``."""
-        return self.files.under(path)
+    def under(self, path: str, *, folder: bool = True) -> list[LocalFile]:
+        """Staged files at or below ``path`` (not ``folder``: a file's path)."""
+        return self.files.under(path, folder=folder)
 
     def relocate(self, moves: Mapping[str, str]) -> list[LocalFile]:
         """Subtrees moved on the server (old root -> new root, all at once):
@@ -278,9 +278,11 @@ class WriteBack:
         deleting it and renaming the new content into place; the rename may
         fail).  Cheap: not every staged file, only those; ``at``: only
         those whose path is that (a lookup, for each new name of a tar x
-        while hundreds of files wait for their first upload)."""
-        return self._dirty_among(itertools.chain(self.scheduler.uploading_ids, self.retries.failing,
-                                                 self.files.unsent), at)
+        while hundreds of files wait for their first upload: found by path)."""
+        groups = (self.scheduler.uploading_ids, self.retries.failing, self.files.unsent)
+        if at is not None:
+            return self._dirty_at(at, groups)
+        return self._dirty_among(itertools.chain(*groups))
 
     def in_flight(self, at: str | None = None) -> list[LocalFile]:
         """Dirty files whose upload is running, or failed (its answer may have
@@ -288,17 +290,20 @@ class WriteBack:
         id the filesystem has not heard of yet (a replace that gives a new id,
         a file created by its upload).  ``at``: only those at that path.
         Cheap: a few files (the uploads running and failing), not every staged one."""
-        return self._dirty_among(itertools.chain(self.scheduler.uploading_ids, self.retries.failing), at)
-
-    def _dirty_among(self, ids: Iterable[str], at: str | None) -> list[LocalFile]:
-        files = self.files
+        groups = (self.scheduler.uploading_ids, self.retries.failing)
         if at is not None:
-            # (asked for every name a lookup finds missing: one pass, no more than it needs)
-            found = {file_id: local for file_id in ids
-                     if (local := files.get(file_id)) is not None and local.remote_path == at and local.dirty}
-        else:
-            found = {file_id: local for file_id in ids if (local := files.get(file_id)) is not None and local.dirty}
+            return self._dirty_at(at, groups)
+        return self._dirty_among(itertools.chain(*groups))
+
+    def _dirty_among(self, ids: Iterable[str]) -> list[LocalFile]:
+        files = self.files
+        found = {file_id: local for file_id in ids if (local := files.get(file_id)) is not None and local.dirty}
         return list(found.values())
+
+    def _dirty_at(self, path: str, groups: Iterable[Collection[str]]) -> list[LocalFile]:
+        """The dirty files staged at ``path`` under an id in one of ``groups``."""
+        return [local for file_id, local in self.files.at(path)
+                if local.dirty and any(file_id in ids for ids in groups)]
 
     def status(self) -> list[UploadStatus]:
         out = []

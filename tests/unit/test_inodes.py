@@ -78,3 +78,31 @@ def test_inodes_exchange_swaps_two_subtrees_at_once():
     b = table.remember(entry("b", "/y/b"))
     table.move_subtrees({"/x/a": "/y/b", "/y/b": "/x/a"})
     assert (a.path, inside_a.path, b.path) == ("/y/b", "/y/b/f", "/x/a")
+
+
+def test_inodes_by_path_follow_every_path_change_and_drop():
+    # a file's rename finds its nodes by path (no pass over every inode):
+    # the index follows entries set anywhere, and forgets dropped nodes
+    table = InodeTable(entry("root", "/", is_dir=True))
+    a = table.remember(entry("a", "/d/a"))
+    b = table.remember(entry("b", "/d/b"))
+    assert table.at_path("/d/a") == [a] and table.at_path("/") == [table.root]
+    a.entry = entry("a", "/d/a2")  # (as the namespace sets a node's entry)
+    assert table.at_path("/d/a") == [] and table.at_path("/d/a2") == [a]
+    table.move_subtrees({"/d/a2": "/d/b", "/d/b": "/d/a2"}, folders=False)
+    assert (a.path, b.path) == ("/d/b", "/d/a2")
+    assert table.at_path("/d/b") == [a] and table.at_path("/d/a2") == [b]
+    table.forget(a.ino, 1)
+    assert table.get(a.ino) is None and table.at_path("/d/b") == []
+    again = table.remember(entry("a", "/d/b"))
+    assert table.at_path("/d/b") == [again]
+
+
+def test_inodes_file_moves_leave_other_paths_alone():
+    table = InodeTable(entry("root", "/", is_dir=True))
+    moved = table.remember(entry("m", "/d/m"))
+    near = table.remember(entry("n", "/d/m.tmp"))
+    gone = table.remember(entry("g", "/d/m"))
+    table.detach(gone)
+    table.move_subtrees({"/d/m": "/e/m"}, folders=False)
+    assert (moved.path, near.path, gone.path) == ("/e/m", "/d/m.tmp", "/d/m")

@@ -317,3 +317,18 @@ def test_the_hash_is_none_or_right_whatever_the_writes(tmp_path):
             hashed = local.hashed()
             assert hashed is None or (hashed.size, hashed.hexdigest) == (local.size, staged_sha256(local))
         local.discard()
+
+
+def test_staging_a_file_remakes_the_staging_folder_if_it_went(tmp_path):
+    # the folder is made when the mount starts, not checked for every file
+    # created; one removed since is made again, not an error
+    from cloudfs.upload.staging import unsent_entry
+
+    staging_dir = tmp_path / "cache" / "staging"
+    local = LocalFile.create(staging_dir, unsent_entry("/new"))
+    assert local.staging.parent == staging_dir and os.path.getsize(local.staging) == 0
+    assert local.dirty and local.size == 0
+    local.close()
+    existing = LocalFile.create(staging_dir, base_entry())
+    assert os.path.getsize(existing.staging) == len(BASE)  # sparse, the base's size
+    existing.close()
