@@ -136,6 +136,11 @@ class LiveChanges:
             return
         nodes = [n for n in self.core.table if not n.unlinked]
         ino_at = {n.path: n.ino for n in nodes}
+        # The kernel unhashes a folder whose name is dropped: getcwd() of every process inside
+        # it fails (ENOENT) until someone looks the name up again (git fsck's helpers failed
+        # so).  While the feed stays live, only the name of a folder that changed is dropped;
+        # leaving it, every name goes as before (the kernel holds them for the live TTL).
+        check_folders = self._nursery is not None and self.state == FeedState.LIVE
         folders: list[tuple[int, Node]] = []
         for node in nodes:
             if node.ino == ROOT_INODE:
@@ -144,15 +149,12 @@ class LiveChanges:
             parent_ino = ino_at.get(split(node.path)[0])
             if parent_ino is None:
                 continue
-            if node.is_dir and self._nursery is not None:
-                # The kernel unhashes a folder whose name is dropped: getcwd() of every process
-                # inside it fails (ENOENT) until someone looks the name up again (git fsck's
-                # helpers failed so).  Only a folder's name that changed is dropped.
+            if node.is_dir and check_folders:
                 folders.append((parent_ino, node))
             else:
                 self.kernel.entry(parent_ino, node.entry.name)
         self._checking_folders.cancel()  # a check under way is overtaken by this one
-        if folders and self._nursery is not None:
+        if folders and self._nursery is not None:  # (always set when check_folders)
             self._checking_folders = trio.CancelScope()
             self._nursery.start_soon(self._drop_changed_folder_names, folders, self._checking_folders)
 
