@@ -68,6 +68,9 @@ class LiveChanges:
         #: whether the server kept what happened while the feed was away (the last subscription)
         self.resumed = False
         self._queue, self._queued = trio.open_memory_channel[Change | StateChange](math.inf)
+        #: where :meth:`recheck_all` checks folder names in the background (set while running)
+        self._nursery: trio.Nursery | None = None
+        self._checking_folders = trio.CancelScope()
 
     @property
     def mode(self) -> str:
@@ -86,6 +89,7 @@ class LiveChanges:
 
     async def run(self, feed: ChangeFeed) -> None:
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             if self.kernel is not None:
                 nursery.start_soon(self.kernel.run)
             nursery.start_soon(self._follow, feed)
@@ -132,13 +136,47 @@ class LiveChanges:
             return
         nodes = [n for n in self.core.table if not n.unlinked]
         ino_at = {n.path: n.ino for n in nodes}
+        # The kernel unhashes a folder whose name is dropped: getcwd() of every process inside
+        # it fails (ENOENT) until someone looks the name up again (git fsck's helpers failed
+        # so).  While the feed stays live, only the name of a folder that changed is dropped;
+        # leaving it, every name goes as before (the kernel holds them for the live TTL).
+        check_folders = self._nursery is not None and self.state == FeedState.LIVE
+        folders: list[tuple[int, Node]] = []
         for node in nodes:
             if node.ino == ROOT_INODE:
                 continue
             self.kernel.inode(node.ino, attr_only=node.local is not None)
             parent_ino = ino_at.get(split(node.path)[0])
-            if parent_ino is not None:
+            if parent_ino is None:
+                continue
+            if node.is_dir and check_folders:
+                folders.append((parent_ino, node))
+            else:
                 self.kernel.entry(parent_ino, node.entry.name)
+        self._checking_folders.cancel()  # a check under way is overtaken by this one
+        if folders and self._nursery is not None:  # (always set when check_folders)
+            self._checking_folders = trio.CancelScope()
+            self._nursery.start_soon(self._drop_changed_folder_names, folders, self._checking_folders)
+
+    async def _drop_changed_folder_names(self, folders: list[tuple[int, Node]], scope: trio.CancelScope) -> None:
+        """Drop the kernel's name of each folder the server no longer has at its path."""
+        assert self.kernel is not None
+        with scope:
+            for parent_ino, node in folders:
+                if not node.unlinked and not await self._still_on_server(node):
+                    self.kernel.entry(parent_ino, node.entry.name)
+
+    async def _still_on_server(self, node: Node) -> bool:
+        """Whether the server still has this folder at its path (False when it cannot tell)."""
+        core = self.core
+        if core.connectivity.offline:
+            return False
+        try:
+            entry = await core.client.stat(node.path)
+        except CloudfsError as exc:
+            core.connectivity.failed(exc)  # unreachable: the folders left go at once (offline)
+            return False
+        return entry.is_dir and entry.file_id == node.entry.file_id
 
     # ---- one change ---------------------------------------------------------------------------
     async def apply(self, change: Change) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,6 +183,48 @@ def test_own_changes_are_not_echoed_and_stay(drive: Drive, other: Api):
     time.sleep(DEBOUNCE * 6)
     assert status(drive)["changes"]["applied"] == before
     assert os.listdir(folder) == ["mine.txt"]
+
+
+#: a process working in a folder: it asks getcwd() until its standard input closes, and says what it met
+#: (-I: no lookup of its own folder's path at start-up, which would put a dropped name back)
+GETCWD_WATCHER = """
+import os, select, sys
+first = os.getcwd()
+while not select.select([sys.stdin], [], [], 0.005)[0]:
+    try:
+        os.getcwd()
+    except OSError as exc:
+        sys.exit(f"getcwd() failed: {exc}")
+print(first)
+"""
+
+
+def test_a_recheck_keeps_the_folder_a_process_works_in(drive: Drive, other: Api):
+    """A burst of changes that may have lost some (so too a reconnect)
+    re-checks everything cached.  It dropped every folder's name in the
+    kernel, which unhashes the folder: getcwd() of a process working in it
+    failed with ENOENT until someone looked the name up again (git fsck's
+    helpers failed so under load, exit 48).  Only the name of a folder the
+    server no longer has is dropped."""
+    folder = fresh_folder(drive, other, "recheck")
+    (folder / "inside").mkdir()
+    (folder / "stale").mkdir()
+    assert sorted(os.listdir(folder)) == ["inside", "stale"]
+    rechecks = status(drive)["changes"]["rechecks"]
+    watcher = subprocess.Popen([sys.executable, "-I", "-c", GETCWD_WATCHER], cwd=folder / "inside",
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # more than the server's 16-event channel holds: the delete, last, is lost with the overflow
+        for i in range(20):
+            other.mkdir(f"/recheck/burst-{i}")
+        other.delete("/recheck/stale", hard=True)
+        wait_until(lambda: status(drive)["changes"]["rechecks"] > rechecks, timeout=SEEN_WITHIN_S)
+        time.sleep(2)  # the kernel's names are dropped from a worker thread, moments later
+    finally:
+        out, err = watcher.communicate("", timeout=30)
+    assert watcher.returncode == 0 and out.strip() == str(folder / "inside"), err
+    wait_until(lambda: not (folder / "stale").exists(), timeout=SEEN_WITHIN_S)
+    assert sorted(os.listdir(folder)) == sorted(["inside"] + [f"burst-{i}" for i in range(20)])
 
 
 def test_remote_modify_of_a_file_with_local_changes_loses_nothing(

@@ -423,9 +423,11 @@ def test_rename_while_an_upload_session_is_being_opened(model_drive: Drive, fres
     if landing == "one-request" and fresh_server.dialect != "v4":
         pytest.skip(f"{fresh_server.dialect} uploads by session only")
     content = b"first content" + (SESSION_SIZED if landing == "session" else b"")
-    (model_drive / "a").write_bytes(content)
     regex = OPENING[fresh_server.dialect] if landing == "session" else r"/file/content$"
+    # set before the write: its upload starts upload_delay (0.2 s) after the close, which a
+    # loaded machine can take to get the rule to the server (then the wait below timed out)
     fresh_server.faults.set(path_regex=regex, reply_delay_s=2.0, count=1)
+    (model_drive / "a").write_bytes(content)
     wait_until(lambda: fresh_server.faults.stats()["reply_delay"] >= 1)  # the request acted, its answer waits
     os.rename(model_drive / "a", model_drive / "b")
     assert (model_drive / "b").read_bytes() == content
@@ -446,9 +448,9 @@ def test_write_while_an_upload_completes_makes_no_conflict_copy(model_drive: Dri
         pytest.skip(f"{fresh_server.dialect} uploads by session only")
     tail = SESSION_SIZED if landing == "session" else b""
     path = model_drive / "a"
-    path.write_bytes(b"version one" + tail)
     regex = FIRST_CHUNK[fresh_server.dialect] if landing == "session" else r"/file/content$"
-    fresh_server.faults.set(path_regex=regex, reply_delay_s=2.0, count=1)
+    fresh_server.faults.set(path_regex=regex, reply_delay_s=2.0, count=1)  # before the write, as above
+    path.write_bytes(b"version one" + tail)
     wait_until(lambda: fresh_server.faults.stats()["reply_delay"] >= 1)  # version one is on the server
     with open(path, "r+b") as fp:
         fp.write(b"VERSION")
