@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import trio
 
 from cloudfs.client.api import CloudreveClient
 from cloudfs.errors import AlreadyExists, CloudfsError, NotFound
@@ -286,6 +287,29 @@ async def test_a_swap_whose_rename_failed_is_cleaned_up_by_the_next(kclient, kd,
     assert await kclient.read(placed, 0, 100) == b"version 3"
     _, children = await kclient.list_all("/strand")
     assert [c.name for c in children] == ["f"]
+
+
+async def test_a_cancelled_rapid_replace_leaves_no_copy_beside_the_file(kclient, tmp_path):
+    """A replace whose content the server already has is whole at its
+    temporary name from ``files/create`` on (rapid upload): cancelled before
+    its swap (the write-back cancels an upload when the file changes again),
+    that copy is deleted, not left beside the file for good."""
+    await kclient.mkdir("/rapid")
+    src = tmp_path / "r"
+    src.write_bytes(b"content the server has")
+    await kclient.upload("/rapid/known", src)
+    src.write_bytes(b"version 1")
+    first = await kclient.upload("/rapid/f", src)
+    src.write_bytes(b"content the server has")
+    with trio.CancelScope() as scope:
+        async def cancel_now(_: str) -> None:
+            scope.cancel()
+
+        await kclient.upload("/rapid/f", src, replace=first, on_session=cancel_now)
+    assert scope.cancelled_caught
+    _, children = await kclient.list_all("/rapid")
+    assert sorted(c.name for c in children) == ["f", "known"]
+    assert await kclient.read(await kclient.stat("/rapid/f"), 0, 100) == b"version 1"
 
 
 async def test_the_next_run_deletes_a_version_a_killed_one_left_beside_its_file(kclient, kd, tmp_path, token_store):

@@ -629,7 +629,12 @@ class KooDriveDialect:
         return await self.complete_upload(session, None)
 
     async def cancel_upload(self, session: UploadSession) -> None:
-        return None  # no cancel call: an uncompleted task stays invisible
+        """There is no cancel call: an uncompleted task stays invisible.  A
+        rapid upload's file is whole from ``files/create`` on, though: a
+        replace's copy at its temporary name is deleted (a new file's has the
+        file's own name: it is the file, and stays)."""
+        if session.extra.get("rapid") and session.extra.get("name") != split(session.path)[1]:
+            await self._beside.drop({session.session_id}, session.path)
 
     async def cancel_session(self, path: str, session_id: str) -> None:
         """The upload task of a run that died: unfinished, it stays invisible
