@@ -26,7 +26,6 @@ import re
 import threading
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
-from typing import TYPE_CHECKING
 
 import httpx
 import pycurl
@@ -43,9 +42,6 @@ from cloudfs.client.retry import full_jitter, should_retry
 from cloudfs.client.tasks import run_all
 from cloudfs.client.urlcache import UrlCache
 from cloudfs.errors import CloudfsError, ProtocolError, RequestTimeout, TLSFailure, TransportError
-
-if TYPE_CHECKING:
-    from outcome import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -378,39 +374,27 @@ def _range_start(answer: httpx.Response) -> int | None:
 
 
 async def run_stoppable(work: Callable[[], RangeResult], stop: threading.Event) -> RangeResult:
-    """Run blocking ``work`` in a worker thread of trio's (under the limit
-    of ``trio.to_thread``).  If this task is cancelled, set ``stop`` (the
-    transfer checks it at least once a second) and wait for the thread to
-    end before the cancellation goes on, so nothing the thread holds (a
-    handle, a file descriptor) is used after we return.
+    """Run blocking ``work`` in a worker thread (``trio.to_thread``, under its
+    limit).  If this task is cancelled, set ``stop`` (the transfer checks it
+    at least once a second) and wait for the thread to end before the
+    cancellation goes on, so nothing the thread holds (a handle, a file
+    descriptor) is used after we return."""
+    finished = trio.Event()
+    token = trio.lowlevel.current_trio_token()
 
-    The thread wakes the event loop once, with its result: through
-    ``trio.to_thread`` (and an event to wait for after a cancellation) it
-    took two wakeups and their bookkeeping, which every cold read paid."""
-    await trio.lowlevel.checkpoint_if_cancelled()
-    limiter = trio.to_thread.current_default_thread_limiter()
+    def in_thread() -> RangeResult:
+        try:
+            return work()
+        finally:
+            token.run_sync_soon(finished.set)
+
     try:
-        limiter.acquire_nowait()
-    except trio.WouldBlock:
-        await limiter.acquire()
-    try:
-        task = trio.lowlevel.current_task()
-        token = trio.lowlevel.current_trio_token()
-
-        def report(result: Outcome[RangeResult]) -> None:  # in the thread
-            token.run_sync_soon(trio.lowlevel.reschedule, task, result)
-
-        def abort(_raise_cancel: object) -> trio.lowlevel.Abort:
-            stop.set()
-            return trio.lowlevel.Abort.FAILED  # the thread still reports, then the cancellation goes on
-
-        trio.lowlevel.start_thread_soon(work, report)
-        result: RangeResult = await trio.lowlevel.wait_task_rescheduled(abort)
-    finally:
-        limiter.release()
-    if stop.is_set():
-        await trio.lowlevel.checkpoint()  # raises the cancellation that stopped the transfer
-    return result
+        return await trio.to_thread.run_sync(in_thread, abandon_on_cancel=True)
+    except trio.Cancelled:
+        stop.set()
+        with trio.CancelScope(shield=True):
+            await finished.wait()
+        raise
 
 
 def _curl_error(what: str, code: int, message: str) -> CloudfsError:
