@@ -46,6 +46,13 @@ def stored_mtime_ns(entry: Entry) -> int | None:
         return None
 
 
+def file_mtime_ns(entry: Entry) -> int:
+    """The file's own time: the exact one cloudfs recorded for this content,
+    else the server's.  (A recorded 0, the epoch, is a time like any other.)"""
+    stored = stored_mtime_ns(entry)
+    return entry.mtime_ns if stored is None else stored
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One file or folder as the server describes it."""

@@ -627,7 +627,8 @@ class V4Dialect:
             # versions (a mode, say): it is still what the replaced entry showed
             entry = dataclasses.replace(entry, metadata={**replace.metadata, **entry.metadata})
         values = dict(metadata)
-        if mtime_ns is not None and mtime_ns > 0:
+        if mtime_ns is not None:
+            # whatever it is (the epoch too): the server's own time is now the upload's
             values[MTIME_KEY] = mtime_value(mtime_ns, entry.version)
         if values:
             # the version is in place; without these it would show the upload's time

@@ -18,7 +18,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from cloudfs.client.models import MODE_KEY, Entry, stored_mtime_ns
+from cloudfs.client.models import MODE_KEY, Entry, file_mtime_ns, stored_mtime_ns
 from cloudfs.fs.inodes import Node
 
 BLOCK_SIZE = 1 << 20  # st_blksize: tools size their I/O buffers by it, and fewer, larger requests cost less
@@ -103,7 +103,7 @@ def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False)
     kind = stat.S_IFDIR if entry.is_dir else stat.S_IFREG
     local = node.local
     size = entry.size
-    mtime_ns = stored_mtime_ns(entry) or entry.mtime_ns
+    mtime_ns = file_mtime_ns(entry)
     bits = node_permission_bits(node, owner)
     if local is not None:
         size = local.size

@@ -466,7 +466,7 @@ class Namespace:
         local = self.core.writeback.files.get(old.file_id)
         if local is not None and local.dirty:
             return moved  # the upload will carry the mtime
-        mtime_ns = attrs.stored_mtime_ns(old) or old.mtime_ns
+        mtime_ns = attrs.file_mtime_ns(old)
         if moved.mtime_ns == mtime_ns and attrs.stored_mtime_ns(moved) is None:
             return moved
         try:

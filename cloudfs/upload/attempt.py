@@ -242,9 +242,12 @@ class Uploader:
             store.release(reservation)
 
     async def _keep_exact_mtime(self, local: LocalFile, entry: Entry) -> Entry:
-        """Servers may keep upload times to the millisecond; record finer ones
-        (set by utimensat, e.g. ``cp -p``, ``rsync -a``) in metadata."""
-        if local.mtime_ns % 1_000_000 == 0 or stored_mtime_ns(entry) == local.mtime_ns:
+        """Servers may keep upload times to the millisecond, and only after
+        the epoch (an upload's time of 0 or less means "now"); record finer
+        or earlier ones (set by utimensat, e.g. ``cp -p``, ``rsync -a``,
+        ``tar x`` of an archive made with no times) in metadata."""
+        kept_by_server = local.mtime_ns > 0 and local.mtime_ns % 1_000_000 == 0
+        if kept_by_server or stored_mtime_ns(entry) == local.mtime_ns:
             return entry  # kept by the server, or recorded with the upload
         value = mtime_value(local.mtime_ns, entry.version)
         try:

@@ -21,7 +21,7 @@ import trio
 
 from cloudfs.cache.ranges import SpanSet
 from cloudfs.client.api import Client
-from cloudfs.client.models import UPLOAD_TAG_KEY, Entry, stored_mtime_ns
+from cloudfs.client.models import UPLOAD_TAG_KEY, Entry, file_mtime_ns
 from cloudfs.errors import CloudfsError
 from cloudfs.upload.journal import Journal
 from cloudfs.upload.registry import StagedFiles
@@ -70,7 +70,7 @@ class Conflicts:
         if attempt is None or remote.uploading or remote.is_dir:
             return False
         size, mtime_ns = attempt
-        remote_mtime_ns = stored_mtime_ns(remote) or remote.mtime_ns
+        remote_mtime_ns = file_mtime_ns(remote)
         return remote.size == size and abs(remote_mtime_ns - mtime_ns) < 1_000_000_000
 
     async def holds_untagged(self, local: LocalFile, remote: Entry) -> bool:

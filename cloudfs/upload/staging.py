@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cloudfs.cache.ranges import Span, SpanSet, clamp, split
-from cloudfs.client.models import Entry, stored_mtime_ns
+from cloudfs.client.models import Entry, file_mtime_ns
 from cloudfs.client.sha256state import HashStates, Sha256Run
 
 FetchFn = Callable[[Entry, Span], Awaitable[bytes]]
@@ -150,7 +150,7 @@ class LocalFile:
             staging=staging,
             size=entry.size,
             # the file's own time (an exact one set by utimensat), not the server's
-            mtime_ns=stored_mtime_ns(entry) or entry.mtime_ns,
+            mtime_ns=file_mtime_ns(entry),
             base=None if unsent else entry,
             base_limit=0 if unsent else entry.size,
             hash_content=hash_content,
