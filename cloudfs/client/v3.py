@@ -58,6 +58,7 @@ from cloudfs.client import envelope
 from cloudfs.client.auth import Authenticator, CookieAuth, SessionCookie
 from cloudfs.client.dialect import Ref, RestartUpload, SignedUrl, UploadSession, UrlRefused, path_of
 from cloudfs.client.cloudreve_codes import CloudreveError
+from cloudfs.client.coalesce import FreshReads
 from cloudfs.client.http import Http
 from cloudfs.client.login import session_login
 from cloudfs.client.models import Capabilities, Capacity, Entry, ServerInfo
@@ -152,6 +153,8 @@ class V3Dialect:
         self._beside = BesideReplace(self)
         #: the storage policy uploads name (listed once; refreshed when refused)
         self._policy: dict[str, Any] | None = None
+        #: folder listings asked for at once share a request
+        self._listings: FreshReads[str, tuple[str, list[dict[str, Any]], dict[str, Any]]] = FreshReads()
 
     def name_refusal(self, name: str) -> str | None:
         # ValidateLegalName (pkg/filesystem/validator.go)
@@ -245,9 +248,17 @@ class V3Dialect:
         return folder_id, self._entries(objects, path), policy
 
     async def _listing_objects(self, path: str) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+        """A folder's listing, asked for after the call (one request for the
+        callers that ask at about the same time: the uploads landing in one
+        folder each need it to learn their new file's id)."""
         what = f"list {path}"
-        data = await self.api.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
-        return listing_of(data, what)
+
+        async def fetch() -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+            data = await self.api.call("GET", "/directory" + path_suffix(path), idempotent=True, what=what)
+            return listing_of(data, what)
+
+        folder_id, objects, policy = await self._listings.read(path, fetch)
+        return folder_id, list(objects), policy  # each caller's own list (shared: the objects, read only)
 
     def _entries(self, objects: list[dict[str, Any]], folder: str) -> list[Entry]:
         entries = [entry_from(obj, folder) for obj in objects]

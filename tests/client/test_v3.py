@@ -12,6 +12,7 @@ import uuid
 from dataclasses import replace
 
 import pytest
+import trio
 
 from cloudfs.client.v3_shapes import COOKIE_NAME, cookie_from, is_temp_name
 from cloudfs.errors import AuthenticationError, CloudfsError, TransportError
@@ -112,6 +113,35 @@ async def test_chunks_go_in_order_one_at_a_time(connect, v3, local_file):
         if m:
             sessions.setdefault(m.group(1), []).append(int(m.group(2)))
     assert list(range(8)) in sessions.values()
+
+
+async def test_uploads_landing_at_once_in_one_folder_share_its_listing(connect, v3, local_file):
+    """Cloudreve 3's completing chunk answers nothing: an upload learns its
+    new file's id from the folder's listing.  Uploads landing at about the
+    same time in one folder (``tar x``: several at once) share a listing
+    sent after all of them landed, not one each (a folder of n new files
+    was listed n times, n² entries).  Each still gets its own file, with the
+    time it asked for."""
+    client = await connect(srv=v3)
+    folder = name("landing")
+    await client.mkdir(folder)
+    sources = [local_file(100 + i, seed=50 + i)[0] for i in range(6)]
+    await client.upload(f"{folder}/first", sources[0])  # (the storage policy is known from here on)
+    stamp = 1_600_000_000_000_000_000
+    v3.faults.set(latency_s=0.5, path_regex=r"/api/v3/directory/")  # slow listings: the landings meet
+    landed = {}
+    async with trio.open_nursery() as nursery:
+        for i, src in enumerate(sources):
+            async def upload(i: int = i, src=src) -> None:
+                landed[i] = await client.upload(f"{folder}/f{i}", src, mtime_ns=stamp + i * 1_000_000_000)
+            nursery.start_soon(upload)
+    listings = v3.faults.stats()["matched"]
+    v3.faults.clear()
+    assert listings <= 2, f"{listings} listings of the folder for 6 uploads"
+    assert [landed[i].path for i in range(6)] == [f"{folder}/f{i}" for i in range(6)]
+    assert [landed[i].size for i in range(6)] == [100 + i for i in range(6)]
+    assert [landed[i].mtime_ns for i in range(6)] == [stamp + i * 1_000_000_000 for i in range(6)]
+    assert len({landed[i].file_id for i in range(6)}) == 6
 
 
 async def test_replace_gives_a_new_id(connect, v3, local_file):
