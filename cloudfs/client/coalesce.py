@@ -16,7 +16,8 @@ its folder's listing, and a ``tar x`` lands several at once in one folder).
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -36,7 +37,7 @@ class _Round(Generic[T]):
     result: T | None = None
     #: the request's failure, shared by those who joined it
     error: CloudfsError | None = None
-    #: the request never gave an answer (its sender was cancelled): the others ask again
+    #: the request never gave an answer: the others ask again
     abandoned: bool = False
 
 
@@ -64,30 +65,33 @@ class FreshReads(Generic[K, T]):
     async def _lead(self, key: K, fetch: Callable[[], Awaitable[T]]) -> T:
         mine: _Round[T] = _Round()
         self._next[key] = mine
-        try:
+        with self._stage(self._next, key, mine, last=False):
             running = self._running.get(key)
             if running is not None:
                 await running.done.wait()  # its request went out before we asked
-        except BaseException:
-            mine.abandoned = True
-            raise
-        finally:
-            if self._next.get(key) is mine:
-                del self._next[key]
-            if mine.abandoned:
-                mine.done.set()
         # from here to the request no checkpoint: nobody joins a round already sent
         self._running[key] = mine
-        try:
+        with self._stage(self._running, key, mine, last=True):
             mine.result = await fetch()
             return mine.result
+        raise AssertionError("unreachable")  # pragma: no cover (a context manager may swallow, to mypy)
+
+    @staticmethod
+    @contextmanager
+    def _stage(table: dict[K, _Round[T]], key: K, mine: _Round[T], *, last: bool) -> Iterator[None]:
+        """One stage of ``mine`` (waiting, then its request), listed in
+        ``table`` while it lasts; when the round ends (answered, failed or
+        abandoned) those who joined it hear of it."""
+        try:
+            yield
         except CloudfsError as exc:
             mine.error = exc
             raise
         except BaseException:
-            mine.abandoned = True
+            mine.abandoned = True  # never answered (its sender was cancelled): the others ask again
             raise
         finally:
-            if self._running.get(key) is mine:
-                del self._running[key]
-            mine.done.set()
+            if table.get(key) is mine:
+                del table[key]
+            if last or mine.abandoned or mine.error is not None:
+                mine.done.set()
