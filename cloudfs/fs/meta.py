@@ -202,7 +202,7 @@ class MetaCache:
         if change is None:
             self._store(entry)
             return entry
-        return entry if change is _UNCHECKED else change
+        return change if isinstance(change, (Entry, _Absent)) else entry  # (unchecked: the answer as is)
 
     def fill_absent(self, path: str, since: int) -> Entry | _Absent:
         """The server had nothing at ``path`` (asked at ``since``): as :meth:`fill`."""
@@ -210,7 +210,7 @@ class MetaCache:
         if change is None:
             self.put_absent(path)
             return ABSENT
-        return ABSENT if change is _UNCHECKED else change
+        return change if isinstance(change, (Entry, _Absent)) else ABSENT
 
     def _store(self, entry: Entry) -> None:
         self._entries[entry.path] = entry
