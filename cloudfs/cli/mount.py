@@ -245,7 +245,7 @@ def mount_foreground(settings: MountSettings, password: str | None, *, ready_fd:
             token_store=TokenStore() if password is None or store_login else None,
             # large socket reads: the mount streams big ranges
             settings=ClientSettings(request_timeout_s=settings.timeout_s, deadline_s=settings.timeout_s,
-                                    download_read_size=1 << 20),
+                                    download_read_size=1 << 20, delete_to_trash=settings.delete_to_trash),
         )
 
     try:

@@ -50,6 +50,10 @@ class ClientSettings:
     download_read_size: int = 256 << 10
     #: verify TLS certificates (False only for test servers)
     verify_tls: bool = True
+    #: where an object the client deletes on its own goes: the old version a
+    #: replace beside the file takes out (KooDrive), to the recycle bin, or for
+    #: good (the mount's ``delete`` option; a bin counts against the quota)
+    delete_to_trash: bool = True
 
     def retry_policy(self, deadline_s: float | None = None) -> RetryPolicy:
         return RetryPolicy(

@@ -251,15 +251,18 @@ class LiveChanges:
         cached = meta.listing(parent) is not None or isinstance(meta.entry(path), Entry)
         entry: Entry | None = None
         if cached:
+            since = meta.epoch
             try:
-                entry = await core.client.stat(path)
+                found = await core.client.stat(path)
             except CloudfsError as exc:
                 meta.invalidate(path)
                 meta.invalidate_listing(parent)
                 if exc.errno != errno.ENOENT:
                     raise
                 return  # gone again already: its delete event follows
-            meta.put(entry)  # in the cached listing too; a folder's own listing stays (its changes come as events)
+            # in the cached listing too; a folder's own listing stays (its changes come as events)
+            now = meta.fill(found, since)
+            entry = now if isinstance(now, Entry) else None
         else:
             meta.invalidate(path)  # a name known missing, say
             meta.invalidate_listing(parent)

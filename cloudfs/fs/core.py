@@ -101,7 +101,12 @@ class Core:
             raise fail(errno.ESTALE)
         return node
 
-    def remember(self, entry: Entry, *, lookup: bool = True) -> Node:
+    def remember(self, entry: Entry, *, lookup: bool = True, since: int | None = None) -> Node:
+        """The node of ``entry``; ``since``: the change number ``entry`` was
+        read at (a readdir pass hands out what it listed a while ago): what
+        this mount put at its path since then is remembered instead."""
+        if since is not None:
+            entry = self.meta.current(entry, since)
         node = self.table.remember(entry, lookup=lookup)
         if node.local is None:
             # a replayed pending upload becomes visible through its inode
@@ -190,17 +195,17 @@ class Core:
             return self._uploading_at(path)
         if self.connectivity.offline:
             return self._known_child_at(path, None)
+        since = self.meta.epoch
         try:
-            entry = await self.client.stat(path)
+            found = self.meta.fill(await self.client.stat(path), since)
         except CloudfsError as exc:
             if self.connectivity.failed(exc):
                 return self._known_child_at(path, exc)
             if exc.errno != errno.ENOENT:
                 raise
-            self.meta.put_absent(path)
-            return self._uploading_at(path)
-        self.meta.put(entry)
-        return self._shown_at(entry)
+            found = self.meta.fill_absent(path, since)
+        # (what this mount did at the path while the server was asked stands: see meta.py)
+        return self._shown_at(found) if isinstance(found, Entry) else self._uploading_at(path)
 
     def _known_child_at(self, path: str, exc: CloudfsError | None) -> Entry:
         """The server cannot be reached: the last known state answers."""
@@ -284,23 +289,26 @@ class Core:
         elif self.connectivity.offline:
             return  # the node's entry is the last known state
         else:
+            since = self.meta.epoch
             try:
-                entry = await self.client.stat(node.path)
+                found = self.meta.fill(await self.client.stat(node.path), since)
             except CloudfsError as exc:
                 if self.connectivity.failed(exc):
                     return
                 if exc.errno == errno.ENOENT:
                     # gone remotely: the kernel learns it at its next lookup
-                    self.meta.put_absent(node.path)
+                    self.meta.fill_absent(node.path, since)
                     return
                 raise
-            self.meta.put(entry)
+            if not isinstance(found, Entry):
+                return
+            entry = found
         if entry.file_id == node.entry.file_id:
             node.entry = entry
 
     async def listing(self, folder: Node) -> list[Entry]:
         """Every child of a folder (see :meth:`open_listing`), all at once."""
-        listing = FolderListing()
+        listing = FolderListing(since=self.meta.epoch)
         await self._fill_listing(folder, listing)
         return [entry for _, entry in listing.shown]
 
@@ -310,7 +318,7 @@ class Core:
         (fetched by a task in the mount's nursery, if there is one), and
         the files there that the server does not show while this mount
         uploads them (see :meth:`_uploading_at`)."""
-        listing = FolderListing()
+        listing = FolderListing(since=self.meta.epoch)
         known = self.meta.listing(folder.path) is not None or self.connectivity.offline
         if self.nursery is None or known:
             await self._fill_listing(folder, listing)
@@ -340,6 +348,8 @@ class Core:
             self._end_listing(folder, listing, children, self._as_shown(children))
             return
         links = self.links
+        meta = self.meta
+        since = listing.since
         children = []
         #: where a link is told by its name, whether it is shown without its
         #: mark depends on every other name: links wait for the last page
@@ -348,6 +358,8 @@ class Core:
         try:
             async with aclosing(self.client.list_pages(folder.path)) as pages:
                 async for parent, page in pages:
+                    # as this mount left what it changed since the listing was asked for
+                    page = meta.current_children(page, since)
                     children += page
                     shown = self._as_shown(page)
                     if links.by_name and any(links.is_link(child) for child in shown):
@@ -365,8 +377,10 @@ class Core:
         assert parent is not None  # (list_pages yields at least once)
         if parent.file_id == folder.entry.file_id:
             folder.entry = parent
-        self.meta.put_listing(parent, children)
-        self._end_listing(folder, listing, children, held)
+        # (what this mount made there meanwhile, as it left it)
+        added = meta.added_since(folder.path, since, {child.name for child in children})
+        meta.put_listing(parent, children + added, since)
+        self._end_listing(folder, listing, children + added, held + self._as_shown(added))
 
     def _end_listing(self, folder: Node, listing: FolderListing, children: list[Entry], rest: list[Entry]) -> None:
         """The last of a pass over ``children``: ``rest`` (those of them not

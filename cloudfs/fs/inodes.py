@@ -4,10 +4,23 @@ An inode stands for one remote object, keyed by its server object id, so a
 rename keeps the inode.  Numbers come from a counter that never goes back, so
 a number is never reused for another object during the mount.
 
+An object may take a new id under the same inode (:meth:`InodeTable.rebind`:
+a file created here gets its server id when its upload lands; a backend whose
+replace gives a new id swaps the new version in).  A server answer read just
+before that step may still name the old id (a listing, a stat, a readdir pass
+handed out page by page): the old id keeps leading to the same inode, whose
+newer entry stays, so the file's inode number does not change under programs
+that keep it (git's index, rsync, tar).
+
 The kernel holds a *lookup count* on every inode it was handed (by lookup,
 create, mkdir, readdirplus...).  ``forget`` lowers it; an inode leaves the
 table when the kernel has forgotten it, no handle has it open and it holds no
-unsaved data.  That bounds memory on a walk over millions of entries.
+unsaved data.  That bounds memory on a walk over millions of entries.  The
+kernel forgets an unused inode as soon as its entry times out (a file closed
+more than ``metadata_ttl`` after it was looked up, a file created here once
+its upload lands and nothing holds it): its number is kept for its object
+(the newest :data:`KEPT` objects), and the next lookup hands out the same one
+(a number the kernel forgot may be handed out again, for the same object).
 
 Plain ``def`` only: every method is atomic with respect to other trio tasks.
 """
@@ -104,14 +117,20 @@ def _unfile(paths: PathIndex, path: str, node: Node) -> None:
             del paths[path]
 
 
-#: what only this mount knows of objects whose inode the kernel forgot (times:
-#: atime, ctime, a folder's mtime): it forgets an unused inode as soon as its
-#: entry times out (or its memory is short), and the next lookup must show the same
-KEPT_TIMES = 65536
+#: what only this mount knows of objects whose inode the kernel forgot (their
+#: inode number; times: atime, ctime, a folder's mtime): it forgets an unused
+#: inode as soon as its entry times out (or its memory is short), and the next
+#: lookup must show the same
+KEPT = 65536
+
+#: the old ids kept for one node (see :meth:`InodeTable.rebind`)
+RETIRED_PER_NODE = 4
 
 #: atime_ns, changed_ns, children_changed_ns
 LocalState = tuple[int | None, int | None, int | None]
 NOTHING_KEPT: LocalState = (None, None, None)
+#: an object's inode number and its local state, while the kernel has forgotten the inode
+Kept = tuple[int, LocalState]
 
 
 class InodeTable:
@@ -120,7 +139,11 @@ class InodeTable:
         self._by_ino: dict[int, Node] = {}
         self._by_id: dict[str, int] = {root.file_id: ROOT_INODE}
         self._by_path: PathIndex = {}
-        self._kept: LRUCache[str, LocalState] = LRUCache(maxsize=KEPT_TIMES)
+        #: ids a node had before :meth:`rebind` -> its inode number (see the module docstring)
+        self._retired: dict[str, int] = {}
+        #: inode number -> the ids retired for it (dropped with the node)
+        self._retired_of: dict[int, list[str]] = {}
+        self._kept: LRUCache[str, Kept] = LRUCache(maxsize=KEPT)
         self._add(Node(ROOT_INODE, root, lookups=1))
 
     def __len__(self) -> int:
@@ -154,11 +177,21 @@ class InodeTable:
         """The node for ``entry`` (created if new), its entry refreshed, and
         its lookup count raised by one when the kernel is handed the inode."""
         node = self.by_file_id(entry.file_id)
+        if node is None and self._retired:
+            node = self._retired_node(entry.file_id)
+            if node is not None:
+                # a stale answer naming the id the node had: the node's entry is newer
+                if lookup:
+                    node.lookups += 1
+                return node
         if node is None:
-            atime_ns, changed_ns, children_changed_ns = \
-                self._kept.pop(entry.file_id, NOTHING_KEPT) if self._kept else NOTHING_KEPT
-            node = Node(self._next_ino, entry)
-            self._next_ino += 1
+            kept = self._kept.pop(entry.file_id, None) if self._kept else None
+            if kept is not None and kept[0] not in self._by_ino:
+                ino, (atime_ns, changed_ns, children_changed_ns) = kept
+            else:
+                ino, (atime_ns, changed_ns, children_changed_ns) = self._next_ino, NOTHING_KEPT
+                self._next_ino += 1
+            node = Node(ino, entry)
             node.atime_ns, node.changed_ns, node.children_changed_ns = atime_ns, changed_ns, children_changed_ns
             self._add(node)
             self._by_id[entry.file_id] = node.ino
@@ -168,6 +201,11 @@ class InodeTable:
         if lookup:
             node.lookups += 1
         return node
+
+    def _retired_node(self, file_id: str) -> Node | None:
+        ino = self._retired.get(file_id)
+        node = self._by_ino.get(ino) if ino is not None else None
+        return node if node is not None and not node.unlinked else None
 
     def forget(self, ino: int, count: int) -> None:
         node = self._by_ino.get(ino)
@@ -181,11 +219,12 @@ class InodeTable:
             del self._by_ino[node.ino]
             node._paths = None
             _unfile(self._by_path, node.entry.path, node)
+            _unretire(self, node.ino)
             if self._by_id.get(node.entry.file_id) == node.ino:
                 del self._by_id[node.entry.file_id]
-                kept = (node.atime_ns, node.changed_ns, node.children_changed_ns)
-                if not node.unlinked and kept != NOTHING_KEPT:
-                    self._kept[node.entry.file_id] = kept
+                if not node.unlinked:
+                    self._kept[node.entry.file_id] = (node.ino, (node.atime_ns, node.changed_ns,
+                                                                 node.children_changed_ns))
 
     def detach(self, node: Node) -> None:
         """The object left the namespace (unlinked, or replaced by a rename):
@@ -193,9 +232,17 @@ class InodeTable:
         detach_node(self, node)
 
     def rebind(self, node: Node, entry: Entry) -> None:
-        """The node's object got a new id (e.g. re-created remotely)."""
-        if self._by_id.get(node.entry.file_id) == node.ino:
-            del self._by_id[node.entry.file_id]
+        """The node's object got a new id (its upload created it, or a
+        replace gave a new id); the old id still leads here (see the module
+        docstring)."""
+        old_id = node.entry.file_id
+        if self._by_id.get(old_id) == node.ino:
+            del self._by_id[old_id]
+            self._retired[old_id] = node.ino
+            retired = self._retired_of.setdefault(node.ino, [])
+            retired.append(old_id)
+            if len(retired) > RETIRED_PER_NODE:  # a file rewritten all day: only answers of the last moments matter
+                del self._retired[retired.pop(0)]
         node.entry = entry
         self._by_id[entry.file_id] = node.ino
 
@@ -221,6 +268,15 @@ def detach_node(table: InodeTable, node: Node) -> None:
     node.unlinked = True
     if table._by_id.get(node.entry.file_id) == node.ino:
         del table._by_id[node.entry.file_id]
+    # a stale answer naming an id it had no longer leads to a removed file
+    _unretire(table, node.ino)
+
+
+def _unretire(table: InodeTable, ino: int) -> None:
+    """Forget the ids retired for inode ``ino`` (a plain function: see :func:`detach_node`)."""
+    for file_id in table._retired_of.pop(ino, ()):
+        if table._retired.get(file_id) == ino:
+            del table._retired[file_id]
 
 
 def move_nodes(nodes: Iterable[Node], moves: Mapping[str, str]) -> None:

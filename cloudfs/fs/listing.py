@@ -25,7 +25,10 @@ class FolderListing:
     """One pass over a folder: what readdir offsets index (they stay valid
     while pages arrive: the list only grows)."""
 
-    def __init__(self) -> None:
+    def __init__(self, since: int = 0) -> None:
+        #: the metadata cache's change number when the pass began (its entries
+        #: were read at or after it: see cloudfs.fs.meta)
+        self.since = since
         self.shown: list[Shown] = []
         #: no more entries will come (all pages here, or ``error``)
         self.done = False

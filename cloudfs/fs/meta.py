@@ -8,10 +8,19 @@ Three TTL caches (cachetools):
 * single entries (path -> Entry), from stats;
 * negative entries (path -> absent), kept briefly.
 
-The filesystem's own changes (create, unlink, rename...) update the cache at
-once, so it never contradicts what this mount did.  Changes made by other
-clients show up when the entries expire, or at once where the server has a
-change feed (``cloudfs.fs.changes``).
+The filesystem's own changes (create, unlink, rename, a landed upload...)
+update the cache at once, so it never contradicts what this mount did.
+Changes made by other clients show up when the entries expire, or at once
+where the server has a change feed (``cloudfs.fs.changes``).
+
+A server answer may be read before one of this mount's changes and arrive
+after it (a listing asked for just before an upload lands): it must not undo
+the change, or a file created here vanishes from its folder for the TTL, a
+file replaced under a new id shows its old object (a new inode).  So every
+change is numbered (:attr:`MetaCache.epoch`), an answer is filled in with the
+number its request started at (``since``: :meth:`MetaCache.fill`,
+:meth:`~MetaCache.fill_absent`, :meth:`~MetaCache.put_listing`), and where
+this mount changed a path after that, the change stands.
 
 Behind the TTL caches, the last known state (LRU, same bounds) answers while
 the server cannot be reached: see :meth:`MetaCache.known_entry`.
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import posixpath
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -44,6 +54,18 @@ class _Absent:
 
 #: returned by :meth:`MetaCache.child` when the name is known not to exist
 ABSENT = _Absent()
+
+
+class _Unchecked:
+    """An answer read before the oldest change still remembered."""
+
+
+_UNCHECKED = _Unchecked()
+
+
+#: this mount's changes remembered for answers read before them (the newest
+#: this many; an answer read before the oldest of them is not cached)
+CHANGES_KEPT = 65536
 
 
 def join(parent: str, name: str) -> str:
@@ -79,6 +101,12 @@ class MetaCache:
             maxsize=max_listed_entries, getsizeof=lambda l: len(l.children) + 1
         )
         self._known_entries: LRUCache[str, Entry] = LRUCache(maxsize=max_entries)
+        #: the number of this mount's last change (see the module docstring)
+        self.epoch = 0
+        #: path -> (the number of this mount's last change there, what it left: an entry or ABSENT), oldest first
+        self._changes: OrderedDict[str, tuple[int, Entry | _Absent]] = OrderedDict()
+        #: answers read before this change cannot be checked (the changes before it were let go)
+        self._floor = 0
 
     def _fresh_caches(self, ttl_s: float) -> tuple[TTLCache[str, Listing], TTLCache[str, Entry]]:
         # listings are sized by their number of children, so one huge folder cannot pin memory forever
@@ -133,8 +161,16 @@ class MetaCache:
         return self._listings.get(path) or self._known_listings.get(path)
 
     # ---- fills ---------------------------------------------------------------------
-    def put_listing(self, folder: Entry, children: Iterable[Entry]) -> Listing:
+    def put_listing(self, folder: Entry, children: Iterable[Entry], since: int | None = None) -> Listing:
+        """A folder's listing; ``since``: the server's answer, asked for at
+        that change number (see :meth:`current_children`; not cached if too
+        old to check)."""
+        if since is not None:
+            children = self.current_children(children, since)
+            children += self.added_since(folder.path, since, {child.name for child in children})
         listing = Listing(folder, {child.name: child for child in children})
+        if since is not None and since < self._floor:
+            return listing
         if len(listing.children) + 1 <= self._listings.maxsize:
             self._listings[folder.path] = listing
             # the same object: changes made through put() reach both
@@ -153,6 +189,30 @@ class MetaCache:
         return listing
 
     def put(self, entry: Entry) -> None:
+        """This mount changed the object at ``entry.path`` (made, renamed,
+        uploaded...): ``entry`` is what is there now."""
+        self._changed(entry.path, entry)
+        self._store(entry)
+
+    def fill(self, entry: Entry, since: int) -> Entry | _Absent:
+        """The server's answer for ``entry.path``, asked for at change number
+        ``since``: cached unless this mount changed the path since.  Returns
+        what the path holds now (``entry``, or what the change left)."""
+        change = self._change_since(entry.path, since)
+        if change is None:
+            self._store(entry)
+            return entry
+        return change if isinstance(change, (Entry, _Absent)) else entry  # (unchecked: the answer as is)
+
+    def fill_absent(self, path: str, since: int) -> Entry | _Absent:
+        """The server had nothing at ``path`` (asked at ``since``): as :meth:`fill`."""
+        change = self._change_since(path, since)
+        if change is None:
+            self.put_absent(path)
+            return ABSENT
+        return change if isinstance(change, (Entry, _Absent)) else ABSENT
+
+    def _store(self, entry: Entry) -> None:
         self._entries[entry.path] = entry
         self._known_entries[entry.path] = entry
         self._negative.pop(entry.path, None)
@@ -162,6 +222,58 @@ class MetaCache:
                 listing = listings.get(parent)
                 if listing is not None:
                     listing.children[name] = entry
+
+    # ---- answers read before this mount's changes -----------------------------
+    def _changed(self, path: str, state: Entry | _Absent) -> None:
+        self.epoch += 1
+        changes = self._changes
+        changes.pop(path, None)
+        changes[path] = (self.epoch, state)
+        if len(changes) > CHANGES_KEPT:
+            _, (epoch, _) = changes.popitem(last=False)
+            self._floor = epoch
+
+    def _change_since(self, path: str, since: int) -> Entry | _Absent | _Unchecked | None:
+        """What this mount's last change at ``path`` after ``since`` left
+        there (None: no change since; _UNCHECKED: cannot tell)."""
+        if since >= self.epoch:
+            return None
+        if since < self._floor:
+            return _UNCHECKED
+        found = self._changes.get(path)
+        return found[1] if found is not None and found[0] > since else None
+
+    def current_children(self, children: Iterable[Entry], since: int) -> list[Entry]:
+        """A folder's ``children`` as listed by the server (asked at
+        ``since``), each as this mount left it if it changed it since
+        (those it removed left out); see :meth:`added_since` for the rest."""
+        if since >= self.epoch:
+            return list(children)
+        current = []
+        for child in children:
+            found = self._changes.get(child.path)
+            if found is None or found[0] <= since:
+                current.append(child)
+            elif isinstance(found[1], Entry):
+                current.append(found[1])
+        return current
+
+    def added_since(self, folder: str, since: int, names: set[str]) -> list[Entry]:
+        """What this mount put in ``folder`` after ``since`` that is not among ``names``."""
+        added = []
+        for path, (epoch, state) in reversed(self._changes.items()):
+            if epoch <= since:
+                break
+            if isinstance(state, Entry):
+                parent, name = split(path)
+                if parent == folder and name not in names:
+                    added.append(state)
+        return added
+
+    def current(self, entry: Entry, since: int) -> Entry:
+        """``entry`` (read at ``since``), or what this mount put at its path since."""
+        change = self._change_since(entry.path, since)
+        return change if isinstance(change, Entry) else entry
 
     def put_absent(self, path: str) -> None:
         if self.negative_ttl_s > 0:
@@ -179,6 +291,7 @@ class MetaCache:
             if listing is not None:
                 listing.children.pop(name, None)
         self._known_entries.pop(path, None)
+        self._changed(path, ABSENT)
         self.put_absent(path)
 
     def invalidate(self, path: str) -> None:

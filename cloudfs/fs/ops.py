@@ -216,7 +216,7 @@ class Operations(pyfuse3.Operations):
         shown = listing.shown
         for index in range(start_id, len(shown)):
             name, entry = shown[index]
-            node = core.remember(entry, lookup=False)
+            node = core.remember(entry, lookup=False, since=listing.since)
             if not pyfuse3.readdir_reply(token, name, self._attributes(node), index + 1):
                 core.table.drop_if_unused(node)
                 return

@@ -108,13 +108,14 @@ class PinKeeper:
             if folder_path in listed:
                 continue
             listed.add(folder_path)
+            since = self.core.meta.epoch
             try:
                 folder, children = await self.core.client.list_all(folder_path)
             except CloudfsError as exc:
                 if self.core.connectivity.failed(exc):
                     raise
                 return  # gone meanwhile: the pin's own walk says so
-            self.core.meta.put_listing(folder, children)
+            self.core.meta.put_listing(folder, children, since)
 
     async def _files_under(self, path: str) -> list[Entry]:
         core = self.core
@@ -130,8 +131,9 @@ class PinKeeper:
         found: list[Entry] = []
         folders = [entry.path]
         while folders:
+            since = core.meta.epoch
             folder, children = await core.client.list_all(folders.pop())
-            core.meta.put_listing(folder, children)  # also the last known state, for offline use
+            core.meta.put_listing(folder, children, since)  # also the last known state, for offline use
             for child in children:
                 if child.is_dir:
                     folders.append(child.path)

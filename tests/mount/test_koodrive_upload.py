@@ -2,7 +2,8 @@
 file written front to back is hashed as it is written and goes up in
 parallel parts; one changed in place is hashed at upload; uploads cancelled
 by a rewrite, a removal or a killed mount leave nothing on the server and
-never block the next upload of the same name."""
+never block the next upload of the same name; the old version a rewrite
+replaces goes where the mount's deletes go."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from cloudfs.client.sha256state import STATES_AVAILABLE
-from cloudfs.server.testing import RunningServer
-from tests.mount.conftest import Drive, Remote, file_sha256, force_unmount, sha256, synced, wait_until
+from cloudfs.server.testing import RunningServer, start_server
+from tests.mount.conftest import Drive, Remote, file_sha256, force_unmount, mounted, sha256, synced, wait_until
 
 MIB = 1 << 20
 
@@ -147,3 +148,27 @@ def test_a_mount_killed_mid_upload_uploads_again_at_the_next_mount(drive: Drive,
     wait_until(lambda: remote.stat("/kill/f.bin").size == 30 * MIB, timeout=60)
     assert remote.names("/kill") == ["f.bin"]
     assert sha256(remote.get("/kill/f.bin")) == file_sha256(src)
+
+
+@pytest.mark.parametrize("delete", ["permanent", "trash"])
+def test_a_rewrite_sends_the_old_version_where_deletes_go(tmp_path: Path, delete: str):
+    # KooDrive has no overwrite: each rewrite uploads the new version beside
+    # the file and deletes the old one.  Before, that old one always went to
+    # the recycle bin, which counts against the quota: with delete=permanent
+    # a file rewritten all day filled the drive (the soak test's 'Insufficient space')
+    size = 100_000
+    with start_server(tmp_path / "server", faults=False, dialect="koodrive") as server:
+        remote = Remote(server)
+        with mounted(server, tmp_path, options=f"upload_delay=0.2,delete={delete}") as drive:
+            for i in range(3):
+                (drive / "f").write_bytes(bytes([i]) * size)  # (each version its own content: no dedup)
+                synced(drive / "f")
+        trash = remote._run(lambda client: client.trash())
+        assert remote.get("/f") == bytes([2]) * size
+        if delete == "permanent":
+            assert (trash.items, trash.size) == (0, 0)
+            assert remote.used() == size  # the live bytes alone
+        else:  # the default: the old versions can be restored from the bin (and count until it is emptied)
+            # (KooDrive files are made at create: the empty one too)
+            assert (trash.items, trash.size) == (3, 2 * size)
+            assert remote.used() == 3 * size

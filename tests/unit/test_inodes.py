@@ -106,3 +106,30 @@ def test_inodes_file_moves_leave_other_paths_alone():
     table.detach(gone)
     table.move_subtrees({"/d/m": "/e/m"}, folders=False)
     assert (moved.path, near.path, gone.path) == ("/e/m", "/d/m.tmp", "/d/m")
+
+
+def test_inodes_an_object_whose_inode_was_forgotten_gets_its_number_back():
+    # git's index keeps st_ino: a file the kernel forgot (its entry timed out
+    # while nothing held it) is the same file at its next lookup
+    table = InodeTable(entry("root", "/", is_dir=True))
+    a = table.remember(entry("a", "/a"))
+    b = table.remember(entry("b", "/b"))
+    table.forget(a.ino, 1)
+    assert table.get(a.ino) is None
+    assert table.remember(entry("a", "/a")).ino == a.ino
+    assert table.remember(entry("c", "/c")).ino not in (a.ino, b.ino)  # never another object's
+
+
+def test_inodes_an_old_id_leads_to_the_rebound_node_without_its_stale_entry():
+    # a file created here gets its id when its upload lands; a replace may give
+    # a new one (Cloudreve 3, KooDrive): an answer read before names the old id
+    table = InodeTable(entry("root", "/", is_dir=True))
+    node = table.remember(entry("pending:1", "/f"))
+    table.rebind(node, entry("r1", "/f"))
+    table.rebind(node, entry("r2", "/f"))
+    for stale in ("pending:1", "r1"):
+        assert table.remember(entry(stale, "/f")) is node
+        assert node.entry.file_id == "r2"  # the newer entry stays
+    assert node.lookups == 3
+    table.detach(node)  # removed: an old id names nothing any more
+    assert table.remember(entry("r1", "/f")) is not node

@@ -73,3 +73,27 @@ def test_meta_retime_starts_over_with_the_new_ttl():
     assert meta.entry("/d/a") == entry("/d/a")  # trusted for the long TTL
     clock.now = 601
     assert meta.entry("/d/a") is None
+
+
+def test_meta_an_answer_read_before_a_change_of_this_mount_does_not_undo_it():
+    # a listing or stat asked for just before an upload lands, answered after
+    meta = MetaCache()
+    folder = entry("/d", is_dir=True)
+    since = meta.epoch
+    landed = entry("/d/new", "r1")
+    meta.put(landed)  # the upload landed meanwhile (the server's answer was read before)
+    meta.put(entry("/d/replaced", "r3"))
+    meta.remove("/d/gone")
+    listing = meta.put_listing(folder, [entry("/d/replaced", "r2"), entry("/d/gone"), entry("/d/other")], since)
+    assert listing.children == {"replaced": entry("/d/replaced", "r3"), "other": entry("/d/other"),
+                                "new": landed}
+    assert meta.entry("/d/new") == landed and meta.entry("/d/gone") is ABSENT
+    # a stat likewise
+    assert meta.fill(entry("/d/replaced", "r2"), since) == entry("/d/replaced", "r3")
+    assert meta.fill_absent("/d/new", since) == landed
+    assert meta.entry("/d/new") == landed
+    # one read after the change is the server's word
+    later = meta.epoch
+    assert meta.fill(entry("/d/new", "r9"), later) == entry("/d/new", "r9")
+    assert meta.entry("/d/new") == entry("/d/new", "r9")
+    assert meta.current(entry("/d/replaced", "r2"), since) == entry("/d/replaced", "r3")

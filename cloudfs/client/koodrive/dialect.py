@@ -15,9 +15,10 @@
   There is no cancel call: an upload never completed stays an invisible
   task on the server, and holds nothing the client knows of.
   There is no overwrite in place: a new version is uploaded beside the file
-  under a temporary name, the old file goes to the recycle bin, and the new
-  one is renamed into place, so its id changes (the capability record says
-  so) and the swap is not atomic (:mod:`cloudfs.client.replace`, the steps here).
+  under a temporary name, the old file goes to the recycle bin (or for
+  good where deletes are permanent: ``delete_to_trash``), and the new one
+  is renamed into place, so its id changes (the capability record says so)
+  and the swap is not atomic (:mod:`cloudfs.client.replace`, the steps here).
 * Downloads: pre-signed object URLs from ``files/download``, ranged when the
   object store answers 206 (the download engine falls back to whole-file
   otherwise).
@@ -592,9 +593,11 @@ class KooDriveDialect:
         self.ids.forget(uploaded.path)
 
     async def retire(self, current: Entry, target: str) -> None:
-        """The old file goes to the recycle bin."""
+        """The old file goes where deletes go (``delete_to_trash``): to the
+        recycle bin (201), or for good (202: a rewrite must not fill the
+        quota with old versions where deletes are permanent)."""
         await self._delete_ids([{"fileId": current.file_id, "filePath": await self._id_path(target)}],
-                               permanent=False, what=f"replace {target}")
+                               permanent=not self.http.settings.delete_to_trash, what=f"replace {target}")
         self.ids.forget(target)
 
     async def rename_into_place(self, uploaded: Entry, name: str) -> Entry:
