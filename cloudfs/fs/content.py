@@ -210,7 +210,9 @@ class Content:
         if not local.dirty or growth <= 0:
             return
         try:
-            capacity = await self.core.capacity()
+            capacity = await self.core.capacity(at_least=True)
+            if capacity.total and growth > capacity.free:
+                capacity = await self.core.capacity()  # space this mount freed since may make room
         except CloudfsError:
             return  # the upload will tell
         if capacity.total and growth > capacity.free:

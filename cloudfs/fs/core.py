@@ -54,6 +54,9 @@ def source_of(entry: Entry) -> Source:
 class _CapacityCache:
     value: Capacity | None = None
     at: float = -1e9
+    #: this mount freed space since ``value`` was read: ``df`` should show it
+    #: at once, but ``value`` still bounds the free space from below
+    freed: bool = False
 
 
 class Core:
@@ -427,22 +430,26 @@ class Core:
         """Bytes of a remote content version, through the read cache."""
         return await self.fetcher.read(source_of(self.located(entry)), span)
 
-    async def capacity(self, *, fresh: bool = False) -> Capacity:
+    async def capacity(self, *, fresh: bool = False, at_least: bool = False) -> Capacity:
         """The account's capacity, cached briefly (statfs comes often);
-        ``fresh`` asks the server now (``cloudfs status`` checks reachability)."""
+        ``fresh`` asks the server now (``cloudfs status`` checks reachability);
+        ``at_least``: figures whose free space is a lower bound will do (a
+        space check: what this mount deleted since only adds to it, so a
+        close after an unlink need not wait for the server)."""
         cache = self._capacity
         now = time.monotonic()
         if self.connectivity.offline and cache.value is not None and not fresh:
             return cache.value  # df on an offline mount: the last known figures, at once
-        if fresh or cache.value is None or now - cache.at > CAPACITY_TTL_S:
+        if fresh or cache.value is None or now - cache.at > CAPACITY_TTL_S or (cache.freed and not at_least):
             try:
                 cache.value = await self.client.capacity()
             except CloudfsError as exc:
                 if not self.connectivity.failed(exc) or cache.value is None or fresh:
                     raise
                 return cache.value
-            cache.at = now
+            cache.at, cache.freed = now, False
         return cache.value
 
     def forget_capacity(self) -> None:
-        self._capacity.at = -1e9
+        """This mount freed space (a delete): the next ``df`` asks the server."""
+        self._capacity.freed = True

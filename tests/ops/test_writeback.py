@@ -416,3 +416,53 @@ async def test_a_close_the_write_back_did_not_hear_of_is_uploaded_anyway(
                 await trio.sleep(0.1)
         assert await remote_bytes(mount, f"{top}/f") == b"acknowledged"
         assert "went unheard" in caplog.text
+
+
+CAPACITY_ROUTES = r"/user/capacity$|/user/storage$|/space/"
+
+
+async def test_a_close_after_an_unlink_asks_the_server_for_no_capacity(
+    fresh_server: RunningServer, tmp_path: Path, top: str,
+) -> None:
+    """close() checks that a grown file fits the free space.  A delete made
+    the cached figures stale for ``df``, and every close after it waited for
+    the server's capacity (tar over existing files: one capacity request per
+    file).  Space this mount freed only adds to the free space: the cached
+    figure is enough for the check, ``df`` still asks the server."""
+    async with ops_mount(fresh_server, tmp_path, upload_delay_s=0.0) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/old", b"x" * 1000)  # (the capacity is known from here on)
+        assert await mount.writeback.drain() == []
+        parent, _ = await fs._parent(f"{top}/old")
+        fresh_server.faults.set(path_regex=CAPACITY_ROUTES, latency_s=0.0)  # counted, not failed
+        for i in range(3):
+            await mount.ops.unlink(parent, b"old", None)  # type: ignore[arg-type]  (a delete on the server)
+            await fs.write_file(f"{top}/old", b"y" * (1000 + i))
+            assert await mount.writeback.drain() == []
+        assert fresh_server.faults.stats()["matched"] == 0
+        await mount.ops.unlink(parent, b"old", None)  # type: ignore[arg-type]
+        await mount.ops.statfs(None)  # type: ignore[arg-type]
+        assert fresh_server.faults.stats()["matched"] == 1  # df shows the freed space at once
+        fresh_server.faults.clear()
+
+
+async def test_a_close_that_fits_only_in_space_freed_since_asks_the_server(
+    fresh_server: RunningServer, tmp_path: Path, top: str,
+) -> None:
+    """The cached figures say the file does not fit, but this mount freed
+    space since: close asks the server before saying ENOSPC."""
+    async with ops_mount(fresh_server, tmp_path, upload_delay_s=0.0) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        used = (await mount.core.capacity(fresh=True)).used
+        fresh_server.faults.set_capacity(used + 60_000)
+        await fs.write_file(f"{top}/big", b"b" * 50_000)
+        assert await mount.writeback.drain() == []
+        assert (await mount.core.capacity(fresh=True)).free < 20_000
+        parent, _ = await fs._parent(f"{top}/big")
+        await mount.ops.unlink(parent, b"big", None)  # type: ignore[arg-type]
+        await fs.write_file(f"{top}/next", b"n" * 40_000)  # fits once the delete counts
+        assert await mount.writeback.drain() == []
+        assert await remote_bytes(mount, f"{top}/next") == b"n" * 40_000
+        fresh_server.faults.clear()
