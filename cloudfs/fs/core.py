@@ -37,6 +37,7 @@ from cloudfs.fs.inodes import InodeTable, Node, detach_node
 from cloudfs.fs.links import LinkRule
 from cloudfs.fs.listing import FolderListing, Shown
 from cloudfs.fs.meta import ABSENT, MetaCache, join, split
+from cloudfs.fs.misses import FolderMisses
 from cloudfs.upload.staging import LocalFile, is_unsent
 from cloudfs.upload.writeback import WriteBack
 
@@ -95,6 +96,8 @@ class Core:
         self.connectivity = Connectivity(client.capacity)
         #: paths kept in the read cache for offline use (``cloudfs pin``)
         self.pins = PinSet(settings.cache_dir / "pins.json")
+        #: a run of lookups missing the cache in one folder lists it (see misses.py)
+        self.misses = FolderMisses(lambda: meta.ttl_s, page_size=client.settings.page_size)
 
     # ---- nodes -------------------------------------------------------------
     def node(self, ino: int) -> Node:
@@ -173,9 +176,9 @@ class Core:
             raise fail(errno.ENOTDIR)
         path = join(parent.path, name)
         if not self.links.by_name:
-            return await self._child_at(path)
+            return await self._child_at(path, parent)
         try:
-            return await self._child_at(path)
+            return await self._child_at(path, parent)
         except FsError as exc:
             if exc.errno != errno.ENOENT:
                 raise
@@ -183,15 +186,18 @@ class Core:
             if len(link_name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
                 raise  # no link file can have this name
             try:
-                entry = await self._child_at(join(parent.path, link_name))
+                entry = await self._child_at(join(parent.path, link_name), parent)
             except FsError:
                 raise exc from None
             if not self.links.is_link(entry):
                 raise exc from None
             return entry
 
-    async def _child_at(self, path: str) -> Entry:
+    async def _child_at(self, path: str, folder: Node) -> Entry:
         cached = self.meta.entry(path)
+        if cached is None and not self.connectivity.offline:
+            await self._list_on_misses(folder)
+            cached = self.meta.entry(path)
         if isinstance(cached, Entry):
             return self._shown_at(cached)
         if cached is ABSENT:
@@ -209,6 +215,25 @@ class Core:
             found = self.meta.fill_absent(path, since)
         # (what this mount did at the path while the server was asked stands: see meta.py)
         return self._shown_at(found) if isinstance(found, Entry) else self._uploading_at(path)
+
+    async def _list_on_misses(self, folder: Node) -> None:
+        """A lookup in ``folder`` missed the cache: after a run of them, the
+        folder's listing is fetched once (lookups meanwhile wait for it) and
+        answers them; until then each costs a stat (see misses.py).  Whatever
+        the listing does not settle (it failed, was too large to keep) is
+        left to the stat."""
+        fetching = self.misses.fetching(folder.path)
+        if fetching is not None:
+            await fetching.wait()
+            return
+        known = self.meta.known_listing(folder.path)
+        if not self.misses.note(folder.path, len(known.children) if known is not None else None):
+            return
+        with self.misses.listing(folder.path):
+            try:
+                await self.listing(folder)  # (cached with the change number it was asked at)
+            except (CloudfsError, FsError) as exc:
+                log.debug("listing %s for its lookups failed: %s", folder.path, exc)
 
     def _known_child_at(self, path: str, exc: CloudfsError | None) -> Entry:
         """The server cannot be reached: the last known state answers."""

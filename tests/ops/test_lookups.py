@@ -1,0 +1,107 @@
+"""Lookups of names the metadata cache does not know (fs/misses.py).
+
+After a remount ``git status`` lstats every file of the repository: a run of
+lookups in one unlisted folder is answered from one listing of the folder,
+not a stat each; a lone lookup still costs one stat and no listing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import trio
+
+from cloudfs.cli.serve import Mount
+from cloudfs.fs.misses import LIST_AFTER_MISSES
+from cloudfs.server.testing import RunningServer
+from tests.ops.conftest import Driver, ops_mount
+
+ON_KOODRIVE = True
+
+NAMES = 12
+#: every request the mount makes (counted, not failed)
+ANY_REQUEST = r"."
+
+
+async def _seed(server: RunningServer, base: Path) -> str:
+    """A folder of NAMES files, written by another mount (this one starts cold)."""
+    top = f"/storm-{uuid.uuid4().hex[:8]}"
+    async with ops_mount(server, base) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        for i in range(NAMES):
+            await fs.write_file(f"{top}/f{i:02d}", b"x")
+        assert await mount.writeback.drain() == []
+    return top
+
+
+async def _requests(server: RunningServer, mount: Mount, action: object) -> int:
+    """The server requests ``action()`` (awaited) makes."""
+    server.faults.set(path_regex=ANY_REQUEST, latency_s=0.0)
+    try:
+        await action()  # type: ignore[operator]
+        return int(server.faults.stats()["matched"])
+    finally:
+        server.faults.clear()
+
+
+async def _costs(server: RunningServer, mount: Mount, top: str) -> tuple[int, int]:
+    """What one stat and one listing of ``top`` cost on this dialect (the
+    mount's caches are left as they were)."""
+    stat = await _requests(server, mount, lambda: mount.client.stat(f"{top}/f00"))
+    listing = await _requests(server, mount, lambda: mount.client.list_all(top))
+    return stat, listing
+
+
+async def test_a_run_of_lookups_in_one_folder_is_answered_by_its_listing(
+    fresh_server: RunningServer, tmp_path: Path,
+) -> None:
+    top = await _seed(fresh_server, tmp_path / "writer")
+    async with ops_mount(fresh_server, tmp_path / "reader") as mount:
+        fs = Driver(mount)
+        await fs.inode(top)  # (the folder itself: a lookup in /)
+        stat, listing = await _costs(fresh_server, mount, top)
+
+        async def lookups() -> None:
+            for i in range(NAMES):
+                await fs.inode(f"{top}/f{i:02d}")
+            await fs.inode(f"{top}/f00")  # (known now: no request)
+
+        made = await _requests(fresh_server, mount, lookups)
+        assert made <= (LIST_AFTER_MISSES - 1) * stat + listing < NAMES * stat
+        assert mount.core.meta.listing(top) is not None
+        # a missing name is answered by the listing too
+        assert await mount.core.child_or_none(mount.core.node(await fs.inode(top)), "nothing") is None
+        assert await _requests(fresh_server, mount, lambda: fs.inode(f"{top}/f05")) == 0
+
+
+async def test_concurrent_lookups_wait_for_the_one_listing(fresh_server: RunningServer, tmp_path: Path) -> None:
+    top = await _seed(fresh_server, tmp_path / "writer")
+    async with ops_mount(fresh_server, tmp_path / "reader") as mount:
+        fs = Driver(mount)
+        await fs.inode(top)
+        stat, listing = await _costs(fresh_server, mount, top)
+        found: dict[str, int] = {}
+
+        async def lookup(name: str) -> None:
+            found[name] = await fs.inode(f"{top}/{name}")
+
+        async def lookups() -> None:
+            async with trio.open_nursery() as nursery:
+                for i in range(NAMES):
+                    nursery.start_soon(lookup, f"f{i:02d}")
+
+        made = await _requests(fresh_server, mount, lookups)
+        assert made <= (LIST_AFTER_MISSES - 1) * stat + listing < NAMES * stat
+        assert len(set(found.values())) == NAMES and all(found.values())
+
+
+async def test_a_lone_lookup_costs_one_stat_and_no_listing(fresh_server: RunningServer, tmp_path: Path) -> None:
+    top = await _seed(fresh_server, tmp_path / "writer")
+    async with ops_mount(fresh_server, tmp_path / "reader") as mount:
+        fs = Driver(mount)
+        await fs.inode(top)
+        stat, _ = await _costs(fresh_server, mount, top)
+        assert await _requests(fresh_server, mount, lambda: fs.inode(f"{top}/f03")) == stat
+        assert mount.core.meta.listing(top) is None
