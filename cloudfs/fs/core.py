@@ -310,6 +310,10 @@ class Core:
         if node.unlinked or node.local is not None:
             return
         cached = self.meta.entry(node.path)
+        folder = self._folder_of(node) if cached is None and not self.connectivity.offline else None
+        if folder is not None:
+            await self._list_on_misses(folder)
+            cached = self.meta.entry(node.path)
         if isinstance(cached, Entry):
             entry = cached
         elif cached is ABSENT:
@@ -333,6 +337,13 @@ class Core:
             entry = found
         if entry.file_id == node.entry.file_id:
             node.entry = entry
+
+    def _folder_of(self, node: Node) -> Node | None:
+        """The node of ``node``'s folder, if the kernel knows it."""
+        parent, name = split(node.path)
+        if not name:
+            return None
+        return next((n for n in self.table.at_path(parent) if n.is_dir and not n.unlinked), None)
 
     async def listing(self, folder: Node) -> list[Entry]:
         """Every child of a folder (see :meth:`open_listing`), all at once."""

@@ -105,3 +105,29 @@ async def test_a_lone_lookup_costs_one_stat_and_no_listing(fresh_server: Running
         stat, _ = await _costs(fresh_server, mount, top)
         assert await _requests(fresh_server, mount, lambda: fs.inode(f"{top}/f03")) == stat
         assert mount.core.meta.listing(top) is None
+
+
+async def test_once_the_ttl_passed_a_run_of_getattrs_is_answered_by_one_listing(
+    fresh_server: RunningServer, tmp_path: Path,
+) -> None:
+    top = await _seed(fresh_server, tmp_path / "writer")
+    async with ops_mount(fresh_server, tmp_path / "reader") as mount:
+        fs = Driver(mount)
+        inodes = [await fs.inode(f"{top}/f{i:02d}") for i in range(NAMES)]
+        stat, listing = await _costs(fresh_server, mount, top)
+        mount.core.meta.clear()  # (what the metadata TTL passing does)
+
+        async def getattrs() -> None:
+            for ino in inodes:
+                await mount.ops.getattr(ino, None)  # type: ignore[arg-type]
+
+        assert await _requests(fresh_server, mount, getattrs) <= (LIST_AFTER_MISSES - 1) * stat + listing
+        mount.core.meta.clear()
+        # and lookups again (the kernel revalidating its names)
+        lookups = [fs.inode(f"{top}/f{i:02d}") for i in range(NAMES)]
+
+        async def again() -> None:
+            for lookup in lookups:
+                await lookup
+
+        assert await _requests(fresh_server, mount, again) <= stat + (LIST_AFTER_MISSES - 1) * stat + listing
