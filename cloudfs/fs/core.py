@@ -219,9 +219,11 @@ class Core:
     async def _list_on_misses(self, folder: Node) -> None:
         """A lookup in ``folder`` missed the cache: after a run of them, the
         folder's listing is fetched once (lookups meanwhile wait for it) and
-        answers them; until then each costs a stat (see misses.py).  Whatever
-        the listing does not settle (it failed, was too large to keep) is
-        left to the stat."""
+        its children are cached as a stat of each would have cached them;
+        until then each lookup costs a stat (see misses.py).  The listing is
+        not kept as the folder's listing: a name it lacks is still asked for
+        (a stat, then a negative entry, as before), so a name another client
+        makes there shows at once, and readdir still lists the folder afresh."""
         fetching = self.misses.fetching(folder.path)
         if fetching is not None:
             await fetching.wait()
@@ -230,10 +232,17 @@ class Core:
         if not self.misses.note(folder.path, len(known.children) if known is not None else None):
             return
         with self.misses.listing(folder.path):
+            since = self.meta.epoch
             try:
-                await self.listing(folder)  # (cached with the change number it was asked at)
-            except (CloudfsError, FsError) as exc:
+                _, children = await self.client.list_all(folder.path)
+            except CloudfsError as exc:
+                # (unreachable: the lookup answers offline; else its stat tells)
+                self.connectivity.failed(exc)
                 log.debug("listing %s for its lookups failed: %s", folder.path, exc)
+                return
+            for child in children:
+                # (what this mount did at a path while the server was asked stands: see meta.py)
+                self.meta.fill(child, since)
 
     def _known_child_at(self, path: str, exc: CloudfsError | None) -> Entry:
         """The server cannot be reached: the last known state answers."""

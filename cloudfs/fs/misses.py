@@ -46,6 +46,8 @@ class FolderMisses:
         self._counts: OrderedDict[str, tuple[int, float]] = OrderedDict()
         #: folder path -> set when its listing (fetched for missed lookups) is in the cache or failed
         self._fetching: dict[str, trio.Event] = {}
+        #: folder path -> when its listing was last fetched for missed lookups, least recent first
+        self._listed: OrderedDict[str, float] = OrderedDict()
 
     def fetching(self, folder: str) -> trio.Event | None:
         """Set when the listing of ``folder`` being fetched for missed lookups
@@ -59,12 +61,21 @@ class FolderMisses:
         per extra page, so listing it never costs more requests than the
         stats it saves."""
         now = self._timer()
+        listed = self._listed.get(folder)
+        if listed is not None and now - listed <= self._window_s():
+            # listed a moment ago: the names it lacked are missing ones,
+            # asked for one by one (each a negative entry then), not a reason to list again
+            return False
         count, first = self._counts.pop(folder, (0, now))
         if now - first > self._window_s():
             count, first = 0, now
         count += 1
         pages = math.ceil(known_children / self._page_size) if known_children else 1
         if count >= LIST_AFTER_MISSES + max(pages, 1) - 1:
+            self._listed.pop(folder, None)
+            self._listed[folder] = now
+            if len(self._listed) > MAX_FOLDERS:
+                self._listed.popitem(last=False)
             return True
         self._counts[folder] = (count, first)
         if len(self._counts) > MAX_FOLDERS:
