@@ -7,7 +7,10 @@ requests for a 300-file repository), where the folder's listing (one paged
 request per folder) answers them all.  So a run of misses in one folder
 lists it once (:class:`FolderMisses` says when) and the lookups are answered
 from that listing; lookups in a folder whose listing is being fetched wait
-for it instead of each sending a stat.
+for it instead of each sending a stat.  The listing's children are cached as
+their stats would have been (``Core._list_on_misses``): a name it lacks is
+still asked for, and the folder is not listed again for lookups within the
+window.
 
 A lone lookup still costs one stat: a path walk (``cat a/b/c``) looks up one
 name per folder, and a huge folder is not listed for one name.

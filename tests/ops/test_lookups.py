@@ -8,6 +8,8 @@ not a stat each; a lone lookup still costs one stat and no listing.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import trio
@@ -54,14 +56,22 @@ async def _costs(server: RunningServer, mount: Mount, top: str) -> tuple[int, in
     return stat, listing
 
 
+@asynccontextmanager
+async def _cold(server: RunningServer, base: Path) -> AsyncIterator[tuple[Mount, Driver, str, int, int]]:
+    """A fresh mount, the seeded folder (looked up, not listed) and what a
+    stat and a listing of it cost: (mount, driver, folder, stat, listing)."""
+    top = await _seed(server, base / "writer")
+    async with ops_mount(server, base / "reader") as mount:
+        fs = Driver(mount)
+        await fs.inode(top)  # (the folder itself: a lookup in /)
+        stat, listing = await _costs(server, mount, top)
+        yield mount, fs, top, stat, listing
+
+
 async def test_a_run_of_lookups_in_one_folder_is_answered_by_its_listing(
     fresh_server: RunningServer, tmp_path: Path,
 ) -> None:
-    top = await _seed(fresh_server, tmp_path / "writer")
-    async with ops_mount(fresh_server, tmp_path / "reader") as mount:
-        fs = Driver(mount)
-        await fs.inode(top)  # (the folder itself: a lookup in /)
-        stat, listing = await _costs(fresh_server, mount, top)
+    async with _cold(fresh_server, tmp_path) as (mount, fs, top, stat, listing):
 
         async def lookups() -> None:
             for i in range(NAMES):
@@ -85,11 +95,7 @@ async def test_a_run_of_lookups_in_one_folder_is_answered_by_its_listing(
 
 
 async def test_concurrent_lookups_wait_for_the_one_listing(fresh_server: RunningServer, tmp_path: Path) -> None:
-    top = await _seed(fresh_server, tmp_path / "writer")
-    async with ops_mount(fresh_server, tmp_path / "reader") as mount:
-        fs = Driver(mount)
-        await fs.inode(top)
-        stat, listing = await _costs(fresh_server, mount, top)
+    async with _cold(fresh_server, tmp_path) as (mount, fs, top, stat, listing):
         found: dict[str, int] = {}
 
         async def lookup(name: str) -> None:
@@ -106,13 +112,9 @@ async def test_concurrent_lookups_wait_for_the_one_listing(fresh_server: Running
 
 
 async def test_a_lone_lookup_costs_one_stat_and_no_listing(fresh_server: RunningServer, tmp_path: Path) -> None:
-    top = await _seed(fresh_server, tmp_path / "writer")
-    async with ops_mount(fresh_server, tmp_path / "reader") as mount:
-        fs = Driver(mount)
-        await fs.inode(top)
-        stat, _ = await _costs(fresh_server, mount, top)
+    async with _cold(fresh_server, tmp_path) as (mount, fs, top, stat, _):
+        # (a listing would add requests: on v4 a stat is one, on v3 and KooDrive the folder's listing)
         assert await _requests(fresh_server, mount, lambda: fs.inode(f"{top}/f03")) == stat
-        assert mount.core.meta.listing(top) is None
 
 
 async def test_once_the_ttl_passed_a_run_of_getattrs_is_answered_by_one_listing(
