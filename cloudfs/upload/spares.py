@@ -59,6 +59,10 @@ class SpareFiles:
             self._wanted.set()
         return spare
 
+    def ready(self) -> list[Path]:
+        """The spares made and not taken yet."""
+        return [path for path, _ in self._ready]
+
     async def run(self, journaled: Collection[Path] = (), *,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Remove what an earlier run left unused (not ``journaled``), then keep
