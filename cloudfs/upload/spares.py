@@ -69,6 +69,8 @@ class SpareFiles:
         spares ready until cancelled."""
         await trio.to_thread.run_sync(self._prepare, {Path(p) for p in journaled})
         task_status.started()
+        if self.keep <= 0:
+            return  # (a read-only mount makes no file)
         try:
             while True:
                 self._wanted = trio.Event()  # (takes from here on set it)
