@@ -1,12 +1,14 @@
 """Spare staging files: empty files made ahead of need, in a worker thread.
 
-Making a file costs the cache disk's filesystem an inode and a directory
-entry: 0.2-0.4 ms of a busy ext4's CPU, which every ``create(2)`` through the
-mount waited for (rsync's and tar's files are each a create), on the event
-loop.  Here they are made in batches, off the loop, before they are needed;
-a new file's staging file is then one taken from the batch, and made on the
-spot only when none is left (or none was ever made: a mount driven without
-:meth:`SpareFiles.run`).
+Making a file takes the cache disk's filesystem a journal handle for a new
+inode and directory entry: on a busy ext4, whose journal our own close-time
+syncs keep committing, a median 0.4 ms that every ``create(2)`` through the
+mount waited for on the event loop (rsync's and tar's files are each a
+create).  Here they are made in batches, off the loop, before they are
+needed; a new file's staging file is then one taken from the batch and
+opened (an open of an existing file needs no journal handle), and made on
+the spot only when none is left (or none was ever made: a mount driven
+without :meth:`SpareFiles.run`).  They are kept closed: no descriptors held.
 
 They live in a folder of their own, so what a killed run left there unused
 is known by where it is: the next start removes those, except the ones the
@@ -34,23 +36,23 @@ KEEP = 64
 RETRY_S = 5.0
 
 
-def make_file(folder: Path) -> tuple[Path, int]:
-    """A new, empty staging file in ``folder`` (open for reading and writing)."""
+def make_file(folder: Path) -> Path:
+    """A new, empty staging file in ``folder``."""
     path = folder / uuid.uuid4().hex
-    return path, os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
 
 
 class SpareFiles:
     def __init__(self, folder: Path, keep: int = KEEP) -> None:
         self.folder = Path(folder)
         self.keep = keep
-        self._ready: list[tuple[Path, int]] = []
+        self._ready: list[Path] = []
         self._wanted = trio.Event()
         self._closed = False
 
-    def take(self) -> tuple[Path, int] | None:
-        """A spare (its path and open descriptor, now the caller's), or None
-        if none is ready."""
+    def take(self) -> Path | None:
+        """A spare (now the caller's), or None if none is ready."""
         if not self._ready:
             self._wanted.set()
             return None
@@ -61,7 +63,7 @@ class SpareFiles:
 
     def ready(self) -> list[Path]:
         """The spares made and not taken yet."""
-        return [path for path, _ in self._ready]
+        return list(self._ready)
 
     async def run(self, journaled: Collection[Path] = (), *,
                   task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -105,8 +107,8 @@ class SpareFiles:
             if path not in journaled:
                 path.unlink(missing_ok=True)
 
-    def _make(self, count: int) -> list[tuple[Path, int]]:  # in a worker thread
-        made: list[tuple[Path, int]] = []
+    def _make(self, count: int) -> list[Path]:  # in a worker thread
+        made: list[Path] = []
         try:
             for _ in range(count):
                 made.append(make_file(self.folder))
@@ -116,10 +118,9 @@ class SpareFiles:
         return made
 
     @staticmethod
-    def _discard(spares: list[tuple[Path, int]]) -> None:
-        for path, fd in spares:
+    def _discard(spares: list[Path]) -> None:
+        for path in spares:
             try:
-                os.close(fd)
                 path.unlink(missing_ok=True)
             except OSError as exc:
                 log.debug("could not remove the spare staging file %s: %s", path, exc)

@@ -139,13 +139,13 @@ class LocalFile:
     # ---- construction ------------------------------------------------------
     @classmethod
     def create(cls, staging_dir: Path, entry: Entry, *, hash_content: bool = False,
-               spare: tuple[Path, int] | None = None) -> "LocalFile":
+               spare: Path | None = None) -> "LocalFile":
         """Stage an existing remote file (nothing is downloaded yet), or a
         new one that is not on the server yet (an unsent entry: no base);
         ``hash_content``: the backend wants the content's SHA-256 up front;
-        ``spare``: an empty staging file made ahead (path, open descriptor)
-        to use instead of making one now (see :mod:`cloudfs.upload.spares`)."""
-        staging = spare[0] if spare is not None else staging_dir / uuid.uuid4().hex
+        ``spare``: an empty staging file made ahead, to use instead of
+        making one now (see :mod:`cloudfs.upload.spares`)."""
+        staging = spare if spare is not None else staging_dir / uuid.uuid4().hex
         unsent = is_unsent(entry.file_id)
         local = cls(
             file_id=entry.file_id,
@@ -158,16 +158,15 @@ class LocalFile:
             base_limit=0 if unsent else entry.size,
             hash_content=hash_content,
         )
-        if spare is not None:
-            fd = local.fd = spare[1]
-        else:
-            try:
-                fd = local._open(create=True)
-            except FileNotFoundError:
-                # (made when the mount starts: made again only if it went since,
-                # not checked for every file a tar x or an rsync creates)
-                staging_dir.mkdir(parents=True, exist_ok=True)
-                fd = local._open(create=True)
+        try:
+            fd = local._open(create=spare is None)
+        except FileNotFoundError:
+            # (made when the mount starts: made again only if it went since,
+            # not checked for every file a tar x or an rsync creates; a spare
+            # removed meanwhile is replaced by a file made now)
+            local.staging = staging_dir / uuid.uuid4().hex
+            staging_dir.mkdir(parents=True, exist_ok=True)
+            fd = local._open(create=True)
         if entry.size:
             os.ftruncate(fd, entry.size)  # sparse: the base fills it as needed
         if hash_content and entry.size == 0:

@@ -2,7 +2,6 @@
 made again when fewer than half are left; a killed run's unused ones go at
 the next start, the journaled ones stay."""
 
-import os
 from pathlib import Path
 
 import trio
@@ -26,18 +25,15 @@ async def test_spares_are_made_ahead_taken_and_made_again(tmp_path: Path) -> Non
         await nursery.start(spares.run)
         await wait_for(lambda: len(list(folder.iterdir())) == 8)
         taken = [spares.take() for _ in range(5)]
-        assert all(t is not None for t in taken)
-        for path, fd in taken:  # type: ignore[misc]
-            assert path.parent == folder and os.fstat(fd).st_size == 0
-            os.pwrite(fd, b"mine", 0)  # the caller's now
+        for path in taken:
+            assert path is not None and path.parent == folder and path.stat().st_size == 0
+            path.write_bytes(b"mine")  # the caller's now
         # fewer than half left: made again, off the event loop
         await wait_for(lambda: len(list(folder.iterdir())) == 5 + 8)
         nursery.cancel_scope.cancel()
     # the untaken ones are removed when it stops; the taken ones are the callers'
-    assert sorted(folder.iterdir()) == sorted(path for path, _ in taken)  # type: ignore[misc]
-    for path, fd in taken:  # type: ignore[misc]
-        assert os.pread(fd, 4, 0) == b"mine"
-        os.close(fd)
+    assert sorted(folder.iterdir()) == sorted(taken)  # type: ignore[type-var]
+    assert all(path.read_bytes() == b"mine" for path in taken)  # type: ignore[union-attr]
 
 
 async def test_a_killed_runs_unused_spares_go_at_the_next_start_the_journaled_stay(tmp_path: Path) -> None:
@@ -56,18 +52,21 @@ async def test_a_killed_runs_unused_spares_go_at_the_next_start_the_journaled_st
 
 def test_a_staged_file_takes_a_spare_instead_of_making_a_file(tmp_path: Path) -> None:
     spare_path = tmp_path / "spare-file"
-    fd = os.open(spare_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    local = LocalFile.create(tmp_path / "staging", unsent_entry("/new"), spare=(spare_path, fd))
-    assert local.staging == spare_path and local.fd == fd
+    spare_path.write_bytes(b"")
+    local = LocalFile.create(tmp_path / "staging", unsent_entry("/new"), spare=spare_path)
+    assert local.staging == spare_path
     assert not (tmp_path / "staging").exists()  # nothing made there
     local.write(0, b"data")
     assert spare_path.read_bytes() == b"data"
     # an existing file staged on a spare: sparse at the base's size, as without one
     spare2 = tmp_path / "spare-2"
-    fd2 = os.open(spare2, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    spare2.write_bytes(b"")
     base = Entry(file_id="f1", path="/f", is_dir=False, size=100, mtime_ns=0, ctime_ns=0, version="v1")
-    staged = LocalFile.create(tmp_path / "staging", base, spare=(spare2, fd2))
-    assert os.fstat(fd2).st_size == 100 and staged.base == base
-    local.discard()
-    staged.discard()
-    assert not spare_path.exists() and not spare2.exists()
+    staged = LocalFile.create(tmp_path / "staging", base, spare=spare2)
+    assert spare2.stat().st_size == 100 and staged.base == base
+    # a spare removed meanwhile (by hand): a staging file is made now instead
+    gone = LocalFile.create(tmp_path / "staging", unsent_entry("/other"), spare=tmp_path / "removed")
+    assert gone.staging.parent == tmp_path / "staging" and gone.staging.exists()
+    for each in (local, staged, gone):
+        each.discard()
+    assert not spare_path.exists() and not spare2.exists() and not gone.staging.exists()
