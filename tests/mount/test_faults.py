@@ -203,6 +203,7 @@ def test_faults_a_killed_mounts_unused_spare_staging_files_go_the_journaled_are_
     spare_folder = tmp_path / "cache" / "staging" / "spare"
     d.mount()
     try:
+        wait_until(lambda: spare_folder.exists() and any(spare_folder.iterdir()))  # (made once the mount is up)
         (d / "new").mkdir()
         small, big = b"closed before the kill", random.Random(3).randbytes(200_000)  # inline / synced file
         write(d / "new" / "small.txt", small)

@@ -253,8 +253,10 @@ async def test_a_new_files_staging_file_is_a_spare_made_ahead(server: RunningSer
     async with ops_mount(server, tmp_path) as mount:
         fs = Driver(mount)
         await fs.mkdir(top)
+        with trio.fail_after(10):  # (made in the background once the mount is up)
+            while not mount.core.spares.ready():
+                await trio.sleep(0.01)
         ready = set(mount.core.spares.ready())
-        assert ready
         fh = await fs.write_file(f"{top}/f", b"content", close=False)
         node = mount.core.table.get(await fs.inode(f"{top}/f"))
         assert node is not None and node.local is not None
