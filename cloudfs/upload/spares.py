@@ -1,14 +1,15 @@
 """Spare staging files: empty files made ahead of need, in a worker thread.
 
-Making a file takes the cache disk's filesystem a journal handle for a new
-inode and directory entry: on a busy ext4, whose journal our own close-time
-syncs keep committing, a median 0.4 ms that every ``create(2)`` through the
-mount waited for on the event loop (rsync's and tar's files are each a
-create).  Here they are made in batches, off the loop, before they are
-needed; a new file's staging file is then one taken from the batch and
-opened (an open of an existing file needs no journal handle), and made on
-the spot only when none is left (or none was ever made: a mount driven
-without :meth:`SpareFiles.run`).  They are kept closed: no descriptors held.
+Making a file costs the cache disk's filesystem a new inode and directory
+entry under its journal, which our own close-time syncs keep committing: on
+a busy ext4, 0.3-0.4 ms on average (a long tail of waits), that every
+``create(2)`` through the mount waited for on the event loop (rsync's and
+tar's files are each a create).  Here they are made in batches, off the
+loop, before they are needed; a new file's staging file is then one taken
+from the batch and opened (an open of an existing file is a few
+microseconds), and made on the spot only when none is left (or none was
+ever made: a mount driven without :meth:`SpareFiles.run`).  They are kept
+closed: the mount holds no descriptors for them.
 
 They live in a folder of their own, so what a killed run left there unused
 is known by where it is: the next start removes those, except the ones the
