@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -188,6 +189,48 @@ def test_faults_mount_killed_before_new_files_reached_the_server_replays_them(fr
     d.umount()
     assert_on_server(fresh_server, files)
     assert sorted(Remote(fresh_server).names("/new")) == ["a.txt", "empty", "renamed.txt"]
+
+
+@pytest.mark.koodrive_lacks("creates by upload: a new file is made on the server at create (its uploads cannot be "
+                            "cancelled: capabilities.creates_by_upload)")
+def test_faults_a_killed_mounts_unused_spare_staging_files_go_the_journaled_are_replayed(
+        fresh_server: RunningServer, tmp_path: Path):
+    """New files' staging files are made ahead (spares, off the event loop):
+    a killed mount leaves its unused spares behind, and closed files whose
+    staging files were spares.  The next mount removes the unused ones as
+    it starts, keeps (and replays) the journaled ones."""
+    d = Drive(fresh_server, tmp_path / "mnt", tmp_path / "cache", options="upload_delay=3600,delete=permanent")
+    spare_folder = tmp_path / "cache" / "staging" / "spare"
+    d.mount()
+    try:
+        wait_until(lambda: spare_folder.exists() and any(spare_folder.iterdir()))  # (made once the mount is up)
+        (d / "new").mkdir()
+        small, big = b"closed before the kill", random.Random(3).randbytes(200_000)  # inline / synced file
+        write(d / "new" / "small.txt", small)
+        write(d / "new" / "big.bin", big)
+        status = json.loads(run_cloudfs("status", str(d.path), "--json", check=True).stdout)[0]
+        os.kill(status["pid"], signal.SIGKILL)
+    finally:
+        force_unmount(d.path)
+        d.mounted = False
+    with sqlite3.connect(tmp_path / "cache" / "journal.db") as db:
+        journaled = {Path(row[0]) for row in db.execute("SELECT staging FROM pending")}
+    left = set(spare_folder.iterdir())
+    assert len(journaled) == 2 and journaled <= left  # their staging files were spares
+    unused = left - journaled
+    assert unused
+    d.mount()  # still no upload: the journaled files wait, staged
+    try:
+        now = set(spare_folder.iterdir())
+        assert not unused & now
+        assert journaled <= now
+        assert (d / "new" / "big.bin").read_bytes() == big
+    finally:
+        d.umount()  # (uploads what is pending)
+    assert_on_server(fresh_server, {"/new/small.txt": small, "/new/big.bin": big})
+    # the untaken spares are removed at the end (a staging file still held by an inode the
+    # kernel knew at the unmount may stay: the next start removes it, not being journaled)
+    assert set(spare_folder.iterdir()) <= journaled
 
 
 def test_faults_full_drive_gives_enospc_and_keeps_the_data(drive: Drive, fresh_server: RunningServer):
