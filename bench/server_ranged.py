@@ -18,7 +18,6 @@ the first tree's server with py-spy during its rounds (an SVG flame graph;
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import pycurl
 
-from harness import MiB, cpu_seconds, environment, start_server
+from harness import MiB, cpu_seconds, environment, start_tree_server
 from mount_read import upload_random_files
 
 
@@ -46,22 +45,6 @@ def ranged_gets(handle: pycurl.Curl, url: str, size: int, length: int, count: in
         status = handle.getinfo(pycurl.RESPONSE_CODE)
         if status != 206 or len(sink.getvalue()) != length:
             raise RuntimeError(f"ranged GET answered {status} with {len(sink.getvalue())} bytes")
-
-
-def start_tree_server(tree: str, base: Path, dialect: str, capacity: int):  # type: ignore[no-untyped-def]
-    """A server importing cloudfs from ``tree`` (``python -m`` puts the working directory first)."""
-    old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
-    os.environ["PYTHONPATH"] = tree
-    os.chdir(tree)
-    try:
-        extra = ["--kd-switch", "rapid_upload=false"] if dialect == "koodrive" else []
-        return start_server(base, faults=False, capacity=capacity, dialect=dialect, extra_args=extra)
-    finally:
-        os.chdir(cwd)
-        if old is None:
-            del os.environ["PYTHONPATH"]
-        else:
-            os.environ["PYTHONPATH"] = old
 
 
 def main() -> None:
@@ -85,7 +68,8 @@ def main() -> None:
     with environment(capacity=2 * size, dialect=args.dialect) as (first, base), ExitStack() as stack:
         servers, urls = {}, {}
         for n in names:
-            srv = start_tree_server(str(Path(trees[n]).resolve()), base / f"server-{n}", args.dialect, 2 * size)
+            srv = start_tree_server(str(Path(trees[n]).resolve()), base / f"server-{n}", capacity=2 * size,
+                                    dialect=args.dialect)
             stack.callback(srv.stop)
             servers[n] = srv
             urls[n] = upload_random_files(srv, base, {f"/{n}.bin": size})[f"/{n}.bin"]
