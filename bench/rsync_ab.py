@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from harness import Mount, environment, mount_pid, cpu_seconds
-from mount_rsync import RCLONE_OPTIONS, free_port, make_tree, rsync, wait_listening
+from mount_rsync import free_port, make_tree, rsync, start_rclone_mount, wait_listening
 
 KEYS = ("returns", "on_server", "cpu", "second")
 
@@ -53,14 +53,7 @@ def rclone_run(port: int, base: Path, tree: Path, rep: int) -> dict[str, float]:
     mnt, cache = base / "rmnt", base / "rcache"
     mnt.mkdir(exist_ok=True)
     shutil.rmtree(cache, ignore_errors=True)
-    proc = subprocess.Popen(["rclone", "mount", ":webdav:", str(mnt), "--webdav-url", f"http://127.0.0.1:{port}",
-                             "--cache-dir", str(cache), *RCLONE_OPTIONS],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not os.path.ismount(mnt):
-        if time.monotonic() > deadline:
-            raise RuntimeError("rclone mount did not come up")
-        time.sleep(0.05)
+    proc = start_rclone_mount(port, mnt, cache)
     target = mnt / f"rsync-{rep}"
     target.mkdir()
     cpu = cpu_seconds(proc.pid)
