@@ -87,6 +87,31 @@ def environment(faults: bool = False, **server_args: object) -> Iterator[tuple[R
             server.stop()
 
 
+@contextmanager
+def importing_tree(tree: str) -> Iterator[None]:
+    """Processes started meanwhile (``python -m cloudfs...``) import cloudfs from
+    ``tree``: ``python -m`` puts the working directory first on sys.path, ahead of PYTHONPATH."""
+    old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
+    os.environ["PYTHONPATH"] = tree
+    os.chdir(tree)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        if old is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def start_tree_server(tree: str, data_dir: Path, **server_args: object) -> RunningServer:
+    """A bundled server that imports cloudfs from ``tree``."""
+    if server_args.get("dialect") == "koodrive":
+        server_args["extra_args"] = [*server_args.get("extra_args", ()), "--kd-switch", "rapid_upload=false"]
+    with importing_tree(tree):
+        return start_server(data_dir, faults=False, **server_args)  # type: ignore[arg-type]
+
+
 @dataclass
 class Row:
     """One line of the results table: what was measured, cloudfs's figure,

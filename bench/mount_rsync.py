@@ -78,6 +78,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_rclone_mount(port: int, mnt: Path, cache: Path) -> subprocess.Popen[bytes]:
+    """``rclone mount`` of the WebDAV server on ``port`` at ``mnt``, once it is up."""
+    proc = subprocess.Popen(["rclone", "mount", ":webdav:", str(mnt), "--webdav-url", f"http://127.0.0.1:{port}",
+                             "--cache-dir", str(cache), *RCLONE_OPTIONS],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not os.path.ismount(mnt):
+        if time.monotonic() > deadline:
+            raise RuntimeError("rclone mount did not come up")
+        time.sleep(0.05)
+    return proc
+
+
 def wait_listening(port: int, timeout_s: float = 20.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -124,15 +137,7 @@ def rclone_runs(args: argparse.Namespace, tree: Path, base: Path) -> dict[str, l
         wait_listening(port)
 
         def mount_rclone() -> subprocess.Popen[bytes]:
-            proc = subprocess.Popen(["rclone", "mount", ":webdav:", str(mnt), "--webdav-url",
-                                     f"http://127.0.0.1:{port}", "--cache-dir", str(cache), *RCLONE_OPTIONS],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 20
-            while not os.path.ismount(mnt):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("rclone mount did not come up")
-                time.sleep(0.05)
-            return proc
+            return start_rclone_mount(port, mnt, cache)
 
         def unmount(proc: subprocess.Popen[bytes]) -> None:
             subprocess.run(["fusermount3", "-u", str(mnt)], check=False)

@@ -21,7 +21,7 @@ import os
 import statistics
 from pathlib import Path
 
-from harness import MiB, Mount, cpu_seconds, drop_caches, environment, mount_pid, timed
+from harness import MiB, Mount, cpu_seconds, drop_caches, environment, importing_tree, mount_pid, timed
 from mount_read import PARALLEL, all_at_once, curl, random_reads, read_all, upload_random_files
 
 GiB = 1024 * MiB
@@ -39,18 +39,8 @@ class TreeMount(Mount):
     tree: str = ""
 
     def mount(self) -> None:
-        # ``python -m`` puts the working directory first on sys.path, ahead of PYTHONPATH
-        old, cwd = os.environ.get("PYTHONPATH"), os.getcwd()
-        os.environ["PYTHONPATH"] = self.tree
-        os.chdir(self.tree)
-        try:
+        with importing_tree(self.tree):
             super().mount()
-        finally:
-            os.chdir(cwd)
-            if old is None:
-                del os.environ["PYTHONPATH"]
-            else:
-                os.environ["PYTHONPATH"] = old
 
 
 def main() -> None:

@@ -118,6 +118,8 @@ async def serve(
         async with client, open_mount(settings, client) as (mount, pending):
             inject.install_from_env(mount.ops)  # test-only; does nothing unless its variable is set
             await mount.writeback.replay(pending)
+            # (what a killed run left among the spares goes, but what its journal holds)
+            await mount.nursery.start(mount.core.spares.run, [rec.staging for rec in pending])
             await mount.nursery.start(mount.writeback.run)
             await mount.nursery.start(mount.core.connectivity.run)
             await mount.nursery.start(mount.pin_keeper.run)

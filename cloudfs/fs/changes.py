@@ -186,11 +186,17 @@ class LiveChanges:
             self._gone(change.path, change.file_id)
         elif change.kind == "rename":
             self._renamed(change)
-            await self._refetch(change.new_path, change.file_id)
-        else:  # create / modify
-            if change.kind == "create":
+            try:
+                await self._refetch(change.new_path, change.file_id)
+            finally:
+                self._name_appeared(change.new_path)
+        elif change.kind == "create":
+            try:
+                await self._refetch(change.path, change.file_id)
+            finally:
                 self._name_appeared(change.path)
-            await self._refetch(change.path, change.file_id, changed_content=change.kind == "modify")
+        else:  # modify
+            await self._refetch(change.path, change.file_id, changed_content=True)
 
     def _node(self, file_id: str, path: str) -> Node | None:
         node = self.core.table.by_file_id(file_id)
@@ -234,11 +240,14 @@ class LiveChanges:
             core.table.move_subtrees({change.path: change.new_path})
         if self.kernel is not None and parent_ino is not None:
             self.kernel.entry(parent_ino, split(change.path)[1])
-        self._name_appeared(change.new_path)
 
     def _name_appeared(self, path: str) -> None:
         """Something now has ``path``: the kernel may hold the name as
-        missing (a lookup answered so moments ago), which it must forget."""
+        missing (a lookup answered so moments ago), which it must forget.
+        Only once the caches here know the new entry (after :meth:`_refetch`):
+        a lookup between the kernel forgetting and the stat's answer was
+        answered from the cached listing, without the name, and the kernel
+        kept it missing for ``negative_ttl`` again."""
         parent_ino = self._parent_ino(path)
         if self.kernel is not None and parent_ino is not None:
             self.kernel.entry(parent_ino, split(path)[1])

@@ -127,7 +127,7 @@ class Content:
         local = node.local
         if not isinstance(local, LocalFile):
             # hashed as written where the backend wants the SHA-256 before the upload
-            local = LocalFile.create(core.staging_dir, node.entry,
+            local = LocalFile.create(core.staging_dir, node.entry, spare=core.spares.take(),
                                      hash_content=core.client.capabilities.whole_file_hash)
         if node.unlinked:
             local.removed = True  # written for the handles still open, never uploaded

@@ -38,6 +38,7 @@ from cloudfs.fs.links import LinkRule
 from cloudfs.fs.listing import FolderListing, Shown
 from cloudfs.fs.meta import ABSENT, MetaCache, join, split
 from cloudfs.fs.misses import FolderMisses
+from cloudfs.upload.spares import KEEP as SPARES_KEPT, SPARES_FOLDER, SpareFiles
 from cloudfs.upload.staging import LocalFile, is_unsent
 from cloudfs.upload.writeback import WriteBack
 
@@ -89,6 +90,8 @@ class Core:
         self.metadata_ttl_s = settings.metadata_ttl_s
         assert settings.cache_dir is not None
         self.staging_dir = settings.cache_dir / "staging"
+        #: new files' staging files, made ahead off the event loop (while :meth:`SpareFiles.run` runs)
+        self.spares = SpareFiles(self.staging_dir / SPARES_FOLDER, keep=0 if settings.read_only else SPARES_KEPT)
         self._capacity = _CapacityCache()
         #: where the server keeps no metadata, a link's name carries the mark
         self.links = LinkRule(by_name=not client.keeps_metadata)

@@ -36,6 +36,9 @@ def _hypercorn_config(config: ServerConfig, access_log: bool) -> Any:
     hconf.errorlog = logging.getLogger("cloudfs.server.hypercorn")
     hconf.graceful_timeout = 5.0
     hconf.keep_alive_timeout = 30.0
+    # Go's net/http keeps a connection for any number of requests; hypercorn's
+    # default closes it after 1000 (a mount's downloader reconnects every 1000 reads)
+    hconf.keep_alive_max_requests = 1 << 62
     hconf.h2_max_concurrent_streams = 128
     hconf.backlog = 256
     hconf.include_server_header = False  # Cloudreve (Go net/http) sends no Server header

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS pending (
     content      BLOB
 )
 """
+#: a record keeps the ids of this many of its latest upload sessions
+SESSIONS_KEPT = 16
 #: columns added since the first schema, for journals an older version left
 ADDED_COLUMNS = {"metadata": "TEXT NOT NULL DEFAULT '{}'", "content": "BLOB"}
 #: a file up to this size whose content is all staged is recorded with its
@@ -71,7 +73,8 @@ class Record:
     base_mtime_ns: int | None
     base_limit: int
     present: SpanSet
-    #: the upload session last opened for it (a crash may leave it holding a lock)
+    #: the upload sessions opened for it (a crash may leave one holding a lock, or a failed
+    #: swap a whole copy beside the file): see :attr:`session_ids`
     session_id: str | None = None
     #: public metadata (the mode) its upload is to carry
     metadata: dict[str, str] = field(default_factory=dict)
@@ -95,6 +98,18 @@ class Record:
             metadata=dict(local.metadata),
             content=local.snapshot() if local.size <= INLINE_MAX and local.complete else None,
         )
+
+    @property
+    def session_ids(self) -> list[str]:
+        """The recorded sessions, oldest first (a JSON list; one plain id in
+        journals an older version wrote)."""
+        if not self.session_id:
+            return []
+        try:
+            ids = json.loads(self.session_id)
+        except ValueError:
+            return [self.session_id]
+        return [str(i) for i in ids] if isinstance(ids, list) else [self.session_id]
 
     def restore(self) -> None:
         """Rewrite the staging file from the recorded content (after a crash
@@ -270,7 +285,17 @@ class Journal:
             batch.written = True
 
     async def set_session(self, file_id: str, session_id: str) -> None:
-        await self._execute("UPDATE pending SET session_id = ? WHERE file_id = ?", (session_id, file_id))
+        """Add a session to the file's record (the last SESSIONS_KEPT): an
+        earlier attempt's may have left a copy beside the file (a swap that
+        failed), which only a replay that knows its id deletes after a crash."""
+        await self._execute(
+            "UPDATE pending SET session_id = CASE"
+            " WHEN session_id IS NULL OR session_id = '' THEN json_array(?1)"
+            " WHEN json_valid(session_id) AND json_type(session_id) = 'array' THEN json_insert(CASE"
+            "   WHEN json_array_length(session_id) >= ?3 THEN json_remove(session_id, '$[0]') ELSE session_id END,"
+            "   '$[#]', ?1)"
+            " ELSE json_array(session_id, ?1) END"  # one plain id: an older version's journal
+            " WHERE file_id = ?2", (session_id, file_id, SESSIONS_KEPT))
 
     def forget_soon(self, file_id: str) -> None:
         """Delete ``file_id``'s record with the next statement written (or

@@ -43,10 +43,11 @@ async def replay(records: list[Record], client: Client, journal: Journal, confli
                       rec.path, rec.staging)
             await journal.forget(rec.file_id)
             continue
-        if rec.session_id:
-            # the previous run died mid-upload: its session still locks the file
+        # the previous run died mid-upload: its session still locks the file, and an
+        # earlier attempt's failed swap may have left a whole copy beside it
+        for session_id in rec.session_ids:
             try:
-                await client.cancel_upload(rec.path, rec.session_id)
+                await client.cancel_upload(rec.path, session_id)
             except CloudfsError as exc:
                 log.warning("could not cancel the interrupted upload of %s: %s", rec.path, exc)
         local = LocalFile(

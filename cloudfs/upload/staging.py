@@ -138,11 +138,14 @@ class LocalFile:
 
     # ---- construction ------------------------------------------------------
     @classmethod
-    def create(cls, staging_dir: Path, entry: Entry, *, hash_content: bool = False) -> "LocalFile":
+    def create(cls, staging_dir: Path, entry: Entry, *, hash_content: bool = False,
+               spare: Path | None = None) -> "LocalFile":
         """Stage an existing remote file (nothing is downloaded yet), or a
         new one that is not on the server yet (an unsent entry: no base);
-        ``hash_content``: the backend wants the content's SHA-256 up front."""
-        staging = staging_dir / uuid.uuid4().hex
+        ``hash_content``: the backend wants the content's SHA-256 up front;
+        ``spare``: an empty staging file made ahead, to use instead of
+        making one now (see :mod:`cloudfs.upload.spares`)."""
+        staging = spare if spare is not None else staging_dir / uuid.uuid4().hex
         unsent = is_unsent(entry.file_id)
         local = cls(
             file_id=entry.file_id,
@@ -156,10 +159,12 @@ class LocalFile:
             hash_content=hash_content,
         )
         try:
-            fd = local._open(create=True)
+            fd = local._open(create=spare is None)
         except FileNotFoundError:
             # (made when the mount starts: made again only if it went since,
-            # not checked for every file a tar x or an rsync creates)
+            # not checked for every file a tar x or an rsync creates; a spare
+            # removed meanwhile is replaced by a file made now)
+            local.staging = staging_dir / uuid.uuid4().hex
             staging_dir.mkdir(parents=True, exist_ok=True)
             fd = local._open(create=True)
         if entry.size:

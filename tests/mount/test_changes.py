@@ -102,6 +102,34 @@ def test_a_name_seen_missing_shows_once_another_client_creates_it(
         assert (folder / "moved-in.txt").read_bytes() == b"moved"
 
 
+@pytest.mark.parametrize("how", ["create", "rename"])
+def test_a_name_looked_up_while_its_create_is_applied_shows(server: RunningServer, other: Api, tmp_path: Path,
+                                                            how: str):
+    """The kernel was told to forget a missing name before the mount's caches
+    knew the new entry (its stat still on the way): a lookup in between was
+    answered from the cached listing, without the name, and the kernel kept
+    it missing for negative_ttl.  The test above failed so under load; a
+    slow stat makes the window wide here."""
+    with mounted(server, tmp_path, options=TEST_OPTIONS + ",negative_ttl=600") as d:
+        wait_until(lambda: status(d)["changes"]["mode"] == "events", timeout=15)
+        folder = fresh_folder(d, other, f"slow-{how}")
+        if how == "rename":
+            other.put(f"/slow-{how}/first.txt", b"late")
+            wait_until(lambda: (folder / "first.txt").exists(), timeout=SEEN_WITHIN_S)
+        assert not (folder / "late.txt").exists()
+        server.faults.set(path_regex=r"/file/info$", latency_s=2.0)  # the mount's stat of the new entry
+        try:
+            if how == "rename":
+                other.ok("POST", "/file/rename", json={"uri": uri(f"/slow-{how}/first.txt"), "new_name": "late.txt"})
+            else:
+                other.put(f"/slow-{how}/late.txt", b"late")
+            # looked up again and again meanwhile, as rsync or a build does
+            wait_until(lambda: (folder / "late.txt").exists(), timeout=SEEN_WITHIN_S)
+        finally:
+            server.faults.clear()
+        assert (folder / "late.txt").read_bytes() == b"late"
+
+
 def test_modify_reaches_stat_and_a_cached_file(drive: Drive, other: Api):
     folder = fresh_folder(drive, other, "modify")
     other.put("/modify/f.txt", b"old")

@@ -133,9 +133,12 @@ def test_read_big_folder_is_one_paged_walk(mnt: Drive, server):
 
 
 def test_read_memory_is_bounded_by_forget(mnt: Drive, server):
-    subprocess.run(["find", str(mnt / "walk")], capture_output=True, check=True)
+    walked = subprocess.run(["find", str(mnt / "walk")], capture_output=True, check=True).stdout
+    assert walked.count(b"\n") >= 5_000
+    # the kernel may forget some already, under memory pressure from other processes
+    # (2,302 of them were left once on a loaded machine): well above the bound below
     before = _status(mnt)["inodes"]
-    assert before >= 5_000
+    assert before >= 1_500
     # let the kernel drop its dentries: it then forgets the inodes, and so do we
     with open("/proc/sys/vm/drop_caches", "w") as fp:
         fp.write("2")

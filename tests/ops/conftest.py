@@ -40,6 +40,7 @@ async def ops_mount(server: RunningServer, base: Path, **settings: Any) -> Async
     client = await CloudreveClient.connect(server.url, email=server.email, password=server.password)
     async with client, open_mount(mount_settings, client) as (mount, pending):
         await mount.writeback.replay(pending)
+        await mount.nursery.start(mount.core.spares.run, [rec.staging for rec in pending])
         await mount.nursery.start(mount.writeback.run)
         await mount.nursery.start(mount.core.connectivity.run)
         yield mount

@@ -14,6 +14,9 @@ from hashids import Hashids
 
 SHARE, USER, FILE, FOLDER, TAG, POLICY, SOURCE_LINK, GROUP, ENTITY = range(9)
 
+#: decoded ids remembered (a download URL's entity id is decoded on every ranged GET)
+DECODE_MEMO = 4096
+
 
 class IdCodec:
     def __init__(self, salt: str) -> None:
@@ -23,6 +26,7 @@ class IdCodec:
         self._separators: str = self._h._separators
         self._shuffles: dict[tuple[str, str], str] = {}
         self._zero: dict[int, str] = {}
+        self._decoded: dict[tuple[str, int], int | None] = {}
 
     def _reorder(self, alphabet: str, salt: str) -> str:
         # the per-number alphabet shuffle depends only on (lottery char, alphabet):
@@ -59,6 +63,19 @@ class IdCodec:
         """The numeric id, or None when ``raw`` is not a hashid of this kind."""
         if not isinstance(raw, str) or not raw:
             return None
+        key = (raw, kind)
+        try:
+            return self._decoded[key]
+        except KeyError:
+            pass
+        value = self._decode(raw, kind)
+        if len(self._decoded) >= DECODE_MEMO:  # bounded: forget everything, then refill
+            self._decoded.clear()
+        self._decoded[key] = value
+        return value
+
+    def _decode(self, raw: str, kind: int) -> int | None:
+        # hashids decoding is pure Python and slow (about 60 µs for an entity id)
         try:
             values = self._h.decode(raw)
         except (ValueError, TypeError, IndexError):  # malformed input
