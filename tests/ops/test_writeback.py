@@ -256,6 +256,9 @@ async def test_an_fsync_waiting_while_the_file_is_unlinked_and_written_again_doe
         assert children == []
         assert "missing from the write-back" not in caplog.text
         staged = {p for p in (tmp_path / "cache" / "staging").rglob("*") if p.is_file()}
+        with trio.fail_after(10):  # (a batch of spares appears on disk file by file, then is handed over)
+            while len(mount.core.spares.ready()) <= mount.core.spares.keep // 2:
+                await trio.sleep(0.01)
         assert not node.local and not staged - set(mount.core.spares.ready())  # (spares are made ahead)
     # nor at the next mount
     async with ops_mount(server, tmp_path, upload_delay_s=3600) as mount:

@@ -23,13 +23,16 @@ async def test_spares_are_made_ahead_taken_and_made_again(tmp_path: Path) -> Non
     assert spares.take() is None  # none made yet: the caller makes its own
     async with trio.open_nursery() as nursery:
         await nursery.start(spares.run)
-        await wait_for(lambda: len(list(folder.iterdir())) == 8)
+        # (ready once the worker thread's batch is handed over, not when its files appear one by one)
+        await wait_for(lambda: len(spares.ready()) == 8)
+        assert len(list(folder.iterdir())) == 8
         taken = [spares.take() for _ in range(5)]
         for path in taken:
             assert path is not None and path.parent == folder and path.stat().st_size == 0
             path.write_bytes(b"mine")  # the caller's now
         # fewer than half left: made again, off the event loop
-        await wait_for(lambda: len(list(folder.iterdir())) == 5 + 8)
+        await wait_for(lambda: len(spares.ready()) == 8)
+        assert len(list(folder.iterdir())) == 5 + 8
         nursery.cancel_scope.cancel()
     # the untaken ones are removed when it stops; the taken ones are the callers'
     assert sorted(folder.iterdir()) == sorted(taken)  # type: ignore[type-var]
