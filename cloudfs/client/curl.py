@@ -27,16 +27,25 @@ from typing import Generic, Protocol, TypeVar
 
 import pycurl
 
-#: bytes libcurl receives per read of the socket (its maximum is 10 MiB)
-BUFFER_SIZE = 1 << 20
+#: bytes libcurl receives per read of the socket.  Small enough that the
+#: buffer, and the pieces copied out of it, are still in the CPU's cache
+#: when they are written to the file: with 1 MiB (and 1 MiB batches) the
+#: copy into the cache file's new pages read its source from memory, and
+#: the mount spent about 1.7 CPU s per GiB read cold against 1.1-1.2 with
+#: 256 KiB (A/B pair by pair, bench/read_ab.py)
+BUFFER_SIZE = 256 << 10
 #: received bytes are written to the file in batches of this size: libcurl
 #: hands them over 16 KiB at a time (CURL_MAX_WRITE_SIZE, whatever the
 #: buffer size), and a pwrite() per 16 KiB into a sparse file (with other
 #: ranges writing the same file) cost 49 us each.  The pieces are kept as
 #: they came and written with one pwritev() (copying them into one buffer
-#: first cost 8 % of the mount's CPU); each write is reported (``stored``),
-#: so a reader waits for 1 MiB, not the range
-WRITE_BATCH = 1 << 20
+#: first cost 8 % of the mount's CPU), while they are still cached (see
+#: BUFFER_SIZE)
+WRITE_BATCH = 256 << 10
+#: the bytes in the file are reported (``stored``) each time this many more
+#: are there, so a reader waits for 1 MiB, not the range, and the event
+#: loop hears of a range once per MiB, not once per write
+REPORT_EVERY = 1 << 20
 #: pieces written by one pwritev() call (the kernel's limit, IOV_MAX)
 MAX_IOV = 1024
 #: bytes kept of an answer that is not content (to read its error envelope)
@@ -152,8 +161,9 @@ def fetch_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: int,
     to ``fd`` at ``file_offset`` onwards (a server that ignores Range and
     sends the whole content is skipped up to ``start``).  Blocking.
 
-    ``stored(written)`` is called (in this thread) after each write to the
-    file, with the number of content bytes in the file so far."""
+    ``stored(written)`` is called (in this thread) after a write to the
+    file that brings the content bytes in it past a multiple of
+    ``REPORT_EVERY`` or to the range's end, with their number so far."""
     finish = prepare_range(handle, url, start, length, fd, file_offset, accept, limits, stop, stored)
     try:
         handle.perform()
@@ -183,6 +193,7 @@ def prepare_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: in
     #: received content not yet written, as libcurl handed it over (no copy)
     pieces: list[bytes] = []
     filled = 0  # bytes in ``pieces``
+    reported = 0  # content bytes last told to ``stored``
 
     def on_header(line: bytes) -> None:
         text = line.decode("latin-1").rstrip("\r\n")
@@ -237,15 +248,17 @@ def prepare_range(handle: pycurl.Curl, url: str, start: int, length: int, fd: in
     def flush() -> None:
         """Write what was received and not yet written (``written`` counts
         only bytes in the file, so a cut transfer resumes after them)."""
-        nonlocal filled
+        nonlocal filled, reported
         try:
             write_pieces(fd, pieces, file_offset + result.written)
         finally:
             left = sum(len(piece) for piece in pieces)
             result.written += filled - left
             filled = left
-        if stored is not None:
-            stored(result.written)
+        if stored is not None and (result.written // REPORT_EVERY > reported // REPORT_EVERY
+                                   or result.written >= length):
+            reported = result.written
+            stored(reported)
 
     handle.reset()
     handle.setopt(pycurl.URL, url)

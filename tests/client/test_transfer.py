@@ -379,3 +379,32 @@ async def test_ranges_filled_one_after_another_share_one_connection(cclient, loc
         assert cclient._debug_state()["download_connections"] - before == (1 if piece == CHUNK else 2)
     finally:
         os.close(fd)
+
+
+async def test_fill_tells_progress_per_mib_and_only_of_bytes_in_the_file(cclient, local_file, tmp_path):
+    """A range filled in a worker thread tells its progress as it lands:
+    once per MiB (not once per write: each report wakes the event loop),
+    always of bytes already in the file, and its end last."""
+    from cloudfs.client.curl import REPORT_EVERY
+
+    size = 3 * REPORT_EVERY + 12345
+    src, _ = local_file(size, seed=32)
+    data = src.read_bytes()
+    entry = await cclient.upload(f"/progress-{uuid.uuid4().hex[:8]}", src)
+    fd = os.open(tmp_path / "fill", os.O_RDWR | os.O_CREAT, 0o600)
+    off = 777
+    told: list[int] = []
+
+    def progress(upto: int) -> None:
+        assert os.pread(fd, upto - off, off) == data[off:upto]  # in the file when told
+        told.append(upto)
+
+    try:
+        await cclient.fill(entry, off, size - off, fd, progress)
+        assert os.pread(fd, size - off, off) == data[off:]
+    finally:
+        os.close(fd)
+    assert told == sorted(told) and (not told or told[-1] <= size)
+    # one report per MiB crossed before the end (the end itself is told by fill returning)
+    assert 1 <= len(told) <= (size - off) // REPORT_EVERY
+    assert all(b - a >= REPORT_EVERY // 2 for a, b in zip([off, *told], told))
