@@ -30,9 +30,9 @@ import pycurl
 #: bytes libcurl receives per read of the socket.  Small enough that the
 #: buffer, and the pieces copied out of it, are still in the CPU's cache
 #: when they are written to the file: with 1 MiB (and 1 MiB batches) the
-#: copy into the cache file's new pages read its source from memory, and
-#: the mount spent about 1.7 CPU s per GiB read cold against 1.1-1.2 with
-#: 256 KiB (A/B pair by pair, bench/read_ab.py)
+#: copy into the cache file's new pages often read its source from memory:
+#: the mount spent 1.1-2.2 CPU s per GiB read cold (more, the busier the
+#: machine) against 1.1-1.3 with 256 KiB (A/B pair by pair, bench/read_ab.py)
 BUFFER_SIZE = 256 << 10
 #: received bytes are written to the file in batches of this size: libcurl
 #: hands them over 16 KiB at a time (CURL_MAX_WRITE_SIZE, whatever the
