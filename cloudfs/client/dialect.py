@@ -77,6 +77,10 @@ class UploadSession:
     #: ``cancel_session`` when the id alone does not tell it what was left
     #: behind (e.g. the temporary name of a replacing upload); "" = the id
     resume: str = ""
+    #: the server made the upload whole when it was opened (it knew the
+    #: content: KooDrive's ``rapidUpload``): nothing is sent, and since the
+    #: file may already be visible, the upload is finished, never cancelled
+    complete_at_open: bool = False
 
     @property
     def journal_ref(self) -> str:
