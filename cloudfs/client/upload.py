@@ -114,7 +114,7 @@ class Uploader:
                 raise TransportError(f"upload of {path}: the server has not taken the cancel of "
                                      "its previous session yet")
             whole_max = self.settings.whole_upload_max if replace is not None else self.settings.whole_create_max
-            if size <= whole_max:
+            if size <= whole_max and self.dialect.info.capabilities.whole_uploads:
                 entry = await self._put_whole(path, fd, size, replace, mtime_ns, tag, metadata)
                 if entry is not None:
                     if progress is not None and size:

@@ -184,3 +184,27 @@ async def test_an_upload_the_server_made_whole_at_open_is_finished_not_cancelled
     assert entry.path == "/rapid/new.bin" and entry.size == len(data)
     assert sorted(c.name for c in children) == ["known.bin", "new.bin"]
     assert {c.file_id for c in children if c.name == "new.bin"} == {entry.file_id}
+
+
+async def test_a_small_new_file_costs_three_requests_and_a_replace_nine(kd, kclient, tmp_path):
+    """``files/create``, its part, ``files/complete``: the entry is known
+    from what was sent and answered (no ``detail``).  A replace adds the
+    check of the file replaced, the delete job (answered done at its third
+    poll on the emulator) and the rename, whose entry is known too."""
+    src = tmp_path / "s"
+    src.write_bytes(os.urandom(4096))
+    await kclient.mkdir("/counted")
+    kd.faults.set(latency_s=0.0)  # counts every request, injects nothing
+    try:
+        entry = await kclient.upload("/counted/f.bin", src, mtime_ns=1_700_000_000_123_000_000)
+        assert kd.faults.stats()["matched"] == 3
+        src.write_bytes(os.urandom(5000))
+        newer = await kclient.upload("/counted/f.bin", src, replace=entry, mtime_ns=1_700_000_001_000_000_000)
+        assert kd.faults.stats()["matched"] == 3 + 9
+    finally:
+        kd.faults.clear()
+    assert (entry.size, newer.size, newer.path) == (4096, 5000, "/counted/f.bin")
+    assert newer.file_id != entry.file_id and newer.version == newer.file_id
+    shown = await kclient.stat("/counted/f.bin")  # what the server shows, as the upload said
+    assert abs(shown.ctime_ns - newer.ctime_ns) < 3_000_000_000  # (the server's: whole seconds)
+    assert dataclasses.replace(shown, ctime_ns=newer.ctime_ns) == newer

@@ -667,12 +667,14 @@ class KooDriveDialect:
 
 def _uploaded_entry(session: UploadSession) -> Entry:
     """The file an upload completed, as ``files/create`` and what we sent
-    describe it: its id (its version too), size and the time it asked for
-    (else now: the server's own differs by the moments of the upload)."""
+    describe it: its id (its version too), size, the time it asked for
+    (else now) and now as its creation time (the server's own differ by the
+    moments of the upload, and may be whole seconds)."""
+    now_ns = time.time_ns()
     mtime_ms = session.extra.get("mtime_ms")
-    mtime_ns = mtime_ms * 1_000_000 if isinstance(mtime_ms, int) else time.time_ns()
+    mtime_ns = mtime_ms * 1_000_000 if isinstance(mtime_ms, int) else now_ns
     return Entry(file_id=session.session_id, path=session.path, is_dir=False, size=session.size,
-                 mtime_ns=mtime_ns, ctime_ns=mtime_ns, version=session.session_id)
+                 mtime_ns=mtime_ns, ctime_ns=now_ns, version=session.session_id)
 
 
 def data_of_upload(body: dict[str, Any]) -> dict[str, Any]:
