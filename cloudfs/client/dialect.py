@@ -78,8 +78,9 @@ class UploadSession:
     #: behind (e.g. the temporary name of a replacing upload); "" = the id
     resume: str = ""
     #: the server made the upload whole when it was opened (it knew the
-    #: content: KooDrive's ``rapidUpload``): nothing is sent, and since the
-    #: file may already be visible, the upload is finished, never cancelled
+    #: content: KooDrive's ``rapidUpload`` of a new file): nothing is sent,
+    #: and since the file is visible at its name, the upload is finished,
+    #: never cancelled
     complete_at_open: bool = False
 
     @property

@@ -155,15 +155,15 @@ class Uploader:
 
     async def _finish_at_open(self, session: UploadSession, replace: Entry | None, progress: ProgressFn | None,
                               on_session: SessionFn | None) -> Entry:
-        """The server made the file whole at open: what finishes the upload
-        (a replace's swap), shielded as a completing step is.  Cancelled
-        instead, a new file would be left on the server at its name, the
-        caller never told: a file renamed or unlinked here meanwhile would
-        stay there under the old name, and the next upload of the file would
-        find its own content taken for someone else's."""
+        """The server made the file whole at open: what finishes the upload,
+        shielded as a completing step is.  Cancelled instead, a new file
+        would be left on the server at its name, the caller never told: a
+        file renamed or unlinked here meanwhile would stay there under the
+        old name, and the next upload of the file would find its own content
+        taken for someone else's."""
         with _settling(2 * self.settings.deadline_s):
             if on_session is not None:
-                await on_session(session.journal_ref)  # a crash mid-swap: the next run deletes the copy
+                await on_session(session.journal_ref)  # (what a crash's replay looks at)
             entry = await self.dialect.complete_upload(session, replace)
         if progress is not None and session.size:
             progress(session.size)

@@ -485,7 +485,9 @@ class KooDriveDialect:
         return UploadSession(
             session_id=str(answer["fileId"]), path=path, size=size, chunk_size=chunk if len(parts) > 1 else 0,
             concurrency=PARALLEL_PARTS if plan is not None else 1, expires_at=time.time() + 3600,
-            policy_type="presigned", complete_at_open=rapid,
+            # a new file is visible at its name from now on; a replace's copy beside it is
+            # deleted if the upload is cut short (cancel_upload)
+            policy_type="presigned", complete_at_open=rapid and replace is None,
             extra={"urls": urls, "rapid": rapid, "sha256": sha256, "name": upload_name,
                    "folder": folder, "plan": {int(p["partNumber"]): p for p in plan or ()},
                    "mtime_ms": mtime_ms})
