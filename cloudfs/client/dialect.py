@@ -77,6 +77,11 @@ class UploadSession:
     #: ``cancel_session`` when the id alone does not tell it what was left
     #: behind (e.g. the temporary name of a replacing upload); "" = the id
     resume: str = ""
+    #: the server made the upload whole when it was opened (it knew the
+    #: content: KooDrive's ``rapidUpload`` of a new file): nothing is sent,
+    #: and since the file is visible at its name, the upload is finished,
+    #: never cancelled
+    complete_at_open: bool = False
 
     @property
     def journal_ref(self) -> str:

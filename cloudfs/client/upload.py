@@ -114,7 +114,7 @@ class Uploader:
                 raise TransportError(f"upload of {path}: the server has not taken the cancel of "
                                      "its previous session yet")
             whole_max = self.settings.whole_upload_max if replace is not None else self.settings.whole_create_max
-            if size <= whole_max:
+            if size <= whole_max and self.dialect.info.capabilities.whole_uploads:
                 entry = await self._put_whole(path, fd, size, replace, mtime_ns, tag, metadata)
                 if entry is not None:
                     if progress is not None and size:
@@ -137,6 +137,9 @@ class Uploader:
                                                                  replace=replace, tag=tag, metadata=metadata,
                                                                  sha256=states.hexdigest if states else None,
                                                                  hash_states=states)
+                    if session.complete_at_open:
+                        # (no checkpoint since the open: a cancellation cannot come between)
+                        return await self._finish_at_open(session, replace, progress, on_session)
                     await self._run_session(path, session, fd, replace, progress, done, on_session, tag)
                     # whatever finishes the upload (v3: the swap into place)
                     with _settling(2 * self.settings.deadline_s):
@@ -149,6 +152,22 @@ class Uploader:
                     log.warning("upload session for %s expired mid-upload; starting again", path)
         finally:
             os.close(fd)
+
+    async def _finish_at_open(self, session: UploadSession, replace: Entry | None, progress: ProgressFn | None,
+                              on_session: SessionFn | None) -> Entry:
+        """The server made the file whole at open: what finishes the upload,
+        shielded as a completing step is.  Cancelled instead, a new file
+        would be left on the server at its name, the caller never told: a
+        file renamed or unlinked here meanwhile would stay there under the
+        old name, and the next upload of the file would find its own content
+        taken for someone else's."""
+        with _settling(2 * self.settings.deadline_s):
+            if on_session is not None:
+                await on_session(session.journal_ref)  # (what a crash's replay looks at)
+            entry = await self.dialect.complete_upload(session, replace)
+        if progress is not None and session.size:
+            progress(session.size)
+        return entry
 
     async def _put_whole(self, path: str, fd: int, size: int, replace: Entry | None, mtime_ns: int | None,
                          tag: str | None, metadata: Mapping[str, str] | None) -> Entry | None:

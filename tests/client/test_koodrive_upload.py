@@ -158,3 +158,53 @@ async def test_a_lost_complete_answer_is_not_a_failure(kd, kclient, tmp_path):
     _, children = await kclient.list_all("/lost")
     assert [c.name for c in children] == ["f.bin"]
     await round_trip(kclient, "/lost/f.bin", data)
+
+
+async def test_an_upload_the_server_made_whole_at_open_is_finished_not_cancelled(kd, kclient, tmp_path):
+    """A content the server knows makes the file whole at ``files/create``
+    (``rapidUpload``): visible at its name at once.  Cancelled then, the
+    caller would never hear of it (a new file renamed or unlinked meanwhile
+    stayed on the server under the old name, and its next upload found its
+    own content there, someone else's by all it knew): it is finished and
+    its entry handed back, the cancellation taking effect after it."""
+    data = os.urandom(64 << 10)
+    src = tmp_path / "r"
+    src.write_bytes(data)
+    await kclient.mkdir("/rapid")
+    await kclient.upload("/rapid/known.bin", src)  # the server knows the content from now on
+    kd.faults.set(path_regex="/files/create$", latency_s=0.5, count=1)
+    try:
+        entry = None
+        with trio.move_on_after(0.2) as scope:  # cancelled while files/create is on its way
+            entry = await kclient.upload("/rapid/new.bin", src)
+    finally:
+        kd.faults.clear()
+    _, children = await kclient.list_all("/rapid")
+    assert not scope.cancelled_caught and entry is not None, sorted(c.name for c in children)
+    assert entry.path == "/rapid/new.bin" and entry.size == len(data)
+    assert sorted(c.name for c in children) == ["known.bin", "new.bin"]
+    assert {c.file_id for c in children if c.name == "new.bin"} == {entry.file_id}
+
+
+async def test_a_small_new_file_costs_three_requests_and_a_replace_nine(kd, kclient, tmp_path):
+    """``files/create``, its part, ``files/complete``: the entry is known
+    from what was sent and answered (no ``detail``).  A replace adds the
+    check of the file replaced, the delete job (answered done at its third
+    poll on the emulator) and the rename, whose entry is known too."""
+    src = tmp_path / "s"
+    src.write_bytes(os.urandom(4096))
+    await kclient.mkdir("/counted")
+    kd.faults.set(latency_s=0.0)  # counts every request, injects nothing
+    try:
+        entry = await kclient.upload("/counted/f.bin", src, mtime_ns=1_700_000_000_123_000_000)
+        assert kd.faults.stats()["matched"] == 3
+        src.write_bytes(os.urandom(5000))
+        newer = await kclient.upload("/counted/f.bin", src, replace=entry, mtime_ns=1_700_000_001_000_000_000)
+        assert kd.faults.stats()["matched"] == 3 + 9
+    finally:
+        kd.faults.clear()
+    assert (entry.size, newer.size, newer.path) == (4096, 5000, "/counted/f.bin")
+    assert newer.file_id != entry.file_id and newer.version == newer.file_id
+    shown = await kclient.stat("/counted/f.bin")  # what the server shows, as the upload said
+    assert abs(shown.ctime_ns - newer.ctime_ns) < 3_000_000_000  # (the server's: whole seconds)
+    assert dataclasses.replace(shown, ctime_ns=newer.ctime_ns) == newer

@@ -177,8 +177,6 @@ def test_faults_mount_killed_after_a_failed_swap_leaves_no_copy_beside_the_file(
     kill_and_check_the_replay_leaves_one_copy(drive, fresh_server, new)
 
 
-@pytest.mark.koodrive_lacks("creates by upload: a new file is made on the server at create (its uploads cannot be "
-                            "cancelled: capabilities.creates_by_upload)")
 def test_faults_mount_killed_before_new_files_reached_the_server_replays_them(fresh_server: RunningServer,
                                                                             tmp_path: Path):
     """Files created here reach the server with their first upload: closed
@@ -210,8 +208,6 @@ def test_faults_mount_killed_before_new_files_reached_the_server_replays_them(fr
     assert sorted(Remote(fresh_server).names("/new")) == ["a.txt", "empty", "renamed.txt"]
 
 
-@pytest.mark.koodrive_lacks("creates by upload: a new file is made on the server at create (its uploads cannot be "
-                            "cancelled: capabilities.creates_by_upload)")
 def test_faults_a_killed_mounts_unused_spare_staging_files_go_the_journaled_are_replayed(
         fresh_server: RunningServer, tmp_path: Path):
     """New files' staging files are made ahead (spares, off the event loop):

@@ -142,10 +142,10 @@ def test_a_mount_killed_mid_upload_uploads_again_at_the_next_mount(drive: Drive,
     os.kill(pid, signal.SIGKILL)
     force_unmount(drive.path)
     drive.mounted = False
-    # the task left behind is invisible: at most the empty file made at create is there
-    assert remote.names("/kill") in ([], ["f.bin"]) and remote.stat("/kill/f.bin").size == 0
+    # the task left behind is invisible (the file is made by its first upload: nothing is there)
+    assert remote.names("/kill") == []
     drive.mount()  # replays the journal: the same name uploads again
-    wait_until(lambda: remote.stat("/kill/f.bin").size == 30 * MIB, timeout=60)
+    wait_until(lambda: "f.bin" in remote.names("/kill") and remote.stat("/kill/f.bin").size == 30 * MIB, timeout=60)
     assert remote.names("/kill") == ["f.bin"]
     assert sha256(remote.get("/kill/f.bin")) == file_sha256(src)
 
@@ -169,6 +169,6 @@ def test_a_rewrite_sends_the_old_version_where_deletes_go(tmp_path: Path, delete
             assert (trash.items, trash.size) == (0, 0)
             assert remote.used() == size  # the live bytes alone
         else:  # the default: the old versions can be restored from the bin (and count until it is emptied)
-            # (KooDrive files are made at create: the empty one too)
-            assert (trash.items, trash.size) == (3, 2 * size)
+            # (a file is made by its first upload: no empty one before it)
+            assert (trash.items, trash.size) == (2, 2 * size)
             assert remote.used() == 3 * size

@@ -274,10 +274,12 @@ def test_write_cp_r_rsync_and_tar(drive: Drive, remote: Remote, tmp_path: Path):
 
 
 
-#: each small file's content goes up in one request: Cloudreve 4's PUT /file/content, v3's one chunk
-CONTENT_ROUTES = r"/file/upload/|/file/content$"
+#: each small file's content goes up in one request: Cloudreve 4's PUT /file/content, v3's one
+#: chunk, KooDrive's one part (after its files/create)
+CONTENT_ROUTES = r"/file/upload/|/file/content$|/obs/upload/"
 #: what a rename or move on the server would be
-RENAME_ROUTES = {"v4": r"/file/(rename|move)$", "v3": r"/object(/rename)?$"}
+RENAME_ROUTES = {"v4": r"/file/(rename|move)$", "v3": r"/object(/rename)?$",
+                 "koodrive": r"/files/rename/|/jobs$"}
 
 
 def test_rsync_uploads_each_file_once_under_its_final_name(server: RunningServer, remote: Remote, tmp_path: Path):
@@ -286,8 +288,6 @@ def test_rsync_uploads_each_file_once_under_its_final_name(server: RunningServer
     straight under its final name (no rename request, no upload of the
     temporary name), with the mode and times rsync set, so a second rsync
     from a fresh mount sends nothing."""
-    if server.dialect == "koodrive":
-        pytest.skip("KooDrive makes a file on the server at create: its renames are requests")
     source = tmp_path / "src"
     rng = random.Random(18)
     files = [source / f"d{i % 3}" / f"f{i}.bin" for i in range(24)]

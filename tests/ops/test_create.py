@@ -22,7 +22,8 @@ from cloudfs.server.testing import RunningServer
 from tests.ops.conftest import Driver, ops_mount
 from tests.ops.test_writeback import remote_bytes
 
-CREATE_ROUTES = r"/file/create$|/file/upload$|/api/v3/file/upload"
+ON_KOODRIVE = True
+CREATE_ROUTES = r"/file/create$|/file/upload$|/api/v3/file/upload|/koodrive/ose/v1/files/create$"
 
 
 @pytest.fixture
@@ -190,7 +191,7 @@ async def test_a_rename_before_the_first_upload_is_journaled_with_the_next_sync(
     async with ops_mount(fresh_server, tmp_path, upload_delay_s=3600) as mount:
         fs = Driver(mount)
         await fs.mkdir(top)
-        fresh_server.faults.set(path_regex=r"/file/|/object/", latency_s=0.0)  # counted, not failed
+        fresh_server.faults.set(path_regex=r"/file/|/object/|/files/|/obs/", latency_s=0.0)  # counted, not failed
         await fs.write_file(f"{top}/.a.tmp", b"first")
         await fs.rename(f"{top}/.a.tmp", f"{top}/a")
         assert sorted(recorded().values()) == [f"{top}/.a.tmp"]  # not yet: no commit of its own
@@ -205,7 +206,7 @@ async def test_a_rename_before_the_first_upload_is_journaled_with_the_next_sync(
         assert fresh_server.faults.stats()["matched"] == 0
         # an upload starting writes the new path first (were it to land and
         # the mount die before its record went, a replay would upload it again)
-        fresh_server.faults.set(path_regex=r"/file/upload/|/file/content$", latency_s=3.0)
+        fresh_server.faults.set(path_regex=r"/file/upload/|/file/content$|/obs/upload/", latency_s=3.0)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(mount.writeback.drain)
             with trio.fail_after(60):
@@ -267,3 +268,32 @@ async def test_a_new_files_staging_file_is_a_spare_made_ahead(server: RunningSer
         assert await remote_bytes(mount, f"{top}/f") == b"content"
         mount.core.settle(node)
         assert not staging.exists()
+
+
+async def test_a_first_upload_the_server_made_whole_at_open_ends_under_the_files_last_name(
+    fresh_server: RunningServer, tmp_path: Path, top: str,
+) -> None:
+    """KooDrive makes a file whose content it knows whole at ``files/create``
+    (``rapidUpload``), at its name.  A rename meanwhile (rsync's temporary
+    name to the final one) waits for that upload rather than cut it short,
+    and renames the file on the server: nothing stays at the old name."""
+    if fresh_server.dialect != "koodrive":
+        pytest.skip("KooDrive's rapidUpload")
+    async with ops_mount(fresh_server, tmp_path, upload_delay_s=3600) as mount:
+        fs = Driver(mount)
+        await fs.mkdir(top)
+        await fs.write_file(f"{top}/known", b"a content the server knows")
+        assert await mount.writeback.drain() == []
+        await fs.write_file(f"{top}/.final.tmp", b"a content the server knows")
+        fresh_server.faults.set(path_regex=r"/files/create$", latency_s=1.0, count=1)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(mount.writeback.drain)
+            with trio.fail_after(30):
+                while fresh_server.faults.stats()["matched"] < 1:
+                    await trio.sleep(0.02)
+            await fs.rename(f"{top}/.final.tmp", f"{top}/final")
+        fresh_server.faults.clear()
+        assert await mount.writeback.drain() == []
+        _, children = await mount.client.list_all(top)
+        assert sorted(c.name for c in children) == ["final", "known"]
+        assert await remote_bytes(mount, f"{top}/final") == b"a content the server knows"

@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import logging
@@ -86,10 +87,11 @@ CAPABILITIES = Capabilities(
     change_feed=False,
     whole_file_hash=True,  # ``files/create`` takes the SHA-256 of the whole file
     whole_uploads=False,  # every upload is create, parts, complete (put_whole has none)
-    # an upload cannot be cancelled (no call): a first upload cut short by a
-    # rename or a write may still take the name (4 threads churning new files
-    # made a conflict copy of the mount's own file every second)
-    creates_by_upload=False,
+    # a new file is made by its first upload: one cut short leaves an
+    # invisible task that holds no name (the emulator's ``pending_holds_name``
+    # off: an unknown); one the server made whole at ``files/create``
+    # (``rapidUpload``) is finished, never cut short (UploadSession.complete_at_open)
+    creates_by_upload=True,
 )
 #: what fileName may not hold, and its longest length
 FORBIDDEN_NAME_CHARS = frozenset('<>|:"*?/\\')
@@ -155,6 +157,8 @@ class KooDriveDialect:
         self.overlay = MetadataOverlay()
         #: replacing a file: upload beside it, then swap (no overwrite in place)
         self._beside = BesideReplace(self)
+        #: uploads completed beside the file they replace, by their path there, until swapped
+        self._beside_uploads: dict[str, Entry] = {}
 
     def name_refusal(self, name: str) -> str | None:
         # the reference's rules for fileName (createFile, createDirectory)
@@ -340,6 +344,11 @@ class KooDriveDialect:
         file_id = await self._id(path)
         self.ids.forget(path)
         self.ids.put(target, file_id)
+        if isinstance(ref, Entry) and ref.file_id == file_id and not ref.is_dir:
+            # a file's id names one content for good, and a rename changes
+            # neither it nor the time (docs/koodrive-emulator.md): the entry
+            # held, at its new name
+            return self.overlay.apply(dataclasses.replace(ref, path=target))
         return self._entry(await self._detail(file_id, target), target)
 
     async def _id_path(self, path: str) -> str:
@@ -472,12 +481,16 @@ class KooDriveDialect:
         parts = answer.get("multiParts") or []
         urls = {int(p["partNumber"]): str(p["uploadUrl"]) for p in parts if p.get("uploadUrl")}
         chunk = int(parts[0].get("partSize") or 0) if parts else size
+        rapid = bool(answer.get("rapidUpload"))
         return UploadSession(
             session_id=str(answer["fileId"]), path=path, size=size, chunk_size=chunk if len(parts) > 1 else 0,
             concurrency=PARALLEL_PARTS if plan is not None else 1, expires_at=time.time() + 3600,
-            policy_type="presigned",
-            extra={"urls": urls, "rapid": bool(answer.get("rapidUpload")), "sha256": sha256, "name": upload_name,
-                   "folder": folder, "plan": {int(p["partNumber"]): p for p in plan or ()}})
+            # a new file is visible at its name from now on; a replace's copy beside it is
+            # deleted if the upload is cut short (cancel_upload)
+            policy_type="presigned", complete_at_open=rapid and replace is None,
+            extra={"urls": urls, "rapid": rapid, "sha256": sha256, "name": upload_name,
+                   "folder": folder, "plan": {int(p["partNumber"]): p for p in plan or ()},
+                   "mtime_ms": mtime_ms})
 
     async def send_chunk(self, session: UploadSession, index: int, length: int,
                          body: Callable[[], httpx.AsyncByteStream] | bytes, *, deadline: float) -> None:
@@ -529,10 +542,13 @@ class KooDriveDialect:
         uploaded_path = join(folder, str(session.extra["name"]))
         if replace is None:
             await self._complete(session)
-            return self._entry(await self._detail(file_id, session.path), session.path)
+            # the file is there, whole: its entry is known without asking
+            self.ids.put(session.path, file_id)
+            return self.overlay.apply(_uploaded_entry(session))
         try:
             await self._complete(session)
             self.ids.put(uploaded_path, file_id)
+            self._beside_uploads[uploaded_path] = dataclasses.replace(_uploaded_entry(session), path=uploaded_path)
             # the caller's ``replace`` may carry a path from before a rename: the
             # upload's path is where the file is now
             placed = await self._beside.swap(uploaded_path, replace, session.path)
@@ -543,6 +559,8 @@ class KooDriveDialect:
             # lost (also before the swap knew of it): the next swap into place deletes it
             self._beside.strand(session.path, file_id)
             raise
+        finally:
+            self._beside_uploads.pop(uploaded_path, None)
         self.overlay.replaced(replace.file_id, placed.file_id)
         return self.overlay.apply(placed)
 
@@ -576,11 +594,9 @@ class KooDriveDialect:
 
     # ---- the steps of a replace beside the file (replace.SwapSteps) -------------------------------
     async def swap_sides(self, uploaded: str, target: str) -> tuple[Entry | None, Entry | None]:
-        """The upload as far as the swap needs it (its id, known since
-        ``files/create``: no request) and the file now at ``target``."""
-        file_id = self.ids.get(uploaded)
-        mine = None if file_id is None else Entry(file_id=file_id, path=uploaded, is_dir=False, size=0, mtime_ns=0,
-                                                  ctime_ns=0, version=file_id)
+        """The upload (known since ``files/create`` and ``files/complete``:
+        no request) and the file now at ``target``."""
+        mine = self._beside_uploads.get(uploaded)
         try:
             current = await self.stat(target)
         except NotFound:
@@ -649,6 +665,18 @@ class KooDriveDialect:
     async def put_whole(self, path: str, content: bytes, *, replace: Entry | None, mtime_ns: int | None,
                         metadata: Mapping[str, str]) -> Entry | None:
         return None  # no single-request new version
+
+
+def _uploaded_entry(session: UploadSession) -> Entry:
+    """The file an upload completed, as ``files/create`` and what we sent
+    describe it: its id (its version too), size, the time it asked for
+    (else now) and now as its creation time (the server's own differ by the
+    moments of the upload, and may be whole seconds)."""
+    now_ns = time.time_ns()
+    mtime_ms = session.extra.get("mtime_ms")
+    mtime_ns = mtime_ms * 1_000_000 if isinstance(mtime_ms, int) else now_ns
+    return Entry(file_id=session.session_id, path=session.path, is_dir=False, size=session.size,
+                 mtime_ns=mtime_ns, ctime_ns=now_ns, version=session.session_id)
 
 
 def data_of_upload(body: dict[str, Any]) -> dict[str, Any]:
