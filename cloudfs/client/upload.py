@@ -214,8 +214,11 @@ class Uploader:
         parallel = chunk_concurrency(session.concurrency, self.settings.upload_parallelism)
 
         async def send(chunk: Chunk) -> None:
+            started = trio.current_time()
             await self.dialect.send_chunk(session, chunk.index, chunk.length, self._body(fd, chunk),
                                           deadline=self.settings.transfer_deadline(chunk.length))
+            log.debug("chunk %d (%d bytes) of %s sent in %.3f s", chunk.index, chunk.length, session.path,
+                      trio.current_time() - started)
             if chunk.index not in done:
                 done.add(chunk.index)
                 if progress is not None and chunk.length:
