@@ -33,7 +33,8 @@ from pathlib import Path
 
 import trio
 
-from harness import CLOUDFS, MiB, Mount, Row, cpu_seconds, drop_caches, environment, mount_pid, script_main
+from harness import (CLOUDFS, MiB, Mount, Row, cpu_seconds, drop_caches, environment, importing_tree, mount_pid,
+                     script_main)
 from mount_write import client_upload, make_file
 
 
@@ -156,8 +157,16 @@ def run(args: argparse.Namespace, dialect: str) -> list[Row]:
         make_file(source, size)
         mount = Mount(server, base / "mnt", base / "mcache", options="delete=permanent")
         rows: list[tuple[float, float, float, float, float, Timing, Timing]] = []
+        before: list[tuple[float, Timing]] = []
         for rep in range(args.reps):
             d_s, d_cpu, d_server = direct(server, source, f"/direct-{rep}.bin", server_pid)
+            if args.before:
+                with importing_tree(args.before):
+                    old = cp_and_umount(mount, source, f"before-{rep}.bin", server_pid)
+                before.append((d_s, old))
+                print(f"rep {rep}: before ({args.before}): cp+umount {old.total:.2f} s (cp {old.cp:.2f}; cpu: cp "
+                      f"{old.cp_cpu:.2f}, mount {old.mount_cpu:.2f}, server {old.server_cpu:.2f}); "
+                      f"ratio {d_s / old.total:.2f}", flush=True)
             alone = cp_and_umount(mount, source, f"alone-{rep}.bin", server_pid, umount=False)
             both = cp_and_umount(mount, source, f"copied-{rep}.bin", server_pid)
             rows.append((d_s, d_cpu, d_server, alone.cp, both.total, alone, both))
@@ -192,7 +201,16 @@ def run(args: argparse.Namespace, dialect: str) -> list[Row]:
     med = statistics.median
     ratio = med(r[0] / r[4] for r in rows)
     per_gib = 1 / (size / (1 << 30))
-    return [
+    before_rows = [
+        Row(f"cp + umount, {args.before}", f"{med(t.total for _, t in before):6.2f} s", "direct",
+            med(d / t.total for d, t in before), ">= 0.8"),
+        Row("  cp / mount / server CPU per GiB",
+            f"{med(t.cp_cpu for _, t in before) * per_gib:5.2f} / {med(t.mount_cpu for _, t in before) * per_gib:5.2f}"
+            f" / {med(t.server_cpu for _, t in before) * per_gib:5.2f} s", "", None, ""),
+        Row("  mount CPU, this tree / before", "", "", med(r[6].mount_cpu / t.mount_cpu for r, (_, t)
+                                                             in zip(rows, before)), ""),
+    ] if before else []
+    return before_rows + [
         Row("direct chunked upload", f"{med(r[0] for r in rows):6.2f} s", "", None, ""),
         Row("  client / server CPU per GiB", f"{med(r[1] for r in rows) * per_gib:5.2f} / "
             f"{med(r[2] for r in rows) * per_gib:5.2f} s", "", None, ""),
@@ -207,6 +225,8 @@ def run(args: argparse.Namespace, dialect: str) -> list[Row]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size-mib", type=int, default=256)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--before", metavar="TREE",
+                        help="also time cp+umount with the mount of another checkout, in the same pairs")
 
 
 def main() -> None:
