@@ -105,7 +105,8 @@ def report_failures(failures: list[str], drive: Drive) -> None:
 @pytest.mark.timeout(7200)
 def test_fault_soak(soak_drive: Drive, soak_server: RunningServer) -> None:
     """~10% of requests fail (5xx or a dropped connection), every request is
-    a little late; one server restart and one token expiry mid-run.  One
+    a little late; one server restart and one token expiry mid-run: no
+    operation fails with an errno, no acknowledged byte is lost.  One
     write in five is fsync'd: the mount keeps the soak's endless rewrites
     local while they go on (uploads wait for a pause), and fsync's uploads
     do not wait, so the uploads go on meeting the faults."""
@@ -168,6 +169,9 @@ def test_fault_soak(soak_drive: Drive, soak_server: RunningServer) -> None:
     print(f"soak: {ops} operations ({failed} failed with an errno), {faults} faults injected, "
           f"{delayed} requests delayed, 1 restart, 1 token expiry, {len(acknowledged)} files checked, {lost} bytes lost, {run_s:.0f} s")
     assert lost == 0
+    # each fault injected is one the mount rides out (retries, a new login, a
+    # job created again): no operation may see an errno for it
+    assert failures == [], f"{len(failures)} operation(s) failed with an errno"
 
 
 # ---- fsstress (xfstests) against tmpfs ------------------------------------------
