@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from cloudfs.client.cloudreve_codes import CloudreveError
+from cloudfs.client.cloudreve_codes import BATCH_PARTIAL_FAILURE, CloudreveError
 from cloudfs.client.http import Http
 from cloudfs.client.retry import AttemptState
 from cloudfs.errors import ProtocolError, ServerError
@@ -58,6 +58,18 @@ class Envelope:
         if self.code != SUCCESS:
             raise self.error()
         return self.data
+
+
+def refused_login(env: Envelope) -> bool:
+    """Whether the server turned the access token down ("login required"):
+    for the whole call, or for every item of a batch call (move, delete,
+    metadata), which an expired token gets as 401 inside a 40081.  Either
+    way the server treated the caller as anonymous and did nothing."""
+    if env.code == LOGIN_REQUIRED:
+        return True
+    items = env.aggregated
+    return env.code == BATCH_PARTIAL_FAILURE and bool(items) and all(
+        isinstance(item, dict) and item.get("code") == LOGIN_REQUIRED for item in (items or {}).values())
 
 
 def _aggregated(raw: dict[str, Any] | None) -> dict[str, CloudreveError]:
@@ -135,7 +147,7 @@ class Api:
                 kwargs["content"] = content() if callable(content) else content
             response = await http.request_once(method, url, what=what, headers=sent, **kwargs)
             env = of_response(response, what)
-            if env.code == LOGIN_REQUIRED and auth and http.auth is not None and not renewed:
+            if refused_login(env) and auth and http.auth is not None and not renewed:
                 # expired or revoked access token: the server treated us as
                 # anonymous and did nothing, so sending again is safe
                 await http.auth.rejected(sent)

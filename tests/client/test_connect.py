@@ -182,6 +182,24 @@ async def test_access_token_renewed_on_401(client, server):
     assert client._debug_state()["token_renewals"] == 1
 
 
+async def test_access_token_renewed_when_each_item_of_a_batch_is_refused(client, server, folder):
+    """With an expired access token Cloudreve 4 answers a batch call (move,
+    delete, metadata) with 401 "Login required" for each item, inside a
+    40081: the login is renewed and the call sent again, as for a plain 401
+    (the fault soak's uploads failed so at its token expiry, and the next
+    close of each file with EIO)."""
+    made = await client.create_file(f"{folder}/f")
+    await client.mkdir(f"{folder}/to")
+    server.faults.expire_tokens()
+    await client.set_metadata(made, {"dav:cloudfs:mtime": "1700000000000000000"})
+    server.faults.expire_tokens()
+    await client.move([f"{folder}/f"], f"{folder}/to")
+    server.faults.expire_tokens()
+    await client.delete([f"{folder}/to/f"])
+    _, children = await client.list_all(f"{folder}/to")
+    assert children == []
+
+
 #: a signed URL's signature (Cloudreve's ``sign``, the object store's ``X-Amz-Signature``)
 SIGNATURE = re.compile(r"(?:[?&]sign|X-Amz-Signature)=([^&]+)")
 

@@ -5,6 +5,7 @@ replacing: the id changes), ranged and whole-file reads, capacity."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -348,3 +349,32 @@ async def test_the_next_run_deletes_a_version_a_killed_one_left_beside_its_file(
         assert await next_run.read(await next_run.stat("/killed/f"), 0, 100) == b"version 4"
     finally:
         await next_run.aclose()
+
+
+async def test_a_job_the_restarted_server_forgot_is_created_again(tmp_path, token_store):
+    """A delete whose job the server forgot while it was polled (the
+    emulator keeps jobs in memory: a restart between the job's creation and
+    its end) is created again and done, not failed with "the task does not
+    exist" (the fault soak's close failed with EIO so)."""
+    with start_server(tmp_path / "srv", faults=True, dialect="koodrive") as srv:
+        # polls that meet the restart are retried until the server is back
+        patient = dataclasses.replace(FAST, max_attempts=1000, backoff_max_s=0.5)
+        client = await CloudreveClient.connect(srv.url, email=srv.email, password=srv.password,
+                                               token_store=token_store, settings=patient)
+        async with client:
+            await client.create_file("/doomed")
+            switches(srv, job_seconds=60)  # the job stays pending until the restart
+            srv.faults.set(path_regex=r"/koodrive/ose/v1/[0-9a-f]{32}$")  # counts the job's polls
+
+            async def restart_while_polled() -> None:
+                while srv.faults.stats().get("matched", 0) == 0:
+                    await trio.sleep(0.05)
+                await trio.to_thread.run_sync(srv.restart)  # forgets the job and the slow-job switch
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(restart_while_polled)
+                await client.delete(["/doomed"])
+            with pytest.raises(NotFound):
+                await client.stat("/doomed")
+            trash = await client.trash()
+            assert trash is not None and trash.items == 1

@@ -4,6 +4,7 @@ acknowledged must be byte-identical on the server."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
@@ -84,10 +85,28 @@ def tally(server: RunningServer, faults: int, delayed: int) -> tuple[int, int]:
             delayed + stats["latency"])
 
 
+def failure(op: str, name: str, size: int, error: OSError) -> str:
+    errno_name = errno.errorcode.get(error.errno or 0, str(error.errno))
+    return f"{time.strftime('%H:%M:%S')} {op} {name} ({size} bytes): {errno_name} {error.strerror}"
+
+
+def report_failures(failures: list[str], drive: Drive) -> None:
+    """Print each failed operation and the mount log's warnings and errors
+    (CLOUDFS_TEST_MOUNT_ARGS=-vv for every request), so a failure can be
+    traced without re-running the soak."""
+    for line in failures:
+        print("failed:", line)
+    if failures:
+        log = drive.log().splitlines()
+        print("--- mount log: warnings and errors ---")
+        print("\n".join(line for line in log if " WARNING " in line or " ERROR " in line)[-20000:])
+
+
 @pytest.mark.timeout(7200)
 def test_fault_soak(soak_drive: Drive, soak_server: RunningServer) -> None:
     """~10% of requests fail (5xx or a dropped connection), every request is
-    a little late; one server restart and one token expiry mid-run.  One
+    a little late; one server restart and one token expiry mid-run: no
+    operation fails with an errno, no acknowledged byte is lost.  One
     write in five is fsync'd: the mount keeps the soak's endless rewrites
     local while they go on (uploads wait for a pause), and fsync's uploads
     do not wait, so the uploads go on meeting the faults."""
@@ -100,6 +119,7 @@ def test_fault_soak(soak_drive: Drive, soak_server: RunningServer) -> None:
 
     arm()
     acknowledged: dict[str, bytes] = {}
+    failures: list[str] = []  # each failed operation: when, what, which errno (printed with the mount log)
     ops = failed = faults = delayed = 0
     started = time.monotonic()
     restarted = expired = False
@@ -126,14 +146,16 @@ def test_fault_soak(soak_drive: Drive, soak_server: RunningServer) -> None:
                         fp.flush()
                         os.fsync(fp.fileno())
                 acknowledged[name] = data
-            except OSError:
+            except OSError as e:
                 failed += 1
+                failures.append(failure("write" + (" + fsync" if sync else ""), name, len(data), e))
                 acknowledged.pop(name, None)  # its content is uncertain now: not counted
         else:
             try:
                 got = path.read_bytes()
-            except OSError:
+            except OSError as e:
                 failed += 1
+                failures.append(failure("read", name, len(acknowledged[name]), e))
                 continue
             assert got == acknowledged[name], f"{name}: a read returned wrong bytes"
     faults, delayed = tally(soak_server, faults, delayed)
@@ -143,9 +165,13 @@ def test_fault_soak(soak_drive: Drive, soak_server: RunningServer) -> None:
     remote = Remote(soak_server)
     lost = sum(len(data) for name, data in acknowledged.items() if remote.get("/" + name) != data)
     run_s = time.monotonic() - started
+    report_failures(failures, soak_drive)
     print(f"soak: {ops} operations ({failed} failed with an errno), {faults} faults injected, "
           f"{delayed} requests delayed, 1 restart, 1 token expiry, {len(acknowledged)} files checked, {lost} bytes lost, {run_s:.0f} s")
     assert lost == 0
+    # each fault injected is one the mount rides out (retries, a new login, a
+    # job created again): no operation may see an errno for it
+    assert failures == [], f"{len(failures)} operation(s) failed with an errno"
 
 
 # ---- fsstress (xfstests) against tmpfs ------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 
 import trio
 
-from cloudfs.client.koodrive.codes import ALREADY_IN_TARGET, KooDriveError, code_of
+from cloudfs.client.koodrive.codes import ALREADY_IN_TARGET, BAD_PARAMETER, KooDriveError, code_of
 from cloudfs.client.koodrive.wire import Wire
 from cloudfs.client.retry import AttemptState
 from cloudfs.errors import CloudfsError, NotFound, ProtocolError
@@ -29,6 +29,8 @@ DONE, CANCELLED = 2, 3
 POLL_FIRST_S, POLL_MAX_S = 0.05, 1.0
 #: extra time a job may take per item it works on
 PER_ITEM_S = 0.5
+#: how many times a job the server forgot while it was polled is created again
+FORGOTTEN_AGAIN = 2
 
 
 async def run_job(wire: Wire, task_type: int, action: str, task_info: dict[str, Any], *, container: str,
@@ -41,7 +43,9 @@ async def run_job(wire: Wire, task_type: int, action: str, task_info: dict[str, 
     lost is safe: if the first job ran, the second finds its items already
     moved (13000312, ignored) or gone (a code meaning "not found", which then
     counts as done).  A copy is sent again only if it never left (a second
-    job would make a second copy)."""
+    job would make a second copy).  The same holds for a job the server
+    forgot while it was polled (a restart): it is created again, once or
+    twice, except a copy."""
     body = {"taskType": task_type, "actionType": ACTION[action], "taskInfo": task_info, "dstContainerId": container}
     repeated = False
 
@@ -50,17 +54,50 @@ async def run_job(wire: Wire, task_type: int, action: str, task_info: dict[str, 
         repeated = repeated or state.maybe_delivered
         return await wire.call_once("POST", "/jobs", what=what, json_body=body)
 
-    answer = await wire.http.retrying(create, idempotent=task_type != COPY, what=what)
-    job_id = answer.get("data")
-    if isinstance(job_id, dict):
-        job_id = job_id.get("taskId") or job_id.get("jobId")
-    if not isinstance(job_id, str) or not job_id:
-        raise ProtocolError(f"{what}: no job id in the answer")
+    for forgotten in range(FORGOTTEN_AGAIN + 1):
+        answer = await wire.http.retrying(create, idempotent=task_type != COPY, what=what)
+        job_id = answer.get("data")
+        if isinstance(job_id, dict):
+            job_id = job_id.get("taskId") or job_id.get("jobId")
+        if not isinstance(job_id, str) or not job_id:
+            raise ProtocolError(f"{what}: no job id in the answer")
+        try:
+            data, info = await _wait(wire, job_id, what, items)
+        except JobForgotten as exc:
+            # a move, delete or empty-the-bin job is safe to create again (see
+            # above); a copy is not: a second job would make a second copy
+            if task_type == COPY or forgotten == FORGOTTEN_AGAIN:
+                raise exc.refusal from None
+            log.info("%s: the server no longer knows job %s (%s): creating it again", what, job_id, exc.refusal)
+            repeated = True
+            continue
+        _raise_failures(data, info, what, ignore, gone_is_done=repeated and task_type != COPY)
+        return
+
+
+class JobForgotten(Exception):
+    """A poll's answer: the server does not know the job (it forgot it)."""
+
+    def __init__(self, refusal: KooDriveError) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
+
+
+async def _wait(wire: Wire, job_id: str, what: str, items: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Poll the job until it is done: its detail and ``jobInfo``."""
     limit = wire.http.settings.deadline_s + PER_ITEM_S * items
     interval = POLL_FIRST_S
     with trio.move_on_after(limit):
         while True:
-            detail = await wire.call("GET", f"/{job_id}", idempotent=True, what=f"{what} (job {job_id})")
+            try:
+                detail = await wire.call("GET", f"/{job_id}", idempotent=True, what=f"{what} (job {job_id})")
+            except KooDriveError as exc:
+                # the poll names nothing but the job: "bad parameter" or "does not
+                # exist" is the job id unknown (a restarted emulator forgets its
+                # jobs; the real service's lifetime of a job is not documented)
+                if exc.code == BAD_PARAMETER or isinstance(exc, NotFound):
+                    raise JobForgotten(exc) from exc
+                raise
             nested = detail.get("data")
             data: dict[str, Any] = nested if isinstance(nested, dict) else detail
             info = data.get("jobInfo") or {}
@@ -68,8 +105,7 @@ async def run_job(wire: Wire, task_type: int, action: str, task_info: dict[str, 
             if status == CANCELLED:
                 raise CloudfsError(f"{what}: the job was cancelled", errno=errno.ECANCELED)
             if status == DONE:
-                _raise_failures(data, info, what, ignore, gone_is_done=repeated and task_type != COPY)
-                return
+                return data, info
             await trio.sleep(interval)
             interval = min(interval * 2, POLL_MAX_S)
     raise CloudfsError(f"{what}: the job {job_id} did not finish within {limit:.0f} s", errno=errno.ETIMEDOUT)
