@@ -109,3 +109,66 @@ def test_git_status_after_a_clone_hashes_nothing_again(server: RunningServer, tm
         status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], check=True, env=env,
                                 capture_output=True, text=True)
         assert status.stdout == ""
+
+
+#: requests that fetch a file's content (counted, not failed)
+DOWNLOADS = {
+    "v4": r"^/api/v4/file/(url|content/)",
+    "v3": r"^/api/v3/file/download/",
+    "koodrive": r"(/files/download$|^/obs/(?!upload/))",
+}
+GIT_ENV = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@t")
+
+
+def index_stats(clone: Path) -> dict[str, tuple[int, int, int, int]]:
+    """What git's index holds of each file: (ctime, mtime (ns), ino (32 bits, as git keeps it), size)."""
+    debug = subprocess.run(["git", "-C", str(clone), "ls-files", "--debug"], check=True, env=GIT_ENV,
+                           capture_output=True, text=True).stdout
+    found = re.findall(r"^(\S.*)\n  ctime: (\d+):(\d+)\n  mtime: (\d+):(\d+)\n  dev: \d+\tino: (\d+)\n"
+                       r"  uid: \d+\tgid: \d+\n  size: (\d+)", debug, re.M)
+    return {name: (int(cs) * 10**9 + int(cn), int(ms) * 10**9 + int(mn), int(ino), int(size))
+            for name, cs, cn, ms, mn, ino, size in found}
+
+
+def shown_stats(clone: Path, names: list[str]) -> dict[str, tuple[int, int, int, int]]:
+    shown = {}
+    for name in names:
+        st = os.lstat(clone / name)
+        shown[name] = (st.st_ctime_ns, st.st_mtime_ns, st.st_ino & 0xFFFFFFFF, st.st_size)
+    return shown
+
+
+def test_git_status_after_a_remount_reads_no_file(server: RunningServer, tmp_path: Path):
+    # before: every file showed another inode number after the remount (179 -> 4) and
+    # another ctime (the mount's clock while its upload waited, then the server's), so
+    # git read (downloaded) and hashed every file of the clone again
+    source = tmp_path / "source"
+    subprocess.run(["git", "init", "-q", str(source)], check=True, env=GIT_ENV)
+    for d in range(6):
+        (source / f"d{d}").mkdir()
+        for f in range(10):
+            (source / f"d{d}" / f"f{f}.txt").write_text(f"file {d}/{f}\n" * (d * 10 + f + 1))
+    subprocess.run(["git", "-C", str(source), "add", "-A"], check=True, env=GIT_ENV)
+    subprocess.run(["git", "-C", str(source), "commit", "-qm", "c"], check=True, env=GIT_ENV)
+    with mounted(server, tmp_path / "m") as drive:
+        clone = drive / "clone"
+        subprocess.run(["git", "clone", "-q", str(source), str(clone)], check=True, env=GIT_ENV)
+        wait_for_uploads(drive)
+        indexed = index_stats(clone)
+        assert len(indexed) == 60
+        before = shown_stats(clone, sorted(indexed))
+        drive.remount()
+        after = shown_stats(clone, sorted(indexed))
+        # (ctime, mtime, ino, size) of the files whose stat changed: (before, after)
+        assert [(n, before[n], after[n]) for n in before if before[n] != after[n]][:3] == []
+        assert [(n, indexed[n], after[n]) for n in indexed if indexed[n] != after[n]][:3] == []
+        server.faults.set(path_regex=DOWNLOADS[server.dialect])  # counted, not failed
+        try:
+            status = subprocess.run(["git", "-C", str(clone), "status", "--porcelain"], check=True, env=GIT_ENV,
+                                    capture_output=True, text=True)
+            downloads = server.faults.stats()["matched"]
+        finally:
+            server.faults.clear()
+        assert status.stdout == ""
+        assert downloads == 0
