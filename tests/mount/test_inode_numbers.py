@@ -150,7 +150,7 @@ def test_git_status_after_a_remount_reads_no_file(server: RunningServer, tmp_pat
     subprocess.run(["git", "-C", str(source), "add", "-A"], check=True, env=GIT_ENV)
     subprocess.run(["git", "-C", str(source), "commit", "-qm", "c"], check=True, env=GIT_ENV)
     with mounted(server, tmp_path / "m") as drive:
-        clone = drive / "clone"
+        clone = drive / "clone-remounted"  # (the module's server: another test made "clone")
         subprocess.run(["git", "clone", "-q", str(source), str(clone)], check=True, env=GIT_ENV)
         # git keeps times to the second: files written in the second its index was are
         # "racily clean", read again by every git status until one writes the index later
