@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# pyfuse3 builds against libfuse3; the tests drive rsync, git, tar and curl
-SYSTEM_PACKAGES := fuse3 libfuse3-dev pkg-config rsync git tar curl
+# pyfuse3 builds against libfuse3; the tests drive rsync, git, tar and curl (and strace: what git reads)
+SYSTEM_PACKAGES := fuse3 libfuse3-dev pkg-config rsync git tar curl strace
 # Standard stress tools the hardening tests use when the archive has them (xfslibs-dev:
 # headers to build fsstress from xfstests' source, see tests/mount/test_stress.py)
 # (installed when root; a missing one is skipped, never fatal)

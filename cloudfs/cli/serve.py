@@ -39,6 +39,7 @@ from cloudfs.fs.changes import LiveChanges
 from cloudfs.fs.kernel import KernelInvalidator
 from cloudfs.fs.core import Core
 from cloudfs.fs.inodes import InodeTable
+from cloudfs.fs.records import InodeRecords
 from cloudfs.fs.meta import MetaCache
 from cloudfs.fs.ops import Operations
 from cloudfs.fs.pins import PinKeeper
@@ -160,8 +161,10 @@ async def open_mount(settings: MountSettings, client: CloudreveClient) -> AsyncI
         pending = journal.open()
         stack.callback(journal.close)
         (settings.cache_dir / "staging").mkdir(exist_ok=True)
+        records = InodeRecords(settings.cache_dir / "inodes.jsonl")
+        stack.callback(records.close)
         async with trio.open_nursery() as nursery:
-            yield Mount(settings, client, root, store, journal, nursery), pending
+            yield Mount(settings, client, root, store, journal, nursery, records), pending
             nursery.cancel_scope.cancel()
 
 
@@ -203,6 +206,7 @@ class Mount:
         store: BlockStore,
         journal: Journal,
         nursery: trio.Nursery,
+        records: InodeRecords | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -212,7 +216,7 @@ class Mount:
         self.writeback = WriteBack(client, journal, store, delay_s=settings.upload_delay_s,
                                    max_parallel=settings.max_uploads)
         meta = MetaCache(ttl_s=settings.metadata_ttl_s, negative_ttl_s=settings.negative_ttl_s)
-        self.core = Core(client, settings, InodeTable(root), meta, self.fetcher, self.writeback, nursery)
+        self.core = Core(client, settings, InodeTable(root, records), meta, self.fetcher, self.writeback, nursery)
         self.ops = Operations(self.core)
         self.pin_keeper = PinKeeper(self.core, interval_s=max(settings.metadata_ttl_s, PIN_INTERVAL_MIN_S))
         self.control = ControlServer(settings.mountpoint, self.status, self.drain,

@@ -10,6 +10,15 @@ server's ``updated_at``, except where cloudfs recorded an exact one in
 ``updated_at`` on rename and move, which would break ``rsync -a``).  A
 folder's mtime and any inode's ctime also follow the changes this mount made
 (Node.children_changed_ns, Node.changed_ns): the servers keep no such times.
+
+A content version this mount uploaded shows the times it showed when the
+upload landed (Node.uploaded, kept in the cache dir for the next mount):
+the server's time of that upload is not a change of the file's status, and
+servers without custom metadata keep no exact mtime, so ctime and mtime stay what
+they were while the upload waited, in this mount and the next.  ctime is
+otherwise the latest of the mtime, the server's own time of the object
+(which a rename, move or new content by anyone moves) and this mount's
+changes.
 """
 
 from __future__ import annotations
@@ -104,6 +113,10 @@ def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False)
     local = node.local
     size = entry.size
     mtime_ns = file_mtime_ns(entry)
+    status_ns = entry.mtime_ns
+    uploaded = node.uploaded
+    if uploaded is not None and uploaded.version == entry.version and not entry.is_dir:
+        mtime_ns, status_ns = uploaded.mtime_ns, uploaded.ctime_ns
     bits = node_permission_bits(node, owner)
     if local is not None:
         size = local.size
@@ -125,6 +138,6 @@ def build(node: Node, owner: Ownership, timeout_s: float, *, link: bool = False)
     attrs.st_blocks = -(-attrs.st_size // 512)
     attrs.st_mtime_ns = mtime_ns
     attrs.st_atime_ns = mtime_ns if node.atime_ns is None else node.atime_ns
-    attrs.st_ctime_ns = max(mtime_ns, entry.mtime_ns, node.changed_ns or 0)
+    attrs.st_ctime_ns = max(mtime_ns, status_ns, node.changed_ns or 0)
     attrs.st_birthtime_ns = entry.ctime_ns
     return attrs

@@ -38,6 +38,7 @@ from cloudfs.fs.links import LinkRule
 from cloudfs.fs.listing import FolderListing, Shown
 from cloudfs.fs.meta import ABSENT, MetaCache, join, split
 from cloudfs.fs.misses import FolderMisses
+from cloudfs.fs.records import Uploaded
 from cloudfs.upload.spares import KEEP as SPARES_KEPT, SPARES_FOLDER, SpareFiles
 from cloudfs.upload.staging import LocalFile, is_unsent
 from cloudfs.upload.writeback import WriteBack
@@ -145,6 +146,7 @@ class Core:
         node = self.table.by_file_id(old_file_id)
         if node is None:
             return
+        shown = self.attributes(node)
         if entry.file_id != old_file_id and entry.path != node.entry.path:
             # the local content went to a new object (conflict copy): the node
             # shows the server's version again once nobody writes to it.  A
@@ -161,11 +163,28 @@ class Core:
                 # gives a new id (capabilities.replace_gives_new_id) uploaded
                 # beside and swapped it in, so it is the same file to us
                 self.table.rebind(node, entry)
+                if not is_unsent(old_file_id):
+                    self.table.records.drop(old_file_id)  # (replaced: that object is gone)
             node.entry = entry
             if not local.dirty:
                 # the kernel's pages were written through us: they are this version
                 node.cached_version = entry.version
+                # the times shown so far stay, in this mount and the next (see attrs.py);
+                # (still dirty: the content shown is newer, and its own upload will record it)
+                node.uploaded = Uploaded(node.ino, entry.version, shown.st_mtime_ns, shown.st_ctime_ns)
+                self.table.records.put(entry.file_id, node.uploaded)
         self.settle(node)
+
+    def keep_times(self, node: Node, mtime_ns: int | None = None) -> None:
+        """This mount changed the status of ``node`` (a rename, chmod,
+        utimensat: its ``changed_ns``; ``mtime_ns``: the mtime set): where
+        its times are recorded for the next mount, record the new ones."""
+        uploaded = node.uploaded
+        if uploaded is None or uploaded.version != node.entry.version:
+            return
+        node.uploaded = Uploaded(uploaded.ino, uploaded.version, uploaded.mtime_ns if mtime_ns is None else mtime_ns,
+                                 max(uploaded.ctime_ns, node.changed_ns or 0))
+        self.table.records.put(node.entry.file_id, node.uploaded)
 
     def check_writable(self) -> None:
         if self.settings.read_only:

@@ -1,8 +1,16 @@
 """InodeTable: kernel inode numbers <-> remote objects, with lookup counts.
 
 An inode stands for one remote object, keyed by its server object id, so a
-rename keeps the inode.  Numbers come from a counter that never goes back, so
-a number is never reused for another object during the mount.
+rename keeps the inode.  Its number is a hash of the object id (63 bits), so
+a remount, or the kernel forgetting an idle inode, gives the same object the
+same number, without keeping anything per lookup; a file created here is
+numbered by the hash of its first, local id, and the number it had when its
+upload landed is kept by the id the server gave it (``records``: the cache
+dir's :class:`~cloudfs.fs.records.InodeRecords`), as is the number a
+rewrite's new object takes over where a replace gives a new id.  A number
+already held by another inode, or recorded for another object, is never
+handed out (the next hash of the id is tried), so numbers stay unique
+within the mount.
 
 An object may take a new id under the same inode (:meth:`InodeTable.rebind`:
 a file created here gets its server id when its upload lands; a backend whose
@@ -18,9 +26,9 @@ table when the kernel has forgotten it, no handle has it open and it holds no
 unsaved data.  That bounds memory on a walk over millions of entries.  The
 kernel forgets an unused inode as soon as its entry times out (a file closed
 more than ``metadata_ttl`` after it was looked up, a file created here once
-its upload lands and nothing holds it): its number is kept for its object
-(the newest :data:`KEPT` objects), and the next lookup hands out the same one
-(a number the kernel forgot may be handed out again, for the same object).
+its upload lands and nothing holds it): the next lookup hands out the same
+number (its hash or its record; also kept, with the times only this mount
+knows, for the newest :data:`KEPT` objects).
 
 Plain ``def`` only: every method is atomic with respect to other trio tasks.
 """
@@ -28,6 +36,8 @@ Plain ``def`` only: every method is atomic with respect to other trio tasks.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import itertools
 from collections.abc import Iterable, Iterator, Mapping
 
 from cachetools import LRUCache
@@ -35,17 +45,28 @@ from cachetools import LRUCache
 from cloudfs.client.models import Entry
 from cloudfs.upload.staging import LocalFile
 from cloudfs.client.paths import Relocation
+from cloudfs.fs.records import InodeRecords, Uploaded
 
-__all__ = ["ROOT_INODE", "InodeTable", "Node"]
+__all__ = ["ROOT_INODE", "InodeTable", "Node", "hashed_number"]
 
 ROOT_INODE = 1
+#: inode numbers are below this (63 bits: programs that keep them signed see them positive)
+NUMBER_BITS = 63
+
+
+def hashed_number(file_id: str, attempt: int = 0) -> int:
+    """Inode number candidate ``attempt`` of object ``file_id`` (never 0 or the root's)."""
+    key = file_id if attempt == 0 else f"{file_id}\0{attempt}"
+    number = int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big")
+    number &= (1 << NUMBER_BITS) - 1
+    return number if number > ROOT_INODE else hashed_number(file_id, attempt + 1_000_000)
 
 class Node:
     """One inode: the remote object it stands for, and what the kernel and
     the open handles hold of it."""
 
     __slots__ = ("_entry", "_paths", "atime_ns", "cached_version", "changed_ns", "children_changed_ns", "ino",
-                 "local", "lookups", "opens", "unlinked")
+                 "local", "lookups", "opens", "unlinked", "uploaded")
 
     def __init__(self, ino: int, entry: Entry, *, lookups: int = 0) -> None:
         self.ino = ino
@@ -65,6 +86,9 @@ class Node:
         #: a folder: when this mount last created, removed or renamed a child
         #: in it (its mtime; the servers keep no such time for a folder)
         self.children_changed_ns: int | None = None
+        #: the times shown when this mount's upload of a content version
+        #: landed (kept in the cache dir: a remount shows them too)
+        self.uploaded: Uploaded | None = None
         #: local content state (set by the write side while the file has staged data)
         self.local: LocalFile | None = None
         #: the table's index of nodes by path, which this node is filed in
@@ -134,8 +158,9 @@ Kept = tuple[int, LocalState]
 
 
 class InodeTable:
-    def __init__(self, root: Entry) -> None:
-        self._next_ino = ROOT_INODE + 1
+    def __init__(self, root: Entry, records: InodeRecords | None = None) -> None:
+        #: the inode numbers and times of objects this mount uploaded (see the module docstring)
+        self.records = records if records is not None else InodeRecords()
         self._by_ino: dict[int, Node] = {}
         self._by_id: dict[str, int] = {root.file_id: ROOT_INODE}
         self._by_path: PathIndex = {}
@@ -189,9 +214,9 @@ class InodeTable:
             if kept is not None and kept[0] not in self._by_ino:
                 ino, (atime_ns, changed_ns, children_changed_ns) = kept
             else:
-                ino, (atime_ns, changed_ns, children_changed_ns) = self._next_ino, NOTHING_KEPT
-                self._next_ino += 1
+                ino, (atime_ns, changed_ns, children_changed_ns) = self._number_for(entry.file_id), NOTHING_KEPT
             node = Node(ino, entry)
+            node.uploaded = self.records.get(entry.file_id)
             node.atime_ns, node.changed_ns, node.children_changed_ns = atime_ns, changed_ns, children_changed_ns
             self._add(node)
             self._by_id[entry.file_id] = node.ino
@@ -201,6 +226,19 @@ class InodeTable:
         if lookup:
             node.lookups += 1
         return node
+
+    def _number_for(self, file_id: str) -> int:
+        """A number no inode holds: the one recorded for the object, else
+        the first of its hashes that no inode holds and no other object's
+        record keeps."""
+        recorded = self.records.get(file_id)
+        if recorded is not None and recorded.ino not in self._by_ino:
+            return recorded.ino
+        for attempt in itertools.count():
+            number = hashed_number(file_id, attempt)
+            if number not in self._by_ino and self.records.owner_of(number) in (None, file_id):
+                return number
+        raise AssertionError("unreachable")
 
     def _retired_node(self, file_id: str) -> Node | None:
         ino = self._retired.get(file_id)
@@ -268,6 +306,8 @@ def detach_node(table: InodeTable, node: Node) -> None:
     node.unlinked = True
     if table._by_id.get(node.entry.file_id) == node.ino:
         del table._by_id[node.entry.file_id]
+    if node.uploaded is not None:
+        table.records.drop(node.entry.file_id)  # (a failed write of the store is logged, never raised)
     # a stale answer naming an id it had no longer leads to a removed file
     _unretire(table, node.ino)
 

@@ -382,6 +382,7 @@ class Namespace:
             if src_node is not None:
                 src_node.entry = moved
                 src_node.changed_ns = time.time_ns()  # a rename changes the inode's ctime, as on Linux
+                core.keep_times(src_node)
             children_changed(old_parent, new_parent)
 
     async def _exchange(self, first: tuple[Entry, Node | None], second: tuple[Entry, Node | None]) -> None:
@@ -502,6 +503,7 @@ class Namespace:
                 node.children_changed_ns = None  # the time just set is shown exactly
             if any(v is not None for v in (changes.size, changes.mode, changes.mtime_ns, changes.atime_ns)):
                 node.changed_ns = time.time_ns()
+                core.keep_times(node, changes.mtime_ns)
 
     async def _set_mtime(self, node: Node, mtime_ns: int) -> None:
         local = node.local

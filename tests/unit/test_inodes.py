@@ -1,5 +1,6 @@
 from cloudfs.client.models import Entry
-from cloudfs.fs.inodes import ROOT_INODE, InodeTable
+from cloudfs.fs.inodes import ROOT_INODE, InodeTable, hashed_number
+from cloudfs.fs.records import InodeRecords, Uploaded
 
 
 def entry(file_id: str, path: str, *, is_dir: bool = False) -> Entry:
@@ -12,7 +13,7 @@ def test_inodes_are_keyed_by_object_id_and_survive_rename():
     again = table.remember(entry("a", "/renamed.txt"))
     assert again is a and a.path == "/renamed.txt" and a.lookups == 2
     b = table.remember(entry("b", "/x.txt"))
-    assert b.ino != a.ino and b.ino > a.ino
+    assert b.ino != a.ino
 
 
 def test_inodes_forget_drops_unreferenced_nodes_and_numbers_are_never_reused():
@@ -133,3 +134,31 @@ def test_inodes_an_old_id_leads_to_the_rebound_node_without_its_stale_entry():
     assert node.lookups == 3
     table.detach(node)  # removed: an old id names nothing any more
     assert table.remember(entry("r1", "/f")) is not node
+
+
+def test_inode_numbers_are_the_same_in_a_new_table():
+    # a remount (a new table, nothing kept) numbers every object the server
+    # handed out as before: git's index, rsync and tar see the same st_ino
+    first, second = (InodeTable(entry("root", "/", is_dir=True)) for _ in range(2))
+    ids = [f"id{i}" for i in range(200)]
+    numbers = [first.remember(entry(i, f"/{i}")).ino for i in ids]
+    assert [second.remember(entry(i, f"/{i}")).ino for i in reversed(ids)] == numbers[::-1]
+    assert len(set(numbers)) == len(ids) and all(ROOT_INODE < n < 1 << 63 for n in numbers)
+
+
+def test_inode_numbers_recorded_for_an_object_are_its_own_and_never_another_ones():
+    # a file created here kept the number of its first, local id: its record
+    # gives it back, and an object whose hash is that number takes its next one
+    records = InodeRecords()
+    taken = hashed_number("b")
+    records.put("x", Uploaded(taken, "v1", 1, 2))
+    table = InodeTable(entry("root", "/", is_dir=True), records)
+    b = table.remember(entry("b", "/b"))
+    assert b.ino == hashed_number("b", 1)
+    x = table.remember(entry("x", "/x"))
+    assert x.ino == taken and x.uploaded == Uploaded(taken, "v1", 1, 2)
+    # a number an inode holds is never handed to another object either
+    other = InodeTable(entry("root", "/", is_dir=True))
+    held = other.remember(entry("c", "/c"))
+    other.records.put("d", Uploaded(held.ino, "v", 0, 0))  # (a record naming a number in use)
+    assert other.remember(entry("d", "/d")).ino not in (held.ino, ROOT_INODE)
