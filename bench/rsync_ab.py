@@ -15,21 +15,27 @@ mount.  The machine is shared and noisy: the ratios are taken pair by pair
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from harness import Mount, environment, mount_pid, cpu_seconds
+from harness import Mount, environment, importing_tree, mount_pid, cpu_seconds
 from mount_rsync import free_port, make_tree, rsync, start_rclone_mount, wait_listening
 
 KEYS = ("returns", "on_server", "cpu", "second")
 
 
 def cloudfs_run(server, base: Path, tree: Path, name: str, source: Path, rep: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    os.environ["PYTHONPATH"] = str(source)
+    # (in ``source``: ``python -m cloudfs`` imports from the working directory
+    # before PYTHONPATH, so run from a checkout, A and B would both be that one)
+    with importing_tree(str(source)):
+        return _cloudfs_run(server, base, tree, name, rep)
+
+
+def _cloudfs_run(server, base: Path, tree: Path, name: str, rep: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     mount = Mount(server, base / f"mnt-{name}", base / f"mcache-{name}", options="delete=permanent")
     mount.wipe_cache()
     mount.mount()
@@ -74,10 +80,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--dialect", choices=["v4", "v3", "koodrive"], default="v4")
-    parser.add_argument("--wsgidav", help="path of a wsgidav command (default: the one on PATH)")
+    parser.add_argument("--wsgidav", help="path of a wsgidav command (default: the one on PATH, or beside this Python)")
     args = parser.parse_args()
     sources = {"A": args.a.resolve(), "B": args.b.resolve()}
-    wsgidav = args.wsgidav or shutil.which("wsgidav")
+    beside = Path(sys.executable).parent / "wsgidav"  # (installed in this venv, not on PATH)
+    wsgidav = args.wsgidav or shutil.which("wsgidav") or (str(beside) if beside.exists() else None)
     with_rclone = shutil.which("rclone") is not None and bool(wsgidav)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in [*sources, *(["rclone"] if with_rclone else [])]}
     with environment(capacity=4 << 30, dialect=args.dialect) as (server, base):
