@@ -19,7 +19,6 @@ kept, the block cache may serve what git reads).  The machine is shared and nois
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -28,7 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import Mount, environment
+from harness import Mount, ab_arguments, environment
 from mount_rsync import make_repo
 
 #: requests that fetch a file's content
@@ -86,12 +85,8 @@ def one_run(server, base: Path, repo: Path, name: str, source: Path, rep: int,  
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--a", type=Path, required=True, help="tree A (the baseline), e.g. a checkout of main")
-    parser.add_argument("--b", type=Path, required=True, help="tree B (the change)")
-    parser.add_argument("--reps", type=int, default=3)
+    parser = ab_arguments(reps=3)
     parser.add_argument("--repo-files", type=int, default=300)
-    parser.add_argument("--dialect", choices=["v4", "v3", "koodrive"], default="v4")
     args = parser.parse_args()
     sources = {"A": args.a.resolve(), "B": args.b.resolve()}
     runs: dict[str, list[dict[str, Result]]] = {name: [] for name in sources}

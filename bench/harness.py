@@ -161,6 +161,17 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def ab_arguments(*, reps: int, dialect: str = "v4") -> argparse.ArgumentParser:
+    """The arguments every A/B script takes: two trees (each mount runs its
+    own ``python -m cloudfs``), the repetitions and the dialect."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--a", type=Path, required=True, help="tree A (the baseline), e.g. a checkout of main")
+    parser.add_argument("--b", type=Path, required=True, help="tree B (the change)")
+    parser.add_argument("--reps", type=int, default=reps)
+    parser.add_argument("--dialect", choices=["v4", "v3", "koodrive"], default=dialect)
+    return parser
+
+
 def script_main(title: str, add_arguments: Callable[[argparse.ArgumentParser], None],
                 run: Callable[[argparse.Namespace, str], list[Row]]) -> None:
     """A benchmark script's command line: its arguments, a dialect, one table."""

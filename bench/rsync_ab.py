@@ -14,7 +14,6 @@ mount.  The machine is shared and noisy: the ratios are taken pair by pair
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import Mount, environment, importing_tree, mount_pid, cpu_seconds
+from harness import Mount, ab_arguments, environment, importing_tree, mount_pid, cpu_seconds
 from mount_rsync import free_port, make_tree, rsync, start_rclone_mount, wait_listening
 
 KEYS = ("returns", "on_server", "cpu", "second")
@@ -74,12 +73,8 @@ def rclone_run(port: int, base: Path, tree: Path, rep: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--a", type=Path, required=True, help="tree A (the baseline), e.g. a checkout of main")
-    parser.add_argument("--b", type=Path, required=True, help="tree B (the change)")
-    parser.add_argument("--reps", type=int, default=5)
+    parser = ab_arguments(reps=5)
     parser.add_argument("--files", type=int, default=500)
-    parser.add_argument("--dialect", choices=["v4", "v3", "koodrive"], default="v4")
     parser.add_argument("--wsgidav", help="path of a wsgidav command (default: the one on PATH, or beside this Python)")
     args = parser.parse_args()
     sources = {"A": args.a.resolve(), "B": args.b.resolve()}

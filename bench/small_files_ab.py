@@ -21,7 +21,6 @@ alternate, ratios are taken pair by pair, and medians are printed.
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import statistics
@@ -31,7 +30,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from harness import Mount, environment, importing_tree
+from harness import Mount, ab_arguments, environment, importing_tree
 
 KiB = 1024
 
@@ -143,13 +142,9 @@ def untar_run(server, base: Path, archive: Path, files: int, name: str, tree: Pa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--a", type=Path, required=True, help="tree A (the baseline), e.g. a checkout of main")
-    parser.add_argument("--b", type=Path, required=True, help="tree B (the change)")
-    parser.add_argument("--reps", type=int, default=3)
+    parser = ab_arguments(reps=3, dialect="koodrive")
     parser.add_argument("--files", type=int, default=2000)
     parser.add_argument("--folders", type=int, default=20)
-    parser.add_argument("--dialect", choices=["v4", "v3", "koodrive"], default="koodrive")
     args = parser.parse_args()
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
