@@ -248,26 +248,23 @@ class Client:
     @_only_cloudfs_errors
     async def relocate(self, entry: Entry, folder: str, name: str, *, spare_name: str) -> Entry:
         """Put ``entry`` at ``folder/name`` (which must be free) and return
-        it there: a rename, a move, or both.  Both is not atomic: the rename
-        goes first (it validates the new name before anything moved; if the
-        name is taken in the source folder, via ``spare_name``), and a failed
-        move renames back (best effort)."""
+        it there: a rename, a move, or both.  Both is not atomic: a rename to
+        ``spare_name`` goes first, then the move, then the rename to
+        ``name``; a failed step puts the object back where it was (best
+        effort).  Never through ``name`` in the source folder: a new file of
+        that name may be on its way up there (a file made by its first
+        upload holds no name on the server until then), and its upload,
+        meeting this object in passing, would take it for someone else's
+        file and go up as a conflict copy."""
         src_folder, src_name = paths.split(entry.path)
         if src_folder == folder:
             if src_name == name:
                 return entry
             return await self.rename(entry, name)
-        if src_name != name:
-            try:
-                entry = await self.rename(entry, name)
-                staged_name = name
-            except CloudfsError as exc:
-                if exc.errno != errno.EEXIST:
-                    raise
-                staged_name = spare_name  # the name is taken in the source folder
-                entry = await self.rename(entry, staged_name)
-        else:
-            staged_name = name
+        staged_name = name if src_name == name else spare_name
+        if staged_name != src_name:
+            paths.check_name(name)  # (a name refused here is refused before anything moved)
+            entry = await self.rename(entry, staged_name)
         try:
             await self.move([entry], folder)
         except BaseException:
@@ -275,9 +272,13 @@ class Client:
                 await self._put_back(entry, src_folder, src_name)
             raise
         moved = dataclasses.replace(entry, path=paths.join(folder, staged_name))
-        if staged_name != name:
-            moved = await self.rename(moved, name)
-        return moved
+        if staged_name == name:
+            return moved
+        try:
+            return await self.rename(moved, name)
+        except BaseException:
+            await self._move_back(moved, src_folder, src_name)
+            raise
 
     async def _put_back(self, entry: Entry, folder: str, name: str) -> None:
         """Best effort to undo the rename of a relocation whose move failed."""
@@ -286,6 +287,17 @@ class Client:
         except CloudfsError as exc:
             log.error("could not move %s back to %s after a failed rename: %s", entry.path,
                       paths.join(folder, name), exc)
+
+    async def _move_back(self, moved: Entry, folder: str, name: str) -> None:
+        """Best effort to undo a relocation whose last rename failed (a name
+        the server refuses): the object goes back to its folder and name."""
+        try:
+            await self.move([moved], folder)
+        except CloudfsError as exc:
+            log.error("could not move %s back to %s after a failed rename: %s", moved.path, folder, exc)
+            return
+        back = dataclasses.replace(moved, path=paths.join(folder, paths.split(moved.path)[1]))
+        await self._put_back(back, folder, name)
 
     @_only_cloudfs_errors
     async def move(self, paths_: Sequence[Entry | str], dst_dir: str) -> None:
